@@ -1,0 +1,83 @@
+# spatial_mllm_ros — one-command setup, demo, tests and benchmarks without a ROS install.
+#
+#   make setup   .venv with pinned ROS 2 wheels + torch, CMake path fix, colcon build (idempotent)
+#   make demo    the main job on the embedded default (tiny generated checkpoint)
+#   make test    every test tier (unit, tiny-model, real-process ROS end to end)
+#   make bench   benchmarks (figures are printed; nothing is asserted)
+#   make lint    ruff + mypy on the pure core
+#
+# A shell is ready after:  source .venv/bin/activate && source install/setup.bash
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.requirements.stamp
+# colcon builds the package through a workspace whose src/ links back to this checkout, so
+# that the venv (inside the checkout) is not "inside the source directory" for CMake's
+# export checks; see README "Package layout".
+WS_SRC := .ws/src
+ROS_ENV := export AMENT_PREFIX_PATH=$(CURDIR)/$(VENV) CMAKE_PREFIX_PATH=$(CURDIR)/$(VENV);
+RUN := source $(VENV)/bin/activate && source install/setup.bash &&
+ARTIFACTS := artifacts
+
+.PHONY: setup venv build demo test test-unit test-model test-ros bench lint tiny clean distclean
+
+setup: build tiny
+
+$(VPY):
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --upgrade pip
+
+$(STAMP): requirements.txt | $(VPY)
+	$(VPY) -m pip install --quiet -r requirements.txt
+	$(VPY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(VPY) scripts/fix_ros_wheel_cmake.py $(VENV)
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+build: venv
+	mkdir -p $(WS_SRC)
+	ln -sfn ../.. $(WS_SRC)/spatial_mllm_ros
+	mkdir -p log
+	source $(VENV)/bin/activate && $(ROS_ENV) colcon --log-base log build \
+	  --base-paths $(WS_SRC) --symlink-install --build-base build --install-base install \
+	  --event-handlers console_cohesion- summary- \
+	  --cmake-args -DBUILD_TESTING=OFF -DPython3_EXECUTABLE=$(CURDIR)/$(VPY) > log/colcon-build.txt 2>&1 \
+	  || { cat log/colcon-build.txt; exit 1; }
+	@echo "build: ok (log/colcon-build.txt)"
+
+# The embedded default model: a tiny checkpoint in the released v1.1 format, generated once.
+tiny: $(ARTIFACTS)/tiny-v1.1/config.json
+$(ARTIFACTS)/tiny-v1.1/config.json: | venv
+	$(RUN) spatial-mllm-checkpoint tiny $(ARTIFACTS)/tiny-v1.1 --layout v1.1
+
+demo: setup
+	$(RUN) $(VPY) -m spatial_mllm_ros.demo
+
+test: setup
+	$(RUN) $(VPY) -m pytest -q -p no:cacheprovider test
+
+test-unit: setup
+	$(RUN) $(VPY) -m pytest -q test/unit
+
+test-model: setup
+	$(RUN) $(VPY) -m pytest -q test/model
+
+test-ros: setup
+	$(RUN) $(VPY) -m pytest -q test/ros
+
+bench: setup
+	$(RUN) for b in benchmarks/bench_*.py; do echo "== $$b"; $(VPY) $$b $(BENCH_ARGS); done
+
+lint: venv
+	$(VPY) -m ruff check spatial_mllm_ros test benchmarks scripts
+	$(VPY) -m mypy spatial_mllm_ros/core spatial_mllm_ros/sampling spatial_mllm_ros/answers
+
+clean:
+	rm -rf build install log .ws $(ARTIFACTS)
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Pure core: frame records, validation, pairing, buffering, geometry.  Never imports rclpy."""

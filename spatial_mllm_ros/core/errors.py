@@ -1,0 +1,43 @@
+"""Errors of the core."""
+
+from __future__ import annotations
+
+import enum
+
+
+class CoreError(Exception):
+    """Base class of core errors."""
+
+
+class RejectReason(str, enum.Enum):
+    """Why an incoming message was not turned into a frame.
+
+    The values are stable identifiers used as diagnostics keys.
+    """
+
+    UNKNOWN_ENCODING = "unknown_encoding"
+    BAD_STEP = "bad_step"
+    BAD_SIZE = "bad_size"
+    EMPTY_IMAGE = "empty_image"
+    OVERSIZED_IMAGE = "oversized_image"
+    BAD_DEPTH_VALUES = "bad_depth_values"
+    MISSING_INTRINSICS = "missing_intrinsics"
+    BAD_INTRINSICS = "bad_intrinsics"
+    BAD_POSE = "bad_pose"
+    STAMP_BACKWARDS = "stamp_backwards"
+    DECODE_FAILED = "decode_failed"
+    SIZE_MISMATCH = "size_mismatch"
+
+
+class FrameRejected(CoreError):
+    """A message could not be converted into a valid frame.
+
+    Attributes:
+        reason: machine-readable reason, used for per-reason counters.
+        detail: human-readable explanation.
+    """
+
+    def __init__(self, reason: RejectReason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
