@@ -1,0 +1,153 @@
+"""Synthetic RGB-D walkthroughs: layout + trajectory + renderer -> :class:`Frame` stream.
+
+Ground truth carried by :class:`SyntheticScene` (all JSON-serializable via
+:meth:`SyntheticScene.ground_truth`):
+
+* ``room``: width/length/height (m) and ``floor_area_m2``;
+* ``objects``: instance id, label, colour, 3D box centre and size (world metres, z up);
+* ``frames``: per frame the stamp (ns) and ``visible``: {instance_id: pixel count} for
+  instances covering at least ``min_visible_pixels`` pixels;
+* ``first_seen_ns`` per instance and ``appearance_order`` (instance ids by first sighting,
+  ties by id) -- what VSI-Bench's appearance-order questions need.
+
+Depth is float32 metres in :class:`Frame` (0 = no hit); :func:`depth_to_mm` gives the uint16
+millimetre encoding used on disk and by ROS ``16UC1`` images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from spatial_mllm_ros.core.frame import CameraIntrinsics, Frame
+from spatial_mllm_ros.synthetic.render import render_view
+from spatial_mllm_ros.synthetic.scene import SceneLayout, generate_layout
+from spatial_mllm_ros.synthetic.trajectory import walkthrough_poses
+
+DEFAULT_FRAME_ID = "camera_color_optical_frame"
+DEFAULT_WORLD_FRAME_ID = "map"
+
+
+def default_intrinsics(
+    width: int = 640, height: int = 480, hfov_deg: float = 75.0
+) -> CameraIntrinsics:
+    """Pinhole intrinsics with the given horizontal field of view, principal point centred."""
+    f = (width / 2.0) / np.tan(np.deg2rad(hfov_deg) / 2.0)
+    return CameraIntrinsics(
+        float(f), float(f), (width - 1) / 2.0, (height - 1) / 2.0, width, height
+    )
+
+
+def depth_to_mm(depth_m: npt.NDArray[np.floating]) -> npt.NDArray[np.uint16]:
+    """Metres -> uint16 millimetres (rounded; 0 and invalid stay 0; clipped at 65.535 m)."""
+    d = np.nan_to_num(np.asarray(depth_m, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    d = np.where(d > 0, d, 0.0)
+    return np.clip(np.rint(d * 1000.0), 0, 65535).astype(np.uint16)
+
+
+def depth_from_mm(depth_mm: npt.NDArray[np.integer]) -> npt.NDArray[np.float32]:
+    """uint16 millimetres -> float32 metres (0 stays 0)."""
+    return (np.asarray(depth_mm, dtype=np.float32) * np.float32(0.001)).astype(np.float32)
+
+
+@dataclass
+class SyntheticScene:
+    """A rendered walkthrough and its ground truth."""
+
+    layout: SceneLayout
+    frames: list[Frame]
+    visibility: list[dict[int, int]]
+    fps: float
+    instance_masks: list[npt.NDArray[np.int32]] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def first_seen_ns(self) -> dict[int, int]:
+        """Stamp of the first frame in which each seen instance is visible."""
+        out: dict[int, int] = {}
+        for f, vis in zip(self.frames, self.visibility, strict=True):
+            for iid in vis:
+                out.setdefault(iid, f.stamp_ns)
+        return out
+
+    def appearance_order(self) -> list[int]:
+        """Instance ids ordered by first sighting (ties by id); unseen instances omitted."""
+        seen = self.first_seen_ns()
+        return sorted(seen, key=lambda i: (seen[i], i))
+
+    def ground_truth(self) -> dict[str, Any]:
+        """JSON-serializable ground truth (see module docstring)."""
+        seen = self.first_seen_ns()
+        return {
+            "format": "spatial_mllm_ros.synthetic/1",
+            "seed": self.layout.seed,
+            "fps": self.fps,
+            "room": self.layout.room.to_dict(),
+            "objects": [o.to_dict() for o in self.layout.objects],
+            "frames": [
+                {"index": i, "stamp_ns": f.stamp_ns, "visible": {str(k): v for k, v in vis.items()}}
+                for i, (f, vis) in enumerate(zip(self.frames, self.visibility, strict=True))
+            ],
+            "first_seen_ns": {str(k): v for k, v in seen.items()},
+            "appearance_order": self.appearance_order(),
+            "frame_id": self.frames[0].frame_id if self.frames else DEFAULT_FRAME_ID,
+            "world_frame_id": self.frames[0].world_frame_id
+            if self.frames
+            else DEFAULT_WORLD_FRAME_ID,
+        }
+
+
+def make_walkthrough(
+    seed: int,
+    n_frames: int = 60,
+    fps: float = 5.0,
+    width: int = 640,
+    height: int = 480,
+    start_ns: int = 0,
+    min_visible_pixels: int = 50,
+    keep_instance_masks: bool = False,
+    has_ceiling: bool = True,
+    laps: float = 1.0,
+) -> SyntheticScene:
+    """Render a deterministic walkthrough of a random room.
+
+    Args:
+        seed: controls layout and trajectory.
+        n_frames: number of frames; stamps are ``start_ns + i / fps`` seconds.
+        fps: frame rate of the stamps.
+        width, height: image size (intrinsics: 75 deg horizontal FOV, centred).
+        min_visible_pixels: an instance counts as visible in a frame from this many pixels
+            (scaled with the image area relative to 640x480).
+        keep_instance_masks: also keep the (H, W) int32 instance masks (memory heavy).
+        has_ceiling: whether the room has a ceiling.
+        laps: loops of the trajectory over the whole walkthrough.
+    """
+    layout = generate_layout(seed, has_ceiling=has_ceiling)
+    k = default_intrinsics(width, height)
+    poses = walkthrough_poses(layout.room, n_frames, seed, laps=laps)
+    min_px = max(1, round(min_visible_pixels * (width * height) / (640 * 480)))
+    frames: list[Frame] = []
+    visibility: list[dict[int, int]] = []
+    masks: list[npt.NDArray[np.int32]] | None = [] if keep_instance_masks else None
+    for i, pose in enumerate(poses):
+        res = render_view(layout, k, pose)
+        stamp = start_ns + round(i * 1e9 / fps)
+        frames.append(
+            Frame(
+                stamp_ns=stamp,
+                frame_id=DEFAULT_FRAME_ID,
+                rgb=res.rgb,
+                depth_m=res.depth_m,
+                intrinsics=k,
+                pose=pose,
+                world_frame_id=DEFAULT_WORLD_FRAME_ID,
+                seq=i,
+            )
+        )
+        ids, counts = np.unique(res.instance[res.instance > 0], return_counts=True)
+        visibility.append({int(a): int(b) for a, b in zip(ids, counts, strict=True) if b >= min_px})
+        if masks is not None:
+            masks.append(res.instance)
+    return SyntheticScene(layout, frames, visibility, fps, masks)
