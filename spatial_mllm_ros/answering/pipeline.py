@@ -1,0 +1,237 @@
+"""The answering pipeline: question -> frame selection -> model -> parsed answer with boxes.
+
+One call of :meth:`AnsweringPipeline.answer` answers one question from a buffer of frames.
+It never raises for a bad question, an empty buffer, a late deadline or a model failure:
+each becomes an :class:`AnswerRecord` with the matching :class:`AnswerStatus`, so that every
+question gets exactly one answer.
+
+Boxes: boxes found in the answer text belong to a frame the text does not name; they are
+placed on the last selected frame (the most recent view). With ``grounding=True`` a second,
+short generation asks the model to locate the objects the question names on that same frame,
+in Qwen2.5-VL's JSON grounding form, so that a robot gets boxes even for answers that are a
+single word or number (as the VSI-Bench prompts ask). 3D positions come from that frame's
+depth and intrinsics, in the world frame when the frame has a pose.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from spatial_mllm_ros.answering.types import (
+    Answerer,
+    AnswerRecord,
+    AnswerStatus,
+    PlacedBox,
+    QuestionRequest,
+)
+from spatial_mllm_ros.answers.boxes import Box2D, box_position, parse_boxes
+from spatial_mllm_ros.answers.errors import AnswersError
+from spatial_mllm_ros.answers.parsing import parse_answer
+from spatial_mllm_ros.answers.prompts import (
+    build_prompt,
+    check_question_type,
+    infer_question_type,
+    validate_question,
+)
+from spatial_mllm_ros.core.frame import Frame
+from spatial_mllm_ros.sampling.errors import SamplingError
+from spatial_mllm_ros.sampling.online import SpatialFrameBuffer
+from spatial_mllm_ros.sampling.strategies import available_strategies
+
+GROUNDING_PROMPT = (
+    "Locate every object that this question is about in the image: \"{question}\" "
+    "Output the bounding box coordinates and labels in JSON format."
+)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Answering settings (the node's ``sampling.*``, ``queue.*``, ``question.*`` parameters).
+
+    Attributes:
+        frame_budget: frames given to the model when a question does not say (paper: 16).
+        max_frame_budget: upper bound a question may ask for.
+        strategy: default sampling strategy name.
+        timeout_s: default deadline, seconds from the question's arrival.
+        max_question_chars: longer questions are INVALID_QUESTION.
+        max_new_tokens: generation length for the answer.
+        grounding: run the box-grounding generation (see module docstring).
+        grounding_max_new_tokens: generation length for the grounding pass.
+    """
+
+    frame_budget: int = 16
+    max_frame_budget: int = 64
+    strategy: str = "coverage"
+    timeout_s: float = 60.0
+    max_question_chars: int = 1000
+    max_new_tokens: int = 32
+    grounding: bool = True
+    grounding_max_new_tokens: int = 64
+
+
+class AnsweringPipeline:
+    """Answers questions from a :class:`SpatialFrameBuffer` with an :class:`Answerer`."""
+
+    def __init__(
+        self,
+        answerer: Answerer,
+        config: PipelineConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.answerer = answerer
+        self.config = config or PipelineConfig()
+        self._clock = clock
+
+    # -- request checks -------------------------------------------------------------------
+
+    def check_request(self, request: QuestionRequest) -> tuple[str, str, int, str]:
+        """Validated (question, question_type, frame budget, strategy) of a request.
+
+        Raises:
+            AnswersError: the question text or its type is invalid.
+            ValueError: the frame budget or strategy is invalid.
+        """
+        question = validate_question(request.question, self.config.max_question_chars)
+        qtype = (
+            check_question_type(request.question_type)
+            if request.question_type
+            else infer_question_type(question, request.options)
+        )
+        budget = request.frame_budget or self.config.frame_budget
+        if not 1 <= budget <= self.config.max_frame_budget:
+            raise ValueError(
+                f"frame_budget {budget} outside 1..{self.config.max_frame_budget}"
+            )
+        strategy = request.strategy or self.config.strategy
+        if strategy not in available_strategies():
+            raise ValueError(
+                f"unknown sampling strategy {strategy!r}; known: "
+                + ", ".join(sorted(available_strategies()))
+            )
+        return question, qtype, budget, strategy
+
+    def deadline(self, request: QuestionRequest) -> float:
+        """Monotonic time after which the question is answered TIMEOUT."""
+        timeout = request.timeout_s if request.timeout_s > 0 else self.config.timeout_s
+        return request.received_s + timeout
+
+    # -- answering ------------------------------------------------------------------------
+
+    def answer(self, request: QuestionRequest, buffer: SpatialFrameBuffer) -> AnswerRecord:
+        """Answer one question from the frames in ``buffer`` (selected over a snapshot, so
+        frames keep arriving meanwhile). Never raises for bad input or model failure."""
+        start = self._clock()
+        timings = {"queue_wait": max(0.0, start - request.received_s)}
+        try:
+            question, qtype, budget, strategy = self.check_request(request)
+        except (AnswersError, ValueError) as err:
+            return AnswerRecord.failure(request, AnswerStatus.INVALID_QUESTION, str(err))
+        deadline = self.deadline(request)
+        if self._clock() > deadline:
+            return self._late(request, qtype, timings, start, "before sampling")
+
+        snapshot = buffer.snapshot()
+        if len(snapshot) == 0:
+            record = AnswerRecord.failure(
+                request, AnswerStatus.NO_FRAMES, "no frames have been received yet"
+            )
+            record.question_type = qtype
+            return record
+        t0 = self._clock()
+        try:
+            selection = buffer.select(budget, strategy, snapshot=snapshot)
+        except SamplingError as err:
+            record = AnswerRecord.failure(request, AnswerStatus.INVALID_QUESTION, str(err))
+            record.question_type = qtype
+            return record
+        timings["sampling"] = self._clock() - t0
+        frames = list(selection.frames)
+        if self._clock() > deadline:
+            return self._late(request, qtype, timings, start, "after sampling")
+
+        prompt = build_prompt(question, qtype, request.options or None)
+        try:
+            result = self.answerer.answer(frames, prompt, self.config.max_new_tokens)
+            for stage, seconds in result.timings_s.items():
+                timings[stage] = timings.get(stage, 0.0) + seconds
+            boxes = self._boxes(result.text, frames[-1], result.resized_size)
+            if self.config.grounding and self._clock() <= deadline:
+                grounding = self.answerer.answer(
+                    [frames[-1]],
+                    GROUNDING_PROMPT.format(question=question),
+                    self.config.grounding_max_new_tokens,
+                )
+                for stage, seconds in grounding.timings_s.items():
+                    timings[stage] = timings.get(stage, 0.0) + seconds
+                boxes += self._boxes(grounding.text, frames[-1], grounding.resized_size)
+        except Exception as err:  # the model is arbitrary code: any failure is MODEL_ERROR
+            record = AnswerRecord.failure(
+                request, AnswerStatus.MODEL_ERROR, f"{type(err).__name__}: {err}"
+            )
+            record.question_type = qtype
+            return record
+        if self._clock() > deadline:
+            return self._late(request, qtype, timings, start, "during generation")
+
+        parsed = parse_answer(result.text, qtype, request.options or None)
+        timings["total"] = self._clock() - start + timings["queue_wait"]
+        world = next((f.world_frame_id for f in frames if f.pose is not None), "")
+        return AnswerRecord(
+            query_id=request.query_id,
+            question=request.question,
+            status=AnswerStatus.OK,
+            question_type=qtype,
+            answer=parsed.text,
+            numeric_value=parsed.numeric_value,
+            option=parsed.option,
+            boxes=boxes,
+            frame_stamps_ns=list(selection.frame_stamps_ns),
+            strategy=selection.strategy,
+            coverage=selection.coverage if selection.coverage == selection.coverage else math.nan,
+            uniform_coverage=selection.uniform_coverage,
+            timings_s=timings,
+            world_frame_id=world,
+        )
+
+    def _late(
+        self,
+        request: QuestionRequest,
+        qtype: str,
+        timings: dict[str, float],
+        start: float,
+        where: str,
+    ) -> AnswerRecord:
+        record = AnswerRecord.failure(
+            request,
+            AnswerStatus.TIMEOUT,
+            f"deadline of {self.deadline(request) - request.received_s:.3f} s passed {where}",
+        )
+        record.question_type = qtype
+        timings["total"] = self._clock() - start + timings.get("queue_wait", 0.0)
+        record.timings_s = timings
+        return record
+
+    @staticmethod
+    def _boxes(text: str, frame: Frame, resized_size: tuple[int, int]) -> list[PlacedBox]:
+        """Boxes of ``text`` placed on ``frame`` with 3D positions where depth exists."""
+        placed: list[PlacedBox] = []
+        for box in parse_boxes(text, resized_size, (frame.width, frame.height)):
+            position_frame = ""
+            if frame.depth_m is not None and frame.intrinsics is not None:
+                box = _with_position(box, frame)
+                if box.position is not None:
+                    position_frame = (
+                        frame.world_frame_id or "world" if frame.pose is not None
+                        else frame.frame_id
+                    )
+            placed.append(PlacedBox(box, frame.stamp_ns, frame.frame_id, position_frame))
+        return placed
+
+
+def _with_position(box: Box2D, frame: Frame) -> Box2D:
+    assert frame.depth_m is not None and frame.intrinsics is not None
+    box.position = box_position(box, frame.depth_m, frame.intrinsics, frame.pose)
+    return box

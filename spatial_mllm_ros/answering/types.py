@@ -1,0 +1,181 @@
+"""Value types exchanged between the answering stages and their callers."""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from spatial_mllm_ros.answers.boxes import Box2D
+from spatial_mllm_ros.core.frame import Frame
+
+#: Stage names of per-answer timings, in pipeline order (seconds each).
+STAGES: tuple[str, ...] = (
+    "queue_wait",
+    "sampling",
+    "vision_2d",
+    "spatial",
+    "connector",
+    "prefill",
+    "decode",
+    "total",
+)
+
+
+class AnswerStatus(enum.IntEnum):
+    """Outcome of one question; values equal ``SpatialAnswer.STATUS_*``."""
+
+    OK = 0
+    BUSY = 1
+    TIMEOUT = 2
+    NO_FRAMES = 3
+    INVALID_QUESTION = 4
+    MODEL_ERROR = 5
+
+
+@dataclass(frozen=True)
+class QuestionRequest:
+    """One question as the pipeline sees it, whatever path it came in on.
+
+    Attributes:
+        query_id: caller-chosen id, echoed in the answer.
+        question: the question text.
+        question_type: a VSI-Bench type, ``open``, or "" to infer it from the text.
+        options: multiple-choice options, lettered A, B, C, ... in this order.
+        frame_budget: frames to select; 0 = the configured budget.
+        strategy: sampling strategy name; "" = the configured default.
+        timeout_s: deadline in seconds from ``received_s``; 0 = the configured default.
+        received_s: monotonic time (``time.monotonic()``) at which the question arrived.
+        until_stamp_ns: only frames captured at or before this stamp are used (offline
+            evaluation of a question asked mid-run); None = all buffered frames.
+    """
+
+    query_id: int
+    question: str
+    question_type: str = ""
+    options: tuple[str, ...] = ()
+    frame_budget: int = 0
+    strategy: str = ""
+    timeout_s: float = 0.0
+    received_s: float = 0.0
+    until_stamp_ns: int | None = None
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """What a model returns for one prompt over a set of frames.
+
+    Attributes:
+        text: the generated answer text.
+        timings_s: seconds per model stage (``vision_2d``, ``spatial``, ``connector``,
+            ``prefill``, ``decode``); missing stages count as 0.
+        num_new_tokens: number of generated tokens.
+        resized_size: (width, height) in pixels of the frames as the model saw them, used to
+            map boxes back to the original frames.
+    """
+
+    text: str
+    timings_s: dict[str, float]
+    num_new_tokens: int
+    resized_size: tuple[int, int]
+
+
+class Answerer(Protocol):
+    """Anything that turns frames and a prompt into text: the Spatial-MLLM engine, or a
+    stand-in used to test the evaluation (an oracle with known errors)."""
+
+    def answer(
+        self, frames: Sequence[Frame], prompt: str, max_new_tokens: int = 64
+    ) -> GenerationResult:
+        """Answer ``prompt`` about ``frames`` (time order)."""
+        ...
+
+
+@dataclass(frozen=True)
+class PlacedBox:
+    """A box with the frame it belongs to.
+
+    Attributes:
+        box: the parsed box, in pixels of the original frame; ``box.position`` is the 3D
+            centre (metres) when depth and intrinsics existed.
+        stamp_ns: stamp of the frame the box is in.
+        frame_id: optical frame of that image.
+        position_frame_id: frame of ``box.position``: the world frame when the source frame
+            had a pose, else ``frame_id``; "" when there is no position.
+    """
+
+    box: Box2D
+    stamp_ns: int
+    frame_id: str
+    position_frame_id: str
+
+
+@dataclass
+class AnswerRecord:
+    """The full answer to one question (the pure twin of ``SpatialAnswer.msg``)."""
+
+    query_id: int
+    question: str
+    status: AnswerStatus
+    question_type: str = "open"
+    answer: str = ""
+    numeric_value: float = math.nan
+    option: str = ""
+    boxes: list[PlacedBox] = field(default_factory=list)
+    frame_stamps_ns: list[int] = field(default_factory=list)
+    strategy: str = ""
+    coverage: float = math.nan
+    uniform_coverage: float = math.nan
+    timings_s: dict[str, float] = field(default_factory=dict)
+    error: str = ""
+    world_frame_id: str = ""
+
+    @classmethod
+    def failure(
+        cls, request: QuestionRequest, status: AnswerStatus, error: str
+    ) -> AnswerRecord:
+        """An answer that carries only a non-OK status and its reason."""
+        return cls(
+            query_id=request.query_id,
+            question=request.question,
+            status=status,
+            question_type=request.question_type or "open",
+            error=error,
+        )
+
+    def to_json(self) -> dict[str, object]:
+        """JSON-serialisable form (NaN becomes None)."""
+
+        def num(x: float) -> float | None:
+            return None if math.isnan(x) else x
+
+        return {
+            "query_id": self.query_id,
+            "question": self.question,
+            "status": self.status.name,
+            "question_type": self.question_type,
+            "answer": self.answer,
+            "numeric_value": num(self.numeric_value),
+            "option": self.option,
+            "boxes": [
+                {
+                    "label": b.box.label,
+                    "score": num(b.box.score),
+                    "xyxy": [b.box.x_min, b.box.y_min, b.box.x_max, b.box.y_max],
+                    "stamp_ns": b.stamp_ns,
+                    "frame_id": b.frame_id,
+                    "position": None if b.box.position is None else
+                    [float(v) for v in b.box.position],
+                    "position_frame_id": b.position_frame_id,
+                }
+                for b in self.boxes
+            ],
+            "frame_stamps_ns": list(self.frame_stamps_ns),
+            "strategy": self.strategy,
+            "coverage": num(self.coverage),
+            "uniform_coverage": num(self.uniform_coverage),
+            "timings_s": dict(self.timings_s),
+            "error": self.error,
+        }
