@@ -1,0 +1,51 @@
+"""Errors of the model subpackage (configuration, checkpoint loading, inference)."""
+
+from __future__ import annotations
+
+
+class ModelError(Exception):
+    """Base class of model errors."""
+
+
+class ConfigError(ModelError):
+    """A configuration (config.json) cannot be read or is inconsistent."""
+
+
+class CheckpointError(ModelError):
+    """Base class of checkpoint loading errors."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """Pickle weights (*.bin, *.pt, *.pth, *.pkl, *.ckpt) were found; only safetensors load."""
+
+
+class MissingShardError(CheckpointError):
+    """A shard listed in ``model.safetensors.index.json`` is absent, or no weights file exists."""
+
+
+class ShapeMismatchError(CheckpointError):
+    """A tensor in the checkpoint has another shape than the model parameter it maps onto."""
+
+
+class MissingTensorError(CheckpointError):
+    """Tensors that the configured model uses are absent from the checkpoint."""
+
+    def __init__(self, message: str, missing: list[str]) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+class UnexpectedTensorError(CheckpointError):
+    """The checkpoint holds tensors that map onto no model parameter (strict loading)."""
+
+    def __init__(self, message: str, unexpected: list[str]) -> None:
+        super().__init__(message)
+        self.unexpected = unexpected
+
+
+class GeometryUnavailableError(ModelError):
+    """VGGT heads (camera/depth/point) were not loaded, so geometry cannot be predicted."""
+
+
+class InputError(ModelError):
+    """Frames or prompt given to the model are unusable (e.g. no frames)."""

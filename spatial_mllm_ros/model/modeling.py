@@ -1,0 +1,217 @@
+"""Spatial-MLLM: transformers' Qwen2.5-VL composed with a VGGT spatial encoder and a connector.
+
+The Qwen2.5-VL classes are used as they are (subclassed, not forked).  The fusion happens where
+Qwen2.5-VL scatters video features into the input embeddings (``masked_scatter`` at the video
+tokens): the 2D video features from ``model.visual`` and the connector's spatial tokens are summed
+first and handed to Qwen2.5-VL as pre-computed ``mm_encoder_outputs["video"]``.
+
+Parameter names (transformers-5 form): ``model.visual.*``, ``model.language_model.*``,
+``lm_head.weight``, ``spatial_encoder.*`` (a VGGT: ``aggregator``, ``*_head``), ``connector.*``.
+:mod:`spatial_mllm_ros.model.layout` maps them to and from the released names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from transformers import Qwen2_5_VLForConditionalGeneration
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+from spatial_mllm_ros.model.configuration import SpatialConnectorConfig, SpatialMLLMConfig
+from spatial_mllm_ros.model.connector import SpatialConnector, build_connector
+from spatial_mllm_ros.model.errors import InputError
+from spatial_mllm_ros.model.vggt import VGGT
+
+#: Stage names of :class:`StageTimer` (seconds, wall clock, summed over calls).
+STAGES = ("vision_2d", "spatial", "connector", "prefill", "decode")
+
+
+@dataclass
+class StageTimer:
+    """Per-stage wall-clock seconds and call counts, readable by an engine after a call."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    calls: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAGES, 0))
+
+    def reset(self) -> None:
+        self.seconds = dict.fromkeys(STAGES, 0.0)
+        self.calls = dict.fromkeys(STAGES, 0)
+
+    @contextlib.contextmanager
+    def measure(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+            self.calls[stage] = self.calls.get(stage, 0) + 1
+
+
+class SpatialMLLMForConditionalGeneration(Qwen2_5_VLForConditionalGeneration):
+    """Qwen2.5-VL with a VGGT spatial encoder whose connector output is added to the video tokens.
+
+    Extra inputs to ``forward``/``generate``: ``video_tchw`` -- (B, S, 3, H, W) or (S, 3, H, W)
+    float frames in [0, 1], the same frames and resolution as ``pixel_values_videos`` (H, W
+    multiples of 28, S even).
+    """
+
+    config_class = SpatialMLLMConfig
+
+    def __init__(self, config: SpatialMLLMConfig) -> None:
+        super().__init__(config)
+        assert isinstance(config.connector_config, SpatialConnectorConfig)
+        vision: Any = config.vision_config
+        spatial: Any = config.spatial_config
+        text: Any = config.text_config
+        self.spatial_encoder = VGGT(spatial)
+        self.connector: SpatialConnector = build_connector(
+            config.connector_config.connector_type,
+            vggt_dim=int(spatial.embed_dim),
+            hidden=int(text.hidden_size),
+            layer_idx=int(config.connector_config.spatial_embeds_layer_idx),
+            temporal=int(vision.temporal_patch_size),
+            spatial=int(vision.spatial_merge_size),
+        )
+        self.stage_timer = StageTimer()
+        self.post_init()
+
+    # -- encoders -------------------------------------------------------------------------------
+    def encode_video(
+        self,
+        pixel_values_videos: torch.Tensor,
+        video_grid_thw: torch.Tensor,
+        video_tchw: torch.Tensor,
+    ) -> torch.Tensor:
+        """Fused video-token embeddings (N, hidden): 2D features + connector(spatial tokens)."""
+        if video_tchw.dim() == 4:
+            video_tchw = video_tchw.unsqueeze(0)
+        grids = {tuple(int(v) for v in row) for row in video_grid_thw.tolist()}
+        if len(grids) != 1:
+            raise InputError(f"all videos of a batch must share one grid, got {sorted(grids)}")
+        t, gh, gw = next(iter(grids))
+        _, s, _, h, w = video_tchw.shape
+        vision: Any = self.config.vision_config
+        patch = int(vision.patch_size)
+        if (h // patch, w // patch) != (gh, gw) or s != t * int(vision.temporal_patch_size):
+            raise InputError(
+                f"spatial input {s}x{h}x{w} does not match the video grid t={t} h={gh} w={gw}"
+            )
+        with self.stage_timer.measure("vision_2d"):
+            out = self.model.get_video_features(
+                pixel_values_videos, video_grid_thw, return_dict=True
+            )
+            video_embeds = torch.cat(list(out.pooler_output), dim=0)
+        with self.stage_timer.measure("spatial"):
+            aggregator = self.spatial_encoder.aggregator
+            dtype = next(aggregator.parameters()).dtype
+            spatial: Any = self.config.spatial_config
+            layer = self.connector.layer_idx % int(spatial.depth)
+            kept, patch_start_idx = aggregator.forward_layers(video_tchw.to(dtype), [layer])
+        with self.stage_timer.measure("connector"):
+            fused = self.connector(video_embeds, kept[layer], int(patch_start_idx), (gh, gw))
+        return fused
+
+    def _fused_outputs(
+        self,
+        pixel_values_videos: torch.Tensor,
+        video_grid_thw: torch.Tensor,
+        video_tchw: torch.Tensor,
+    ) -> dict[str, BaseModelOutputWithPooling]:
+        fused = self.encode_video(pixel_values_videos, video_grid_thw, video_tchw)
+        # Qwen2.5-VL expects one tensor per video in ``pooler_output``.
+        output = BaseModelOutputWithPooling(pooler_output=(fused,))  # type: ignore[arg-type]
+        return {"video": output}
+
+    # -- forward / generate ---------------------------------------------------------------------
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Any = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        pixel_values: torch.Tensor | None = None,
+        pixel_values_videos: torch.Tensor | None = None,
+        image_grid_thw: torch.LongTensor | None = None,
+        video_grid_thw: torch.LongTensor | None = None,
+        mm_token_type_ids: torch.IntTensor | None = None,
+        second_per_grid_ts: torch.Tensor | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        mm_encoder_outputs: dict[str, BaseModelOutputWithPooling] | None = None,
+        video_tchw: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        if pixel_values_videos is not None and video_tchw is not None:
+            if video_grid_thw is None:
+                raise InputError("video_grid_thw is required with pixel_values_videos")
+            mm_encoder_outputs = {
+                **(mm_encoder_outputs or {}),
+                **self._fused_outputs(pixel_values_videos, video_grid_thw, video_tchw),
+            }
+            pixel_values_videos = None
+        elif pixel_values_videos is not None:
+            raise InputError(
+                "video_tchw (frames for the spatial encoder) must accompany pixel_values_videos"
+            )
+        cached = past_key_values is not None and past_key_values.get_seq_length() > 0
+        with self.stage_timer.measure("decode" if cached else "prefill"):
+            return super().forward(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                past_key_values=past_key_values,
+                inputs_embeds=inputs_embeds,
+                labels=labels,
+                use_cache=use_cache,
+                pixel_values=pixel_values,
+                pixel_values_videos=pixel_values_videos,
+                image_grid_thw=image_grid_thw,
+                video_grid_thw=video_grid_thw,
+                mm_token_type_ids=mm_token_type_ids,
+                second_per_grid_ts=second_per_grid_ts,
+                logits_to_keep=logits_to_keep,
+                mm_encoder_outputs=mm_encoder_outputs,
+                **kwargs,
+            )
+
+    @torch.no_grad()
+    def generate(self, *args: Any, video_tchw: torch.Tensor | None = None, **kwargs: Any) -> Any:
+        """``GenerationMixin.generate`` with the spatial stream; greedy unless ``do_sample=True``.
+
+        The fused video embeddings are computed once, before prefill, and passed to Qwen2.5-VL as
+        ``mm_encoder_outputs``; decoding then runs with the KV cache (``use_cache`` default True).
+        """
+        pixel_values_videos = kwargs.pop("pixel_values_videos", None)
+        if pixel_values_videos is not None:
+            if video_tchw is None:
+                raise InputError(
+                    "video_tchw (frames for the spatial encoder) must accompany pixel_values_videos"
+                )
+            grid = kwargs.get("video_grid_thw")
+            if grid is None:
+                raise InputError("video_grid_thw is required with pixel_values_videos")
+            kwargs["mm_encoder_outputs"] = self._fused_outputs(
+                pixel_values_videos, grid, video_tchw
+            )
+        kwargs.setdefault("do_sample", False)
+        if not kwargs["do_sample"]:
+            for key in ("temperature", "top_p", "top_k"):
+                kwargs.setdefault(key, None)
+        return super().generate(*args, **kwargs)  # type: ignore[misc]
+
+    # -- geometry -------------------------------------------------------------------------------
+    @property
+    def has_geometry_heads(self) -> bool:
+        """True when the VGGT camera, depth and point heads hold loaded weights."""
+        for name in ("camera_head", "depth_head", "point_head"):
+            head = getattr(self.spatial_encoder, name, None)
+            if head is None or any(p.is_meta for p in head.parameters()):
+                return False
+        return True

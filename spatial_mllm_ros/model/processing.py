@@ -1,0 +1,138 @@
+"""Frames -> model inputs: Qwen2.5-VL video input and the spatial encoder's tensor, one resolution.
+
+Every frame is resized (bicubic, antialiased) to ONE size ``(W, H)`` chosen by Qwen2.5-VL's
+``smart_resize`` from the first frame: both sides multiples of 28 (patch 14 x merge 2), aspect
+ratio kept as far as possible, ``min_pixels <= W*H <= max_pixels``.  Frames of another size or
+orientation are resized to the same ``(W, H)`` (stretched), because one clip has one patch grid.
+The clip is padded to an even length (temporal_patch_size 2) by repeating its last frame.  The
+same resized uint8 frames feed the Qwen processor (``do_resize=False``) and, scaled to [0, 1],
+the VGGT aggregator, so the merged spatial tokens match the video tokens one to one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+from spatial_mllm_ros.model.errors import InputError
+
+#: Qwen2.5-VL video defaults (qwen-vl-utils): 128*28*28 .. 768*28*28 pixels per frame.
+DEFAULT_MIN_PIXELS = 128 * 28 * 28
+DEFAULT_MAX_PIXELS = 768 * 28 * 28
+FACTOR = 28
+
+
+@dataclass(frozen=True)
+class PreparedClip:
+    """Resized clip shared by both encoders.
+
+    Attributes:
+        frames: (S, H, W, 3) uint8 RGB, S even.
+        original_size: (W, H) of the first input frame, pixels.
+        resized_size: (W, H) the model sees, multiples of 28.
+        num_padded: frames appended to make S even.
+    """
+
+    frames: npt.NDArray[np.uint8]
+    original_size: tuple[int, int]
+    resized_size: tuple[int, int]
+    num_padded: int
+
+    def video_tensor(self) -> torch.Tensor:
+        """(S, 3, H, W) uint8 for the Qwen video processor."""
+        return torch.from_numpy(np.ascontiguousarray(self.frames)).permute(0, 3, 1, 2).contiguous()
+
+    def spatial_tensor(self) -> torch.Tensor:
+        """(1, S, 3, H, W) float32 in [0, 1] for the VGGT aggregator."""
+        return (self.video_tensor().float() / 255.0).unsqueeze(0)
+
+
+def target_size(
+    width: int,
+    height: int,
+    min_pixels: int = DEFAULT_MIN_PIXELS,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> tuple[int, int]:
+    """(W, H), multiples of 28, for a ``width`` x ``height`` frame within the pixel budget."""
+    if width < 1 or height < 1:
+        raise InputError(f"frame size {width}x{height} is empty")
+    if max(width, height) / min(width, height) > 200:
+        raise InputError(f"frame aspect ratio {width}x{height} exceeds 200")
+    h, w = smart_resize(height, width, factor=FACTOR, min_pixels=min_pixels, max_pixels=max_pixels)
+    return int(w), int(h)
+
+
+def _as_rgb(frame: npt.ArrayLike) -> npt.NDArray[np.uint8]:
+    arr = np.asarray(frame)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise InputError(f"expected an (H, W, 3) RGB frame, got shape {arr.shape}")
+    arr = arr[:, :, :3]
+    if arr.dtype != np.uint8:
+        if np.issubdtype(arr.dtype, np.floating) and arr.size and float(np.nanmax(arr)) <= 1.0:
+            arr = arr * 255.0
+        arr = np.clip(np.nan_to_num(arr.astype(np.float64)), 0, 255).round().astype(np.uint8)
+    return arr
+
+
+def resize_rgb(frame: npt.NDArray[np.uint8], size: tuple[int, int]) -> npt.NDArray[np.uint8]:
+    """Bicubic antialiased resize of an (H, W, 3) uint8 frame to ``size`` = (W, H)."""
+    w, h = size
+    if frame.shape[1] == w and frame.shape[0] == h:
+        return frame
+    x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()
+    y = torch.nn.functional.interpolate(
+        x, size=(h, w), mode="bicubic", antialias=True, align_corners=False
+    )
+    out: npt.NDArray[np.uint8] = y[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+    return out
+
+
+def prepare_clip(
+    frames: Sequence[npt.ArrayLike],
+    min_pixels: int = DEFAULT_MIN_PIXELS,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    temporal_patch_size: int = 2,
+) -> PreparedClip:
+    """Resize frames (numpy RGB, any size) to one model size and pad to a multiple of 2 frames."""
+    if len(frames) == 0:
+        raise InputError("no frames given")
+    rgb = [_as_rgb(f) for f in frames]
+    original = (int(rgb[0].shape[1]), int(rgb[0].shape[0]))
+    size = target_size(*original, min_pixels=min_pixels, max_pixels=max_pixels)
+    resized = [resize_rgb(f, size) for f in rgb]
+    pad = (-len(resized)) % temporal_patch_size
+    resized.extend([resized[-1]] * pad)
+    return PreparedClip(np.stack(resized), original, size, pad)
+
+
+def chat_text(processor: Any, prompt: str) -> str:
+    """The Qwen2.5-VL chat prompt for one video followed by ``prompt``."""
+    messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": prompt}]}]
+    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return str(text)
+
+
+def build_inputs(processor: Any, clip: PreparedClip, prompt: str) -> dict[str, Any]:
+    """Processor outputs (input_ids, attention_mask, pixel_values_videos, video_grid_thw, ...)
+    plus ``video_tchw`` for the spatial encoder."""
+    batch = processor(
+        text=[chat_text(processor, prompt)],
+        videos=[clip.video_tensor()],
+        return_tensors="pt",
+        videos_kwargs={
+            "do_resize": False,
+            "do_sample_frames": False,
+            "cap_pixels_per_frame": False,
+        },
+    )
+    inputs = dict(batch)
+    inputs["video_tchw"] = clip.spatial_tensor()
+    return inputs

@@ -1,0 +1,124 @@
+"""Tiny v1.0 / v1.1 checkpoints: load cleanly, answer on real frames, cache-consistent generate."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from _spatial_mllm_tiny import SMALL_PIXELS, real_images, require_data, tiny_checkpoint
+
+from spatial_mllm_ros.model.cli import infer_main, read_frames
+from spatial_mllm_ros.model.engine import SpatialMLLMEngine, load_model
+from spatial_mllm_ros.model.modeling import STAGES
+
+PROMPT = (
+    "These are frames of a video.\nHow many boxes are there?\n"
+    "Please answer the question using a single word or phrase."
+)
+
+
+@pytest.fixture(scope="module", params=["v1.0", "v1.1"])
+def engine(request: pytest.FixtureRequest) -> SpatialMLLMEngine:
+    return SpatialMLLMEngine.from_pretrained(
+        tiny_checkpoint(request.param), max_pixels=SMALL_PIXELS
+    )
+
+
+def test_tiny_loads_with_every_tensor_accounted_for(engine: SpatialMLLMEngine) -> None:
+    report = engine.report
+    assert report.missing == [] and report.missing_optional == [] and report.unexpected == []
+    assert report.duplicates == [] and report.dropped_heads == []
+    assert not any(p.is_meta for p in engine.model.parameters())
+    assert len(report.loaded) == len(set(report.loaded))
+
+
+def test_answers_on_real_frames(engine: SpatialMLLMEngine) -> None:
+    frames = read_frames(require_data(), 4)
+    result = engine.answer(frames, PROMPT, max_new_tokens=5)
+    assert 1 <= result.num_new_tokens <= 5
+    assert isinstance(result.text, str)
+    assert set(result.timings_s) == set(STAGES)
+    assert all(v > 0 for v in result.timings_s.values())
+    w, h = result.resized_size
+    assert w % 28 == 0 and h % 28 == 0 and w * h <= SMALL_PIXELS
+    assert result.original_size == (640, 480)
+    # 4 frames -> 2 temporal groups of (h/28)*(w/28) merged tokens each
+    assert result.num_video_tokens == 2 * (h // 28) * (w // 28)
+
+
+def test_kv_cache_gives_same_greedy_tokens(engine: SpatialMLLMEngine) -> None:
+    images = real_images(2)
+    cached = engine.answer_images(images, PROMPT, max_new_tokens=6, use_cache=True)
+    uncached = engine.answer_images(images, PROMPT, max_new_tokens=6, use_cache=False)
+    assert cached.token_ids == uncached.token_ids
+    assert cached.timings_s["decode"] > 0
+
+
+def test_spatial_stream_changes_the_logits() -> None:
+    """The connector output reaches the language model (fusion at the video tokens)."""
+    engine = SpatialMLLMEngine.from_pretrained(tiny_checkpoint("v1.1"), max_pixels=SMALL_PIXELS)
+    from spatial_mllm_ros.model.processing import build_inputs
+
+    clip = engine.prepare(real_images(2))
+    inputs = build_inputs(engine.processor, clip, PROMPT)
+    with torch.no_grad():
+        base = engine.model(**inputs).logits
+        connector: Any = engine.model.connector
+        for p in connector.mlp[2].parameters():
+            p.add_(0.5)
+        changed = engine.model(**inputs).logits
+    assert not torch.allclose(base, changed)
+
+
+def test_geometry_heads_shapes(engine: SpatialMLLMEngine) -> None:
+    geoms = engine.predict_geometry(real_images(3))
+    assert len(geoms) == 3
+    w, h = engine.prepare(real_images(1)).resized_size
+    for g in geoms:
+        assert g.world_points.shape == (h, w, 3)
+        assert g.confidence.shape == (h, w)
+        assert g.camera_to_world.shape == (4, 4)
+        assert np.isfinite(g.world_points).all()
+        assert (g.intrinsics.width, g.intrinsics.height) == (w, h)
+
+
+@pytest.mark.parametrize("layout", ["v1.0", "v1.1"])
+def test_infer_command_prints_json(layout: str, capsys: pytest.CaptureFixture[str]) -> None:
+    data = require_data()
+    status = infer_main(
+        [
+            "--checkpoint",
+            str(tiny_checkpoint(layout)),
+            "--frames",
+            str(data),
+            "--question",
+            "Which is closer to the camera, the box or the bag?",
+            "--type",
+            "object_rel_distance",
+            "--options",
+            "A. box",
+            "B. bag",
+            "--max-frames",
+            "4",
+            "--max-new-tokens",
+            "4",
+            "--max-pixels",
+            str(SMALL_PIXELS),
+        ]
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert status == 0, out
+    assert out["question_type"] == "object_rel_distance"
+    assert "Answer with the option's letter from the given choices directly." in out["prompt"]
+    assert out["num_frames"] == 4 and 1 <= out["num_new_tokens"] <= 4
+    assert set(out["timings_s"]) == set(STAGES)
+    assert out["original_size"] == [640, 480]
+
+
+def test_bf16_load() -> None:
+    model, report = load_model(tiny_checkpoint("v1.1"), dtype="bfloat16")
+    assert report.missing == []
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
