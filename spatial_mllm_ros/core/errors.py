@@ -9,7 +9,7 @@ class CoreError(Exception):
     """Base class of core errors."""
 
 
-class RejectReason(str, enum.Enum):
+class RejectReason(enum.StrEnum):
     """Why an incoming message was not turned into a frame.
 
     The values are stable identifiers used as diagnostics keys.

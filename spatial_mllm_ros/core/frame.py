@@ -83,7 +83,7 @@ class Frame:
 
     @property
     def has_geometry(self) -> bool:
-        """True when depth, intrinsics and pose are all present (the frame can be back-projected)."""
+        """True when depth, intrinsics and pose are all present (it can be back-projected)."""
         return self.depth_m is not None and self.intrinsics is not None and self.pose is not None
 
     @property

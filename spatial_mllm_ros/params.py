@@ -1,0 +1,261 @@
+"""The node's parameter schema, declared once.  Never imports rclpy.
+
+``SCHEMA`` lists every parameter with its type, default, description, range/choices and
+whether it is read-only at run time.  The node declares its ROS parameters from it
+(``spatial_mllm_ros.ros.node``), ``config/*.yaml`` holds profiles of it (ROS params format),
+and the offline evaluator loads the same profiles with :func:`load_profile`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import yaml
+
+__all__ = [
+    "NODE_NAME",
+    "SCHEMA",
+    "ParamError",
+    "ParamSpec",
+    "config_dir",
+    "defaults",
+    "load_profile",
+    "load_yaml",
+    "spec",
+    "validate",
+]
+
+NODE_NAME = "spatial_mllm"
+
+ParamValue = bool | int | float | str
+
+
+class ParamError(ValueError):
+    """A parameter value or parameter file is invalid."""
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter.
+
+    Attributes:
+        name: dotted ROS parameter name (e.g. ``pairing.slop_s``).
+        type: ``bool``, ``int``, ``float`` or ``str``.
+        default: default value (of ``type``).
+        description: what it does, with units.
+        min, max: inclusive numeric range (None = unbounded).
+        choices: allowed values for strings (empty = free text).
+        read_only: cannot change after the node started (topics, QoS, model files).
+    """
+
+    name: str
+    type: type
+    default: ParamValue
+    description: str
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] = ()
+    read_only: bool = False
+
+    def check(self, value: Any) -> ParamValue:
+        """Return ``value`` coerced to ``type`` (int -> float only), or raise ParamError."""
+        v: Any = value
+        if self.type is float and isinstance(v, int) and not isinstance(v, bool):
+            v = float(v)
+        if self.type in (int, float) and isinstance(v, bool):
+            raise ParamError(f"{self.name}: expected {self.type.__name__}, got bool {value!r}")
+        if not isinstance(v, self.type):
+            raise ParamError(
+                f"{self.name}: expected {self.type.__name__}, got {type(value).__name__} {value!r}"
+            )
+        v = cast(Any, v)
+        if self.min is not None and v < self.min:
+            raise ParamError(f"{self.name}: {v!r} is below the minimum {self.min}")
+        if self.max is not None and v > self.max:
+            raise ParamError(f"{self.name}: {v!r} is above the maximum {self.max}")
+        if self.choices and v not in self.choices:
+            raise ParamError(f"{self.name}: {v!r} is not one of {list(self.choices)}")
+        out: ParamValue = v
+        return out
+
+
+_GIB = 1 << 30
+_P = ParamSpec
+
+SCHEMA: tuple[ParamSpec, ...] = (
+    _P("autostart", bool, True,
+       "Configure and activate the lifecycle node at start-up (for systems without the "
+       "`ros2 lifecycle` CLI or a lifecycle manager).", read_only=True),
+    # --- topics (defaults follow the RealSense ROS 2 wrapper, namespace camera/camera)
+    _P("topics.colour", str, "/camera/camera/color/image_raw",
+       "Colour sensor_msgs/Image topic (rgb8, bgr8, rgba8, bgra8, mono8); '' = off.",
+       read_only=True),
+    _P("topics.colour_compressed", str, "",
+       "Colour sensor_msgs/CompressedImage topic (jpeg/png); '' = off. Use this or "
+       "topics.colour for one camera, not both.", read_only=True),
+    _P("topics.depth", str, "/camera/camera/aligned_depth_to_color/image_raw",
+       "Depth sensor_msgs/Image registered to colour (16UC1 mm or 32FC1 m); '' = off.",
+       read_only=True),
+    _P("topics.camera_info", str, "/camera/camera/color/camera_info",
+       "sensor_msgs/CameraInfo of the colour camera; '' = off.", read_only=True),
+    _P("topics.pose", str, "~/camera_pose",
+       "geometry_msgs/PoseStamped of the camera optical frame in the world frame; '' = off.",
+       read_only=True),
+    _P("topics.odometry", str, "",
+       "nav_msgs/Odometry of the camera optical frame (child_frame_id) in the world frame; "
+       "'' = off.", read_only=True),
+    _P("tf.enabled", bool, False,
+       "Look the camera pose up in tf2 (world_frame <- image frame_id at the image stamp) "
+       "for frames without a paired pose message; needs tf2_ros.", read_only=True),
+    _P("tf.world_frame", str, "map", "World frame for tf lookups (REP 105: map or odom).",
+       read_only=True),
+    # --- QoS
+    _P("qos.reliability", str, "best_effort",
+       "Camera subscription reliability (sensor-data QoS is best_effort).",
+       choices=("best_effort", "reliable"), read_only=True),
+    _P("qos.depth", int, 5, "Camera subscription history depth (messages).",
+       min=1, max=1000, read_only=True),
+    # --- pairing
+    _P("pairing.slop_s", float, 0.02,
+       "Largest |partner stamp - colour stamp| for pairing depth/pose/info, seconds.",
+       min=0.0, max=1.0),
+    _P("pairing.wait_s", float, 0.1,
+       "Longest a colour image waits for its partners before it is kept without them, "
+       "seconds.", min=0.0, max=5.0),
+    _P("pairing.queue_size", int, 30, "Bound of each pairing queue, messages.",
+       min=1, max=1000),
+    _P("pairing.camera_info", str, "latest",
+       "Camera info pairing: 'latest' (most recent, it rarely changes) or 'nearest' stamp.",
+       choices=("latest", "nearest")),
+    # --- image limits
+    _P("image.max_pixels", int, 3840 * 2160,
+       "Largest accepted image, width * height pixels; larger ones are rejected.",
+       min=1, max=100_000_000),
+    _P("pose.quaternion_tolerance", float, 1e-3,
+       "Accepted |norm - 1| of a pose quaternion (normalised within it, rejected beyond).",
+       min=0.0, max=0.5),
+    # --- buffer
+    _P("buffer.max_frames", int, 256, "Rolling buffer bound, frames.", min=1, max=100_000),
+    _P("buffer.max_bytes", int, 768 * (1 << 20),
+       "Rolling buffer bound, bytes of frame arrays.", min=1 << 20, max=256 * _GIB),
+    # --- diagnostics
+    _P("diagnostics.period_s", float, 1.0,
+       "Period of the DiagnosticArray on /diagnostics, seconds.", min=0.05, max=60.0),
+    # --- reserved for answering (issue 5)
+    _P("model.checkpoint", str, "artifacts/tiny-v1.1",
+       "Spatial-MLLM checkpoint directory (default: the generated tiny checkpoint).",
+       read_only=True),
+    _P("model.vggt_checkpoint", str, "",
+       "VGGT checkpoint for monocular geometry; '' = use the model's own spatial encoder.",
+       read_only=True),
+    _P("model.device", str, "cpu", "Torch device, e.g. cpu, cuda, cuda:0.", read_only=True),
+    _P("model.dtype", str, "float32", "Model weights dtype.",
+       choices=("float32", "float16", "bfloat16"), read_only=True),
+    _P("sampling.strategy", str, "coverage", "Default frame sampling strategy.",
+       choices=("coverage", "scored", "uniform")),
+    _P("sampling.frame_budget", int, 8, "Default number of frames given to the model.",
+       min=1, max=64),
+    _P("queue.size", int, 4, "Question queue bound; a full queue answers BUSY.",
+       min=1, max=1000),
+    _P("queue.timeout_s", float, 60.0, "Default question deadline, seconds.",
+       min=0.001, max=3600.0),
+    _P("question.max_chars", int, 1000,
+       "Longest accepted question text, characters (longer: INVALID_QUESTION).",
+       min=1, max=100_000),
+)
+
+_BY_NAME = {p.name: p for p in SCHEMA}
+
+
+def spec(name: str) -> ParamSpec:
+    """The schema entry of ``name``."""
+    try:
+        return _BY_NAME[name]
+    except KeyError as err:
+        raise ParamError(f"unknown parameter {name!r}") from err
+
+
+def defaults() -> dict[str, ParamValue]:
+    """Every parameter's default, by dotted name."""
+    return {p.name: p.default for p in SCHEMA}
+
+
+def validate(values: Mapping[str, Any], *, partial: bool = False) -> dict[str, ParamValue]:
+    """Check a dict of dotted-name parameters against the schema.
+
+    Unknown names, wrong types and out-of-range values raise :class:`ParamError` (all problems
+    listed in one message).  Returns the full parameter set (defaults filled in), or only the
+    given names when ``partial``.
+    """
+    out: dict[str, ParamValue] = {} if partial else defaults()
+    problems: list[str] = []
+    for name, value in values.items():
+        try:
+            out[name] = spec(name).check(value)
+        except ParamError as err:
+            problems.append(str(err))
+    if problems:
+        raise ParamError("invalid parameters:\n  " + "\n  ".join(problems))
+    return out
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def load_yaml(path: str | Path, node_name: str = NODE_NAME) -> dict[str, ParamValue]:
+    """Load and validate a ROS params file (``<node>: ros__parameters: {...}``).
+
+    The node key may be ``node_name``, ``/node_name`` or the wildcard ``/**``; nested mappings
+    and dotted keys are both accepted.  Returns the full, validated parameter set.
+    """
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise ParamError(f"{path}: cannot read parameters: {err}") from err
+    if not isinstance(doc, Mapping):
+        raise ParamError(f"{path}: expected a mapping at the top level")
+    section = None
+    for key in (node_name, "/" + node_name, "/**"):
+        if key in doc:
+            section = doc[key]
+            break
+    if not isinstance(section, Mapping) or not isinstance(
+        section.get("ros__parameters"), Mapping
+    ):
+        raise ParamError(f"{path}: no '{node_name}: ros__parameters:' mapping")
+    try:
+        return validate(_flatten(section["ros__parameters"]))
+    except ParamError as err:
+        raise ParamError(f"{path}: {err}") from err
+
+
+def config_dir() -> Path:
+    """The ``config/`` directory: the source checkout's, else the installed share directory."""
+    here = Path(__file__).resolve().parent
+    candidates = [here.parent / "config"]
+    if len(here.parents) > 3:  # <prefix>/lib/pythonX.Y/site-packages/spatial_mllm_ros
+        candidates.append(here.parents[3] / "share" / "spatial_mllm_ros" / "config")
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    return here.parent / "config"
+
+
+def load_profile(profile: str) -> dict[str, ParamValue]:
+    """Load ``config/<profile>.yaml`` (or a path to a YAML file)."""
+    path = Path(profile)
+    if path.suffix not in (".yaml", ".yml"):
+        path = config_dir() / f"{profile}.yaml"
+    return load_yaml(path)

@@ -1,0 +1,73 @@
+"""diagnostic_msgs/DiagnosticArray of the ingest counters, for /diagnostics.
+
+One DiagnosticStatus named :data:`INGEST_STATUS_NAME` carries every counter of
+:meth:`spatial_mllm_ros.core.ingest.Ingestor.counters` as a KeyValue (integers as text), plus
+``rate.<topic>_hz`` (messages received per second over the last period), ``state`` (lifecycle
+state label) and ``pid``.  Level WARN when messages were rejected during the last period.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+from spatial_mllm_ros.ros.conversions import key_values, ns_to_time
+
+__all__ = ["INGEST_STATUS_NAME", "RateTracker", "build_diagnostics"]
+
+INGEST_STATUS_NAME = "spatial_mllm: ingest"
+
+
+class RateTracker:
+    """Per-key rate of monotonically increasing counters between two updates."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, int] = {}
+        self._last_ns: int | None = None
+
+    def update(self, counts: Mapping[str, int], now_ns: int) -> dict[str, float]:
+        """Rates (1/s) of ``counts`` since the previous call; 0.0 on the first call."""
+        dt = None if self._last_ns is None else (now_ns - self._last_ns) / 1e9
+        rates = {
+            k: (v - self._last.get(k, 0)) / dt if dt and dt > 0 else 0.0
+            for k, v in counts.items()
+        }
+        self._last = dict(counts)
+        self._last_ns = now_ns
+        return rates
+
+
+def _rejected(counters: Mapping[str, int]) -> int:
+    return sum(v for k, v in counters.items() if ".rejected." in k)
+
+
+def build_diagnostics(
+    counters: Mapping[str, int],
+    rates: Mapping[str, float],
+    *,
+    stamp_ns: int,
+    hardware_id: str,
+    state: str,
+    extra: Mapping[str, object] | None = None,
+    rejected_last_period: int = 0,
+) -> DiagnosticArray:
+    """The DiagnosticArray for one publication."""
+    values: dict[str, object] = dict(counters)
+    for topic, hz in rates.items():
+        values[f"rate.{topic}_hz"] = f"{hz:.2f}"
+    values["state"] = state
+    values.update(extra or {})
+    colour_hz = rates.get("colour", 0.0) + rates.get("colour_compressed", 0.0)
+    level = DiagnosticStatus.WARN if rejected_last_period else DiagnosticStatus.OK
+    message = (
+        f"{state}; colour {colour_hz:.1f} Hz; {counters.get('buffer.frames', 0)} frames "
+        f"buffered; {_rejected(counters)} rejected ({rejected_last_period} in last period)"
+    )
+    status = DiagnosticStatus(
+        level=level, name=INGEST_STATUS_NAME, message=message, hardware_id=hardware_id,
+        values=key_values(values),
+    )
+    arr = DiagnosticArray(status=[status])
+    arr.header.stamp = ns_to_time(stamp_ns)
+    return arr

@@ -1,0 +1,105 @@
+"""A tiny rclpy client that reads the node's ingest counters from /diagnostics.
+
+Used by the tests, the demo and the benchmark::
+
+    with IngestMonitor() as mon:
+        values = mon.wait_for(lambda v: int(v.get("frames.emitted", 0)) >= 10, timeout_s=10)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+
+from spatial_mllm_ros.ros.diagnostics import INGEST_STATUS_NAME
+from spatial_mllm_ros.ros.qos import reliable_qos
+
+__all__ = ["IngestMonitor", "as_int"]
+
+
+def as_int(values: dict[str, str], key: str) -> int:
+    """A counter from a diagnostics values dict (absent = 0)."""
+    return int(values.get(key, "0"))
+
+
+class IngestMonitor:
+    """Subscribes to /diagnostics in a background executor; keeps the latest ingest status.
+
+    Initialises rclpy if needed (and shuts it down on close in that case).
+    """
+
+    def __init__(self, node_name: str = "ingest_monitor") -> None:
+        self._own_context = not rclpy.ok()
+        if self._own_context:
+            rclpy.init()
+        self.node = Node(node_name)
+        self._cond = threading.Condition()
+        self.latest: dict[str, str] | None = None
+        self.message = ""
+        self.updates = 0
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag,
+                                      reliable_qos(10))
+        self._executor = SingleThreadedExecutor()
+        self._executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        try:
+            self._executor.spin()
+        except Exception:  # shutdown races at close
+            pass
+
+    def _on_diag(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name == INGEST_STATUS_NAME:
+                with self._cond:
+                    self.latest = {kv.key: kv.value for kv in status.values}
+                    self.message = status.message
+                    self.updates += 1
+                    self._cond.notify_all()
+
+    def wait_for(
+        self, predicate: Callable[[dict[str, str]], bool], timeout_s: float = 10.0
+    ) -> dict[str, str]:
+        """Block until a status satisfies ``predicate``; return it (TimeoutError otherwise)."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while True:
+                if self.latest is not None and predicate(self.latest):
+                    return dict(self.latest)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(
+                        f"no matching {INGEST_STATUS_NAME!r} status within {timeout_s} s; "
+                        f"latest: {self.latest}"
+                    )
+                self._cond.wait(left)
+
+    def wait_for_update(self, timeout_s: float = 10.0) -> dict[str, str]:
+        """The first status published after this call."""
+        with self._cond:
+            start = self.updates
+        return self.wait_for(lambda _v: self.updates > start, timeout_s)
+
+    def close(self) -> None:
+        self._executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+        if self._own_context and rclpy.ok():
+            rclpy.shutdown()
+        self._thread.join(timeout=2.0)
+
+    def __enter__(self) -> IngestMonitor:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

@@ -1,0 +1,359 @@
+"""The ``spatial_mllm`` lifecycle node: camera ingestion into a rolling frame buffer.
+
+Lifecycle (rclpy.lifecycle; services under ``/spatial_mllm/``, e.g. ``change_state``):
+    * configure: validates the parameters (``spatial_mllm_ros.params.SCHEMA``), creates the
+      frame buffer and the ingestion pipeline (and, with the answering issue, loads the model);
+    * activate: creates the camera subscriptions and the pairing poll timer;
+    * deactivate: destroys them and flushes frames waiting for partners into the buffer;
+    * cleanup: frees the buffer and pipeline.
+    Parameter ``autostart`` (default true) configures and activates at start-up, because the
+    ``ros2 lifecycle`` CLI and nav2's lifecycle manager may be absent.
+
+Threads: camera callbacks run in one MutuallyExclusive callback group per topic (a slow topic
+never delays another), timers (pairing poll, diagnostics) in their own group, lifecycle and
+parameter services in the node's default group; ``main`` spins a MultiThreadedExecutor, so
+the answering worker added later never blocks ingestion.  Callbacks only convert, pair and
+buffer; no exception escapes them: rejections are counted by reason and logged through the
+node logger with ``throttle_duration_sec``.
+
+Conversion: every incoming message goes through ``spatial_mllm_ros.core.convert`` (the same
+code the offline bag evaluator uses); ``cv_bridge`` is not needed.  A tf2 lookup of the
+camera pose is used where ``tf2_ros`` is importable and ``tf.enabled`` is set; otherwise
+(stated in the log) poses come from the pose/odometry topics only.
+
+Diagnostics: a DiagnosticArray on ``/diagnostics`` every ``diagnostics.period_s`` in every
+state (see ``spatial_mllm_ros.ros.diagnostics``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped
+from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    SetParametersResult,
+)
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.subscription import Subscription
+from rclpy.timer import Timer
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+
+from spatial_mllm_ros import params as P
+from spatial_mllm_ros.core.buffer import FrameBuffer, FrameStore
+from spatial_mllm_ros.core.convert import ConvertLimits, transform_stamped_to_matrix
+from spatial_mllm_ros.core.ingest import IngestConfig, Ingestor, PoseLookup
+from spatial_mllm_ros.core.pairing import PairingConfig, PartnerSpec
+from spatial_mllm_ros.ros.diagnostics import RateTracker, build_diagnostics
+from spatial_mllm_ros.ros.qos import camera_qos, reliable_qos
+
+try:  # optional: not in the PyPI wheel set
+    import tf2_ros
+except ImportError:  # pragma: no cover - depends on the install
+    tf2_ros = None
+
+__all__ = ["NODE_NAME", "SpatialMllmNode", "main"]
+
+NODE_NAME = P.NODE_NAME
+
+#: topic kind -> (parameter, message type)
+CAMERA_TOPICS: dict[str, tuple[str, type]] = {
+    "colour": ("topics.colour", Image),
+    "colour_compressed": ("topics.colour_compressed", CompressedImage),
+    "depth": ("topics.depth", Image),
+    "camera_info": ("topics.camera_info", CameraInfo),
+    "pose": ("topics.pose", PoseStamped),
+    "odometry": ("topics.odometry", Odometry),
+}
+
+
+def _descriptor(spec: P.ParamSpec) -> ParameterDescriptor:
+    d = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
+    if spec.type is int and (spec.min is not None or spec.max is not None):
+        d.integer_range = [
+            IntegerRange(
+                from_value=int(spec.min if spec.min is not None else -(2**63)),
+                to_value=int(spec.max if spec.max is not None else 2**63 - 1),
+                step=0,
+            )
+        ]
+    elif spec.type is float and (spec.min is not None or spec.max is not None):
+        d.floating_point_range = [
+            FloatingPointRange(
+                from_value=float(spec.min if spec.min is not None else -sys.float_info.max),
+                to_value=float(spec.max if spec.max is not None else sys.float_info.max),
+                step=0.0,
+            )
+        ]
+    if spec.choices:
+        d.additional_constraints = "one of: " + ", ".join(spec.choices)
+    return d
+
+
+class SpatialMllmNode(LifecycleNode):
+    """Lifecycle node ``spatial_mllm``: ingests an RGB-D stream into a rolling buffer."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        for spec in P.SCHEMA:
+            self.declare_parameter(spec.name, spec.default, _descriptor(spec))
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        self._timer_group = MutuallyExclusiveCallbackGroup()
+        self._camera_groups = {k: MutuallyExclusiveCallbackGroup() for k in CAMERA_TOPICS}
+        self._subs: list[Subscription[Any]] = []
+        self._poll_timer: Timer | None = None
+        self.store: FrameStore | None = None
+        self.ingestor: Ingestor | None = None
+        self.values: dict[str, P.ParamValue] = {}
+        self._state_label = "unconfigured"
+        self._callback_errors = 0
+        self._rates = RateTracker()
+        self._last_rejected = 0
+        self._tf_buffer: Any = None
+        self._tf_listener: Any = None
+
+        # Diagnostics are published in every state (a plain publisher, not a lifecycle one).
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", reliable_qos(10))
+        period = float(self.get_parameter("diagnostics.period_s").value)
+        self._diag_timer = self.create_timer(
+            period, self._publish_diagnostics, callback_group=self._timer_group
+        )
+
+    # ------------------------------------------------------------ parameters
+    def _on_set_parameters(self, parameters: list[Parameter[Any]]) -> SetParametersResult:
+        try:
+            P.validate({p.name: p.value for p in parameters}, partial=True)
+        except P.ParamError as err:
+            return SetParametersResult(successful=False, reason=str(err))
+        return SetParametersResult(successful=True)
+
+    def read_parameters(self) -> dict[str, P.ParamValue]:
+        """Every schema parameter's current value, validated."""
+        return P.validate({s.name: self.get_parameter(s.name).value for s in P.SCHEMA})
+
+    def _ingest_config(self, v: dict[str, P.ParamValue]) -> IngestConfig:
+        partners: list[PartnerSpec] = []
+        if v["topics.depth"]:
+            partners.append(PartnerSpec("depth", "consume"))
+        if v["topics.pose"] or v["topics.odometry"]:
+            partners.append(PartnerSpec("pose", "reuse"))
+        if v["topics.camera_info"]:
+            latest = v["pairing.camera_info"] == "latest"
+            partners.append(PartnerSpec("camera_info", "latest" if latest else "reuse",
+                                        wait=not latest))
+        pairing = PairingConfig(
+            slop_ns=int(float(v["pairing.slop_s"]) * 1e9),
+            wait_ns=int(float(v["pairing.wait_s"]) * 1e9),
+            queue_size=int(v["pairing.queue_size"]),
+            partners=tuple(partners),
+        )
+        limits = ConvertLimits(
+            max_pixels=int(v["image.max_pixels"]),
+            quaternion_tolerance=float(v["pose.quaternion_tolerance"]),
+        )
+        return IngestConfig(limits=limits, pairing=pairing)
+
+    def _pose_lookup(self, v: dict[str, P.ParamValue]) -> PoseLookup | None:
+        if not v["tf.enabled"]:
+            return None
+        if tf2_ros is None:
+            self.get_logger().warning(
+                "tf.enabled is set but tf2_ros is not importable: tf pose lookup skipped; "
+                "poses come from topics.pose / topics.odometry only"
+            )
+            return None
+        world = str(v["tf.world_frame"])
+        self._tf_buffer = tf2_ros.Buffer()
+        self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
+        limits = ConvertLimits(quaternion_tolerance=float(v["pose.quaternion_tolerance"]))
+
+        def lookup(frame_id: str, stamp_ns: int) -> tuple[npt.NDArray[np.float64], str] | None:
+            try:
+                tf = self._tf_buffer.lookup_transform(
+                    world, frame_id, rclpy.time.Time(nanoseconds=stamp_ns)
+                )
+            except Exception:  # not yet available, extrapolation, ...
+                return None
+            return transform_stamped_to_matrix(tf, limits), world
+
+        self.get_logger().info(f"tf pose lookup enabled: {world} <- image frame")
+        return lookup
+
+    # ------------------------------------------------------------- lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            v = self.read_parameters()
+            self.values = v
+            self.store = FrameBuffer(int(v["buffer.max_frames"]), int(v["buffer.max_bytes"]))
+            self.ingestor = Ingestor(self.store, self._ingest_config(v), self._pose_lookup(v))
+        except Exception as err:
+            self.get_logger().error(f"configure failed: {err}")
+            self.store = self.ingestor = None
+            return TransitionCallbackReturn.FAILURE
+        self._state_label = "inactive"
+        self.get_logger().info(
+            f"configured: buffer {v['buffer.max_frames']} frames / {v['buffer.max_bytes']} B"
+        )
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        v = self.values
+        qos = camera_qos(str(v["qos.reliability"]), int(v["qos.depth"]))
+        try:
+            for kind, (param, msg_type) in CAMERA_TOPICS.items():
+                topic = str(v[param])
+                if topic:
+                    self._subs.append(
+                        self.create_subscription(
+                            msg_type, topic, self._camera_callback(kind), qos,
+                            callback_group=self._camera_groups[kind],
+                        )
+                    )
+            period = max(float(v["pairing.wait_s"]) / 2.0, 0.01)
+            self._poll_timer = self.create_timer(
+                period, self._poll, callback_group=self._timer_group
+            )
+        except Exception as err:
+            self.get_logger().error(f"activate failed: {err}")
+            self._destroy_subscriptions()
+            return TransitionCallbackReturn.FAILURE
+        self._state_label = "active"
+        names = ", ".join(s.topic_name for s in self._subs)
+        self.get_logger().info(f"active: subscribed to {names}")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._destroy_subscriptions()
+        if self.ingestor is not None:
+            self.ingestor.flush()
+        self._state_label = "inactive"
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._destroy_subscriptions()
+        self.ingestor = None
+        self.store = None
+        self._tf_listener = self._tf_buffer = None
+        self._state_label = "unconfigured"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.on_cleanup(state)
+        self._state_label = "finalized"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.get_logger().error(f"lifecycle error in state {state.label}; cleaning up")
+        return self.on_cleanup(state)
+
+    def _destroy_subscriptions(self) -> None:
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs.clear()
+        if self._poll_timer is not None:
+            self.destroy_timer(self._poll_timer)
+            self._poll_timer = None
+
+    def autostart(self) -> bool:
+        """Configure and activate when the ``autostart`` parameter is true; True if active."""
+        if not self.get_parameter("autostart").value:
+            self.get_logger().info("autostart is false: waiting for lifecycle transitions")
+            return False
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            return False
+        return bool(self.trigger_activate() == TransitionCallbackReturn.SUCCESS)
+
+    # ------------------------------------------------------------- callbacks
+    def _camera_callback(self, kind: str) -> Callable[[Any], None]:
+        def callback(msg: Any) -> None:
+            try:
+                ingestor = self.ingestor
+                if ingestor is None:
+                    return
+                result = ingestor.ingest(kind, msg, time.monotonic_ns())
+                if result.rejected is not None:
+                    self.get_logger().warning(
+                        f"{kind}: rejected {result.rejected}", throttle_duration_sec=2.0
+                    )
+                elif result.error is not None:
+                    self.get_logger().error(
+                        f"{kind}: unexpected message error: {result.error}",
+                        throttle_duration_sec=2.0,
+                    )
+            except Exception as err:  # never let a message kill the node
+                self._callback_errors += 1
+                self.get_logger().error(
+                    f"{kind}: callback error: {type(err).__name__}: {err}",
+                    throttle_duration_sec=2.0,
+                )
+
+        return callback
+
+    def _poll(self) -> None:
+        try:
+            ingestor = self.ingestor
+            if ingestor is not None:
+                ingestor.poll(time.monotonic_ns())
+        except Exception as err:
+            self._callback_errors += 1
+            self.get_logger().error(f"poll error: {err}", throttle_duration_sec=2.0)
+
+    def _publish_diagnostics(self) -> None:
+        try:
+            ingestor = self.ingestor
+            counters = ingestor.counters() if ingestor is not None else {}
+            received = {
+                k[3:-9]: v for k, v in counters.items()
+                if k.startswith("in.") and k.endswith(".received")
+            }
+            rates = self._rates.update(received, time.monotonic_ns())
+            rejected = sum(v for k, v in counters.items() if ".rejected." in k)
+            msg = build_diagnostics(
+                counters, rates,
+                stamp_ns=self.get_clock().now().nanoseconds,
+                hardware_id=self.get_fully_qualified_name(),
+                state=self._state_label,
+                extra={"pid": os.getpid(), "callback_errors": self._callback_errors},
+                rejected_last_period=max(rejected - self._last_rejected, 0),
+            )
+            self._last_rejected = rejected
+            self._diag_pub.publish(msg)
+        except Exception as err:
+            self.get_logger().error(f"diagnostics error: {err}", throttle_duration_sec=5.0)
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run the node (``ros2 run spatial_mllm_ros spatial_mllm_node`` / ``python -m ...``)."""
+    rclpy.init(args=sys.argv if args is None else args)
+    node = SpatialMllmNode()
+    executor = MultiThreadedExecutor(num_threads=4)
+    executor.add_node(node)
+    try:
+        node.autostart()
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown(timeout_sec=2.0)
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
