@@ -1,0 +1,146 @@
+"""``spatial-mllm-replay``: publish a rosbag2 to the live ROS graph with its original timing.
+
+For machines without ``ros2 bag play`` (the PyPI ROS wheels have no rosbag2).  The bag is read
+with ``rosbags`` (sqlite3 or mcap) and each message's stored CDR bytes are published unchanged
+(``Publisher.publish(bytes)``, rclpy's raw publish), so headers, stamps and payloads are exactly
+the bag's.  Message classes are imported from the type names (``sensor_msgs/msg/Image`` ->
+``from sensor_msgs.msg import Image``); topics whose type cannot be imported are skipped with a
+warning.  Messages are sent at their log-time offsets from the first message, divided by
+``--rate``.
+
+Equivalent with a ROS 2 install::
+
+    ros2 bag play BAG [--rate R] [--loop] [--topics T1 T2 ...]
+
+Publishers are reliable with a history of 100 (a reliable publisher serves both reliable and
+best-effort subscribers, such as the node's sensor-data QoS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from typing import Any
+
+EPILOG = """\
+equivalent with a ROS 2 install:
+  ros2 bag play BAG [--rate R] [--loop] [--topics T1 T2 ...]
+
+example (a recorded RGB-D directory, replayed to the node):
+  spatial-mllm-bag-from-rgbd ../shared/data/real_rgbd_shelf /tmp/shelf_bag
+  spatial-mllm-replay /tmp/shelf_bag --rate 1.0
+"""
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_BAG = 3
+EXIT_ROS = 1
+
+
+def message_class(msgtype: str) -> Any:
+    """The rclpy message class of ``pkg/msg/Name`` (ImportError/AttributeError if absent)."""
+    parts = msgtype.split("/")
+    if len(parts) != 3 or parts[1] != "msg":
+        raise ImportError(f"not a message type name: {msgtype!r}")
+    module = importlib.import_module(f"{parts[0]}.msg")
+    return getattr(module, parts[2])
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="spatial-mllm-replay",
+        description="Publish a rosbag2 (sqlite3 or mcap) to the live ROS graph with its "
+                    "original timing.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("bag", help="rosbag2 directory")
+    p.add_argument("--rate", type=float, default=1.0, help="playback speed factor (default 1)")
+    p.add_argument("--loop", action="store_true", help="play again from the start at the end")
+    p.add_argument("--topics", nargs="+", default=None, help="only these topics")
+    p.add_argument("--delay", type=float, default=0.5,
+                   help="seconds to wait after creating publishers (discovery), default 0.5")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    args = _parser().parse_args(argv)
+    prog = "spatial-mllm-replay"
+    if not args.rate > 0 or args.delay < 0:
+        print(f"{prog}: error: --rate must be > 0 and --delay >= 0", file=sys.stderr)
+        return EXIT_USAGE
+    from spatial_mllm_ros.evaluation.bag_io import BagError, BagSource
+
+    try:
+        source = BagSource(args.bag)
+    except BagError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return EXIT_BAG
+    topics = dict(source.info.topics)
+    if args.topics:
+        missing = [t for t in args.topics if t not in topics]
+        if missing:
+            print(f"{prog}: error: topics not in the bag: {', '.join(missing)}\n"
+                  f"the bag's topics:\n{source.info.describe_topics()}", file=sys.stderr)
+            source.close()
+            return EXIT_BAG
+        topics = {t: topics[t] for t in args.topics}
+    try:
+        import rclpy
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+    except ImportError as err:
+        print(f"{prog}: error: rclpy is not importable ({err}); source the ROS environment",
+              file=sys.stderr)
+        source.close()
+        return EXIT_ROS
+
+    rclpy.init()
+    node = rclpy.create_node("spatial_mllm_replay")
+    qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    pubs: dict[str, Any] = {}
+    for topic, (msgtype, _n) in sorted(topics.items()):
+        try:
+            pubs[topic] = node.create_publisher(message_class(msgtype), topic, qos)
+        except (ImportError, AttributeError) as err:
+            print(f"{prog}: warning: skipping {topic} [{msgtype}]: {err}", file=sys.stderr)
+    if not pubs:
+        print(f"{prog}: error: no topic can be published", file=sys.stderr)
+        node.destroy_node()
+        rclpy.shutdown()
+        source.close()
+        return EXIT_BAG
+    reader = source._require()  # raw CDR messages in log-time order
+    conns = [c for c in reader.connections if c.topic in pubs]
+    sent = 0
+    try:
+        time.sleep(args.delay)
+        while True:
+            t0_wall = time.monotonic()
+            t0_bag: int | None = None
+            for conn, log_time, raw in reader.messages(connections=conns):
+                if t0_bag is None:
+                    t0_bag = int(log_time)
+                due = t0_wall + (int(log_time) - t0_bag) / 1e9 / args.rate
+                wait = due - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                pubs[conn.topic].publish(bytes(raw))
+                sent += 1
+            if not args.loop:
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print(f"{prog}: published {sent} messages on {len(pubs)} topics", file=sys.stderr)
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+        source.close()
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
