@@ -219,19 +219,25 @@ class AnsweringPipeline:
         """Boxes of ``text`` placed on ``frame`` with 3D positions where depth exists."""
         placed: list[PlacedBox] = []
         for box in parse_boxes(text, resized_size, (frame.width, frame.height)):
-            position_frame = ""
-            if frame.depth_m is not None and frame.intrinsics is not None:
-                box = _with_position(box, frame)
-                if box.position is not None:
-                    position_frame = (
-                        frame.world_frame_id or "world" if frame.pose is not None
-                        else frame.frame_id
-                    )
-            placed.append(PlacedBox(box, frame.stamp_ns, frame.frame_id, position_frame))
+            placed.append(_place(box, frame))
         return placed
 
 
-def _with_position(box: Box2D, frame: Frame) -> Box2D:
-    assert frame.depth_m is not None and frame.intrinsics is not None
-    box.position = box_position(box, frame.depth_m, frame.intrinsics, frame.pose)
-    return box
+def _place(box: Box2D, frame: Frame) -> PlacedBox:
+    """Attach the 3D centre (world frame when posed) and an approximate metric extent."""
+    if frame.depth_m is None or frame.intrinsics is None:
+        return PlacedBox(box, frame.stamp_ns, frame.frame_id, "")
+    centre_cam = box_position(box, frame.depth_m, frame.intrinsics, None, to_world=False)
+    if centre_cam is None:
+        return PlacedBox(box, frame.stamp_ns, frame.frame_id, "")
+    k = frame.intrinsics.scaled(frame.width, frame.height)
+    z = float(centre_cam[2])
+    width_m, height_m = box.width * z / k.fx, box.height * z / k.fy
+    extent = (width_m, height_m, min(width_m, height_m))
+    if frame.pose is not None:
+        box.position = frame.pose[:3, :3] @ centre_cam + frame.pose[:3, 3]
+        where = frame.world_frame_id or "world"
+    else:
+        box.position = centre_cam
+        where = frame.frame_id
+    return PlacedBox(box, frame.stamp_ns, frame.frame_id, where, extent)

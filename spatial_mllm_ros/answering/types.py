@@ -104,12 +104,16 @@ class PlacedBox:
         frame_id: optical frame of that image.
         position_frame_id: frame of ``box.position``: the world frame when the source frame
             had a pose, else ``frame_id``; "" when there is no position.
+        extent_m: approximate (width, height, depth) of the object in metres, from the box's
+            pixel size at the object's depth (depth taken as the smaller of the two); None
+            when there is no position. Used for RViz markers, not a measurement.
     """
 
     box: Box2D
     stamp_ns: int
     frame_id: str
     position_frame_id: str
+    extent_m: tuple[float, float, float] | None = None
 
 
 @dataclass
@@ -169,6 +173,7 @@ class AnswerRecord:
                     "position": None if b.box.position is None else
                     [float(v) for v in b.box.position],
                     "position_frame_id": b.position_frame_id,
+                    "extent_m": None if b.extent_m is None else list(b.extent_m),
                 }
                 for b in self.boxes
             ],

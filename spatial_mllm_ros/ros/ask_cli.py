@@ -1,0 +1,190 @@
+"""``spatial-mllm-ask``: ask the node a question from the command line (no ``ros2`` CLI needed).
+
+Equivalent ``ros2`` CLI call::
+
+    ros2 service call /spatial_mllm/ask spatial_mllm_ros/srv/AskSpatial \\
+        "{question: 'How many chairs are in this room?'}"
+
+By default the question goes through the ``~/ask`` service; ``--via topic`` publishes a
+``SpatialQuestion`` on ``~/question`` and waits for the ``SpatialAnswer`` with the same id on
+``~/answer`` (the path a navigation stack uses). Exit status: 0 for an OK answer, 1 for any
+other answer status, 2 when no answer could be obtained (no node, timeout, bad arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import threading
+import time
+from typing import Any
+
+DEFAULT_NODE = "/spatial_mllm"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="spatial-mllm-ask",
+        description="Ask the spatial_mllm node a spatial question and print its answer.",
+    )
+    p.add_argument("question", help="the question, e.g. 'How many chairs are in this room?'")
+    p.add_argument("--type", default="", dest="question_type",
+                   help="question type (VSI-Bench type or 'open'); default: inferred")
+    p.add_argument("--option", action="append", default=[], dest="options",
+                   help="a multiple-choice option; repeat for each (lettered A, B, ...)")
+    p.add_argument("--frames", type=int, default=0, help="frame budget (0 = node default)")
+    p.add_argument("--strategy", default="", help="coverage | scored | uniform")
+    p.add_argument("--timeout", type=float, default=0.0,
+                   help="deadline the node applies, seconds (0 = node default)")
+    p.add_argument("--wait", type=float, default=120.0,
+                   help="how long this client waits for the answer, seconds")
+    p.add_argument("--node", default=DEFAULT_NODE, help="node namespace/name prefix")
+    p.add_argument("--via", choices=("service", "topic"), default="service")
+    p.add_argument("--id", type=int, default=None, dest="query_id",
+                   help="query id for --via topic (default: derived from time and pid)")
+    p.add_argument("--json", action="store_true", help="print the full answer as JSON")
+    return p
+
+
+def answer_to_dict(msg: Any) -> dict[str, Any]:
+    """JSON-ready dict of a ``SpatialAnswer`` (NaN -> None)."""
+
+    def num(x: float) -> float | None:
+        return None if math.isnan(x) else float(x)
+
+    status_names = {
+        getattr(msg, n): n.removeprefix("STATUS_")
+        for n in dir(msg)
+        if n.startswith("STATUS_")
+    }
+    return {
+        "query_id": int(msg.query_id),
+        "status": status_names.get(msg.status, str(msg.status)),
+        "question": msg.question,
+        "question_type": msg.question_type,
+        "answer": msg.answer,
+        "numeric_value": num(msg.numeric_value),
+        "option": msg.option,
+        "error": msg.error,
+        "sampling_strategy": msg.sampling_strategy,
+        "coverage": num(msg.coverage),
+        "uniform_coverage": num(msg.uniform_coverage),
+        "frame_stamps_ns": [t.sec * 1_000_000_000 + t.nanosec for t in msg.frame_stamps],
+        "boxes": [
+            {
+                "label": b.label,
+                "xyxy": [b.x_min, b.y_min, b.x_max, b.y_max],
+                "stamp_ns": b.header.stamp.sec * 1_000_000_000 + b.header.stamp.nanosec,
+                "frame_id": b.header.frame_id,
+                "position": [b.position.x, b.position.y, b.position.z] if b.has_position
+                else None,
+                "position_frame_id": b.position_frame_id,
+            }
+            for b in msg.boxes
+        ],
+        "timings_s": {
+            f: getattr(msg.timings, f)
+            for f in ("queue_wait", "sampling", "vision_2d", "spatial", "connector",
+                      "prefill", "decode", "total")
+        },
+    }
+
+
+def format_answer(d: dict[str, Any]) -> str:
+    """Human-readable summary of :func:`answer_to_dict`'s output."""
+    lines = [f"[{d['status']}] {d['answer']!r}" + (f"  error: {d['error']}" if d["error"] else "")]
+    if d["status"] == "OK":
+        cov, uni = d["coverage"], d["uniform_coverage"]
+        lines.append(
+            f"type={d['question_type']} value={d['numeric_value']} option={d['option']!r} "
+            f"frames={len(d['frame_stamps_ns'])} strategy={d['sampling_strategy']} "
+            f"coverage={'n/a' if cov is None else f'{cov:.3f}'} "
+            f"(uniform {'n/a' if uni is None else f'{uni:.3f}'})"
+        )
+        for b in d["boxes"]:
+            lines.append(f"  box {b['label']!r} {b['xyxy']} position={b['position']}")
+    return "\n".join(lines)
+
+
+def ask(args: argparse.Namespace) -> Any:
+    """Send the question; return the ``SpatialAnswer`` or None when none arrived in time."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    from spatial_mllm_ros.msg import SpatialAnswer, SpatialQuestion
+    from spatial_mllm_ros.ros.qos import reliable_qos
+    from spatial_mllm_ros.srv import AskSpatial
+
+    rclpy.init(args=None)
+    node = rclpy.create_node(f"spatial_mllm_ask_{os.getpid()}")
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        prefix = args.node.rstrip("/")
+        if args.via == "service":
+            client = node.create_client(AskSpatial, f"{prefix}/ask")
+            if not client.wait_for_service(timeout_sec=min(args.wait, 30.0)):
+                print(f"spatial-mllm-ask: no service {prefix}/ask", file=sys.stderr)
+                return None
+            req = AskSpatial.Request(
+                question=args.question, question_type=args.question_type,
+                options=list(args.options), frame_budget=args.frames,
+                sampling_strategy=args.strategy, timeout_s=float(args.timeout),
+            )
+            future = client.call_async(req)
+            executor.spin_until_future_complete(future, timeout_sec=args.wait)
+            return future.result().answer if future.done() else None
+
+        query_id = args.query_id if args.query_id is not None else (
+            (time.time_ns() // 1000) * 1000 + os.getpid() % 1000)
+        got: list[Any] = []
+        done = threading.Event()
+
+        def on_answer(msg: Any) -> None:
+            if msg.query_id == query_id and not got:
+                got.append(msg)
+                done.set()
+
+        node.create_subscription(SpatialAnswer, f"{prefix}/answer", on_answer, reliable_qos())
+        pub = node.create_publisher(SpatialQuestion, f"{prefix}/question", reliable_qos())
+        deadline = time.monotonic() + min(args.wait, 30.0)
+        while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+        if pub.get_subscription_count() == 0:
+            print(f"spatial-mllm-ask: nobody subscribes to {prefix}/question", file=sys.stderr)
+            return None
+        q = SpatialQuestion(
+            query_id=query_id, question=args.question, question_type=args.question_type,
+            options=list(args.options), frame_budget=args.frames,
+            sampling_strategy=args.strategy, timeout_s=float(args.timeout),
+        )
+        pub.publish(q)
+        end = time.monotonic() + args.wait
+        while not done.is_set() and time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.05)
+        return got[0] if got else None
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.question.strip():
+        print("spatial-mllm-ask: the question is empty", file=sys.stderr)
+        return 2
+    msg = ask(args)
+    if msg is None:
+        print(f"spatial-mllm-ask: no answer within {args.wait:.0f} s", file=sys.stderr)
+        return 2
+    d = answer_to_dict(msg)
+    print(json.dumps(d, indent=2) if args.json else format_answer(d))
+    return 0 if d["status"] == "OK" else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
