@@ -133,7 +133,7 @@ class AnsweringPipeline:
         if self._clock() > deadline:
             return self._late(request, qtype, timings, start, "before sampling")
 
-        snapshot = buffer.snapshot()
+        snapshot = buffer.snapshot(request.until_stamp_ns)
         if len(snapshot) == 0:
             record = AnswerRecord.failure(
                 request, AnswerStatus.NO_FRAMES, "no frames have been received yet"
@@ -157,7 +157,7 @@ class AnsweringPipeline:
             result = self.answerer.answer(frames, prompt, self.config.max_new_tokens)
             for stage, seconds in result.timings_s.items():
                 timings[stage] = timings.get(stage, 0.0) + seconds
-            boxes = self._boxes(result.text, frames[-1], result.resized_size)
+            boxes = self._boxes(result.box_text, frames[-1], result.resized_size)
             if self.config.grounding and self._clock() <= deadline:
                 grounding = self.answerer.answer(
                     [frames[-1]],
@@ -166,7 +166,7 @@ class AnsweringPipeline:
                 )
                 for stage, seconds in grounding.timings_s.items():
                     timings[stage] = timings.get(stage, 0.0) + seconds
-                boxes += self._boxes(grounding.text, frames[-1], grounding.resized_size)
+                boxes += self._boxes(grounding.box_text, frames[-1], grounding.resized_size)
         except Exception as err:  # the model is arbitrary code: any failure is MODEL_ERROR
             record = AnswerRecord.failure(
                 request, AnswerStatus.MODEL_ERROR, f"{type(err).__name__}: {err}"

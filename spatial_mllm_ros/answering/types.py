@@ -74,12 +74,20 @@ class GenerationResult:
         num_new_tokens: number of generated tokens.
         resized_size: (width, height) in pixels of the frames as the model saw them, used to
             map boxes back to the original frames.
+        raw_text: the text with special tokens kept (Qwen2.5-VL's ``<|box_start|>`` box
+            form lives there); "" when the same as ``text``.
     """
 
     text: str
     timings_s: dict[str, float]
     num_new_tokens: int
     resized_size: tuple[int, int]
+    raw_text: str = ""
+
+    @property
+    def box_text(self) -> str:
+        """The text to look for boxes in."""
+        return self.raw_text or self.text
 
 
 class Answerer(Protocol):

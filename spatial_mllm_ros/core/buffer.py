@@ -9,24 +9,53 @@ from __future__ import annotations
 
 import collections
 import threading
-from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from spatial_mllm_ros.core.frame import Frame
 
-__all__ = ["FrameBuffer", "FrameStore"]
+__all__ = ["AddOutcome", "FifoOutcome", "FrameBuffer", "FrameStore"]
+
+
+class AddOutcome(Protocol):
+    """What a store did with one frame."""
+
+    @property
+    def admitted(self) -> bool:
+        """True when the frame is now held."""
+        ...
+
+    @property
+    def reason(self) -> str:
+        """Short reason of the decision (a diagnostics key, e.g. ``fifo``, ``redundant``)."""
+        ...
+
+    @property
+    def evicted_count(self) -> int:
+        """Frames evicted to respect the bounds."""
+        ...
+
+
+@dataclass(frozen=True)
+class FifoOutcome:
+    """:class:`AddOutcome` of :class:`FrameBuffer`: always admitted; the evicted frames."""
+
+    evicted: tuple[Frame, ...]
+    admitted: bool = True
+    reason: str = "fifo"
+
+    @property
+    def evicted_count(self) -> int:
+        return len(self.evicted)
 
 
 @runtime_checkable
 class FrameStore(Protocol):
-    """A bounded, thread-safe store of frames."""
+    """A bounded, thread-safe store of frames (:class:`FrameBuffer`, or the sampler's
+    space-aware ``SpatialFrameBuffer``)."""
 
-    def add(self, frame: Frame) -> Sequence[Frame]:
-        """Insert ``frame``; return the frames evicted to respect the bounds."""
-        ...
-
-    def snapshot(self) -> tuple[Frame, ...]:
-        """The held frames, oldest first, as an immutable tuple (safe to use unlocked)."""
+    def add(self, frame: Frame) -> AddOutcome:
+        """Offer ``frame``; the store decides whether to keep it and what to evict."""
         ...
 
     def __len__(self) -> int: ...
@@ -56,7 +85,7 @@ class FrameBuffer:
         self._nbytes = 0
         self._lock = threading.Lock()
 
-    def add(self, frame: Frame) -> list[Frame]:
+    def add(self, frame: Frame) -> FifoOutcome:
         evicted: list[Frame] = []
         with self._lock:
             self._frames.append(frame)
@@ -67,7 +96,7 @@ class FrameBuffer:
                 old = self._frames.popleft()
                 self._nbytes -= old.nbytes
                 evicted.append(old)
-        return evicted
+        return FifoOutcome(tuple(evicted))
 
     def snapshot(self) -> tuple[Frame, ...]:
         with self._lock:

@@ -19,6 +19,9 @@ Counters (:meth:`Ingestor.counters`, flat ``str -> int``):
         a paired depth / camera info whose size differs from the colour image was left out of
         the frame (the depth message counts as paired, the frame as without depth).
     ``buffer.frames`` / ``buffer.bytes`` / ``buffer.evicted``
+    ``buffer.admit.<reason>``
+        the store's decision per frame (``fifo`` for the plain buffer; the space-aware
+        buffer's admission reasons, e.g. ``new_coverage``, ``interval``, ``redundant``)
 
 Accounting identity for colour frames (exact at any time)::
 
@@ -215,7 +218,9 @@ class Ingestor:
     def _store_all(self, paired: list[PairedFrame[Any]]) -> list[Frame]:
         frames = [self._assemble(p) for p in paired]
         for frame in frames:
-            self._counts["buffer.evicted"] += len(self.store.add(frame))
+            outcome = self.store.add(frame)
+            self._counts["buffer.evicted"] += outcome.evicted_count
+            self._counts[f"buffer.admit.{outcome.reason}"] += 1
         return frames
 
     def _assemble(self, p: PairedFrame[Any]) -> Frame:

@@ -17,7 +17,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from spatial_mllm_ros.evaluation.bag_io import (
     BagError,
@@ -30,7 +30,7 @@ from spatial_mllm_ros.evaluation.errors import EvaluationError, MetricsError, Qu
 from spatial_mllm_ros.params import ParamError, load_profile
 
 if TYPE_CHECKING:
-    from spatial_mllm_ros.answering.types import Answerer
+    pass
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -172,8 +172,7 @@ def eval_main(argv: list[str] | None = None) -> int:
         progress=not args.no_progress, thumbnails=not args.no_thumbnails,
     )
     try:
-        # the engine returns its own GenerationResult (a superset of the protocol's fields)
-        runner = EvalRunner(cast("Answerer", engine), params, config, topics,
+        runner = EvalRunner(engine, params, config, topics,
                             model_id=str(checkpoint.resolve()))
         summary = runner.run(args.bag, questions, args.out)
         files = write_report(args.out, args.mra_thresholds, summary)

@@ -44,22 +44,18 @@ from spatial_mllm_ros.answering.types import (
     GenerationResult,
     QuestionRequest,
 )
-from spatial_mllm_ros.core.convert import ConvertLimits
 from spatial_mllm_ros.core.frame import Frame
-from spatial_mllm_ros.core.ingest import IngestConfig, Ingestor
-from spatial_mllm_ros.core.pairing import PairingConfig, PartnerMode, PartnerSpec
+from spatial_mllm_ros.core.ingest import Ingestor
 from spatial_mllm_ros.evaluation.bag_io import BagSource, FrameTopics, topics_from_params
 from spatial_mllm_ros.evaluation.errors import EvaluationError
 from spatial_mllm_ros.evaluation.metrics import score_one
 from spatial_mllm_ros.evaluation.questions import Question
 from spatial_mllm_ros.params import ParamValue
 from spatial_mllm_ros.sampling.online import (
-    BufferConfig,
-    BufferSnapshot,
-    Selection,
     SpatialFrameBuffer,
 )
-from spatial_mllm_ros.sampling.strategies import available_strategies, union_size
+from spatial_mllm_ros.sampling.strategies import available_strategies
+from spatial_mllm_ros.settings import buffer_config, ingest_config
 
 __all__ = [
     "EvalConfig",
@@ -68,8 +64,6 @@ __all__ = [
     "ResumeMismatchError",
     "RunSummary",
     "TimedAnswerer",
-    "buffer_config_from_params",
-    "ingest_config_from_params",
     "load_results",
 ]
 
@@ -87,36 +81,6 @@ class ResumeMismatchError(EvaluationError):
 
 
 # ----------------------------------------------------------------------------- config
-def ingest_config_from_params(v: Mapping[str, ParamValue]) -> IngestConfig:
-    """The node's ingestion settings from its parameters (same rules as the node)."""
-    partners: list[PartnerSpec] = []
-    if v["topics.depth"]:
-        partners.append(PartnerSpec("depth", "consume"))
-    if v["topics.pose"] or v["topics.odometry"]:
-        partners.append(PartnerSpec("pose", "reuse"))
-    if v["topics.camera_info"]:
-        mode: PartnerMode = "latest" if v["pairing.camera_info"] == "latest" else "reuse"
-        partners.append(PartnerSpec("camera_info", mode, wait=mode != "latest"))
-    pairing = PairingConfig(
-        slop_ns=int(float(v["pairing.slop_s"]) * 1e9),
-        wait_ns=int(float(v["pairing.wait_s"]) * 1e9),
-        queue_size=int(v["pairing.queue_size"]),
-        partners=tuple(partners),
-    )
-    limits = ConvertLimits(
-        max_pixels=int(v["image.max_pixels"]),
-        quaternion_tolerance=float(v["pose.quaternion_tolerance"]),
-    )
-    return IngestConfig(limits=limits, pairing=pairing)
-
-
-def buffer_config_from_params(v: Mapping[str, ParamValue]) -> BufferConfig:
-    """The space-aware buffer's bounds from the node's ``buffer.*`` parameters."""
-    return BufferConfig(
-        max_frames=int(v["buffer.max_frames"]), max_bytes=int(v["buffer.max_bytes"])
-    )
-
-
 @dataclass(frozen=True)
 class EvalConfig:
     """Evaluation settings.
@@ -203,63 +167,6 @@ class TimedAnswerer:
         finally:
             self.calls += 1
             self.seconds += self._clock() - t0
-
-
-class _AdmittingStore:
-    """:class:`~spatial_mllm_ros.core.buffer.FrameStore` face of a SpatialFrameBuffer.
-
-    ``SpatialFrameBuffer.add`` returns an ``AdmitDecision`` (not the evicted frames the
-    protocol asks for); this adapter counts admissions by reason and evictions itself.
-    """
-
-    def __init__(self, buffer: SpatialFrameBuffer) -> None:
-        self.buffer = buffer
-        self.admissions: dict[str, int] = {}
-
-    def add(self, frame: Frame) -> Sequence[Frame]:
-        d = self.buffer.add(frame)
-        self.admissions[d.reason] = self.admissions.get(d.reason, 0) + 1
-        if d.evicted_seqs:
-            self.admissions["evicted"] = self.admissions.get("evicted", 0) + len(d.evicted_seqs)
-        return ()
-
-    def snapshot(self) -> tuple[Frame, ...]:
-        return self.buffer.snapshot().frames
-
-    def __len__(self) -> int:
-        return len(self.buffer)
-
-    @property
-    def nbytes(self) -> int:
-        return self.buffer.nbytes
-
-
-class _CutoffView:
-    """The buffer as seen by a question with a cutoff: only frames stamped <= cutoff."""
-
-    def __init__(self, buffer: SpatialFrameBuffer, cutoff_ns: int | None) -> None:
-        self.buffer = buffer
-        self.cutoff_ns = cutoff_ns
-
-    def snapshot(self) -> BufferSnapshot:
-        snap = self.buffer.snapshot()
-        if self.cutoff_ns is None:
-            return snap
-        keep = [i for i, f in enumerate(snap.frames) if f.stamp_ns <= self.cutoff_ns]
-        if len(keep) == len(snap.frames):
-            return snap
-        voxels = tuple(snap.voxel_sets[i] for i in keep)
-        return BufferSnapshot(
-            frames=tuple(snap.frames[i] for i in keep),
-            voxel_sets=voxels,
-            union_voxels=union_size(voxels, range(len(voxels))),
-            voxel_size_m=snap.voxel_size_m,
-        )
-
-    def select(
-        self, k: int, strategy: str = "coverage", snapshot: BufferSnapshot | None = None
-    ) -> Selection:
-        return self.buffer.select(k, strategy, snapshot=snapshot or self.snapshot())
 
 
 def load_results(path: Path) -> list[dict[str, Any]]:
@@ -432,9 +339,8 @@ class EvalRunner:
                            pending[i].cutoff_stamp_ns(start_ns) or 0, i),
         )
         queue = [pending[i] for i in order]
-        buffer = SpatialFrameBuffer(buffer_config_from_params(self.params))
-        store = _AdmittingStore(buffer)
-        ingestor = Ingestor(store, ingest_config_from_params(self.params))
+        buffer = SpatialFrameBuffer(buffer_config(self.params))
+        ingestor = Ingestor(buffer, ingest_config(self.params))
         n_pairs = sum((str(q.id), s) not in done for q in queue for s in cfg.strategies)
         n_msgs = sum(source.info.topics[t][1] for t in kinds)
         bag_bar = tqdm(total=n_msgs, desc="bag", unit="msg", disable=not cfg.progress,
@@ -472,7 +378,10 @@ class EvalRunner:
             summary.seconds_bag = time.perf_counter() - t0 - t_answering
         ans_bar.close()
         summary.counters = ingestor.counters()
-        summary.buffer_admissions = dict(store.admissions)
+        summary.buffer_admissions = {
+            k.removeprefix("buffer.admit."): v
+            for k, v in summary.counters.items() if k.startswith("buffer.admit.")
+        }
 
     def _answer(
         self,
@@ -485,8 +394,7 @@ class EvalRunner:
         results_path: Path,
     ) -> None:
         cfg = self.config
-        view = _CutoffView(buffer, cutoff)
-        n_frames = len(view.snapshot())
+        n_frames = len(buffer.snapshot(cutoff))
         for strategy in cfg.strategies:
             if (str(q.id), strategy) in done:
                 continue
@@ -501,7 +409,7 @@ class EvalRunner:
                 until_stamp_ns=cutoff,
             )
             calls_before, secs_before = self.answerer.calls, self.answerer.seconds
-            record: AnswerRecord = self.pipeline.answer(request, view)  # type: ignore[arg-type]
+            record: AnswerRecord = self.pipeline.answer(request, buffer)
             line = self._result_line(q, strategy, cutoff, n_frames, record)
             line["model_s"] = self.answerer.seconds - secs_before
             line["answerer_calls"] = self.answerer.calls - calls_before

@@ -12,6 +12,7 @@ import numpy.typing as npt
 import torch
 from transformers import Qwen2_5_VLProcessor
 
+from spatial_mllm_ros.answering.types import GenerationResult as AnswerResult
 from spatial_mllm_ros.core.frame import Frame
 from spatial_mllm_ros.model.configuration import SpatialMLLMConfig, load_config
 from spatial_mllm_ros.model.errors import GeometryUnavailableError, InputError
@@ -30,29 +31,20 @@ from spatial_mllm_ros.model.vggt import FrameGeometry, vggt_geometry
 TIED = {"lm_head.weight": "model.language_model.embed_tokens.weight"}
 
 
-@dataclass
-class GenerationResult:
-    """One answer.
+@dataclass(frozen=True)
+class GenerationResult(AnswerResult):
+    """One answer: the answering stage's result plus what the engine knows besides.
 
-    Attributes:
-        text: decoded new tokens (special tokens skipped).
-        timings_s: wall seconds per stage: vision_2d, spatial, connector, prefill, decode.
-        num_new_tokens: generated tokens (EOS included when produced).
-        resized_size: (W, H) pixels the model saw; boxes in ``text`` refer to it.
+    Attributes (beyond :class:`spatial_mllm_ros.answering.types.GenerationResult`, whose
+    ``text`` is decoded with special tokens skipped and ``raw_text`` with them kept):
         original_size: (W, H) of the first input frame.
         token_ids: the generated token ids.
         num_video_tokens: video tokens in the prompt (= merged spatial tokens).
-        raw_text: decoded with special tokens kept (box tokens), end-of-turn tokens stripped.
     """
 
-    text: str
-    timings_s: dict[str, float]
-    num_new_tokens: int
-    resized_size: tuple[int, int]
     original_size: tuple[int, int] = (0, 0)
     token_ids: list[int] = field(default_factory=list)
     num_video_tokens: int = 0
-    raw_text: str = ""
 
 
 def load_model(
@@ -159,7 +151,14 @@ class SpatialMLLMEngine:
         timings = {k: float(self.model.stage_timer.seconds.get(k, 0.0)) for k in STAGES}
         n_video = int((batch["input_ids"] == self.model.config.video_token_id).sum())
         return GenerationResult(
-            text, timings, len(new), clip.resized_size, clip.original_size, new, n_video, raw
+            text=text,
+            timings_s=timings,
+            num_new_tokens=len(new),
+            resized_size=clip.resized_size,
+            raw_text=raw,
+            original_size=clip.original_size,
+            token_ids=new,
+            num_video_tokens=n_video,
         )
 
     def answer(

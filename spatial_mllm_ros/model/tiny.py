@@ -11,6 +11,8 @@ at tiny shapes.  Seeded and deterministic.  The weights are random: answers are 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -427,3 +429,26 @@ def _write_vggt(out: Path, size: str, shards: int, seed: int, dtype: torch.dtype
 def write_all(out_root: str | Path, layouts: Sequence[str] = ("v1.0", "v1.1")) -> list[Path]:
     """Tiny checkpoints of several layouts under ``out_root/<layout>``."""
     return [write_checkpoint(Path(out_root) / lay, lay) for lay in layouts]
+
+
+def ensure_checkpoint(out_dir: str | Path, layout: str = "v1.1") -> Path:
+    """Return ``out_dir`` holding a tiny checkpoint of ``layout``, generating it if absent.
+
+    Generation writes into a private temporary directory that is renamed into place, so
+    several processes may call this at once and none ever sees a half-written checkpoint.
+    """
+    out = Path(out_dir)
+    if (out / "config.json").is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    write_checkpoint(tmp, layout=layout)
+    try:
+        tmp.rename(out)
+    except OSError:  # another process finished first: keep theirs
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (out / "config.json").is_file():
+            raise
+    return out

@@ -125,7 +125,7 @@ def ask(args: argparse.Namespace) -> Any:
     try:
         prefix = args.node.rstrip("/")
         if args.via == "service":
-            client = node.create_client(AskSpatial, f"{prefix}/ask")
+            client: Any = node.create_client(AskSpatial, f"{prefix}/ask")
             if not client.wait_for_service(timeout_sec=min(args.wait, 30.0)):
                 print(f"spatial-mllm-ask: no service {prefix}/ask", file=sys.stderr)
                 return None
@@ -136,7 +136,8 @@ def ask(args: argparse.Namespace) -> Any:
             )
             future = client.call_async(req)
             executor.spin_until_future_complete(future, timeout_sec=args.wait)
-            return future.result().answer if future.done() else None
+            result = future.result() if future.done() else None
+            return None if result is None else result.answer
 
         query_id = args.query_id if args.query_id is not None else (
             (time.time_ns() // 1000) * 1000 + os.getpid() % 1000)

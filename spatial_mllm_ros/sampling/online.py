@@ -118,6 +118,11 @@ class AdmitDecision:
     evicted_seqs: tuple[int, ...] = ()
     evicted_stamps_ns: tuple[int, ...] = ()
 
+    @property
+    def evicted_count(self) -> int:
+        """Frames evicted by this add (the ``core.buffer.AddOutcome`` protocol)."""
+        return len(self.evicted_stamps_ns)
+
 
 @dataclass(frozen=True)
 class BufferSnapshot:
@@ -439,15 +444,33 @@ class SpatialFrameBuffer:
             self._insert_keys(keys, entry.slot)
             self._evict(entry)
 
-    def snapshot(self) -> BufferSnapshot:
-        """Immutable view (references only; O(frames))."""
+    def snapshot(self, until_stamp_ns: int | None = None) -> BufferSnapshot:
+        """Immutable view (references only; O(frames)).
+
+        Args:
+            until_stamp_ns: keep only frames captured at or before this stamp (a question
+                asked at that time, replayed offline); the union is then recomputed over
+                the kept frames.
+        """
         with self._lock:
-            return BufferSnapshot(
+            snap = BufferSnapshot(
                 tuple(e.frame for e in self._entries),
                 tuple(e.keys for e in self._entries),
                 int(self._ukeys.size),
                 self.config.voxel_size_m,
             )
+        if until_stamp_ns is None:
+            return snap
+        keep = [i for i, f in enumerate(snap.frames) if f.stamp_ns <= until_stamp_ns]
+        if len(keep) == len(snap.frames):
+            return snap
+        voxels = tuple(snap.voxel_sets[i] for i in keep)
+        return BufferSnapshot(
+            frames=tuple(snap.frames[i] for i in keep),
+            voxel_sets=voxels,
+            union_voxels=union_size(voxels, range(len(voxels))),
+            voxel_size_m=snap.voxel_size_m,
+        )
 
     def select(
         self, k: int, strategy: str = "coverage", snapshot: BufferSnapshot | None = None

@@ -17,7 +17,7 @@ def frame(i: int, side: int = 10) -> Frame:
 
 def test_count_bound_evicts_oldest_first():
     b = FrameBuffer(max_frames=3, max_bytes=10**9)
-    evicted = [e.seq for i in range(5) for e in b.add(frame(i))]
+    evicted = [e.seq for i in range(5) for e in b.add(frame(i)).evicted]
     assert evicted == [0, 1]
     assert [f.seq for f in b.snapshot()] == [2, 3, 4]
     assert len(b) == 3 and b.nbytes == 3 * 300
@@ -28,7 +28,7 @@ def test_byte_bound():
     for i in range(4):
         b.add(frame(i))  # 300 B each
     assert [f.seq for f in b.snapshot()] == [1, 2, 3] and b.nbytes == 900
-    evicted = b.add(frame(9, side=20))  # 1200 B: larger than the bound, evicts everything
+    evicted = b.add(frame(9, side=20)).evicted  # 1200 B: larger than the bound, evicts everything
     assert [e.seq for e in evicted] == [1, 2, 3, 9]
     assert len(b) == 0 and b.nbytes == 0
 

@@ -1,0 +1,91 @@
+"""From validated parameters (``spatial_mllm_ros.params``) to the core's configurations.
+
+One place for these rules, so that the node and the offline evaluator build the same
+ingestion, buffer and answering set-up from the same profile. Pure: never imports rclpy.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from spatial_mllm_ros.answering.pipeline import PipelineConfig
+from spatial_mllm_ros.core.convert import ConvertLimits
+from spatial_mllm_ros.core.ingest import IngestConfig
+from spatial_mllm_ros.core.pairing import PairingConfig, PartnerMode, PartnerSpec
+from spatial_mllm_ros.params import ParamValue
+from spatial_mllm_ros.sampling.online import BufferConfig
+
+__all__ = [
+    "DEFAULT_CHECKPOINT_ENV",
+    "buffer_config",
+    "default_checkpoint_dir",
+    "ingest_config",
+    "pipeline_config",
+]
+
+#: Environment variable that overrides where the embedded tiny checkpoint is generated.
+DEFAULT_CHECKPOINT_ENV = "SPATIAL_MLLM_TINY_CHECKPOINT"
+
+
+def ingest_config(v: Mapping[str, ParamValue]) -> IngestConfig:
+    """Pairing partners and conversion limits from ``topics.*``, ``pairing.*``, ``image.*``."""
+    partners: list[PartnerSpec] = []
+    if v["topics.depth"]:
+        partners.append(PartnerSpec("depth", "consume"))
+    if v["topics.pose"] or v["topics.odometry"]:
+        partners.append(PartnerSpec("pose", "reuse"))
+    if v["topics.camera_info"]:
+        mode: PartnerMode = "latest" if v["pairing.camera_info"] == "latest" else "reuse"
+        partners.append(PartnerSpec("camera_info", mode, wait=mode != "latest"))
+    pairing = PairingConfig(
+        slop_ns=int(float(v["pairing.slop_s"]) * 1e9),
+        wait_ns=int(float(v["pairing.wait_s"]) * 1e9),
+        queue_size=int(v["pairing.queue_size"]),
+        partners=tuple(partners),
+    )
+    limits = ConvertLimits(
+        max_pixels=int(v["image.max_pixels"]),
+        quaternion_tolerance=float(v["pose.quaternion_tolerance"]),
+    )
+    return IngestConfig(limits=limits, pairing=pairing)
+
+
+def buffer_config(v: Mapping[str, ParamValue]) -> BufferConfig:
+    """The space-aware buffer from ``buffer.*``."""
+    return BufferConfig(
+        max_frames=int(v["buffer.max_frames"]),
+        max_bytes=int(v["buffer.max_bytes"]),
+        voxel_size_m=float(v["buffer.voxel_size_m"]),
+        depth_stride=int(v["buffer.depth_stride"]),
+        min_new_voxels=int(v["buffer.min_new_voxels"]),
+        max_interval_s=float(v["buffer.max_interval_s"]),
+        max_depth_m=float(v["buffer.max_depth_m"]),
+        color_only_share=float(v["buffer.color_only_share"]),
+    )
+
+
+def pipeline_config(v: Mapping[str, ParamValue]) -> PipelineConfig:
+    """Answering settings from ``sampling.*``, ``queue.timeout_s``, ``question.*``,
+    ``answer.*``."""
+    return PipelineConfig(
+        frame_budget=int(v["sampling.frame_budget"]),
+        max_frame_budget=int(v["sampling.max_frame_budget"]),
+        strategy=str(v["sampling.strategy"]),
+        timeout_s=float(v["queue.timeout_s"]),
+        max_question_chars=int(v["question.max_chars"]),
+        max_new_tokens=int(v["answer.max_new_tokens"]),
+        grounding=bool(v["answer.grounding"]),
+        grounding_max_new_tokens=int(v["answer.grounding_max_new_tokens"]),
+    )
+
+
+def default_checkpoint_dir() -> Path:
+    """Where the embedded tiny checkpoint lives: ``$SPATIAL_MLLM_TINY_CHECKPOINT``, else
+    ``$XDG_CACHE_HOME/spatial_mllm_ros/tiny-v1.1`` (``~/.cache`` by default)."""
+    override = os.environ.get(DEFAULT_CHECKPOINT_ENV)
+    if override:
+        return Path(override)
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "spatial_mllm_ros" / "tiny-v1.1"
