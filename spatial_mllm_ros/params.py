@@ -173,6 +173,9 @@ SCHEMA: tuple[ParamSpec, ...] = (
     _P("model.device", str, "cpu", "Torch device, e.g. cpu, cuda, cuda:0.", read_only=True),
     _P("model.dtype", str, "float32", "Model weights dtype.",
        choices=("float32", "float16", "bfloat16"), read_only=True),
+    _P("model.num_threads", int, 0,
+       "CPU threads torch may use for the model; 0 = torch's default. On small machines, "
+       "leave a core to ingestion.", min=0, max=256, read_only=True),
     _P("model.max_pixels", int, 0,
        "Largest model input per frame, pixels (each side then rounded to 28 px); 0 = the "
        "processor's default. Bounds the video tokens and the spatial encoder's cost.",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from spatial_mllm_ros.answering.pipeline import PipelineConfig
 from spatial_mllm_ros.core.convert import ConvertLimits
@@ -22,6 +23,7 @@ __all__ = [
     "buffer_config",
     "default_checkpoint_dir",
     "ingest_config",
+    "load_engine",
     "pipeline_config",
 ]
 
@@ -89,3 +91,39 @@ def default_checkpoint_dir() -> Path:
         return Path(override)
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return cache / "spatial_mllm_ros" / "tiny-v1.1"
+
+
+def load_engine(v: Mapping[str, ParamValue]) -> tuple[Any | None, str]:
+    """Load the Spatial-MLLM engine named by ``model.*``; never raises.
+
+    ``model.checkpoint`` '' means the embedded tiny checkpoint, generated on first use into
+    :func:`default_checkpoint_dir`. Returns ``(engine, "")`` or ``(None, reason)``: a node
+    whose model failed to load stays up and answers MODEL_ERROR with the reason.
+    """
+    try:
+        import torch
+
+        from spatial_mllm_ros.model.engine import SpatialMLLMEngine
+        from spatial_mllm_ros.model.processing import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
+        from spatial_mllm_ros.model.tiny import ensure_checkpoint
+
+        threads = int(v["model.num_threads"])
+        if threads > 0:
+            torch.set_num_threads(threads)
+        path = str(v["model.checkpoint"])
+        checkpoint = Path(path) if path else ensure_checkpoint(default_checkpoint_dir())
+        vggt = str(v["model.vggt_checkpoint"]) or None
+        max_pixels = int(v["model.max_pixels"]) or DEFAULT_MAX_PIXELS
+        engine = SpatialMLLMEngine.from_pretrained(
+            checkpoint,
+            device=str(v["model.device"]),
+            dtype=str(v["model.dtype"]),
+            vggt_checkpoint=vggt,
+            min_pixels=min(DEFAULT_MIN_PIXELS, max_pixels),
+            max_pixels=max_pixels,
+        )
+    except Exception as err:  # any failure leaves the node answering MODEL_ERROR
+        return None, f"model failed to load from {v['model.checkpoint']!r}: " + (
+            f"{type(err).__name__}: {err}"
+        )
+    return engine, ""

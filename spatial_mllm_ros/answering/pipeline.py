@@ -34,6 +34,7 @@ from spatial_mllm_ros.answers.prompts import (
     build_prompt,
     check_question_type,
     infer_question_type,
+    is_multiple_choice,
     validate_question,
 )
 from spatial_mllm_ros.core.frame import Frame
@@ -87,19 +88,26 @@ class AnsweringPipeline:
 
     # -- request checks -------------------------------------------------------------------
 
-    def check_request(self, request: QuestionRequest) -> tuple[str, str, int, str]:
-        """Validated (question, question_type, frame budget, strategy) of a request.
+    def check_request(self, request: QuestionRequest) -> tuple[str, str, int, str, str]:
+        """Validated (question, question_type, frame budget, strategy, prompt) of a request.
+
+        A type inferred from free text as multiple-choice while the caller gave no options
+        (an operator's "is the table to my left?") keeps its type but is asked in the open
+        form; a multiple-choice type the caller named explicitly needs its options.
 
         Raises:
-            AnswersError: the question text or its type is invalid.
+            AnswersError: the question text, its type or its options are invalid.
             ValueError: the frame budget or strategy is invalid.
         """
         question = validate_question(request.question, self.config.max_question_chars)
-        qtype = (
-            check_question_type(request.question_type)
-            if request.question_type
-            else infer_question_type(question, request.options)
-        )
+        options = request.options or None
+        if request.question_type:
+            qtype = check_question_type(request.question_type)
+            prompt = build_prompt(question, qtype, options)
+        else:
+            qtype = infer_question_type(question, options)
+            form = qtype if options or not is_multiple_choice(qtype) else "open"
+            prompt = build_prompt(question, form, options)
         budget = request.frame_budget or self.config.frame_budget
         if not 1 <= budget <= self.config.max_frame_budget:
             raise ValueError(
@@ -111,7 +119,7 @@ class AnsweringPipeline:
                 f"unknown sampling strategy {strategy!r}; known: "
                 + ", ".join(sorted(available_strategies()))
             )
-        return question, qtype, budget, strategy
+        return question, qtype, budget, strategy, prompt
 
     def deadline(self, request: QuestionRequest) -> float:
         """Monotonic time after which the question is answered TIMEOUT."""
@@ -126,7 +134,7 @@ class AnsweringPipeline:
         start = self._clock()
         timings = {"queue_wait": max(0.0, start - request.received_s)}
         try:
-            question, qtype, budget, strategy = self.check_request(request)
+            question, qtype, budget, strategy, prompt = self.check_request(request)
         except (AnswersError, ValueError) as err:
             return AnswerRecord.failure(request, AnswerStatus.INVALID_QUESTION, str(err))
         deadline = self.deadline(request)
@@ -152,7 +160,6 @@ class AnsweringPipeline:
         if self._clock() > deadline:
             return self._late(request, qtype, timings, start, "after sampling")
 
-        prompt = build_prompt(question, qtype, request.options or None)
         try:
             result = self.answerer.answer(frames, prompt, self.config.max_new_tokens)
             for stage, seconds in result.timings_s.items():

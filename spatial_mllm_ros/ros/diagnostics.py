@@ -14,9 +14,16 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
 from spatial_mllm_ros.ros.conversions import key_values, ns_to_time
 
-__all__ = ["INGEST_STATUS_NAME", "RateTracker", "build_diagnostics"]
+__all__ = [
+    "ANSWER_STATUS_NAME",
+    "INGEST_STATUS_NAME",
+    "RateTracker",
+    "answer_status",
+    "build_diagnostics",
+]
 
 INGEST_STATUS_NAME = "spatial_mllm: ingest"
+ANSWER_STATUS_NAME = "spatial_mllm: answering"
 
 
 class RateTracker:
@@ -71,3 +78,21 @@ def build_diagnostics(
     arr = DiagnosticArray(status=[status])
     arr.header.stamp = ns_to_time(stamp_ns)
     return arr
+
+
+def answer_status(values: Mapping[str, object], *, hardware_id: str) -> DiagnosticStatus:
+    """The answering status: answers by status, queue, model state, per-stage timings.
+
+    Level ERROR while the model is not loaded (every question gets MODEL_ERROR).
+    """
+    loaded = bool(values.get("model.loaded"))
+    answered = sum(int(str(v)) for k, v in values.items() if k.startswith("answers."))
+    message = (
+        f"model {'loaded' if loaded else 'NOT loaded'}; {answered} answered; "
+        f"{values.get('queue.waiting', 0)} waiting"
+    )
+    return DiagnosticStatus(
+        level=DiagnosticStatus.OK if loaded else DiagnosticStatus.ERROR,
+        name=ANSWER_STATUS_NAME, message=message, hardware_id=hardware_id,
+        values=key_values(dict(values)),
+    )

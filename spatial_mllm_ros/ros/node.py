@@ -1,11 +1,15 @@
-"""The ``spatial_mllm`` lifecycle node: camera ingestion into a rolling frame buffer.
+"""The ``spatial_mllm`` lifecycle node: camera streams in, spatial answers and boxes out.
 
 Lifecycle (rclpy.lifecycle; services under ``/spatial_mllm/``, e.g. ``change_state``):
     * configure: validates the parameters (``spatial_mllm_ros.params.SCHEMA``), creates the
-      frame buffer and the ingestion pipeline (and, with the answering issue, loads the model);
-    * activate: creates the camera subscriptions and the pairing poll timer;
-    * deactivate: destroys them and flushes frames waiting for partners into the buffer;
-    * cleanup: frees the buffer and pipeline.
+      space-aware frame buffer and the ingestion pipeline, and loads the model (a load
+      failure leaves the node up, answering MODEL_ERROR with the cause);
+    * activate: creates the camera subscriptions, the pairing poll timer, the ``~/ask``
+      service, the ``~/question`` subscription, ``~/answer`` and ``~/markers``, and starts
+      the answering worker;
+    * deactivate: destroys them (queued questions are answered MODEL_ERROR) and flushes
+      frames waiting for partners into the buffer;
+    * cleanup: frees the buffer, the ingestion pipeline and the model.
     Parameter ``autostart`` (default true) configures and activates at start-up, because the
     ``ros2 lifecycle`` CLI and nav2's lifecycle manager may be absent.
 
@@ -54,12 +58,14 @@ from rclpy.timer import Timer
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from spatial_mllm_ros import params as P
-from spatial_mllm_ros.core.buffer import FrameBuffer, FrameStore
+from spatial_mllm_ros import settings
+from spatial_mllm_ros.answering.pipeline import AnsweringPipeline
 from spatial_mllm_ros.core.convert import ConvertLimits, transform_stamped_to_matrix
-from spatial_mllm_ros.core.ingest import IngestConfig, Ingestor, PoseLookup
-from spatial_mllm_ros.core.pairing import PairingConfig, PartnerSpec
-from spatial_mllm_ros.ros.diagnostics import RateTracker, build_diagnostics
+from spatial_mllm_ros.core.ingest import Ingestor, PoseLookup
+from spatial_mllm_ros.ros.answer_server import AnswerServer
+from spatial_mllm_ros.ros.diagnostics import RateTracker, answer_status, build_diagnostics
 from spatial_mllm_ros.ros.qos import camera_qos, reliable_qos
+from spatial_mllm_ros.sampling.online import SpatialFrameBuffer
 
 try:  # optional: not in the PyPI wheel set
     import tf2_ros
@@ -117,8 +123,10 @@ class SpatialMllmNode(LifecycleNode):
         self._camera_groups = {k: MutuallyExclusiveCallbackGroup() for k in CAMERA_TOPICS}
         self._subs: list[Subscription[Any]] = []
         self._poll_timer: Timer | None = None
-        self.store: FrameStore | None = None
+        self.store: SpatialFrameBuffer | None = None
         self.ingestor: Ingestor | None = None
+        self.answers: AnswerServer | None = None
+        self._engine: Any = None
         self.values: dict[str, P.ParamValue] = {}
         self._state_label = "unconfigured"
         self._callback_errors = 0
@@ -145,28 +153,6 @@ class SpatialMllmNode(LifecycleNode):
     def read_parameters(self) -> dict[str, P.ParamValue]:
         """Every schema parameter's current value, validated."""
         return P.validate({s.name: self.get_parameter(s.name).value for s in P.SCHEMA})
-
-    def _ingest_config(self, v: dict[str, P.ParamValue]) -> IngestConfig:
-        partners: list[PartnerSpec] = []
-        if v["topics.depth"]:
-            partners.append(PartnerSpec("depth", "consume"))
-        if v["topics.pose"] or v["topics.odometry"]:
-            partners.append(PartnerSpec("pose", "reuse"))
-        if v["topics.camera_info"]:
-            latest = v["pairing.camera_info"] == "latest"
-            partners.append(PartnerSpec("camera_info", "latest" if latest else "reuse",
-                                        wait=not latest))
-        pairing = PairingConfig(
-            slop_ns=int(float(v["pairing.slop_s"]) * 1e9),
-            wait_ns=int(float(v["pairing.wait_s"]) * 1e9),
-            queue_size=int(v["pairing.queue_size"]),
-            partners=tuple(partners),
-        )
-        limits = ConvertLimits(
-            max_pixels=int(v["image.max_pixels"]),
-            quaternion_tolerance=float(v["pose.quaternion_tolerance"]),
-        )
-        return IngestConfig(limits=limits, pairing=pairing)
 
     def _pose_lookup(self, v: dict[str, P.ParamValue]) -> PoseLookup | None:
         if not v["tf.enabled"]:
@@ -196,15 +182,37 @@ class SpatialMllmNode(LifecycleNode):
 
     # ------------------------------------------------------------- lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Validate parameters, create the space-aware buffer and ingestion, load the model.
+
+        A model that fails to load does not fail the transition: the node ingests and
+        answers MODEL_ERROR with the cause, so a robot never loses its camera buffer to a
+        wrong checkpoint path.
+        """
         try:
             v = self.read_parameters()
             self.values = v
-            self.store = FrameBuffer(int(v["buffer.max_frames"]), int(v["buffer.max_bytes"]))
-            self.ingestor = Ingestor(self.store, self._ingest_config(v), self._pose_lookup(v))
+            self.store = SpatialFrameBuffer(settings.buffer_config(v))
+            self.ingestor = Ingestor(self.store, settings.ingest_config(v), self._pose_lookup(v))
         except Exception as err:
             self.get_logger().error(f"configure failed: {err}")
             self.store = self.ingestor = None
             return TransitionCallbackReturn.FAILURE
+        t0 = time.monotonic()
+        self._engine, model_error = settings.load_engine(v)
+        pipeline = None
+        if self._engine is not None:
+            pipeline = AnsweringPipeline(self._engine, settings.pipeline_config(v))
+            self.get_logger().info(
+                f"model loaded in {time.monotonic() - t0:.1f} s "
+                f"({v['model.checkpoint'] or 'embedded tiny checkpoint'}, "
+                f"{v['model.device']}, {v['model.dtype']})"
+            )
+        else:
+            self.get_logger().error(f"{model_error}; questions will be answered MODEL_ERROR")
+        self.answers = AnswerServer(
+            self, self.store, pipeline, model_error,
+            queue_size=int(v["queue.size"]), markers=bool(v["answer.markers"]),
+        )
         self._state_label = "inactive"
         self.get_logger().info(
             f"configured: buffer {v['buffer.max_frames']} frames / {v['buffer.max_bytes']} B"
@@ -228,6 +236,8 @@ class SpatialMllmNode(LifecycleNode):
             self._poll_timer = self.create_timer(
                 period, self._poll, callback_group=self._timer_group
             )
+            if self.answers is not None:
+                self.answers.activate()
         except Exception as err:
             self.get_logger().error(f"activate failed: {err}")
             self._destroy_subscriptions()
@@ -239,15 +249,24 @@ class SpatialMllmNode(LifecycleNode):
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._destroy_subscriptions()
+        if self.answers is not None:
+            self.answers.deactivate()
         if self.ingestor is not None:
             self.ingestor.flush()
         self._state_label = "inactive"
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Drop the buffer, ingestion and model, returning their memory."""
         self._destroy_subscriptions()
+        if self.answers is not None:
+            self.answers.worker.stop()
+        self.answers = None
         self.ingestor = None
         self.store = None
+        if self._engine is not None:
+            self._engine = None
+            _release_model_memory()
         self._tf_listener = self._tf_buffer = None
         self._state_label = "unconfigured"
         return TransitionCallbackReturn.SUCCESS
@@ -332,9 +351,27 @@ class SpatialMllmNode(LifecycleNode):
                 rejected_last_period=max(rejected - self._last_rejected, 0),
             )
             self._last_rejected = rejected
+            answers = self.answers
+            if answers is not None:
+                msg.status.append(answer_status(answers.stats(),
+                                                hardware_id=self.get_fully_qualified_name()))
             self._diag_pub.publish(msg)
         except Exception as err:
             self.get_logger().error(f"diagnostics error: {err}", throttle_duration_sec=5.0)
+
+
+def _release_model_memory() -> None:
+    """Collect the dropped model and return cached accelerator memory."""
+    import gc
+
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:  # pragma: no cover - torch is a dependency of the model
+        pass
 
 
 def main(args: list[str] | None = None) -> int:

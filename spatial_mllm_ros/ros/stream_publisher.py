@@ -33,6 +33,7 @@ counts and the good-frame count, for accounting checks.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import math
 import sys
@@ -317,6 +318,7 @@ class StreamPublisher:
         start_stamp = time.time_ns()
         t0 = time.monotonic_ns()
         slot = good_index = 0
+        good_stamps: collections.deque[int] = collections.deque(maxlen=100_000)
         while rclpy.ok():
             if slot >= len(plan):
                 if not self.s.loop:
@@ -331,6 +333,7 @@ class StreamPublisher:
             kind = plan[slot]
             if kind is None:
                 self.publish_good(good_index, stamp)
+                good_stamps.append(stamp)
                 good_index += 1
             else:
                 self.publish_bad(kind, stamp)
@@ -344,6 +347,7 @@ class StreamPublisher:
             "good_frames": self.good_frames,
             "subscribers_matched": matched,
             "first_stamp_ns": start_stamp,
+            "good_stamps_ns": list(good_stamps),  # the last 100,000 with --loop
         }
 
 

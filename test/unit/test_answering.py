@@ -231,3 +231,30 @@ def test_stop_answers_queued_questions() -> None:
     gate.set()
     statuses = {a.query_id: a.status for a in got}
     assert AnswerStatus.MODEL_ERROR in statuses.values()
+
+
+def test_free_text_direction_question_without_options_is_asked_open(
+    scene_frames: list[Frame],
+) -> None:
+    answerer = ScriptedAnswerer("Yes, to your left.")
+    pipe = AnsweringPipeline(answerer, PipelineConfig(grounding=False), clock=lambda: 1.0)
+    rec = pipe.answer(
+        ask("If I stand by the door facing the TV, is the table to my left?"),
+        filled_buffer(scene_frames[:6]),
+    )
+    assert rec.status is AnswerStatus.OK, rec.error
+    assert rec.question_type == "object_rel_direction"
+    prompt = answerer.calls[0][1]
+    assert "Options:" not in prompt
+    assert "Answer with the option's letter" not in prompt
+
+
+def test_explicit_multiple_choice_type_without_options_is_invalid(
+    scene_frames: list[Frame],
+) -> None:
+    answerer = ScriptedAnswerer("A")
+    pipe = AnsweringPipeline(answerer, clock=lambda: 1.0)
+    rec = pipe.answer(ask("Which is closer?", question_type="object_rel_distance"),
+                      filled_buffer(scene_frames[:4]))
+    assert rec.status is AnswerStatus.INVALID_QUESTION
+    assert answerer.calls == []

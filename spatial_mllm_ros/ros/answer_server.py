@@ -1,0 +1,188 @@
+"""The node's answering side: the ``~/ask`` service, the ``~/question`` -> ``~/answer`` topic
+pair, RViz markers, and the bounded question worker behind them.
+
+Threads: the service callback is a coroutine in its own Reentrant callback group: it submits
+the question and awaits an rclpy Future that the worker completes, so a waiting service call
+holds no executor thread and camera callbacks keep running. The model runs only on the
+worker thread. Every question gets exactly one answer (see ``answering.worker``).
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import threading
+import time
+from typing import Any
+
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.lifecycle import LifecycleNode
+from rclpy.task import Future
+from visualization_msgs.msg import MarkerArray
+
+from spatial_mllm_ros.answering.errors import QueueClosedError
+from spatial_mllm_ros.answering.pipeline import AnsweringPipeline
+from spatial_mllm_ros.answering.types import (
+    STAGES,
+    AnswerRecord,
+    AnswerStatus,
+    QuestionRequest,
+)
+from spatial_mllm_ros.answering.worker import QuestionWorker
+from spatial_mllm_ros.msg import SpatialAnswer, SpatialQuestion
+from spatial_mllm_ros.ros.answer_msgs import answer_msg, markers_msg, request_from_msg
+from spatial_mllm_ros.ros.qos import reliable_qos
+from spatial_mllm_ros.sampling.online import SpatialFrameBuffer
+from spatial_mllm_ros.srv import AskSpatial
+
+__all__ = ["QUESTION_QOS_DEPTH", "AnswerServer"]
+
+#: History depth of the question and answer topics: a burst of questions published at once
+#: must reach the worker (which answers the overflow BUSY) rather than be dropped by DDS.
+QUESTION_QOS_DEPTH = 1000
+
+#: Service query ids start here, far above typical caller-chosen topic ids.
+SERVICE_ID_BASE = 1 << 62
+
+
+class AnswerServer:
+    """Answers questions for a :class:`LifecycleNode` from its frame buffer.
+
+    Args:
+        node: the owning node (publishers, services and subscriptions are created on it).
+        buffer: the node's space-aware frame buffer.
+        pipeline: the answering pipeline, or None when the model failed to load.
+        model_error: why the model is unavailable ("" when it loaded).
+        queue_size: questions that may wait while one is answered.
+        markers: publish a MarkerArray of each OK answer's 3D boxes on ``~/markers``.
+    """
+
+    def __init__(
+        self,
+        node: LifecycleNode,
+        buffer: SpatialFrameBuffer,
+        pipeline: AnsweringPipeline | None,
+        model_error: str,
+        queue_size: int,
+        markers: bool,
+    ) -> None:
+        self.node = node
+        self.buffer = buffer
+        self.pipeline = pipeline
+        self.model_error = model_error
+        self._markers_enabled = markers
+        self._group = ReentrantCallbackGroup()
+        self._topic_group = MutuallyExclusiveCallbackGroup()
+        self._service_ids = itertools.count(SERVICE_ID_BASE)
+        self._futures: dict[int, Future] = {}
+        self._lock = threading.Lock()
+        self.status_counts: collections.Counter[str] = collections.Counter()
+        self.stage_totals_s: collections.Counter[str] = collections.Counter()
+        self.last_timings_s: dict[str, float] = {}
+        self.worker = QuestionWorker(self._handle, self._deliver, queue_size)
+        self._handles: list[Any] = []
+        self._answer_pub: Any = None
+        self._marker_pub: Any = None
+
+    # ----------------------------------------------------------------- lifecycle
+    def activate(self) -> None:
+        """Start the worker and create the service, topics and markers publisher."""
+        qos = reliable_qos(QUESTION_QOS_DEPTH)
+        self._answer_pub = self.node.create_publisher(SpatialAnswer, "~/answer", qos)
+        if self._markers_enabled:
+            self._marker_pub = self.node.create_publisher(MarkerArray, "~/markers", 10)
+        self.worker.start()
+        self._handles = [
+            self.node.create_service(
+                AskSpatial, "~/ask", self._on_ask, callback_group=self._group
+            ),
+            self.node.create_subscription(
+                SpatialQuestion, "~/question", self._on_question, qos,
+                callback_group=self._topic_group,
+            ),
+        ]
+
+    def deactivate(self) -> None:
+        """Remove the service and topics; questions still queued are answered MODEL_ERROR."""
+        for h in self._handles:
+            if hasattr(h, "srv_type"):
+                self.node.destroy_service(h)
+            else:
+                self.node.destroy_subscription(h)
+        self._handles = []
+        self.worker.stop()
+        for pub in (self._answer_pub, self._marker_pub):
+            if pub is not None:
+                self.node.destroy_publisher(pub)
+        self._answer_pub = self._marker_pub = None
+
+    # ----------------------------------------------------------------- inputs
+    async def _on_ask(self, req: Any, resp: Any) -> Any:
+        query_id = next(self._service_ids)
+        future: Future = Future(executor=self.node.executor)
+        with self._lock:
+            self._futures[query_id] = future
+        self._submit(request_from_msg(req, query_id, time.monotonic()))
+        resp.answer = await future
+        return resp
+
+    def _on_question(self, msg: SpatialQuestion) -> None:
+        try:
+            self._submit(request_from_msg(msg, int(msg.query_id), time.monotonic()))
+        except Exception as err:  # never let a message kill the node
+            self.node.get_logger().error(
+                f"question {msg.query_id}: {type(err).__name__}: {err}",
+                throttle_duration_sec=2.0,
+            )
+
+    def _submit(self, request: QuestionRequest) -> None:
+        try:
+            self.worker.submit(request)
+        except QueueClosedError as err:
+            self._deliver(request, AnswerRecord.failure(
+                request, AnswerStatus.MODEL_ERROR, str(err)))
+
+    # ----------------------------------------------------------------- worker side
+    def _handle(self, request: QuestionRequest) -> AnswerRecord:
+        if self.pipeline is None:
+            return AnswerRecord.failure(request, AnswerStatus.MODEL_ERROR, self.model_error)
+        return self.pipeline.answer(request, self.buffer)
+
+    def _deliver(self, request: QuestionRequest, record: AnswerRecord) -> None:
+        now_ns = self.node.get_clock().now().nanoseconds
+        msg = answer_msg(record, now_ns)
+        with self._lock:
+            self.status_counts[record.status.name] += 1
+            if record.status is AnswerStatus.OK:
+                self.last_timings_s = dict(record.timings_s)
+                self.stage_totals_s.update(record.timings_s)
+            future = self._futures.pop(request.query_id, None)
+        if future is not None:
+            future.set_result(msg)
+        elif self._answer_pub is not None:
+            self._answer_pub.publish(msg)
+        if record.status is not AnswerStatus.OK:
+            self.node.get_logger().info(
+                f"query {record.query_id}: {record.status.name}: {record.error}",
+                throttle_duration_sec=1.0,
+            )
+        elif self._marker_pub is not None and record.boxes:
+            self._marker_pub.publish(markers_msg(record, now_ns))
+
+    # ----------------------------------------------------------------- diagnostics
+    def stats(self) -> dict[str, object]:
+        """Counters for diagnostics: answers by status, queue, model state, stage timings."""
+        with self._lock:
+            values: dict[str, object] = {
+                f"answers.{k}": v for k, v in sorted(self.status_counts.items())
+            }
+            ok = self.status_counts.get("OK", 0)
+            for stage in STAGES:
+                values[f"timing.last.{stage}_s"] = f"{self.last_timings_s.get(stage, 0.0):.4f}"
+                mean = self.stage_totals_s.get(stage, 0.0) / ok if ok else 0.0
+                values[f"timing.mean.{stage}_s"] = f"{mean:.4f}"
+        values["queue.waiting"] = self.worker.queued
+        values["queue.busy"] = self.worker.busy
+        values["model.loaded"] = self.pipeline is not None
+        values["model.error"] = self.model_error
+        return values
