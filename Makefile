@@ -19,6 +19,8 @@ STAMP := $(VENV)/.requirements.stamp
 # export checks; see README "Package layout".
 WS_SRC := .ws/src
 ROS_ENV := export AMENT_PREFIX_PATH=$(CURDIR)/$(VENV) CMAKE_PREFIX_PATH=$(CURDIR)/$(VENV);
+# The embedded default checkpoint of this checkout (the node generates it here when absent).
+export SPATIAL_MLLM_TINY_CHECKPOINT := $(CURDIR)/artifacts/tiny-v1.1
 RUN := source $(VENV)/bin/activate && source install/setup.bash &&
 ARTIFACTS := artifacts
 
@@ -51,7 +53,7 @@ build: venv
 
 # The embedded default model: a tiny checkpoint in the released v1.1 format, generated once.
 tiny: $(ARTIFACTS)/tiny-v1.1/config.json
-$(ARTIFACTS)/tiny-v1.1/config.json: | venv
+$(ARTIFACTS)/tiny-v1.1/config.json: | build
 	$(RUN) spatial-mllm-checkpoint tiny $(ARTIFACTS)/tiny-v1.1 --layout v1.1
 
 demo: setup
@@ -72,9 +74,9 @@ test-ros: setup
 bench: setup
 	$(RUN) for b in benchmarks/bench_*.py; do echo "== $$b"; $(VPY) $$b $(BENCH_ARGS); done
 
-lint: venv
+lint: build
 	$(VPY) -m ruff check spatial_mllm_ros test benchmarks scripts
-	$(VPY) -m mypy spatial_mllm_ros/core spatial_mllm_ros/sampling spatial_mllm_ros/answers
+	$(RUN) $(VPY) -m mypy spatial_mllm_ros
 
 clean:
 	rm -rf build install log .ws $(ARTIFACTS)

@@ -1,9 +1,15 @@
-"""``python -m spatial_mllm_ros.demo`` (``make demo``): the node ingesting a live RGB-D stream.
+"""``python -m spatial_mllm_ros.demo`` (``make demo``): the main job on the embedded default.
 
-Starts the node as a real process on its own ROS_DOMAIN_ID, runs the stream publisher as
-another process (~3 s at 30 Hz, 640x480 colour + depth + camera info + pose, then a few
-malformed messages of each kind), reads /diagnostics and prints what was ingested.  The
-answering issue extends this with questions; the steps are small functions for that.
+1. renders a synthetic room walkthrough (colour, depth, intrinsics, poses, ground truth);
+2. starts the ``spatial_mllm`` node as a real process (profile ``config/cpu_tiny.yaml``: the
+   tiny generated checkpoint on the CPU) on its own ROS_DOMAIN_ID;
+3. plays the walkthrough over real topics at 30 Hz from a second process (then a few
+   malformed messages of each kind, which the node rejects and counts);
+4. asks VSI-style questions through the ``~/ask`` service and prints each answer, its boxes,
+   the frames used, and the coverage of the selected frames against uniform sampling of the
+   same number of frames from the same buffer, next to the scene's ground truth.
+
+The tiny model's words are meaningless (random weights); the sampling figures are real.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +34,6 @@ def ros_env(domain_id: int | None = None) -> dict[str, str]:
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")})
     return env
-
-
-def start_node(env: dict[str, str], params: dict[str, Any]) -> subprocess.Popen[bytes]:
-    args = [sys.executable, "-m", "spatial_mllm_ros.ros.node", "--ros-args"]
-    for k, v in params.items():
-        args += ["-p", f"{k}:={str(v).lower() if isinstance(v, bool) else v}"]
-    return subprocess.Popen(args, env=env, cwd=REPO)
 
 
 def run_stream(env: dict[str, str], *args: str) -> dict[str, Any]:
@@ -79,50 +78,151 @@ def print_ingest(values: dict[str, str], summary: dict[str, Any]) -> None:
           f"{n('buffer.evicted')} evicted; node callback errors: {n('callback_errors')}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--seconds", type=float, default=3.0)
-    p.add_argument("--rate", type=float, default=30.0)
-    p.add_argument("--source", default="procedural", choices=("procedural", "synthetic", "folder"))
-    p.add_argument("--folder", default="")
-    a = p.parse_args(argv)
-    env = ros_env()
-    print(f"demo: ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}; starting the spatial_mllm node")
-    node = start_node(env, {"qos.reliability": "reliable", "qos.depth": 50,
-                            "diagnostics.period_s": 0.5, "image.max_pixels": 640 * 480})
-    from spatial_mllm_ros.ros.ingest_monitor import IngestMonitor
+def print_answer(q: Any, ans: Any) -> None:
+    """One question, its ground truth and the node's answer."""
+    from spatial_mllm_ros.ros.ask_cli import answer_to_dict
 
+    d = answer_to_dict(ans)
+    print(f"\nQ [{q.question_type}] {q.question}")
+    if q.options:
+        print("   options: " + " | ".join(q.options))
+    print(f"   ground truth: {q.ground_truth}")
+    print(f"   answer: [{d['status']}] {d['answer']!r}  value={d['numeric_value']} "
+          f"option={d['option']!r}" + (f"  error: {d['error']}" if d["error"] else ""))
+    if d["status"] != "OK":
+        return
+    stamps = d["frame_stamps_ns"]
+    t0 = stamps[0] if stamps else 0
+    print(f"   frames used: {len(stamps)} at t = "
+          + ", ".join(f"{(s - t0) / 1e9:.2f}" for s in stamps) + " s (from the first)")
+    cov, uni = d["coverage"], d["uniform_coverage"]
+    if cov is not None and uni is not None:
+        print(f"   coverage of the buffer's voxels: {d['sampling_strategy']} {cov:.3f} vs "
+              f"uniform {uni:.3f} ({(cov - uni) * 100:+.1f} points)")
+    for b in d["boxes"]:
+        pos = "no depth" if b["position"] is None else (
+            "(" + ", ".join(f"{x:.2f}" for x in b["position"]) + f") m in "
+            f"{b['position_frame_id']}")
+        print(f"   box {b['label']!r} px {[round(x) for x in b['xyxy']]} -> {pos}")
+    if not d["boxes"]:
+        print("   boxes: none (the tiny model emits no grounding JSON)")
+    t = d["timings_s"]
+    print("   timings: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in t.items() if v))
+
+
+def pick_questions(questions: list[Any]) -> list[Any]:
+    """One question of each of a few types, in a fixed order."""
+    wanted = ("object_counting", "object_abs_distance", "object_rel_direction_hard",
+              "object_rel_direction_medium", "room_size_estimation", "object_size_estimation",
+              "obj_appearance_order")
+    out = []
+    for qtype in wanted:
+        q = next((q for q in questions if q.question_type == qtype), None)
+        if q is not None:
+            out.append(q)
+    return out[:5]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seed", type=int, default=7, help="synthetic room seed")
+    p.add_argument("--views", type=int, default=40, help="frames of the walkthrough")
+    p.add_argument("--rate", type=float, default=30.0)
+    p.add_argument("--profile", default=str(REPO / "config" / "cpu_tiny.yaml"))
+    a = p.parse_args(argv)
+
+    from spatial_mllm_ros.evaluation.scene_questions import generate_scene_questions
+    from spatial_mllm_ros.ros.ingest_monitor import IngestMonitor
+    from spatial_mllm_ros.synthetic import make_walkthrough, write_rgbd_dir
+
+    print(f"demo: rendering a synthetic room walkthrough ({a.views} views, 640x480, "
+          f"seed {a.seed})")
+    scene = make_walkthrough(a.seed, n_frames=a.views, fps=a.rate)
+    layout = scene.layout
+    print(f"demo: room {layout.room.to_dict()}; objects: "
+          + ", ".join(sorted(o.label for o in layout.objects)))
+    questions = pick_questions(generate_scene_questions(layout, scene.first_seen_ns()))
+
+    env = ros_env()
+    print(f"demo: ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}; starting the spatial_mllm node "
+          f"(profile {Path(a.profile).name})")
     code = 0
-    with IngestMonitor("demo_monitor") as mon:
-        try:
-            mon.wait_for(lambda v: v.get("state") == "active", timeout_s=60)
-            count = int(a.seconds * a.rate)
-            print(f"demo: streaming {count} RGB-D frames at {a.rate:g} Hz (640x480), then "
-                  "malformed messages of each kind, then 10 good frames")
-            stream_args = ["--rate", str(a.rate), "--count", str(count), "--reliability",
-                           "reliable", "--qos-depth", "50", "--source", a.source,
-                           "--inject", "wrong_step,unknown_encoding,empty_image,"
-                           "oversized_image,nan_depth,negative_depth,missing_intrinsics,"
-                           "stamp_backwards,bad_pose", "--inject-count", "2",
-                           "--good-after", "10"]
-            if a.folder:
-                stream_args += ["--folder", a.folder]
-            summary = run_stream(env, *stream_args)
-            published = summary["published"]["colour"]
-            t0 = time.monotonic()
-            values = mon.wait_for(
-                lambda v: int(v.get("in.colour.received", "0")) >= published
-                and v.get("pair.colour.pending") == "0", timeout_s=30)
-            print_ingest(values, summary)
-            print(f"(drained {time.monotonic() - t0:.1f} s after the stream ended; "
-                  f"node alive: {node.poll() is None})")
-        except Exception as err:
-            print(f"demo failed: {err}", file=sys.stderr)
-            code = 1
-        finally:
-            rc = stop(node)
-            print(f"demo: node stopped (exit code {rc})")
+    with tempfile.TemporaryDirectory(prefix="spatial_mllm_demo_") as tmp:
+        write_rgbd_dir(scene, Path(tmp) / "scene")
+        node = start_node_with_profile(env, a.profile, {
+            "qos.reliability": "reliable", "qos.depth": 100, "diagnostics.period_s": 0.5})
+        with IngestMonitor("demo_monitor") as mon:
+            try:
+                mon.wait_for(lambda v: v.get("state") == "active", timeout_s=180)
+                print(f"demo: streaming the walkthrough at {a.rate:g} Hz over real topics, "
+                      "then malformed messages of each kind")
+                summary = run_stream(
+                    env, "--source", "folder", "--folder", str(Path(tmp) / "scene"),
+                    "--count", str(a.views), "--rate", str(a.rate),
+                    "--reliability", "reliable", "--qos-depth", "100",
+                    "--inject", "wrong_step,unknown_encoding,empty_image,oversized_image,"
+                    "nan_depth,negative_depth,missing_intrinsics,stamp_backwards,bad_pose",
+                    "--inject-count", "1")
+                published = summary["published"]["colour"]
+                values = mon.wait_for(
+                    lambda v: int(v.get("in.colour.received", "0")) >= published
+                    and v.get("pair.colour.pending") == "0", timeout_s=60)
+                print_ingest(values, summary)
+                admitted = {k.removeprefix("buffer.admit."): v for k, v in values.items()
+                            if k.startswith("buffer.admit.")}
+                print(f"space-aware buffer decisions: {admitted}")
+                ask_questions(questions)
+                print("\nNote: the answers come from the embedded tiny checkpoint (random "
+                      "weights): its words are meaningless. The frame selection, coverage "
+                      "figures, stamps and timings are real.")
+                print(f"(node alive: {node.poll() is None})")
+            except Exception as err:
+                print(f"demo failed: {type(err).__name__}: {err}", file=sys.stderr)
+                code = 1
+            finally:
+                rc = stop(node)
+                print(f"demo: node stopped (exit code {rc})")
     return code
+
+
+def start_node_with_profile(env: dict[str, str], profile: str,
+                            overrides: dict[str, Any]) -> subprocess.Popen[bytes]:
+    """The node with a ROS params file, then individual overrides."""
+    args = [sys.executable, "-m", "spatial_mllm_ros.ros.node", "--ros-args",
+            "--params-file", profile]
+    for k, v in overrides.items():
+        args += ["-p", f"{k}:={str(v).lower() if isinstance(v, bool) else v}"]
+    return subprocess.Popen(args, env=env, cwd=REPO)
+
+
+def ask_questions(questions: list[Any]) -> None:
+    """Ask each question through the ~/ask service (an rclpy client in this process)."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    from spatial_mllm_ros.srv import AskSpatial
+
+    node = rclpy.create_node("demo_asker")
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        client: Any = node.create_client(AskSpatial, "/spatial_mllm/ask")
+        if not client.wait_for_service(timeout_sec=30.0):
+            raise RuntimeError("no /spatial_mllm/ask service")
+        print(f"\n=== {len(questions)} questions through the ~/ask service ===")
+        for q in questions:
+            req = AskSpatial.Request(question=q.question, question_type=q.question_type,
+                                     options=list(q.options or ()))
+            future = client.call_async(req)
+            executor.spin_until_future_complete(future, timeout_sec=300)
+            result = future.result() if future.done() else None
+            if result is None:
+                raise RuntimeError(f"no answer to {q.question!r}")
+            print_answer(q, result.answer)
+    finally:
+        executor.shutdown()
+        node.destroy_node()
 
 
 if __name__ == "__main__":

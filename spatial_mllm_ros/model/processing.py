@@ -87,7 +87,7 @@ def resize_rgb(frame: npt.NDArray[np.uint8], size: tuple[int, int]) -> npt.NDArr
     w, h = size
     if frame.shape[1] == w and frame.shape[0] == h:
         return frame
-    x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()
+    x = torch.from_numpy(np.array(frame, copy=True)).permute(2, 0, 1)[None].float()
     y = torch.nn.functional.interpolate(
         x, size=(h, w), mode="bicubic", antialias=True, align_corners=False
     )
