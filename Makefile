@@ -9,7 +9,7 @@
 # A shell is ready after:  source .venv/bin/activate && source install/setup.bash
 
 SHELL := /bin/bash
-.SHELLFLAGS := -eu -o pipefail -c
+.SHELLFLAGS := -e -o pipefail -c
 PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
