@@ -60,7 +60,7 @@ demo: setup
 	$(RUN) $(VPY) -m spatial_mllm_ros.demo
 
 test: setup
-	$(RUN) $(VPY) -m pytest -q -p no:cacheprovider test
+	$(RUN) $(VPY) -m pytest -q test
 
 test-unit: setup
 	$(RUN) $(VPY) -m pytest -q test/unit
