@@ -72,7 +72,8 @@ def print_ingest(values: dict[str, str], summary: dict[str, Any]) -> None:
         print(f"  {t:18s} received {rec:4d}  accepted {n(f'in.{t}.accepted'):4d}  "
               f"rejected {rej or 0}")
     print(f"frames: {n('frames.emitted')} emitted, {n('frames.complete')} with depth+pose+"
-          f"intrinsics, {n('frames.colour_only')} colour-only, "
+          f"intrinsics ({n('frames.with_depth')} with depth, {n('frames.with_pose')} with "
+          f"pose), {n('frames.colour_only')} colour-only, "
           f"{n('pair.colour.dropped')} dropped by pairing")
     print(f"buffer: {n('buffer.frames')} frames, {n('buffer.bytes') / 2**20:.1f} MiB, "
           f"{n('buffer.evicted')} evicted; node callback errors: {n('callback_errors')}")
@@ -151,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="spatial_mllm_demo_") as tmp:
         write_rgbd_dir(scene, Path(tmp) / "scene")
         node = start_node_with_profile(env, a.profile, {
-            "qos.reliability": "reliable", "qos.depth": 100, "diagnostics.period_s": 0.5})
+            "qos.reliability": "reliable", "qos.depth": 100, "diagnostics.period_s": 0.5,
+            # a loaded 2-core machine can deliver depth/pose late: wait longer for partners
+            "pairing.wait_s": 0.5})
         with IngestMonitor("demo_monitor") as mon:
             try:
                 mon.wait_for(lambda v: v.get("state") == "active", timeout_s=180)
