@@ -104,10 +104,12 @@ def bench_dds(seconds: float, reliability: str) -> None:
     env["ROS_DOMAIN_ID"] = str(202 + os.getpid() % 30)
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     os.environ.update(env)
-    from spatial_mllm_ros.demo import run_stream, start_node, stop
+    from spatial_mllm_ros.demo import REPO, run_stream, start_node_with_profile, stop
     from spatial_mllm_ros.ros.ingest_monitor import IngestMonitor
 
-    node = start_node(env, {"qos.reliability": reliability, "diagnostics.period_s": 0.5})
+    node = start_node_with_profile(env, str(REPO / "config" / "cpu_tiny.yaml"),
+                                   {"qos.reliability": reliability,
+                                    "diagnostics.period_s": 0.5})
     try:
         with IngestMonitor("bench_monitor") as mon:
             mon.wait_for(lambda v: v.get("state") == "active", 60)
