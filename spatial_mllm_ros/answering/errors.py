@@ -9,3 +9,7 @@ class AnsweringError(Exception):
 
 class QueueClosedError(AnsweringError):
     """A question was submitted to a worker that has been stopped."""
+
+
+class PredictionFailedError(AnsweringError):
+    """Predicted geometry is unusable for frame selection (wrong count, no points, flat)."""

@@ -11,6 +11,10 @@ short generation asks the model to locate the objects the question names on that
 in Qwen2.5-VL's JSON grounding form, so that a robot gets boxes even for answers that are a
 single word or number (as the VSI-Bench prompts ask). 3D positions come from that frame's
 depth and intrinsics, in the world frame when the frame has a pose.
+
+Frame selection: ``buffer.select`` with the question's strategy, except for a monocular camera
+(no frame in the buffer has depth + pose) under ``coverage``, where the frames are chosen by
+coverage of the geometry the model's VGGT heads predict (:mod:`.monocular`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from spatial_mllm_ros.answering.monocular import DEFAULT_CANDIDATES, select_frames
 from spatial_mllm_ros.answering.types import (
     Answerer,
     AnswerRecord,
@@ -61,6 +66,9 @@ class PipelineConfig:
         max_new_tokens: generation length for the answer.
         grounding: run the box-grounding generation (see module docstring).
         grounding_max_new_tokens: generation length for the grounding pass.
+        monocular_candidates: colour-only buffers with ``coverage`` sampling: frames whose
+            geometry the model predicts to choose from (paper: 16 of up to 128); the
+            prediction's time counts in the ``sampling`` stage.
     """
 
     frame_budget: int = 16
@@ -71,6 +79,7 @@ class PipelineConfig:
     max_new_tokens: int = 32
     grounding: bool = True
     grounding_max_new_tokens: int = 64
+    monocular_candidates: int = DEFAULT_CANDIDATES
 
 
 class AnsweringPipeline:
@@ -149,8 +158,10 @@ class AnsweringPipeline:
             record.question_type = qtype
             return record
         t0 = self._clock()
-        try:
-            selection = buffer.select(budget, strategy, snapshot=snapshot)
+        try:  # colour-only snapshots: coverage on predicted geometry (see answering.monocular)
+            selection = select_frames(
+                buffer, snapshot, budget, strategy, self.answerer, self.config.monocular_candidates
+            )
         except SamplingError as err:
             record = AnswerRecord.failure(request, AnswerStatus.INVALID_QUESTION, str(err))
             record.question_type = qtype
