@@ -184,6 +184,10 @@ SCHEMA: tuple[ParamSpec, ...] = (
        choices=("coverage", "scored", "uniform")),
     _P("sampling.frame_budget", int, 8, "Default number of frames given to the model.",
        min=1, max=64),
+    _P("sampling.monocular_candidates", int, 32,
+       "Monocular cameras (no buffered frame has depth and pose): frames whose geometry the "
+       "spatial encoder's heads predict, in one batch, for coverage sampling (paper: up to "
+       "128 candidates for 16 frames).", min=1, max=256),
     _P("sampling.max_frame_budget", int, 32,
        "Largest frame budget a question may ask for (more: INVALID_QUESTION).", min=1, max=256),
     _P("answer.max_new_tokens", int, 32, "Generation length of an answer, tokens.",

@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_CHECKPOINT_ENV",
     "buffer_config",
     "default_checkpoint_dir",
+    "engine_options",
     "ingest_config",
     "load_engine",
     "pipeline_config",
@@ -80,6 +81,7 @@ def pipeline_config(v: Mapping[str, ParamValue]) -> PipelineConfig:
         max_new_tokens=int(v["answer.max_new_tokens"]),
         grounding=bool(v["answer.grounding"]),
         grounding_max_new_tokens=int(v["answer.grounding_max_new_tokens"]),
+        monocular_candidates=int(v["sampling.monocular_candidates"]),
     )
 
 
@@ -93,6 +95,25 @@ def default_checkpoint_dir() -> Path:
     return cache / "spatial_mllm_ros" / "tiny-v1.1"
 
 
+def engine_options(v: Mapping[str, ParamValue]) -> dict[str, Any]:
+    """Keyword arguments of ``SpatialMLLMEngine.from_pretrained`` (all but the checkpoint)
+    from ``model.*``: device, dtype, VGGT checkpoint and the per-frame input size bounds.
+
+    The node (:func:`load_engine`) and the offline evaluator both use this, so a profile's
+    ``model.max_pixels`` gives the model the same inputs on the robot and offline.
+    """
+    from spatial_mllm_ros.model.processing import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
+
+    max_pixels = int(v["model.max_pixels"]) or DEFAULT_MAX_PIXELS
+    return {
+        "device": str(v["model.device"]),
+        "dtype": str(v["model.dtype"]),
+        "vggt_checkpoint": str(v["model.vggt_checkpoint"]) or None,
+        "min_pixels": min(DEFAULT_MIN_PIXELS, max_pixels),
+        "max_pixels": max_pixels,
+    }
+
+
 def load_engine(v: Mapping[str, ParamValue]) -> tuple[Any | None, str]:
     """Load the Spatial-MLLM engine named by ``model.*``; never raises.
 
@@ -104,7 +125,6 @@ def load_engine(v: Mapping[str, ParamValue]) -> tuple[Any | None, str]:
         import torch
 
         from spatial_mllm_ros.model.engine import SpatialMLLMEngine
-        from spatial_mllm_ros.model.processing import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
         from spatial_mllm_ros.model.tiny import ensure_checkpoint
 
         threads = int(v["model.num_threads"])
@@ -112,16 +132,7 @@ def load_engine(v: Mapping[str, ParamValue]) -> tuple[Any | None, str]:
             torch.set_num_threads(threads)
         path = str(v["model.checkpoint"])
         checkpoint = Path(path) if path else ensure_checkpoint(default_checkpoint_dir())
-        vggt = str(v["model.vggt_checkpoint"]) or None
-        max_pixels = int(v["model.max_pixels"]) or DEFAULT_MAX_PIXELS
-        engine = SpatialMLLMEngine.from_pretrained(
-            checkpoint,
-            device=str(v["model.device"]),
-            dtype=str(v["model.dtype"]),
-            vggt_checkpoint=vggt,
-            min_pixels=min(DEFAULT_MIN_PIXELS, max_pixels),
-            max_pixels=max_pixels,
-        )
+        engine = SpatialMLLMEngine.from_pretrained(checkpoint, **engine_options(v))
     except Exception as err:  # any failure leaves the node answering MODEL_ERROR
         return None, f"model failed to load from {v['model.checkpoint']!r}: " + (
             f"{type(err).__name__}: {err}"

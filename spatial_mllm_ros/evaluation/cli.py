@@ -157,11 +157,15 @@ def eval_main(argv: list[str] | None = None) -> int:
         return EXIT_MODEL
     try:
         from spatial_mllm_ros.model.engine import SpatialMLLMEngine
+        from spatial_mllm_ros.settings import engine_options
 
-        engine = SpatialMLLMEngine.from_pretrained(
-            checkpoint, device=args.device or str(params["model.device"]),
-            dtype=args.dtype or str(params["model.dtype"]),
-        )
+        # the node's rule (model.max_pixels, model.vggt_checkpoint, ...): same model inputs
+        options = engine_options({
+            **params,
+            "model.device": args.device or str(params["model.device"]),
+            "model.dtype": args.dtype or str(params["model.dtype"]),
+        })
+        engine = SpatialMLLMEngine.from_pretrained(checkpoint, **options)
     except Exception as err:  # any load failure is reported, not raised
         _err(prog, f"cannot load checkpoint {checkpoint}: {type(err).__name__}: {err}")
         return EXIT_MODEL

@@ -13,7 +13,12 @@ Equivalent with a ROS 2 install::
     ros2 bag play BAG [--rate R] [--loop] [--topics T1 T2 ...]
 
 Publishers are reliable with a history of 100 (a reliable publisher serves both reliable and
-best-effort subscribers, such as the node's sensor-data QoS).
+best-effort subscribers, such as the node's sensor-data QoS).  Before exiting, the replay waits
+(``--ack-timeout``) until reliable subscribers have acknowledged every message: destroying a
+publisher drops the samples still in flight, which are the bag's last, largest messages (the
+``ros2 bag play --wait-for-all-acked`` behaviour).  ``--wait-subscribers`` waits, before the
+first message, until every replayed topic has a subscriber (volatile QoS: a message published
+before a subscriber is matched never reaches it).
 """
 
 from __future__ import annotations
@@ -62,15 +67,46 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--topics", nargs="+", default=None, help="only these topics")
     p.add_argument("--delay", type=float, default=0.5,
                    help="seconds to wait after creating publishers (discovery), default 0.5")
+    p.add_argument("--wait-subscribers", type=float, default=0.0, metavar="SECONDS",
+                   help="before publishing, wait up to SECONDS until every replayed topic has "
+                        "a subscriber (default 0: do not wait)")
+    p.add_argument("--ack-timeout", type=float, default=5.0, metavar="SECONDS",
+                   help="at the end, wait up to SECONDS until reliable subscribers have "
+                        "acknowledged every message (default 5)")
     return p
+
+
+def wait_for_subscribers(pubs: dict[str, Any], timeout_s: float) -> list[str]:
+    """Wait up to ``timeout_s`` until every publisher is matched; the topics still without one."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        missing = sorted(t for t, pub in pubs.items() if pub.get_subscription_count() == 0)
+        if not missing or time.monotonic() >= deadline:
+            return missing
+        time.sleep(0.05)
+
+
+def wait_for_acks(pubs: dict[str, Any], timeout_s: float) -> list[str]:
+    """Wait up to ``timeout_s`` in all for reliable subscribers to acknowledge everything;
+    the topics not fully acknowledged in time."""
+    from rclpy.duration import Duration
+
+    deadline = time.monotonic() + timeout_s
+    late: list[str] = []
+    for topic, pub in sorted(pubs.items()):
+        left = max(deadline - time.monotonic(), 0.0)
+        if not pub.wait_for_all_acked(Duration(nanoseconds=int(left * 1e9))):
+            late.append(topic)
+    return late
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     args = _parser().parse_args(argv)
     prog = "spatial-mllm-replay"
-    if not args.rate > 0 or args.delay < 0:
-        print(f"{prog}: error: --rate must be > 0 and --delay >= 0", file=sys.stderr)
+    if not args.rate > 0 or min(args.delay, args.wait_subscribers, args.ack_timeout) < 0:
+        print(f"{prog}: error: --rate must be > 0; --delay, --wait-subscribers and "
+              "--ack-timeout >= 0", file=sys.stderr)
         return EXIT_USAGE
     from spatial_mllm_ros.evaluation.bag_io import BagError, BagSource
 
@@ -115,8 +151,14 @@ def main(argv: list[str] | None = None) -> int:
     reader = source._require()  # raw CDR messages in log-time order
     conns = [c for c in reader.connections if c.topic in pubs]
     sent = 0
+    interrupted = False
     try:
         time.sleep(args.delay)
+        if args.wait_subscribers > 0:
+            alone = wait_for_subscribers(pubs, args.wait_subscribers)
+            if alone:
+                print(f"{prog}: warning: no subscriber after {args.wait_subscribers} s on: "
+                      f"{', '.join(alone)}", file=sys.stderr)
         while True:
             t0_wall = time.monotonic()
             t0_bag: int | None = None
@@ -132,8 +174,13 @@ def main(argv: list[str] | None = None) -> int:
             if not args.loop:
                 break
     except KeyboardInterrupt:
-        pass
+        interrupted = True
     finally:
+        waiting = sent and not interrupted and rclpy.ok()
+        late = wait_for_acks(pubs, args.ack_timeout) if waiting else []
+        if late:
+            print(f"{prog}: warning: not acknowledged within {args.ack_timeout} s: "
+                  f"{', '.join(late)}", file=sys.stderr)
         print(f"{prog}: published {sent} messages on {len(pubs)} topics", file=sys.stderr)
         node.destroy_node()
         if rclpy.ok():
