@@ -110,37 +110,21 @@ class Asker:
             self._thread.join(timeout_s)
 
     def _run(self) -> None:
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-        from spatial_mllm_ros.srv import AskSpatial
-
         from spatial_mllm_ros.ros.ask_cli import answer_to_dict
+        from spatial_mllm_ros.ros.client import AskClient
 
-        node = rclpy.create_node(f"bench_answering_asker_{os.getpid()}")
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
         try:
-            client: Any = node.create_client(AskSpatial, "/spatial_mllm/ask")
-            if not client.wait_for_service(timeout_sec=30.0):
-                raise RuntimeError("no /spatial_mllm/ask service")
-            i = 0
-            while not self._stop.is_set():
-                text, qtype = QUESTIONS[i % len(QUESTIONS)]
-                i += 1
-                sent = time.monotonic()
-                future = client.call_async(
-                    AskSpatial.Request(question=text, question_type=qtype, timeout_s=60.0))
-                executor.spin_until_future_complete(future, timeout_sec=120.0)
-                result = future.result() if future.done() else None
-                if result is None:
-                    raise RuntimeError(f"no answer to {text!r} within 120 s")
-                done = time.monotonic()
-                self.answers.append((done, done - sent, answer_to_dict(result.answer)))
+            with AskClient(f"bench_answering_asker_{os.getpid()}") as client:
+                i = 0
+                while not self._stop.is_set():
+                    text, qtype = QUESTIONS[i % len(QUESTIONS)]
+                    i += 1
+                    sent = time.monotonic()
+                    answer = client.ask(text, wait_s=120.0, question_type=qtype, timeout_s=60.0)
+                    done = time.monotonic()
+                    self.answers.append((done, done - sent, answer_to_dict(answer)))
         except Exception as err:  # reported by the phase, never silently lost
             self.errors.append(f"{type(err).__name__}: {err}")
-        finally:
-            executor.shutdown()
-            node.destroy_node()
 
 
 # --------------------------------------------------------------------------- phases

@@ -201,31 +201,14 @@ def start_node_with_profile(env: dict[str, str], profile: str,
 
 def ask_questions(questions: list[Any]) -> None:
     """Ask each question through the ~/ask service (an rclpy client in this process)."""
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
+    from spatial_mllm_ros.ros.client import AskClient
 
-    from spatial_mllm_ros.srv import AskSpatial
-
-    node = rclpy.create_node("demo_asker")
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        client: Any = node.create_client(AskSpatial, "/spatial_mllm/ask")
-        if not client.wait_for_service(timeout_sec=30.0):
-            raise RuntimeError("no /spatial_mllm/ask service")
+    with AskClient("demo_asker") as client:
         print(f"\n=== {len(questions)} questions through the ~/ask service ===")
         for q in questions:
-            req = AskSpatial.Request(question=q.question, question_type=q.question_type,
-                                     options=list(q.options or ()))
-            future = client.call_async(req)
-            executor.spin_until_future_complete(future, timeout_sec=300)
-            result = future.result() if future.done() else None
-            if result is None:
-                raise RuntimeError(f"no answer to {q.question!r}")
-            print_answer(q, result.answer)
-    finally:
-        executor.shutdown()
-        node.destroy_node()
+            answer = client.ask(q.question, wait_s=300, question_type=q.question_type,
+                                options=list(q.options or ()))
+            print_answer(q, answer)
 
 
 if __name__ == "__main__":

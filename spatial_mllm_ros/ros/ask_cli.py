@@ -18,7 +18,6 @@ import json
 import math
 import os
 import sys
-import threading
 import time
 from typing import Any
 
@@ -110,67 +109,22 @@ def format_answer(d: dict[str, Any]) -> str:
 
 
 def ask(args: argparse.Namespace) -> Any:
-    """Send the question; return the ``SpatialAnswer`` or None when none arrived in time."""
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
+    """Send the question; return the ``SpatialAnswer`` (NoAnswerError when none in time)."""
+    from spatial_mllm_ros.ros.client import AskClient
 
-    from spatial_mllm_ros.msg import SpatialAnswer, SpatialQuestion
-    from spatial_mllm_ros.ros.qos import reliable_qos
-    from spatial_mllm_ros.srv import AskSpatial
-
-    rclpy.init(args=None)
-    node = rclpy.create_node(f"spatial_mllm_ask_{os.getpid()}")
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        prefix = args.node.rstrip("/")
+    fields = {
+        "question_type": args.question_type, "options": list(args.options),
+        "frame_budget": args.frames, "sampling_strategy": args.strategy,
+        "timeout_s": float(args.timeout),
+    }
+    with AskClient(f"spatial_mllm_ask_{os.getpid()}", args.node) as client:
         if args.via == "service":
-            client: Any = node.create_client(AskSpatial, f"{prefix}/ask")
-            if not client.wait_for_service(timeout_sec=min(args.wait, 30.0)):
-                print(f"spatial-mllm-ask: no service {prefix}/ask", file=sys.stderr)
-                return None
-            req = AskSpatial.Request(
-                question=args.question, question_type=args.question_type,
-                options=list(args.options), frame_budget=args.frames,
-                sampling_strategy=args.strategy, timeout_s=float(args.timeout),
-            )
-            future = client.call_async(req)
-            executor.spin_until_future_complete(future, timeout_sec=args.wait)
-            result = future.result() if future.done() else None
-            return None if result is None else result.answer
-
+            return client.ask(args.question, wait_s=args.wait, **fields)
         query_id = args.query_id if args.query_id is not None else (
             (time.time_ns() // 1000) * 1000 + os.getpid() % 1000)
-        got: list[Any] = []
-        done = threading.Event()
-
-        def on_answer(msg: Any) -> None:
-            if msg.query_id == query_id and not got:
-                got.append(msg)
-                done.set()
-
-        node.create_subscription(SpatialAnswer, f"{prefix}/answer", on_answer, reliable_qos())
-        pub = node.create_publisher(SpatialQuestion, f"{prefix}/question", reliable_qos())
-        deadline = time.monotonic() + min(args.wait, 30.0)
-        while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
-            executor.spin_once(timeout_sec=0.05)
-        if pub.get_subscription_count() == 0:
-            print(f"spatial-mllm-ask: nobody subscribes to {prefix}/question", file=sys.stderr)
-            return None
-        q = SpatialQuestion(
-            query_id=query_id, question=args.question, question_type=args.question_type,
-            options=list(args.options), frame_budget=args.frames,
-            sampling_strategy=args.strategy, timeout_s=float(args.timeout),
-        )
-        pub.publish(q)
-        end = time.monotonic() + args.wait
-        while not done.is_set() and time.monotonic() < end:
-            executor.spin_once(timeout_sec=0.05)
-        return got[0] if got else None
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+        client.wait_question_subscriber(min(args.wait, 30.0))
+        client.publish_question(query_id, args.question, **fields)
+        return client.wait_answers([query_id], wait_s=args.wait)[query_id][0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,9 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.question.strip():
         print("spatial-mllm-ask: the question is empty", file=sys.stderr)
         return 2
-    msg = ask(args)
-    if msg is None:
-        print(f"spatial-mllm-ask: no answer within {args.wait:.0f} s", file=sys.stderr)
+    from spatial_mllm_ros.ros.client import NoAnswerError
+
+    try:
+        msg = ask(args)
+    except NoAnswerError as err:
+        print(f"spatial-mllm-ask: {err}", file=sys.stderr)
         return 2
     d = answer_to_dict(msg)
     print(json.dumps(d, indent=2) if args.json else format_answer(d))

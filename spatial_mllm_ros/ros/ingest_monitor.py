@@ -11,13 +11,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from types import TracebackType
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
 
+from spatial_mllm_ros.ros.client import BackgroundNode
 from spatial_mllm_ros.ros.diagnostics import INGEST_STATUS_NAME
 from spatial_mllm_ros.ros.qos import reliable_qos
 
@@ -29,33 +26,17 @@ def as_int(values: dict[str, str], key: str) -> int:
     return int(values.get(key, "0"))
 
 
-class IngestMonitor:
-    """Subscribes to /diagnostics in a background executor; keeps the latest ingest status.
-
-    Initialises rclpy if needed (and shuts it down on close in that case).
-    """
+class IngestMonitor(BackgroundNode):
+    """Subscribes to /diagnostics in a background executor; keeps the latest ingest status."""
 
     def __init__(self, node_name: str = "ingest_monitor") -> None:
-        self._own_context = not rclpy.ok()
-        if self._own_context:
-            rclpy.init()
-        self.node = Node(node_name)
         self._cond = threading.Condition()
         self.latest: dict[str, str] | None = None
         self.message = ""
         self.updates = 0
+        super().__init__(node_name)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag,
                                       reliable_qos(10))
-        self._executor = SingleThreadedExecutor()
-        self._executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        try:
-            self._executor.spin()
-        except Exception:  # shutdown races at close
-            pass
 
     def _on_diag(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
@@ -88,18 +69,3 @@ class IngestMonitor:
         with self._cond:
             start = self.updates
         return self.wait_for(lambda _v: self.updates > start, timeout_s)
-
-    def close(self) -> None:
-        self._executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
-        if self._own_context and rclpy.ok():
-            rclpy.shutdown()
-        self._thread.join(timeout=2.0)
-
-    def __enter__(self) -> IngestMonitor:
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()

@@ -125,101 +125,12 @@ def wait_node_state(monitor: Any, node: NodeProcess, state: str, timeout: float 
         raise AssertionError(f"{err}\nnode alive={node.alive()} log:\n{node.output()}") from err
 
 
-class AnswerClient:
-    """Test-side rclpy client of the node's answering interfaces (its own executor thread).
-
-    ``ask`` calls the ``/spatial_mllm/ask`` service; ``publish_question`` sends a
-    ``SpatialQuestion`` on ``/spatial_mllm/question`` and ``answers`` collects every
-    ``SpatialAnswer`` seen on ``/spatial_mllm/answer`` (a list per query id).
-    """
-
-    def __init__(self, name: str = "test_answer_client") -> None:
-        import threading
-
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-        from spatial_mllm_ros.msg import SpatialAnswer, SpatialQuestion
-        from spatial_mllm_ros.srv import AskSpatial
-
-        from spatial_mllm_ros.ros.answer_server import QUESTION_QOS_DEPTH
-        from spatial_mllm_ros.ros.qos import reliable_qos
-
-        self._rclpy = rclpy
-        self.node = rclpy.create_node(name)
-        self._cond = threading.Condition()
-        self.answers: dict[int, list[Any]] = {}
-        qos = reliable_qos(QUESTION_QOS_DEPTH)
-        self.node.create_subscription(SpatialAnswer, "/spatial_mllm/answer", self._on_answer,
-                                      qos)
-        self.question_pub = self.node.create_publisher(SpatialQuestion,
-                                                       "/spatial_mllm/question", qos)
-        self.client = self.node.create_client(AskSpatial, "/spatial_mllm/ask")
-        self._srv_type = AskSpatial
-        self._q_type = SpatialQuestion
-        self._executor = SingleThreadedExecutor()
-        self._executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        try:
-            self._executor.spin()
-        except Exception:  # shutdown races at close
-            pass
-
-    def _on_answer(self, msg: Any) -> None:
-        with self._cond:
-            self.answers.setdefault(int(msg.query_id), []).append(msg)
-            self._cond.notify_all()
-
-    def ask(self, question: str, wait_s: float = 120.0, **fields: Any) -> Any:
-        """Call the service with ``fields`` of the request (e.g. ``timeout_s``, the node's
-        deadline); the SpatialAnswer (AssertionError if none within ``wait_s``)."""
-        import time
-
-        assert self.client.wait_for_service(timeout_sec=30.0), "no /spatial_mllm/ask service"
-        future = self.client.call_async(self._srv_type.Request(question=question, **fields))
-        end = time.monotonic() + wait_s
-        while not future.done() and time.monotonic() < end:
-            time.sleep(0.02)
-        assert future.done(), f"no service answer within {wait_s} s"
-        return future.result().answer
-
-    def publish_question(self, query_id: int, question: str, **fields: Any) -> None:
-        self.question_pub.publish(self._q_type(query_id=query_id, question=question, **fields))
-
-    def wait_question_subscriber(self, timeout_s: float = 30.0) -> None:
-        import time
-
-        end = time.monotonic() + timeout_s
-        while self.question_pub.get_subscription_count() == 0 and time.monotonic() < end:
-            time.sleep(0.05)
-        assert self.question_pub.get_subscription_count() > 0, "nobody subscribes to questions"
-
-    def wait_answers(self, ids: list[int], timeout_s: float = 300.0) -> dict[int, list[Any]]:
-        """Block until every id has at least one answer; then a settle period for duplicates."""
-        import time
-
-        end = time.monotonic() + timeout_s
-        with self._cond:
-            while not all(i in self.answers for i in ids):
-                left = end - time.monotonic()
-                assert left > 0, (
-                    f"unanswered ids: {sorted(set(ids) - set(self.answers))[:10]}")
-                self._cond.wait(left)
-        time.sleep(1.0)  # a duplicate answer would arrive within this
-        with self._cond:
-            return {i: list(self.answers[i]) for i in ids}
-
-    def close(self) -> None:
-        self._executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
-        self._thread.join(timeout=2.0)
-
-
 @pytest.fixture
-def answer_client(monitor: Any) -> Iterator[AnswerClient]:
-    client = AnswerClient(f"test_answer_client_{os.getpid()}")
+def answer_client(monitor: Any) -> Iterator[Any]:
+    """An :class:`~spatial_mllm_ros.ros.client.AskClient` of the node under test."""
+    from spatial_mllm_ros.ros.client import AskClient
+
+    client = AskClient(f"test_answer_client_{os.getpid()}")
     yield client
     client.close()
 

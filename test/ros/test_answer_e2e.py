@@ -58,7 +58,7 @@ def test_service_topic_and_cli_answer_ok_from_published_frames(
     answer_client.wait_question_subscriber()
     answer_client.publish_question(4242, "How far is the sofa from the stove?",
                                    sampling_strategy="uniform")
-    (topic_ans,) = answer_client.wait_answers([4242], timeout_s=120)[4242]
+    (topic_ans,) = answer_client.wait_answers([4242], wait_s=120, settle_s=1.0)[4242]
     assert topic_ans.status == AnswerStatus.OK, topic_ans.error
     assert topic_ans.question_type == "object_abs_distance"
     assert topic_ans.sampling_strategy == "uniform"
@@ -90,7 +90,7 @@ def test_burst_of_50_with_queue_4_answers_every_id_once(start_node, monitor,
     ids = list(range(1000, 1050))
     for i in ids:
         answer_client.publish_question(i, "How many chairs are in this room?")
-    answers = answer_client.wait_answers(ids, timeout_s=300)
+    answers = answer_client.wait_answers(ids, wait_s=300, settle_s=1.0)
     assert all(len(a) == 1 for a in answers.values()), "an id was answered more than once"
     statuses = [a[0].status for a in answers.values()]
     ok = statuses.count(AnswerStatus.OK)
