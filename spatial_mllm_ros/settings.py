@@ -26,6 +26,7 @@ __all__ = [
     "ingest_config",
     "load_engine",
     "pipeline_config",
+    "resolve_checkpoint",
 ]
 
 #: Environment variable that overrides where the embedded tiny checkpoint is generated.
@@ -114,27 +115,34 @@ def engine_options(v: Mapping[str, ParamValue]) -> dict[str, Any]:
     }
 
 
+def resolve_checkpoint(v: Mapping[str, ParamValue]) -> Path:
+    """The checkpoint directory of ``model.checkpoint``; '' is the embedded tiny checkpoint,
+    generated on first use into :func:`default_checkpoint_dir`."""
+    path = str(v["model.checkpoint"])
+    if path:
+        return Path(path)
+    from spatial_mllm_ros.model.tiny import ensure_checkpoint
+
+    return ensure_checkpoint(default_checkpoint_dir())
+
+
 def load_engine(v: Mapping[str, ParamValue]) -> tuple[Any | None, str]:
     """Load the Spatial-MLLM engine named by ``model.*``; never raises.
 
-    ``model.checkpoint`` '' means the embedded tiny checkpoint, generated on first use into
-    :func:`default_checkpoint_dir`. Returns ``(engine, "")`` or ``(None, reason)``: a node
-    whose model failed to load stays up and answers MODEL_ERROR with the reason.
+    Applies ``model.num_threads`` and :func:`engine_options`. Returns ``(engine, "")`` or
+    ``(None, reason)``: a node whose model failed to load stays up and answers MODEL_ERROR
+    with the reason; the evaluator reports it and exits.
     """
     try:
         import torch
 
         from spatial_mllm_ros.model.engine import SpatialMLLMEngine
-        from spatial_mllm_ros.model.tiny import ensure_checkpoint
 
         threads = int(v["model.num_threads"])
         if threads > 0:
             torch.set_num_threads(threads)
-        path = str(v["model.checkpoint"])
-        checkpoint = Path(path) if path else ensure_checkpoint(default_checkpoint_dir())
-        engine = SpatialMLLMEngine.from_pretrained(checkpoint, **engine_options(v))
+        engine = SpatialMLLMEngine.from_pretrained(resolve_checkpoint(v), **engine_options(v))
     except Exception as err:  # any failure leaves the node answering MODEL_ERROR
-        return None, f"model failed to load from {v['model.checkpoint']!r}: " + (
-            f"{type(err).__name__}: {err}"
-        )
+        where = v["model.checkpoint"] or "the embedded tiny checkpoint"
+        return None, f"model failed to load from {where!r}: {type(err).__name__}: {err}"
     return engine, ""

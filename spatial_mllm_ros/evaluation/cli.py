@@ -96,7 +96,8 @@ def _eval_parser() -> argparse.ArgumentParser:
                    help="MRA threshold set (default vsibench: the published code's 10 values)")
     p.add_argument("--grounding", action="store_true",
                    help="also run the box-grounding pass (boxes are not scored)")
-    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--max-new-tokens", type=int, default=None,
+                   help="answer length in tokens (default: the profile's answer.max_new_tokens)")
     p.add_argument("--topic", action="append", default=[], metavar="KIND=TOPIC",
                    help="override a topic (kinds: colour, colour_compressed, depth, "
                         "camera_info, pose, odometry); '' disables it")
@@ -126,7 +127,11 @@ def eval_main(argv: list[str] | None = None) -> int:
         args.frame_budget if args.frame_budget is not None
         else int(params["sampling.frame_budget"])
     )
-    if budget < 1 or (args.limit is not None and args.limit < 1) or args.max_new_tokens < 1:
+    max_new_tokens = (
+        args.max_new_tokens if args.max_new_tokens is not None
+        else int(params["answer.max_new_tokens"])
+    )
+    if budget < 1 or (args.limit is not None and args.limit < 1) or max_new_tokens < 1:
         _err(prog, "--frame-budget, --limit and --max-new-tokens must be >= 1")
         return EXIT_USAGE
     try:
@@ -150,29 +155,25 @@ def eval_main(argv: list[str] | None = None) -> int:
     for w in warnings:
         print(f"{prog}: warning: {w}", file=sys.stderr)
 
-    checkpoint = Path(args.checkpoint or str(params["model.checkpoint"]))
-    if not (checkpoint / "config.json").is_file():
-        _err(prog, f"checkpoint not found: {checkpoint} (no config.json). Generate the tiny one "
-                   f"with: spatial-mllm-checkpoint tiny {checkpoint} --layout v1.1")
-        return EXIT_MODEL
-    try:
-        from spatial_mllm_ros.model.engine import SpatialMLLMEngine
-        from spatial_mllm_ros.settings import engine_options
+    from spatial_mllm_ros.settings import load_engine, resolve_checkpoint
 
-        # the node's rule (model.max_pixels, model.vggt_checkpoint, ...): same model inputs
-        options = engine_options({
-            **params,
-            "model.device": args.device or str(params["model.device"]),
-            "model.dtype": args.dtype or str(params["model.dtype"]),
-        })
-        engine = SpatialMLLMEngine.from_pretrained(checkpoint, **options)
-    except Exception as err:  # any load failure is reported, not raised
-        _err(prog, f"cannot load checkpoint {checkpoint}: {type(err).__name__}: {err}")
+    # the node's rules (model.max_pixels, num_threads, the embedded default, ...): the model
+    # sees the same inputs offline as on the robot; the command line overrides the profile
+    params = {**params}
+    for key, value in (("model.checkpoint", args.checkpoint), ("model.device", args.device),
+                       ("model.dtype", args.dtype)):
+        if value:
+            params[key] = value
+    engine, error = load_engine(params)
+    if engine is None:
+        _err(prog, f"{error}. The tiny checkpoint is made with: spatial-mllm-checkpoint tiny "
+                   "DIR --layout v1.1")
         return EXIT_MODEL
+    checkpoint = resolve_checkpoint(params)
 
     config = EvalConfig(
         strategies=strategies, frame_budget=budget, thresholds=args.mra_thresholds,
-        grounding=args.grounding, max_new_tokens=args.max_new_tokens, limit=args.limit,
+        grounding=args.grounding, max_new_tokens=max_new_tokens, limit=args.limit,
         progress=not args.no_progress, thumbnails=not args.no_thumbnails,
     )
     try:

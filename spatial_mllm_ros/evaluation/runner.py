@@ -250,7 +250,8 @@ class EvalRunner:
     # -- settings -----------------------------------------------------------------------
     def settings(self, bag: Path) -> dict[str, Any]:
         """What must be equal for results to be resumable."""
-        prefixes = ("pairing.", "buffer.", "image.", "pose.")
+        prefixes = ("pairing.", "buffer.", "image.", "pose.", "model.max_pixels", "model.dtype",
+                    "model.vggt_checkpoint", "sampling.monocular_candidates")
         keys = sorted(k for k in self.params if k.startswith(prefixes))
         return {
             "bag": str(bag.resolve()),
