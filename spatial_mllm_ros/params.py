@@ -184,6 +184,13 @@ SCHEMA: tuple[ParamSpec, ...] = (
        choices=("coverage", "scored", "uniform")),
     _P("sampling.frame_budget", int, 8, "Default number of frames given to the model.",
        min=1, max=64),
+    _P("sampling.adaptive_budget", bool, False,
+       "A question that names no frame budget gets the adaptive budget (8 frames, 16 when "
+       "the buffer spans over 60 s, +4 for strong motion, capped by sampling.max_video_tokens) "
+       "instead of sampling.frame_budget."),
+    _P("sampling.max_video_tokens", int, 16384,
+       "Token cap of the adaptive budget: video tokens = ceil(frames/2) * (H'/28) * (W'/28) at "
+       "the model's input size (model.max_pixels).", min=64, max=1_000_000),
     _P("sampling.monocular_candidates", int, 32,
        "Monocular cameras (no buffered frame has depth and pose): frames whose geometry the "
        "spatial encoder's heads predict, in one batch, for coverage sampling (paper: up to "

@@ -16,15 +16,18 @@ from spatial_mllm_ros.core.convert import ConvertLimits
 from spatial_mllm_ros.core.ingest import IngestConfig
 from spatial_mllm_ros.core.pairing import PairingConfig, PartnerMode, PartnerSpec
 from spatial_mllm_ros.params import ParamValue
+from spatial_mllm_ros.sampling.budget import VIDEO_MAX_PIXELS, VIDEO_MIN_PIXELS, BudgetConfig
 from spatial_mllm_ros.sampling.online import BufferConfig
 
 __all__ = [
     "DEFAULT_CHECKPOINT_ENV",
+    "budget_config",
     "buffer_config",
     "default_checkpoint_dir",
     "engine_options",
     "ingest_config",
     "load_engine",
+    "model_pixels",
     "pipeline_config",
     "resolve_checkpoint",
 ]
@@ -83,7 +86,25 @@ def pipeline_config(v: Mapping[str, ParamValue]) -> PipelineConfig:
         grounding=bool(v["answer.grounding"]),
         grounding_max_new_tokens=int(v["answer.grounding_max_new_tokens"]),
         monocular_candidates=int(v["sampling.monocular_candidates"]),
+        adaptive_budget=budget_config(v) if v["sampling.adaptive_budget"] else None,
     )
+
+
+def budget_config(v: Mapping[str, ParamValue]) -> BudgetConfig:
+    """The adaptive budget's token cap at the model's input size (``model.max_pixels``)."""
+    min_pixels, max_pixels = model_pixels(v)
+    return BudgetConfig(
+        max_video_tokens=int(v["sampling.max_video_tokens"]),
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+    )
+
+
+def model_pixels(v: Mapping[str, ParamValue]) -> tuple[int, int]:
+    """(min, max) pixels per frame of the model's input from ``model.max_pixels`` (0 = the
+    Qwen2.5-VL video default)."""
+    max_pixels = int(v["model.max_pixels"]) or VIDEO_MAX_PIXELS
+    return min(VIDEO_MIN_PIXELS, max_pixels), max_pixels
 
 
 def default_checkpoint_dir() -> Path:
@@ -103,14 +124,12 @@ def engine_options(v: Mapping[str, ParamValue]) -> dict[str, Any]:
     The node (:func:`load_engine`) and the offline evaluator both use this, so a profile's
     ``model.max_pixels`` gives the model the same inputs on the robot and offline.
     """
-    from spatial_mllm_ros.model.processing import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
-
-    max_pixels = int(v["model.max_pixels"]) or DEFAULT_MAX_PIXELS
+    min_pixels, max_pixels = model_pixels(v)
     return {
         "device": str(v["model.device"]),
         "dtype": str(v["model.dtype"]),
         "vggt_checkpoint": str(v["model.vggt_checkpoint"]) or None,
-        "min_pixels": min(DEFAULT_MIN_PIXELS, max_pixels),
+        "min_pixels": min_pixels,
         "max_pixels": max_pixels,
     }
 

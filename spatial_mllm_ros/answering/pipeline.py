@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from spatial_mllm_ros.answering.monocular import DEFAULT_CANDIDATES, select_frames
@@ -43,9 +43,11 @@ from spatial_mllm_ros.answers.prompts import (
     validate_question,
 )
 from spatial_mllm_ros.core.frame import Frame
+from spatial_mllm_ros.sampling.budget import BudgetConfig, adaptive_frame_budget
 from spatial_mllm_ros.sampling.errors import SamplingError
 from spatial_mllm_ros.sampling.online import SpatialFrameBuffer
-from spatial_mllm_ros.sampling.strategies import available_strategies
+from spatial_mllm_ros.sampling.scoring import motion_complexity
+from spatial_mllm_ros.sampling.strategies import available_strategies, uniform_indices
 
 GROUNDING_PROMPT = (
     "Locate every object that this question is about in the image: \"{question}\" "
@@ -69,6 +71,10 @@ class PipelineConfig:
         monocular_candidates: colour-only buffers with ``coverage`` sampling: frames whose
             geometry the model predicts to choose from (paper: 16 of up to 128); the
             prediction's time counts in the ``sampling`` stage.
+        adaptive_budget: when set, a question that names no frame budget gets
+            :func:`~spatial_mllm_ros.sampling.budget.adaptive_frame_budget` of the buffer
+            (its time span, its motion complexity, the frames' resolution and the token
+            budget) instead of ``frame_budget``, capped by ``max_frame_budget``.
     """
 
     frame_budget: int = 16
@@ -78,6 +84,7 @@ class PipelineConfig:
     max_question_chars: int = 1000
     max_new_tokens: int = 32
     grounding: bool = True
+    adaptive_budget: BudgetConfig | None = None
     grounding_max_new_tokens: int = 64
     monocular_candidates: int = DEFAULT_CANDIDATES
 
@@ -130,6 +137,16 @@ class AnsweringPipeline:
             )
         return question, qtype, budget, strategy, prompt
 
+    def adaptive_budget(self, frames: Sequence[Frame]) -> int:
+        """The seed's adaptive frame budget for the buffered ``frames`` (time order): their
+        span in seconds, the motion complexity of up to 32 evenly spaced ones, the latest
+        frame's resolution, and the token cap of ``config.adaptive_budget``."""
+        assert self.config.adaptive_budget is not None
+        span_s = (frames[-1].stamp_ns - frames[0].stamp_ns) / 1e9
+        probe = [frames[i] for i in uniform_indices(len(frames), min(len(frames), 32))]
+        return adaptive_frame_budget(span_s, motion_complexity(probe), frames[-1].height,
+                                     frames[-1].width, self.config.adaptive_budget)
+
     def deadline(self, request: QuestionRequest) -> float:
         """Monotonic time after which the question is answered TIMEOUT."""
         timeout = request.timeout_s if request.timeout_s > 0 else self.config.timeout_s
@@ -158,6 +175,8 @@ class AnsweringPipeline:
             record.question_type = qtype
             return record
         t0 = self._clock()
+        if not request.frame_budget and self.config.adaptive_budget is not None:
+            budget = min(self.adaptive_budget(snapshot.frames), self.config.max_frame_budget)
         try:  # colour-only snapshots: coverage on predicted geometry (see answering.monocular)
             selection = select_frames(
                 buffer, snapshot, budget, strategy, self.answerer, self.config.monocular_candidates

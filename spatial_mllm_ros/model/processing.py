@@ -21,11 +21,9 @@ import torch
 from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 
 from spatial_mllm_ros.model.errors import InputError
-
-#: Qwen2.5-VL video defaults (qwen-vl-utils): 128*28*28 .. 768*28*28 pixels per frame.
-DEFAULT_MIN_PIXELS = 128 * 28 * 28
-DEFAULT_MAX_PIXELS = 768 * 28 * 28
-FACTOR = 28
+from spatial_mllm_ros.sampling.budget import FACTOR
+from spatial_mllm_ros.sampling.budget import VIDEO_MAX_PIXELS as DEFAULT_MAX_PIXELS
+from spatial_mllm_ros.sampling.budget import VIDEO_MIN_PIXELS as DEFAULT_MIN_PIXELS
 
 
 @dataclass(frozen=True)

@@ -258,3 +258,27 @@ def test_explicit_multiple_choice_type_without_options_is_invalid(
                       filled_buffer(scene_frames[:4]))
     assert rec.status is AnswerStatus.INVALID_QUESTION
     assert answerer.calls == []
+
+
+def test_adaptive_budget_applies_when_the_question_names_none(scene_frames: list[Frame]) -> None:
+    from spatial_mllm_ros.sampling.budget import BudgetConfig
+
+    buf = filled_buffer(scene_frames)
+    from spatial_mllm_ros.sampling.budget import tokens_per_temporal_patch
+
+    # 24 frames at 5 fps span 4.6 s: the base budget of 8, but the token cap allows only 4
+    h, w = scene_frames[0].height, scene_frames[0].width
+    cap_tokens = 2 * tokens_per_temporal_patch(h, w)  # room for exactly 4 frames
+    answerer = ScriptedAnswerer("1")
+    pipe = AnsweringPipeline(
+        answerer,
+        PipelineConfig(frame_budget=12, grounding=False,
+                       adaptive_budget=BudgetConfig(max_video_tokens=cap_tokens)),
+        clock=lambda: 1.0,
+    )
+    rec = pipe.answer(ask("How many chairs are in this room?"), buf)
+    assert rec.status is AnswerStatus.OK
+    assert len(rec.frame_stamps_ns) == 4
+    # an explicit budget still wins
+    rec = pipe.answer(ask("How many chairs are in this room?", frame_budget=6), buf)
+    assert len(rec.frame_stamps_ns) == 6
