@@ -32,8 +32,10 @@ $(VPY):
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
 
-$(STAMP): requirements.txt | $(VPY)
-	$(VPY) -m pip install --quiet -r requirements.txt
+REQUIREMENTS := requirements/ros-wheels.txt requirements/python.txt
+
+$(STAMP): $(REQUIREMENTS) | $(VPY)
+	$(VPY) -m pip install --quiet $(addprefix -r ,$(REQUIREMENTS))
 	$(VPY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(VPY) scripts/fix_ros_wheel_cmake.py $(VENV)
 	touch $(STAMP)
