@@ -73,8 +73,11 @@ test-model: setup
 test-ros: setup
 	$(RUN) $(VPY) -m pytest -q test/ros
 
+# Every benchmark runs even if one fails; the failures are listed at the end.
 bench: setup
-	$(RUN) for b in benchmarks/bench_*.py; do echo "== $$b"; $(VPY) $$b $(BENCH_ARGS); done
+	$(RUN) failed=""; for b in benchmarks/bench_*.py; do echo "== $$b"; \
+	  $(VPY) $$b $(BENCH_ARGS) || failed="$$failed $$b"; done; \
+	  if [ -n "$$failed" ]; then echo "benchmarks that failed:$$failed"; exit 1; fi
 
 lint: build
 	$(VPY) -m ruff check spatial_mllm_ros test benchmarks scripts
