@@ -300,6 +300,17 @@ def run_node(env: dict[str, str], num_threads: int | None, phases: list[tuple[st
     try:
         with make_recorder(f"bench_answering_monitor_{os.getpid()}") as mon:
             mon.wait_for(lambda v: v.get("state") == "active", 120)
+            # Warm-up, not measured: the first stream into a fresh node pays one-off costs
+            # (DDS matching and buffer allocation for 1 MB samples, first imports, the
+            # buffer's first admissions) that would make the baseline phase look slow.
+            from spatial_mllm_ros.demo import run_stream
+
+            print("  warm-up: 3 s of 30 Hz 640x480 RGB-D (not measured)", flush=True)
+            warm = run_stream(env, "--rate", "30", "--count", "90", "--reliability",
+                              "reliable", "--qos-depth", "100")
+            sent = {t: int(warm["published"].get(t, 0)) for t in TOPICS}
+            mon.wait_for(lambda v: v.get("pair.colour.pending") == "0" and all(
+                _n(v, f"in.{t}.received") >= sent[t] for t in TOPICS), 60)
             for label, ask in phases:
                 print(f"  phase {label}: {seconds:g} s of 30 Hz 640x480 RGB-D"
                       + (", one question always in flight" if ask else ", no questions"),

@@ -173,6 +173,10 @@ SCHEMA: tuple[ParamSpec, ...] = (
     _P("model.device", str, "cpu", "Torch device, e.g. cpu, cuda, cuda:0.", read_only=True),
     _P("model.dtype", str, "float32", "Model weights dtype.",
        choices=("float32", "float16", "bfloat16"), read_only=True),
+    _P("model.process", bool, True,
+       "Run the model in a child process, so that its Python work never competes with camera "
+       "ingestion for the interpreter lock; cleanup ends the process and returns its memory.",
+       read_only=True),
     _P("model.num_threads", int, 0,
        "CPU threads torch may use for the model; 0 = torch's default. On small machines, "
        "leave a core to ingestion.", min=0, max=256, read_only=True),

@@ -26,6 +26,7 @@ __all__ = [
     "default_checkpoint_dir",
     "engine_options",
     "ingest_config",
+    "load_answerer",
     "load_engine",
     "model_pixels",
     "pipeline_config",
@@ -165,3 +166,18 @@ def load_engine(v: Mapping[str, ParamValue]) -> tuple[Any | None, str]:
         where = v["model.checkpoint"] or "the embedded tiny checkpoint"
         return None, f"model failed to load from {where!r}: {type(err).__name__}: {err}"
     return engine, ""
+
+
+def load_answerer(v: Mapping[str, ParamValue]) -> tuple[Any | None, str]:
+    """The node's answerer: the engine in a child process when ``model.process`` is set
+    (:class:`~spatial_mllm_ros.answering.process.ProcessAnswerer`), else in this process
+    (:func:`load_engine`). Never raises; ``(None, reason)`` when the model cannot load."""
+    if not v["model.process"]:
+        return load_engine(v)
+    from spatial_mllm_ros.answering.errors import ModelProcessError
+    from spatial_mllm_ros.answering.process import ProcessAnswerer
+
+    try:
+        return ProcessAnswerer(v), ""
+    except ModelProcessError as err:
+        return None, str(err)

@@ -13,3 +13,7 @@ class QueueClosedError(AnsweringError):
 
 class PredictionFailedError(AnsweringError):
     """Predicted geometry is unusable for frame selection (wrong count, no points, flat)."""
+
+
+class ModelProcessError(AnsweringError):
+    """The model process failed to start, failed a request, or died."""

@@ -80,7 +80,8 @@ class AnswerServer:
         self.stage_totals_s: collections.Counter[str] = collections.Counter()
         self.last_timings_s: dict[str, float] = {}
         self.worker = QuestionWorker(self._handle, self._deliver, queue_size)
-        self._handles: list[Any] = []
+        self._service: Any = None
+        self._question_sub: Any = None
         self._answer_pub: Any = None
         self._marker_pub: Any = None
 
@@ -92,24 +93,21 @@ class AnswerServer:
         if self._markers_enabled:
             self._marker_pub = self.node.create_publisher(MarkerArray, "~/markers", 10)
         self.worker.start()
-        self._handles = [
-            self.node.create_service(
-                AskSpatial, "~/ask", self._on_ask, callback_group=self._group
-            ),
-            self.node.create_subscription(
-                SpatialQuestion, "~/question", self._on_question, qos,
-                callback_group=self._topic_group,
-            ),
-        ]
+        self._service = self.node.create_service(
+            AskSpatial, "~/ask", self._on_ask, callback_group=self._group
+        )
+        self._question_sub = self.node.create_subscription(
+            SpatialQuestion, "~/question", self._on_question, qos,
+            callback_group=self._topic_group,
+        )
 
     def deactivate(self) -> None:
         """Remove the service and topics; questions still queued are answered MODEL_ERROR."""
-        for h in self._handles:
-            if hasattr(h, "srv_type"):
-                self.node.destroy_service(h)
-            else:
-                self.node.destroy_subscription(h)
-        self._handles = []
+        if self._service is not None:
+            self.node.destroy_service(self._service)
+        if self._question_sub is not None:
+            self.node.destroy_subscription(self._question_sub)
+        self._service = self._question_sub = None
         self.worker.stop()
         for pub in (self._answer_pub, self._marker_pub):
             if pub is not None:

@@ -198,14 +198,15 @@ class SpatialMllmNode(LifecycleNode):
             self.store = self.ingestor = None
             return TransitionCallbackReturn.FAILURE
         t0 = time.monotonic()
-        self._engine, model_error = settings.load_engine(v)
+        self._engine, model_error = settings.load_answerer(v)
         pipeline = None
         if self._engine is not None:
             pipeline = AnsweringPipeline(self._engine, settings.pipeline_config(v))
             self.get_logger().info(
                 f"model loaded in {time.monotonic() - t0:.1f} s "
                 f"({v['model.checkpoint'] or 'embedded tiny checkpoint'}, "
-                f"{v['model.device']}, {v['model.dtype']})"
+                f"{v['model.device']}, {v['model.dtype']}"
+                + (f", model process pid {self._engine.pid})" if v["model.process"] else ")")
             )
         else:
             self.get_logger().error(f"{model_error}; questions will be answered MODEL_ERROR")
@@ -265,6 +266,9 @@ class SpatialMllmNode(LifecycleNode):
         self.ingestor = None
         self.store = None
         if self._engine is not None:
+            close = getattr(self._engine, "close", None)
+            if callable(close):  # the model process: ending it returns all its memory
+                close()
             self._engine = None
             _release_model_memory()
         self._tf_listener = self._tf_buffer = None

@@ -1,0 +1,190 @@
+"""The model in a child process, behind the :class:`~spatial_mllm_ros.answering.types.Answerer`
+interface.
+
+Why: the node's camera callbacks and the model share one Python interpreter otherwise, and the
+model's Python work (pre-processing, the generation loop, frame sampling) holds the GIL for
+long stretches; on a small machine ingestion then falls behind while questions are answered
+(measured by ``benchmarks/bench_answering.py``). In a child process the model has its own
+interpreter; the node only pickles the selected frames' colour images to it (a few MB per
+question) and receives the result.
+
+The child is started with the ``spawn`` method (no fork of a process holding DDS threads),
+loads the engine with :func:`spatial_mllm_ros.settings.load_engine`, reports success or the
+load error, then serves requests until told to stop or its pipe closes. A child that dies
+turns every later request into :class:`ModelProcessError`, which the pipeline answers as
+MODEL_ERROR with the cause.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import threading
+from collections.abc import Mapping, Sequence
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from spatial_mllm_ros.answering.errors import ModelProcessError
+from spatial_mllm_ros.answering.types import GenerationResult
+from spatial_mllm_ros.core.frame import Frame
+from spatial_mllm_ros.params import ParamValue
+
+__all__ = ["Geometry", "ProcessAnswerer"]
+
+_STOP = "stop"
+
+
+@dataclasses.dataclass(frozen=True)
+class Geometry:
+    """Predicted geometry of one frame as the node receives it (plain numpy).
+
+    Attributes:
+        world_points: (H, W, 3) float32 points in the prediction's world frame.
+        confidence: (H, W) float32 confidence.
+    """
+
+    world_points: npt.NDArray[np.float32]
+    confidence: npt.NDArray[np.float32]
+
+
+def _plain(method: str, result: Any) -> Any:
+    """The engine's result in types the node can unpickle without importing torch or
+    transformers (otherwise the first answer would pay for those imports in the node)."""
+    if method == "answer":
+        return GenerationResult(
+            text=result.text, timings_s=dict(result.timings_s),
+            num_new_tokens=int(result.num_new_tokens),
+            resized_size=tuple(result.resized_size), raw_text=result.raw_text,
+        )
+    return [Geometry(np.asarray(g.world_points, dtype=np.float32),
+                     np.asarray(g.confidence, dtype=np.float32)) for g in result]
+
+
+def _light(frames: Sequence[Frame]) -> list[Frame]:
+    """The frames as the model needs them: colour and metadata, no depth (less to pickle)."""
+    return [dataclasses.replace(f, depth_m=None) for f in frames]
+
+
+def _warm_up(engine: Any) -> None:
+    """One tiny generation, so that one-off first-call costs (kernel selection, lazy
+    initialisation in the processor and the model) are paid while loading, not by the first
+    question. A failure here is left for the first real request to report."""
+    import numpy as np
+
+    try:
+        engine.answer_images([np.zeros((56, 56, 3), dtype=np.uint8)] * 2, "warm-up", 1)
+    except Exception:  # reported by the first request instead, with its context
+        return
+
+
+def _serve(conn: Connection, params: dict[str, ParamValue]) -> None:
+    """Child process: load the engine, then answer requests until stopped."""
+    from spatial_mllm_ros.settings import load_engine
+
+    engine, error = load_engine(params)
+    if engine is not None:
+        _warm_up(engine)
+    conn.send((engine is not None, error))
+    if engine is None:
+        conn.close()
+        return
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):  # the node went away
+            return
+        if request[0] == _STOP:
+            return
+        method, args = request
+        try:
+            result = _plain(method, getattr(engine, method)(*args))
+        except Exception as err:  # reported to the node, which answers MODEL_ERROR
+            conn.send(("error", f"{type(err).__name__}: {err}"))
+        else:
+            conn.send(("ok", result))
+
+
+class ProcessAnswerer:
+    """An :class:`Answerer` (and geometry predictor) whose engine lives in a child process.
+
+    Args:
+        params: the node's validated parameters (``model.*`` select and load the engine).
+        start_timeout_s: longest wait for the model to load.
+
+    Raises:
+        ModelProcessError: the child could not start or the model failed to load (the message
+            carries the child's reason).
+    """
+
+    def __init__(self, params: Mapping[str, ParamValue], start_timeout_s: float = 900.0) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(
+            target=_serve, args=(child, dict(params)), name="spatial-mllm-model", daemon=True
+        )
+        self._lock = threading.Lock()
+        self._proc.start()
+        child.close()
+        if not self._conn.poll(start_timeout_s):
+            self.close()
+            raise ModelProcessError(f"the model process did not load within {start_timeout_s} s")
+        try:
+            loaded, error = self._conn.recv()
+        except EOFError as err:
+            self.close()
+            raise ModelProcessError(
+                f"the model process exited while loading (exit code {self._proc.exitcode})"
+            ) from err
+        if not loaded:
+            self.close()
+            raise ModelProcessError(error)
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the model process."""
+        return self._proc.pid
+
+    def _call(self, method: str, *args: Any) -> Any:
+        with self._lock:  # one request at a time on the pipe
+            if not self._proc.is_alive():
+                raise ModelProcessError(
+                    f"the model process is not running (exit code {self._proc.exitcode})"
+                )
+            try:
+                self._conn.send((method, args))
+                status, payload = self._conn.recv()
+            except (EOFError, OSError, BrokenPipeError) as err:
+                raise ModelProcessError(
+                    f"the model process died (exit code {self._proc.exitcode})"
+                ) from err
+        if status == "error":
+            raise ModelProcessError(payload)
+        return payload
+
+    def answer(
+        self, frames: Sequence[Frame], prompt: str, max_new_tokens: int = 64
+    ) -> GenerationResult:
+        """The engine's answer, computed in the model process."""
+        result: GenerationResult = self._call("answer", _light(frames), prompt, max_new_tokens)
+        return result
+
+    def predict_geometry(self, frames: Sequence[Frame]) -> list[Geometry]:
+        """The engine's per-frame predicted geometry, computed in the model process."""
+        result: list[Geometry] = self._call("predict_geometry", _light(frames))
+        return result
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Stop the model process and return its memory."""
+        try:
+            with self._lock:
+                self._conn.send((_STOP,))
+        except (OSError, BrokenPipeError, ValueError):
+            pass  # already gone
+        self._proc.join(timeout_s)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join(timeout_s)
+        self._conn.close()

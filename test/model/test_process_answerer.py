@@ -1,0 +1,65 @@
+"""The model in a child process answers exactly as in-process, and fails clearly."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from spatial_mllm_ros import params as P
+from spatial_mllm_ros.answering.errors import ModelProcessError
+from spatial_mllm_ros.answering.process import ProcessAnswerer
+from spatial_mllm_ros.settings import load_answerer, load_engine
+from spatial_mllm_ros.synthetic import make_walkthrough
+
+pytest.importorskip("torch", reason="the tiny-model tier needs torch")
+
+
+@pytest.fixture(scope="module")
+def values(tmp_path_factory: pytest.TempPathFactory) -> dict[str, P.ParamValue]:
+    from spatial_mllm_ros.model.tiny import write_checkpoint
+
+    ckpt = write_checkpoint(tmp_path_factory.mktemp("proc") / "tiny", layout="v1.1")
+    return P.validate({"model.checkpoint": str(ckpt), "model.max_pixels": 112 * 140,
+                       "model.num_threads": 1})
+
+
+def test_child_process_answers_like_the_in_process_engine(values) -> None:
+    frames = make_walkthrough(seed=1, n_frames=4, width=160, height=120).frames
+    engine, err = load_engine(values)
+    assert engine is not None, err
+    local = engine.answer(frames, "How many chairs are in this room?", 6)
+    remote = ProcessAnswerer(values)
+    try:
+        assert remote.pid is not None and remote.pid != os.getpid()
+        got = remote.answer(frames, "How many chairs are in this room?", 6)
+        assert (got.text, got.raw_text, got.num_new_tokens) == (
+            local.text, local.raw_text, local.num_new_tokens)
+        assert got.resized_size == local.resized_size
+        # the node receives plain types: no torch/transformers import on its side
+        assert type(got).__module__ == "spatial_mllm_ros.answering.types"
+        geometry = remote.predict_geometry(frames[:2])
+        assert len(geometry) == 2 and geometry[0].world_points.shape[-1] == 3
+    finally:
+        remote.close()
+    assert not remote._proc.is_alive()
+
+
+def test_load_failure_is_reported_with_the_cause(tmp_path: Path) -> None:
+    v = P.validate({"model.checkpoint": str(tmp_path / "missing")})
+    answerer, error = load_answerer(v)
+    assert answerer is None
+    assert str(tmp_path / "missing") in error
+
+
+def test_a_dead_model_process_gives_clear_errors(values) -> None:
+    remote = ProcessAnswerer(values)
+    frames = make_walkthrough(seed=2, n_frames=2, width=160, height=120).frames
+    assert remote.pid is not None
+    os.kill(remote.pid, signal.SIGKILL)
+    remote._proc.join(10)
+    with pytest.raises(ModelProcessError, match="not running"):
+        remote.answer(frames, "How many chairs?", 2)
+    remote.close()
