@@ -15,21 +15,9 @@ from geometry_msgs.msg import Point
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
-from spatial_mllm_ros.answering.types import AnswerRecord, QuestionRequest
+from spatial_mllm_ros.answering.types import STAGES, AnswerRecord, QuestionRequest
 from spatial_mllm_ros.msg import ObjectBox, SpatialAnswer, StageTimings
 from spatial_mllm_ros.ros.conversions import header, ns_to_time
-
-#: StageTimings fields, in message order.
-TIMING_FIELDS: tuple[str, ...] = (
-    "queue_wait",
-    "sampling",
-    "vision_2d",
-    "spatial",
-    "connector",
-    "prefill",
-    "decode",
-    "total",
-)
 
 MARKER_NAMESPACE = "spatial_mllm_boxes"
 
@@ -68,7 +56,7 @@ def answer_msg(record: AnswerRecord, now_ns: int) -> SpatialAnswer:
     msg.coverage = float(record.coverage)
     msg.uniform_coverage = float(record.uniform_coverage)
     timings = StageTimings()
-    for name in TIMING_FIELDS:
+    for name in STAGES:  # StageTimings has one field per stage, in this order
         setattr(timings, name, float(record.timings_s.get(name, 0.0)))
     msg.timings = timings
     msg.status = int(record.status)

@@ -95,9 +95,9 @@ def test_burst_of_50_with_queue_4_answers_every_id_once(start_node, monitor,
     statuses = [a[0].status for a in answers.values()]
     ok = statuses.count(AnswerStatus.OK)
     busy = statuses.count(AnswerStatus.BUSY)
-    assert ok + busy == 50
-    assert 1 <= ok <= 4 + 1 + 10  # queue of 4 + the one in progress, plus any that drained
-    assert busy >= 50 - 15
+    assert ok + busy == 50  # nothing but OK or BUSY, nothing lost
+    # the 4 queued are always accepted; a few more when answers finish during the burst
+    assert 4 <= ok <= 15
     assert all(a[0].error for a in answers.values() if a[0].status == AnswerStatus.BUSY)
 
 
