@@ -88,7 +88,8 @@ def print_answer(q: Any, ans: Any) -> None:
     if q.options:
         print("   options: " + " | ".join(q.options))
     print(f"   ground truth: {q.ground_truth}")
-    print(f"   answer: [{d['status']}] {d['answer']!r}  value={d['numeric_value']} "
+    shown = repr(d["answer"]) if d["answer"] else "'' (the tiny model generated only whitespace)"
+    print(f"   answer: [{d['status']}] {shown}  value={d['numeric_value']} "
           f"option={d['option']!r}" + (f"  error: {d['error']}" if d["error"] else ""))
     if d["status"] != "OK":
         return
