@@ -1,6 +1,7 @@
 """Console entry points.
 
-``spatial-mllm-checkpoint`` -> :func:`checkpoint_main` (``tiny``, ``layout``, ``inspect``);
+``spatial-mllm-checkpoint`` -> :func:`checkpoint_main` (``tiny``, ``layout``, ``inspect``,
+``export-onnx``);
 ``spatial-mllm-infer`` -> :func:`infer_main` (answer one question about a folder of frames).
 """
 
@@ -52,11 +53,24 @@ def _checkpoint_parser() -> argparse.ArgumentParser:
     inspect = sub.add_parser("inspect", help="describe a checkpoint directory and try to load it")
     inspect.add_argument("dir", type=Path)
     inspect.add_argument("--vggt-checkpoint", type=Path, default=None)
+    export = sub.add_parser(
+        "export-onnx",
+        help="export the 2D and spatial vision encoders to ONNX (fixed shapes) for TensorRT",
+    )
+    export.add_argument("dir", type=Path)
+    export.add_argument("out_dir", type=Path)
+    export.add_argument("--frames", type=int, default=2, help="clip length S (even)")
+    export.add_argument("--height", type=int, default=112, help="model input height (x28)")
+    export.add_argument("--width", type=int, default=140, help="model input width (x28)")
+    export.add_argument("--opset", type=int, default=17)
+    export.add_argument(
+        "--no-verify", action="store_true", help="skip the onnxruntime comparison with PyTorch"
+    )
     return parser
 
 
 def checkpoint_main(argv: list[str] | None = None) -> int:
-    """``spatial-mllm-checkpoint {tiny,layout,inspect}``; returns the exit status."""
+    """``spatial-mllm-checkpoint {tiny,layout,inspect,export-onnx}``; returns the exit status."""
     args = _checkpoint_parser().parse_args(argv)
     try:
         if args.command == "tiny":
@@ -80,10 +94,55 @@ def checkpoint_main(argv: list[str] | None = None) -> int:
 
             sys.stdout.write(format_layout(real_layout(args.layout)))
             return 0
+        if args.command == "export-onnx":
+            return _export_onnx(args)
         return _inspect(args.dir, args.vggt_checkpoint)
     except ModelError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+
+
+def _export_onnx(args: argparse.Namespace) -> int:
+    """Write ``vision_encoder.onnx``, ``spatial_encoder.onnx`` and ``manifest.json``."""
+    from spatial_mllm_ros.model import export as onnx_export
+    from spatial_mllm_ros.model.engine import load_model
+
+    model, _ = load_model(args.dir)
+    shape = onnx_export.clip_shape(model, args.frames, args.height, args.width)
+    size = (args.frames, args.height, args.width)
+    out: Path = args.out_dir
+    graphs = {
+        "vision_encoder": onnx_export.export_vision_encoder(
+            model, out / "vision_encoder.onnx", *size, opset=args.opset
+        ),
+        "spatial_encoder": onnx_export.export_spatial_encoder(
+            model, out / "spatial_encoder.onnx", *size, opset=args.opset
+        ),
+    }
+    manifest: dict[str, Any] = {
+        "checkpoint": str(args.dir),
+        "clip": {"frames": args.frames, "height": args.height, "width": args.width},
+        "grid_thw": shape.grid_thw,
+        "fused_video_tokens": "video_embeds + spatial_embeds",
+        "graphs": {},
+    }
+    inputs = onnx_export.example_inputs(shape)
+    modules = {
+        "vision_encoder": onnx_export.VisionEncoder(model, shape.grid_thw),
+        "spatial_encoder": onnx_export.SpatialEncoder(model, (shape.grid_h, shape.grid_w)),
+    }
+    for name, graph in graphs.items():
+        entry = graph.to_dict()
+        entry["trtexec"] = graph.trtexec_command()
+        if not args.no_verify:
+            key = next(iter(graph.inputs))
+            entry["max_abs_diff_onnxruntime"] = onnx_export.max_abs_difference(
+                modules[name], graph.path, {key: inputs[key]}
+            )
+        manifest["graphs"][name] = entry
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(manifest, indent=2))
+    return 0
 
 
 def _inspect(directory: Path, vggt_checkpoint: Path | None) -> int:

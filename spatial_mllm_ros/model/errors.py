@@ -49,3 +49,6 @@ class GeometryUnavailableError(ModelError):
 
 class InputError(ModelError):
     """Frames or prompt given to the model are unusable (e.g. no frames)."""
+
+class ExportError(ModelError):
+    """An encoder could not be exported to ONNX, or the exported graph does not match."""
