@@ -118,7 +118,10 @@ def test_infer_command_prints_json(layout: str, capsys: pytest.CaptureFixture[st
     assert out["original_size"] == [640, 480]
 
 
-def test_bf16_load() -> None:
-    model, report = load_model(tiny_checkpoint("v1.1"), dtype="bfloat16")
-    assert report.missing == []
-    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+@pytest.mark.parametrize(("name", "dtype"), [("bfloat16", torch.bfloat16),
+                                             ("float16", torch.float16),
+                                             ("float32", torch.float32)])
+def test_load_in_each_dtype(name: str, dtype: torch.dtype) -> None:
+    model, report = load_model(tiny_checkpoint("v1.1"), dtype=name)
+    assert report.missing == [] and report.unexpected == []
+    assert {p.dtype for p in model.parameters()} == {dtype}
