@@ -25,6 +25,7 @@ from spatial_mllm_ros.core.geometry import frame_voxel_keys  # noqa: E402
 from spatial_mllm_ros.sampling import BufferConfig, SpatialFrameBuffer, max_coverage  # noqa: E402
 from spatial_mllm_ros.sampling.coverage import (  # noqa: E402
     coverage_fraction,
+    greedy_on_python_sets,
     greedy_set_cover_reference,
 )
 from spatial_mllm_ros.sampling.strategies import uniform_indices  # noqa: E402
@@ -46,16 +47,7 @@ def bench_max_coverage(n_frames: int, n_voxels: int, k: int, repeats: int) -> No
     t_ref = time.perf_counter() - t0
     py_sets = [set(s.tolist()) for s in sets]
     t0 = time.perf_counter()
-    covered: set[int] = set()
-    for _ in range(k):  # set-based greedy on pre-built sets (no conversion cost)
-        best, gain = -1, 0
-        for i, s in enumerate(py_sets):
-            g = len(s - covered)
-            if g > gain:
-                best, gain = i, g
-        if best < 0:
-            break
-        covered |= py_sets[best]
+    greedy_on_python_sets(py_sets, k)  # set-based greedy on pre-built sets (no conversion)
     t_ref_sets = time.perf_counter() - t0
     times = []
     for _ in range(repeats):

@@ -19,7 +19,6 @@ coverage of the geometry the model's VGGT heads predict (:mod:`.monocular`).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -227,7 +226,7 @@ class AnsweringPipeline:
             boxes=boxes,
             frame_stamps_ns=list(selection.frame_stamps_ns),
             strategy=selection.strategy,
-            coverage=selection.coverage if selection.coverage == selection.coverage else math.nan,
+            coverage=selection.coverage,
             uniform_coverage=selection.uniform_coverage,
             timings_s=timings,
             world_frame_id=world,

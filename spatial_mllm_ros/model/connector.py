@@ -65,28 +65,35 @@ def _check_grid(
         raise ValueError(f"patch grid {h}x{w} is not a multiple of spatial_merge_size {spatial}")
 
 
-def merge_v1_0(
-    tokens: torch.Tensor, grid_hw: tuple[int, int], temporal: int = 2, spatial: int = 2
+def _merge(
+    tokens: torch.Tensor,
+    grid_hw: tuple[int, int],
+    temporal: int,
+    spatial: int,
+    feature_order: tuple[int, ...],
 ) -> torch.Tensor:
-    """v1.0 merge: (B, S, h*w, C) -> (B*S/t*h/m*w/m, t*m*m*C), features ordered (t, mh, mw, C)."""
+    """(B, S, h*w, C) -> (B*S/t*h/m*w/m, t*m*m*C): tokens in (group, row, col) order, each
+    token's features ordered by ``feature_order`` over the axes (2=t, 4=mh, 6=mw, 7=C)."""
     _check_grid(tokens, grid_hw, temporal, spatial)
     b, s, _, c = tokens.shape
     h, w = grid_hw
     x = tokens.reshape(b, s // temporal, temporal, h // spatial, spatial, w // spatial, spatial, c)
-    x = x.permute(0, 1, 3, 5, 2, 4, 6, 7)
+    x = x.permute(0, 1, 3, 5, *feature_order)
     return x.reshape(-1, temporal * spatial * spatial * c)
+
+
+def merge_v1_0(
+    tokens: torch.Tensor, grid_hw: tuple[int, int], temporal: int = 2, spatial: int = 2
+) -> torch.Tensor:
+    """v1.0 merge: (B, S, h*w, C) -> (B*S/t*h/m*w/m, t*m*m*C), features ordered (t, mh, mw, C)."""
+    return _merge(tokens, grid_hw, temporal, spatial, (2, 4, 6, 7))
 
 
 def merge_v1_1(
     tokens: torch.Tensor, grid_hw: tuple[int, int], temporal: int = 2, spatial: int = 2
 ) -> torch.Tensor:
     """v1.1 merge: (B, S, h*w, C) -> (B*S/t*h/m*w/m, m*m*C*t), features ordered (mh, mw, C, t)."""
-    _check_grid(tokens, grid_hw, temporal, spatial)
-    b, s, _, c = tokens.shape
-    h, w = grid_hw
-    x = tokens.reshape(b, s // temporal, temporal, h // spatial, spatial, w // spatial, spatial, c)
-    x = x.permute(0, 1, 3, 5, 4, 6, 7, 2)
-    return x.reshape(-1, spatial * spatial * c * temporal)
+    return _merge(tokens, grid_hw, temporal, spatial, (4, 6, 7, 2))
 
 
 class SpatialConnector(nn.Module):

@@ -106,7 +106,11 @@ def greedy_set_cover_reference(voxel_sets: Sequence[npt.ArrayLike], k: int) -> l
     Each step scans all frames in index order and takes the first one with the largest number
     of uncovered voxels; it stops after ``k`` frames or when the best gain is zero.
     """
-    sets = [set(np.asarray(s).tolist()) for s in voxel_sets]
+    return greedy_on_python_sets([set(np.asarray(s).tolist()) for s in voxel_sets], k)
+
+
+def greedy_on_python_sets(sets: Sequence[set[int]], k: int) -> list[int]:
+    """:func:`greedy_set_cover_reference` on already built Python sets."""
     covered: set[int] = set()
     selected: list[int] = []
     while len(selected) < k:
