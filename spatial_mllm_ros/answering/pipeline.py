@@ -31,10 +31,10 @@ from spatial_mllm_ros.answering.types import (
     PlacedBox,
     QuestionRequest,
 )
-from spatial_mllm_ros.answers.boxes import Box2D, box_position, parse_boxes
-from spatial_mllm_ros.answers.errors import AnswersError
-from spatial_mllm_ros.answers.parsing import parse_answer
-from spatial_mllm_ros.answers.prompts import (
+from spatial_mllm_ros.vsibench.boxes import Box2D, box_position, parse_boxes
+from spatial_mllm_ros.vsibench.errors import AnswersError
+from spatial_mllm_ros.vsibench.parsing import parse_answer
+from spatial_mllm_ros.vsibench.prompts import (
     build_prompt,
     check_question_type,
     infer_question_type,

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from spatial_mllm_ros.answers.boxes import Box2D
+from spatial_mllm_ros.vsibench.boxes import Box2D
 from spatial_mllm_ros.core.frame import Frame
 
 #: Stage names of per-answer timings, in pipeline order (seconds each).

@@ -4,7 +4,7 @@ Reference: ``lmms_eval/tasks/vsibench/utils.py`` (EvolvingLMMs-Lab/lmms-eval; th
 in vision-x-nyu/thinking-in-space):
 
 - prediction: ``fuzzy_matching(pred) = pred.split(" ")[0].rstrip(".").strip()``
-  (:func:`~spatial_mllm_ros.answers.parsing.vsi_prediction_token`);
+  (:func:`~spatial_mllm_ros.vsibench.parsing.vsi_prediction_token`);
 - multiple-choice types: ``1.0 if pred.lower() == target.lower() else 0.0``;
 - numeric types: ``mean_relative_accuracy(float(pred), float(gt), start=.5, end=.95,
   interval=.05)`` = mean over θ of ``|ŷ − y| / y <= 1 − θ``; an unparseable prediction
@@ -41,8 +41,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from spatial_mllm_ros.answers.parsing import vsi_prediction_token
-from spatial_mllm_ros.answers.prompts import (
+from spatial_mllm_ros.vsibench.parsing import vsi_prediction_token
+from spatial_mllm_ros.vsibench.prompts import (
     MULTIPLE_CHOICE_TYPES,
     NUMERIC_TYPES,
     OPEN_TYPE,

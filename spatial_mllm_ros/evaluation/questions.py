@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spatial_mllm_ros.answers.prompts import (
+from spatial_mllm_ros.vsibench.prompts import (
     MULTIPLE_CHOICE_TYPES,
     NUMERIC_TYPES,
     OPTION_LETTERS,

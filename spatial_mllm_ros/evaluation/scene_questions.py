@@ -53,7 +53,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from spatial_mllm_ros.answers.prompts import OPTION_LETTERS
+from spatial_mllm_ros.vsibench.prompts import OPTION_LETTERS
 from spatial_mllm_ros.evaluation.questions import Question
 from spatial_mllm_ros.synthetic.scene import SceneLayout, SceneObject
 

@@ -269,9 +269,9 @@ def _finite(x: float) -> float | None:
 def infer_main(argv: list[str] | None = None) -> int:
     """``spatial-mllm-infer``: print the answer as JSON; returns the exit status."""
     args = _infer_parser().parse_args(argv)
-    from spatial_mllm_ros.answers.boxes import box_position, parse_boxes
-    from spatial_mllm_ros.answers.parsing import parse_answer
-    from spatial_mllm_ros.answers.prompts import build_prompt, infer_question_type
+    from spatial_mllm_ros.vsibench.boxes import box_position, parse_boxes
+    from spatial_mllm_ros.vsibench.parsing import parse_answer
+    from spatial_mllm_ros.vsibench.prompts import build_prompt, infer_question_type
     from spatial_mllm_ros.model.engine import SpatialMLLMEngine
     from spatial_mllm_ros.model.processing import DEFAULT_MAX_PIXELS
 

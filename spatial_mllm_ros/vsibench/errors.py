@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class AnswersError(Exception):
-    """Base class of errors raised by :mod:`spatial_mllm_ros.answers`."""
+    """Base class of errors raised by :mod:`spatial_mllm_ros.vsibench`."""
 
 
 class InvalidQuestionError(AnswersError, ValueError):
@@ -12,7 +12,7 @@ class InvalidQuestionError(AnswersError, ValueError):
 
 
 class UnknownQuestionTypeError(AnswersError, ValueError):
-    """A question type not in :data:`spatial_mllm_ros.answers.prompts.QUESTION_TYPES`."""
+    """A question type not in :data:`spatial_mllm_ros.vsibench.prompts.QUESTION_TYPES`."""
 
 
 class BoxError(AnswersError, ValueError):

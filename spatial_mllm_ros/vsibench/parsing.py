@@ -16,7 +16,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from spatial_mllm_ros.answers.prompts import (
+from spatial_mllm_ros.vsibench.prompts import (
     MULTIPLE_CHOICE_TYPES,
     NUMERIC_TYPES,
     OPTION_LETTERS,

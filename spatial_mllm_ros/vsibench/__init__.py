@@ -9,15 +9,15 @@
 
 from __future__ import annotations
 
-from spatial_mllm_ros.answers.boxes import Box2D, box_position, parse_boxes
-from spatial_mllm_ros.answers.errors import (
+from spatial_mllm_ros.vsibench.boxes import Box2D, box_position, parse_boxes
+from spatial_mllm_ros.vsibench.errors import (
     AnswersError,
     BoxError,
     InvalidQuestionError,
     UnknownQuestionTypeError,
 )
-from spatial_mllm_ros.answers.parsing import ParsedAnswer, parse_answer, vsi_prediction_token
-from spatial_mllm_ros.answers.prompts import (
+from spatial_mllm_ros.vsibench.parsing import ParsedAnswer, parse_answer, vsi_prediction_token
+from spatial_mllm_ros.vsibench.prompts import (
     MULTIPLE_CHOICE_TYPES,
     NUMERIC_TYPES,
     OPEN_TYPE,

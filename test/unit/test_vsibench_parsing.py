@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from spatial_mllm_ros.answers.errors import UnknownQuestionTypeError
-from spatial_mllm_ros.answers.parsing import (
+from spatial_mllm_ros.vsibench.errors import UnknownQuestionTypeError
+from spatial_mllm_ros.vsibench.parsing import (
     ParsedAnswer,
     parse_answer,
     parse_number,

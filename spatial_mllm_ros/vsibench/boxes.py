@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from spatial_mllm_ros.answers.errors import BoxError
+from spatial_mllm_ros.vsibench.errors import BoxError
 from spatial_mllm_ros.core.frame import CameraIntrinsics
 
 

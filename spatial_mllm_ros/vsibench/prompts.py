@@ -19,7 +19,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
-from spatial_mllm_ros.answers.errors import InvalidQuestionError, UnknownQuestionTypeError
+from spatial_mllm_ros.vsibench.errors import InvalidQuestionError, UnknownQuestionTypeError
 
 PRE_PROMPT = "These are frames of a video."
 """VSI-Bench pre-prompt."""

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from spatial_mllm_ros.answers.errors import InvalidQuestionError, UnknownQuestionTypeError
-from spatial_mllm_ros.answers.prompts import (
+from spatial_mllm_ros.vsibench.errors import InvalidQuestionError, UnknownQuestionTypeError
+from spatial_mllm_ros.vsibench.prompts import (
     MULTIPLE_CHOICE_TYPES,
     NUMERIC_TYPES,
     QUESTION_TYPES,
