@@ -184,6 +184,12 @@ SCHEMA: tuple[ParamSpec, ...] = (
        "Largest model input per frame, pixels (each side then rounded to 28 px); 0 = the "
        "processor's default. Bounds the video tokens and the spatial encoder's cost.",
        min=0, max=16_777_216, read_only=True),
+    _P("model.video_fps", float, 2.0,
+       "Frame rate the model is told for every clip, frames/s: it fixes the video tokens' "
+       "temporal positions (second_per_grid_ts = 2 / fps). Not the cameras' rate: the "
+       "selected frames are not evenly spaced in time, and the released checkpoints were "
+       "evaluated with 2.0 (positions 0, 2, 4, ...); keep 2.0 to get their answers.",
+       min=0.01, max=1000.0, read_only=True),
     _P("sampling.strategy", str, "coverage", "Default frame sampling strategy.",
        choices=("coverage", "scored", "uniform")),
     _P("sampling.frame_budget", int, 8, "Default number of frames given to the model.",
@@ -203,6 +209,19 @@ SCHEMA: tuple[ParamSpec, ...] = (
        "Largest frame budget a question may ask for (more: INVALID_QUESTION).", min=1, max=256),
     _P("answer.max_new_tokens", int, 32, "Generation length of an answer, tokens.",
        min=1, max=4096),
+    _P("answer.prompt_template", str, "auto",
+       "Prompt wording: 'auto' = the family of the loaded checkpoint (v1.0 layout -> "
+       "spatial-mllm-v1.0, with <answer> tags; v1.1 -> spatial-mllm-v1.1), as its authors "
+       "evaluated it; 'lmms-eval' = VSI-Bench's published form, to compare with other models.",
+       choices=("auto", "spatial-mllm-v1.1", "spatial-mllm-v1.0", "lmms-eval")),
+    _P("answer.decoding", str, "checkpoint",
+       "Decoding: 'checkpoint' = the checkpoint's generation_config.json (released: greedy in "
+       "effect, repetition penalty 1.05); 'reference' = that plus the authors' evaluation "
+       "settings (do_sample, temperature 0.1, top_p 0.001); 'greedy' = plain greedy, no "
+       "penalty.", choices=("checkpoint", "reference", "greedy"), read_only=True),
+    _P("answer.repetition_penalty", float, 0.0,
+       "Repetition penalty replacing the checkpoint's; 0 = keep the checkpoint's.",
+       min=0.0, max=10.0, read_only=True),
     _P("answer.grounding", bool, True,
        "Run a second, short generation that asks for the boxes of the objects the question "
        "names (JSON bbox_2d form) on the most recent selected frame."),

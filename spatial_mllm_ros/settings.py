@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from spatial_mllm_ros.answering.pipeline import PipelineConfig
 from spatial_mllm_ros.core.convert import ConvertLimits
@@ -88,6 +88,7 @@ def pipeline_config(v: Mapping[str, ParamValue]) -> PipelineConfig:
         grounding_max_new_tokens=int(v["answer.grounding_max_new_tokens"]),
         monocular_candidates=int(v["sampling.monocular_candidates"]),
         adaptive_budget=budget_config(v) if v["sampling.adaptive_budget"] else None,
+        prompt_template=str(v["answer.prompt_template"]),
     )
 
 
@@ -120,11 +121,14 @@ def default_checkpoint_dir() -> Path:
 
 def engine_options(v: Mapping[str, ParamValue]) -> dict[str, Any]:
     """Keyword arguments of ``SpatialMLLMEngine.from_pretrained`` (all but the checkpoint)
-    from ``model.*``: device, dtype, VGGT checkpoint and the per-frame input size bounds.
+    from ``model.*`` and ``answer.decoding``/``answer.repetition_penalty``: device, dtype, VGGT
+    checkpoint, the per-frame input size bounds, the video timing and the decoding overrides.
 
     The node (:func:`load_engine`) and the offline evaluator both use this, so a profile's
     ``model.max_pixels`` gives the model the same inputs on the robot and offline.
     """
+    from spatial_mllm_ros.model.decoding import DecodingSpec
+
     min_pixels, max_pixels = model_pixels(v)
     return {
         "device": str(v["model.device"]),
@@ -132,6 +136,11 @@ def engine_options(v: Mapping[str, ParamValue]) -> dict[str, Any]:
         "vggt_checkpoint": str(v["model.vggt_checkpoint"]) or None,
         "min_pixels": min_pixels,
         "max_pixels": max_pixels,
+        "video_fps": float(v["model.video_fps"]),
+        "decoding": DecodingSpec(
+            mode=cast(Any, str(v["answer.decoding"])),
+            repetition_penalty=float(v["answer.repetition_penalty"]),
+        ),
     }
 
 

@@ -31,6 +31,12 @@ from spatial_mllm_ros.answering.types import (
     PlacedBox,
     QuestionRequest,
 )
+from spatial_mllm_ros.core.frame import Frame
+from spatial_mllm_ros.sampling.budget import BudgetConfig, adaptive_frame_budget
+from spatial_mllm_ros.sampling.errors import SamplingError
+from spatial_mllm_ros.sampling.online import SpatialFrameBuffer
+from spatial_mllm_ros.sampling.scoring import motion_complexity
+from spatial_mllm_ros.sampling.strategies import available_strategies, uniform_indices
 from spatial_mllm_ros.vsibench.boxes import Box2D, box_position, parse_boxes
 from spatial_mllm_ros.vsibench.errors import AnswersError
 from spatial_mllm_ros.vsibench.parsing import parse_answer
@@ -41,12 +47,7 @@ from spatial_mllm_ros.vsibench.prompts import (
     is_multiple_choice,
     validate_question,
 )
-from spatial_mllm_ros.core.frame import Frame
-from spatial_mllm_ros.sampling.budget import BudgetConfig, adaptive_frame_budget
-from spatial_mllm_ros.sampling.errors import SamplingError
-from spatial_mllm_ros.sampling.online import SpatialFrameBuffer
-from spatial_mllm_ros.sampling.scoring import motion_complexity
-from spatial_mllm_ros.sampling.strategies import available_strategies, uniform_indices
+from spatial_mllm_ros.vsibench.templates import AUTO_TEMPLATE, template_for_layout
 
 GROUNDING_PROMPT = (
     "Locate every object that this question is about in the image: \"{question}\" "
@@ -67,6 +68,9 @@ class PipelineConfig:
         max_new_tokens: generation length for the answer.
         grounding: run the box-grounding generation (see module docstring).
         grounding_max_new_tokens: generation length for the grounding pass.
+        prompt_template: the prompt family (:mod:`spatial_mllm_ros.vsibench.templates`), or
+            ``auto``: the family of the answerer's checkpoint (its ``checkpoint_layout``; an
+            answerer without one is taken as v1.1).
         monocular_candidates: colour-only buffers with ``coverage`` sampling: frames whose
             geometry the model predicts to choose from (paper: 16 of up to 128); the
             prediction's time counts in the ``sampling`` stage.
@@ -86,6 +90,7 @@ class PipelineConfig:
     adaptive_budget: BudgetConfig | None = None
     grounding_max_new_tokens: int = 64
     monocular_candidates: int = DEFAULT_CANDIDATES
+    prompt_template: str = AUTO_TEMPLATE
 
 
 class AnsweringPipeline:
@@ -100,6 +105,13 @@ class AnsweringPipeline:
         self.answerer = answerer
         self.config = config or PipelineConfig()
         self._clock = clock
+
+    @property
+    def prompt_template(self) -> str:
+        """The prompt family questions are worded in (``auto`` resolved from the answerer)."""
+        if self.config.prompt_template != AUTO_TEMPLATE:
+            return self.config.prompt_template
+        return template_for_layout(str(getattr(self.answerer, "checkpoint_layout", "v1.1")))
 
     # -- request checks -------------------------------------------------------------------
 
@@ -118,11 +130,11 @@ class AnsweringPipeline:
         options = request.options or None
         if request.question_type:
             qtype = check_question_type(request.question_type)
-            prompt = build_prompt(question, qtype, options)
+            prompt = build_prompt(question, qtype, options, self.prompt_template)
         else:
             qtype = infer_question_type(question, options)
             form = qtype if options or not is_multiple_choice(qtype) else "open"
-            prompt = build_prompt(question, form, options)
+            prompt = build_prompt(question, form, options, self.prompt_template)
         budget = request.frame_budget or self.config.frame_budget
         if not 1 <= budget <= self.config.max_frame_budget:
             raise ValueError(

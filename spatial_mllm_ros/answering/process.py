@@ -87,7 +87,8 @@ def _serve(conn: Connection, params: dict[str, ParamValue]) -> None:
     engine, error = load_engine(params)
     if engine is not None:
         _warm_up(engine)
-    conn.send((engine is not None, error))
+    layout = str(engine.checkpoint_layout) if engine is not None else ""
+    conn.send((engine is not None, error, layout))
     if engine is None:
         conn.close()
         return
@@ -128,11 +129,13 @@ class ProcessAnswerer:
         self._lock = threading.Lock()
         self._proc.start()
         child.close()
+        self.checkpoint_layout: str = layout
+        """``v1.0`` or ``v1.1``: the loaded checkpoint's layout (selects the prompt family)."""
         if not self._conn.poll(start_timeout_s):
             self.close()
             raise ModelProcessError(f"the model process did not load within {start_timeout_s} s")
         try:
-            loaded, error = self._conn.recv()
+            loaded, error, layout = self._conn.recv()
         except EOFError as err:
             self.close()
             raise ModelProcessError(

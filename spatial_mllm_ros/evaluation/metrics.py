@@ -4,7 +4,10 @@ Reference: ``lmms_eval/tasks/vsibench/utils.py`` (EvolvingLMMs-Lab/lmms-eval; th
 in vision-x-nyu/thinking-in-space):
 
 - prediction: ``fuzzy_matching(pred) = pred.split(" ")[0].rstrip(".").strip()``
-  (:func:`~spatial_mllm_ros.vsibench.parsing.vsi_prediction_token`);
+  (:func:`~spatial_mllm_ros.vsibench.parsing.vsi_prediction_token`) for answers asked in the
+  ``lmms-eval`` prompt form; answers asked in a Spatial-MLLM family's form are read with that
+  family's own evaluation rule, ``clean_text``
+  (:func:`~spatial_mllm_ros.vsibench.parsing.prediction_token`), as its published numbers were;
 - multiple-choice types: ``1.0 if pred.lower() == target.lower() else 0.0``;
 - numeric types: ``mean_relative_accuracy(float(pred), float(gt), start=.5, end=.95,
   interval=.05)`` = mean over θ of ``|ŷ − y| / y <= 1 − θ``; an unparseable prediction
@@ -41,7 +44,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from spatial_mllm_ros.vsibench.parsing import vsi_prediction_token
+from spatial_mllm_ros.evaluation.errors import MetricsError
+from spatial_mllm_ros.vsibench.parsing import prediction_token
 from spatial_mllm_ros.vsibench.prompts import (
     MULTIPLE_CHOICE_TYPES,
     NUMERIC_TYPES,
@@ -49,7 +53,7 @@ from spatial_mllm_ros.vsibench.prompts import (
     QUESTION_TYPES,
     REL_DIRECTION_DIFFICULTIES,
 )
-from spatial_mllm_ros.evaluation.errors import MetricsError
+from spatial_mllm_ros.vsibench.templates import LMMS_EVAL
 
 
 def _reference_linspace(start: float, end: float, interval: float) -> npt.NDArray[np.float64]:
@@ -205,6 +209,7 @@ def score_one(
     thresholds: ThresholdsLike = "vsibench",
     *,
     question_id: str | int | None = None,
+    template: str = LMMS_EVAL,
 ) -> ScoreRecord:
     """Score one answer as VSI-Bench does (see the module docstring).
 
@@ -214,6 +219,11 @@ def score_one(
         ground_truth: the option letter (multiple choice) or the number (numeric; a number or a
             numeric string, > 0).
         thresholds: θ set for MRA.
+        template: the prompt family the answer was asked in; its evaluation's rule reads the
+            prediction (:func:`~spatial_mllm_ros.vsibench.parsing.prediction_token`):
+            lmms-eval's first token, or Spatial-MLLM's cleaned text, whose numbers may carry
+            thousands commas (``normalize_number``). The comparison (exact letter, MRA) is the
+            same in all three evaluations.
 
     Raises:
         MetricsError: unknown type, or a numeric ground truth that is not a finite number > 0
@@ -221,7 +231,7 @@ def score_one(
     """
     if question_type not in QUESTION_TYPES:
         raise MetricsError(f"unknown question type {question_type!r}")
-    token = vsi_prediction_token(prediction_text)
+    token = prediction_token(prediction_text, template)
     if question_type == OPEN_TYPE:
         gt = "" if ground_truth is None else str(ground_truth)
         return ScoreRecord(question_type, token, gt, math.nan, "none", False, math.nan, question_id)
@@ -248,7 +258,7 @@ def score_one(
         raise MetricsError(
             f"numeric ground truth must be a finite number > 0, got {ground_truth!r}"
         )
-    value = _to_float(token)
+    value = _to_float(token if template == LMMS_EVAL else token.replace(",", ""))
     if value is None or not math.isfinite(value):
         score = 0.0
         unparseable = True

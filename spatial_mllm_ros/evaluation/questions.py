@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spatial_mllm_ros.evaluation.errors import QuestionsFileError
 from spatial_mllm_ros.vsibench.prompts import (
     MULTIPLE_CHOICE_TYPES,
     NUMERIC_TYPES,
     OPTION_LETTERS,
     QUESTION_TYPES,
 )
-from spatial_mllm_ros.evaluation.errors import QuestionsFileError
 
 KNOWN_FIELDS = (
     "id",

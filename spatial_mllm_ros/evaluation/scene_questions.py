@@ -53,9 +53,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from spatial_mllm_ros.vsibench.prompts import OPTION_LETTERS
 from spatial_mllm_ros.evaluation.questions import Question
 from spatial_mllm_ros.synthetic.scene import SceneLayout, SceneObject
+from spatial_mllm_ros.vsibench.prompts import OPTION_LETTERS
 
 __all__ = [
     "ROUTE_PLANNING_SUPPORTED",

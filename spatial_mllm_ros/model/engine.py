@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,11 +11,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
-from transformers import Qwen2_5_VLProcessor
+from transformers import GenerationConfig, Qwen2_5_VLProcessor
 
 from spatial_mllm_ros.answering.types import GenerationResult as AnswerResult
 from spatial_mllm_ros.core.frame import Frame
 from spatial_mllm_ros.model.configuration import SpatialMLLMConfig, load_config
+from spatial_mllm_ros.model.decoding import (
+    DecodingSpec,
+    generation_config_for,
+    load_generation_config,
+)
 from spatial_mllm_ros.model.errors import GeometryUnavailableError, InputError
 from spatial_mllm_ros.model.layout import parameters_on_meta
 from spatial_mllm_ros.model.loading import LoadReport, load_weights, resolve_dtype
@@ -22,6 +28,7 @@ from spatial_mllm_ros.model.modeling import STAGES, SpatialMLLMForConditionalGen
 from spatial_mllm_ros.model.processing import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_MIN_PIXELS,
+    DEFAULT_VIDEO_FPS,
     PreparedClip,
     build_inputs,
     prepare_clip,
@@ -75,7 +82,18 @@ def load_model(
 
 
 class SpatialMLLMEngine:
-    """Spatial-MLLM question answering over a clip of frames (any size; numpy RGB inside Frame)."""
+    """Spatial-MLLM question answering over a clip of frames (any size; numpy RGB inside Frame).
+
+    Args:
+        model, processor, report: the loaded model, its Qwen2.5-VL processor, the load report.
+        device: torch device of the model.
+        min_pixels, max_pixels: per-frame input size bounds (Qwen2.5-VL ``smart_resize``).
+        video_fps: the frame rate the model is told (``second_per_grid_ts`` = 2 / fps; see
+            :mod:`spatial_mllm_ros.model.processing`), 2.0 as the checkpoints were evaluated.
+        generation_config: the checkpoint's decoding settings (``generation_config.json``);
+            None = derived from the model config (greedy).
+        decoding: overrides applied to ``generation_config`` for every answer.
+    """
 
     def __init__(
         self,
@@ -85,6 +103,9 @@ class SpatialMLLMEngine:
         device: str = "cpu",
         min_pixels: int = DEFAULT_MIN_PIXELS,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        video_fps: float = DEFAULT_VIDEO_FPS,
+        generation_config: GenerationConfig | None = None,
+        decoding: DecodingSpec | None = None,
     ) -> None:
         self.model = model
         self.processor = processor
@@ -92,6 +113,15 @@ class SpatialMLLMEngine:
         self.device = torch.device(device)
         self.min_pixels = min_pixels
         self.max_pixels = max_pixels
+        self.video_fps = video_fps
+        base = generation_config or GenerationConfig.from_model_config(model.config)
+        self.generation_config = generation_config_for(base, decoding or DecodingSpec())
+
+    @property
+    def checkpoint_layout(self) -> str:
+        """``v1.0`` or ``v1.1``: the released layout of the loaded checkpoint (it selects the
+        prompt family, :func:`spatial_mllm_ros.vsibench.templates.template_for_layout`)."""
+        return str(self.model.config.layout)
 
     @classmethod
     def from_pretrained(
@@ -102,8 +132,11 @@ class SpatialMLLMEngine:
         vggt_checkpoint: str | Path | None = None,
         min_pixels: int = DEFAULT_MIN_PIXELS,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        video_fps: float = DEFAULT_VIDEO_FPS,
+        decoding: DecodingSpec | None = None,
     ) -> SpatialMLLMEngine:
-        """Load a local checkpoint directory (safetensors only, no remote code).
+        """Load a local checkpoint directory (safetensors only, no remote code), with its
+        ``generation_config.json`` (see :mod:`spatial_mllm_ros.model.decoding`).
 
         ``vggt_checkpoint``: a VGGT-1B safetensors directory/file supplying the geometry heads
         when the Spatial-MLLM checkpoint lacks them.
@@ -112,7 +145,9 @@ class SpatialMLLMEngine:
         model, report = load_model(checkpoint_dir, dtype=dtype, extra_sources=extra)
         model.to(device)  # type: ignore[arg-type]
         processor = Qwen2_5_VLProcessor.from_pretrained(str(checkpoint_dir))
-        return cls(model, processor, report, device, min_pixels, max_pixels)
+        generation = load_generation_config(checkpoint_dir, model.config)
+        return cls(model, processor, report, device, min_pixels, max_pixels, video_fps,
+                   generation, decoding)
 
     # -- question answering ---------------------------------------------------------------------
     def prepare(self, images: Sequence[npt.NDArray[np.uint8]]) -> PreparedClip:
@@ -120,6 +155,21 @@ class SpatialMLLMEngine:
         return prepare_clip(
             images, self.min_pixels, self.max_pixels, int(vision.temporal_patch_size)
         )
+
+    def model_inputs(self, clip: PreparedClip, prompt: str) -> dict[str, Any]:
+        """The model's inputs for ``prompt`` about ``clip``, on the model's device and dtype:
+        the one path by which the node, the evaluator and the CLI build them (chat text, video
+        tensors, ``second_per_grid_ts`` from :attr:`video_fps`, the spatial encoder's frames)."""
+        inputs = build_inputs(self.processor, clip, prompt, self.video_fps)
+        dtype = next(self.model.parameters()).dtype
+        batch: dict[str, Any] = {}
+        for key, value in inputs.items():
+            if isinstance(value, torch.Tensor):
+                value = value.to(self.device)
+                if key in ("pixel_values_videos", "video_tchw"):
+                    value = value.to(dtype)
+            batch[key] = value
+        return batch
 
     @torch.no_grad()
     def answer_images(
@@ -129,19 +179,14 @@ class SpatialMLLMEngine:
         max_new_tokens: int = 64,
         use_cache: bool = True,
     ) -> GenerationResult:
-        """Answer ``prompt`` (already in its VSI-Bench form) about (H, W, 3) uint8 RGB images."""
+        """Answer ``prompt`` (already in its VSI-Bench form) about (H, W, 3) uint8 RGB images,
+        decoding with :attr:`generation_config` (at most ``max_new_tokens`` new tokens)."""
         clip = self.prepare(images)
-        inputs = build_inputs(self.processor, clip, prompt)
-        dtype = next(self.model.parameters()).dtype
-        batch: dict[str, Any] = {}
-        for key, value in inputs.items():
-            if isinstance(value, torch.Tensor):
-                value = value.to(self.device)
-                if key in ("pixel_values_videos", "video_tchw"):
-                    value = value.to(dtype)
-            batch[key] = value
+        batch = self.model_inputs(clip, prompt)
         self.model.stage_timer.reset()
-        out = self.model.generate(**batch, max_new_tokens=max_new_tokens, use_cache=use_cache)
+        generation = copy.deepcopy(self.generation_config)
+        generation.max_new_tokens = max_new_tokens
+        out = self.model.generate(**batch, generation_config=generation, use_cache=use_cache)
         new = out[0, batch["input_ids"].shape[1] :].tolist()
         tokenizer = self.processor.tokenizer
         text = tokenizer.decode(new, skip_special_tokens=True)

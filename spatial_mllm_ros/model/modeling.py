@@ -183,7 +183,8 @@ class SpatialMLLMForConditionalGeneration(Qwen2_5_VLForConditionalGeneration):
 
     @torch.no_grad()
     def generate(self, *args: Any, video_tchw: torch.Tensor | None = None, **kwargs: Any) -> Any:
-        """``GenerationMixin.generate`` with the spatial stream; greedy unless ``do_sample=True``.
+        """``GenerationMixin.generate`` with the spatial stream; decoding follows
+        ``generation_config`` (the engine passes the checkpoint's, with its overrides).
 
         The fused video embeddings are computed once, before prefill, and passed to Qwen2.5-VL as
         ``mm_encoder_outputs``; decoding then runs with the KV cache (``use_cache`` default True).
@@ -200,10 +201,6 @@ class SpatialMLLMForConditionalGeneration(Qwen2_5_VLForConditionalGeneration):
             kwargs["mm_encoder_outputs"] = self._fused_outputs(
                 pixel_values_videos, grid, video_tchw
             )
-        kwargs.setdefault("do_sample", False)
-        if not kwargs["do_sample"]:
-            for key in ("temperature", "top_p", "top_k"):
-                kwargs.setdefault(key, None)
         return super().generate(*args, **kwargs)  # type: ignore[misc]
 
     # -- geometry -------------------------------------------------------------------------------

@@ -1,12 +1,22 @@
 """Frames -> model inputs: Qwen2.5-VL video input and the spatial encoder's tensor, one resolution.
 
-Every frame is resized (bicubic, antialiased) to ONE size ``(W, H)`` chosen by Qwen2.5-VL's
+Every frame is resized with PIL's bicubic filter -- the resize the reference pipeline applies
+to a list of frames (``qwen_vl_utils.fetch_image``, then the Qwen2-VL image processor's PIL
+resize) -- to ONE size ``(W, H)`` chosen by Qwen2.5-VL's
 ``smart_resize`` from the first frame: both sides multiples of 28 (patch 14 x merge 2), aspect
 ratio kept as far as possible, ``min_pixels <= W*H <= max_pixels``.  Frames of another size or
 orientation are resized to the same ``(W, H)`` (stretched), because one clip has one patch grid.
 The clip is padded to an even length (temporal_patch_size 2) by repeating its last frame.  The
 same resized uint8 frames feed the Qwen processor (``do_resize=False``) and, scaled to [0, 1],
 the VGGT aggregator, so the merged spatial tokens match the video tokens one to one.
+
+Video timing: the temporal M-RoPE position of frame pair ``t`` is
+``t * second_per_grid_ts * tokens_per_second``. The released checkpoints were evaluated with
+transformers 4.51's default ``fps=2.0``, i.e. ``second_per_grid_ts = temporal_patch_size / 2.0
+= 1.0`` and positions 0, 2, 4, ... (``tokens_per_second`` = 2). :func:`build_inputs` fixes it
+from ``video_fps`` for every clip, whatever rate the frames were captured or selected at: the
+selected frames are not evenly spaced in time, and the model knows only the evaluation's
+spacing.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
+from PIL import Image
 from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 
 from spatial_mllm_ros.model.errors import InputError
@@ -81,16 +92,12 @@ def _as_rgb(frame: npt.ArrayLike) -> npt.NDArray[np.uint8]:
 
 
 def resize_rgb(frame: npt.NDArray[np.uint8], size: tuple[int, int]) -> npt.NDArray[np.uint8]:
-    """Bicubic antialiased resize of an (H, W, 3) uint8 frame to ``size`` = (W, H)."""
+    """PIL bicubic resize of an (H, W, 3) uint8 frame to ``size`` = (W, H), as the reference."""
     w, h = size
     if frame.shape[1] == w and frame.shape[0] == h:
         return frame
-    x = torch.from_numpy(np.array(frame, copy=True)).permute(2, 0, 1)[None].float()
-    y = torch.nn.functional.interpolate(
-        x, size=(h, w), mode="bicubic", antialias=True, align_corners=False
-    )
-    out: npt.NDArray[np.uint8] = y[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
-    return out
+    image = Image.fromarray(np.ascontiguousarray(frame))
+    return np.asarray(image.resize((w, h), Image.Resampling.BICUBIC), dtype=np.uint8)
 
 
 def prepare_clip(
@@ -118,9 +125,27 @@ def chat_text(processor: Any, prompt: str) -> str:
     return str(text)
 
 
-def build_inputs(processor: Any, clip: PreparedClip, prompt: str) -> dict[str, Any]:
-    """Processor outputs (input_ids, attention_mask, pixel_values_videos, video_grid_thw, ...)
-    plus ``video_tchw`` for the spatial encoder."""
+DEFAULT_VIDEO_FPS = 2.0
+"""The frame rate the released checkpoints' evaluation gave the processor (transformers 4.51's
+default): ``second_per_grid_ts`` = 2 / 2.0 = 1.0."""
+
+
+def second_per_grid(video_fps: float, temporal_patch_size: int = 2) -> float:
+    """Seconds per temporal grid step the model is told: ``temporal_patch_size / video_fps``."""
+    if not video_fps > 0:
+        raise InputError(f"video_fps must be > 0, got {video_fps}")
+    return temporal_patch_size / video_fps
+
+
+def build_inputs(
+    processor: Any, clip: PreparedClip, prompt: str, video_fps: float = DEFAULT_VIDEO_FPS
+) -> dict[str, Any]:
+    """Processor outputs (input_ids, attention_mask, pixel_values_videos, video_grid_thw,
+    second_per_grid_ts, ...) plus ``video_tchw`` for the spatial encoder.
+
+    ``second_per_grid_ts`` is set to :func:`second_per_grid` of ``video_fps`` (see the module
+    docstring): without it transformers 5 assumes 24 fps and squeezes the temporal positions.
+    """
     batch = processor(
         text=[chat_text(processor, prompt)],
         videos=[clip.video_tensor()],
@@ -132,5 +157,9 @@ def build_inputs(processor: Any, clip: PreparedClip, prompt: str) -> dict[str, A
         },
     )
     inputs = dict(batch)
+    tps = int(processor.video_processor.temporal_patch_size)
+    inputs["second_per_grid_ts"] = torch.tensor(
+        [second_per_grid(video_fps, tps)], dtype=torch.float32
+    )
     inputs["video_tchw"] = clip.spatial_tensor()
     return inputs

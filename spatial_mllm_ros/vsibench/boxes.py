@@ -23,8 +23,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from spatial_mllm_ros.vsibench.errors import BoxError
 from spatial_mllm_ros.core.frame import CameraIntrinsics
+from spatial_mllm_ros.vsibench.errors import BoxError
 
 
 @dataclass(eq=False)

@@ -1,12 +1,18 @@
 """Turning a generated answer into a number or an option letter.
 
-Two parsers live here, for two purposes:
+Two kinds of parser live here, for two purposes:
 
-- :func:`vsi_prediction_token` is VSI-Bench's scoring rule verbatim (``fuzzy_matching`` in
-  lmms-eval's ``tasks/vsibench/utils.py``): ``text.split(" ")[0].rstrip(".").strip()``. The
-  evaluation (:mod:`spatial_mllm_ros.evaluation.metrics`) uses only this, so scores compare with
-  published ones.
-- :func:`parse_answer` is a lenient reader for the live node and reports, documented below.
+- scoring rules, verbatim from the reference evaluations, so that scores compare with published
+  ones (:func:`prediction_token` picks the one of a prompt family):
+  :func:`vsi_prediction_token` is lmms-eval's ``fuzzy_matching``
+  (``text.split(" ")[0].rstrip(".").strip()``); :func:`spatial_mllm_clean_text` is
+  Spatial-MLLM's ``clean_text`` (the last ``<answer>...</answer>`` block, or the whole text;
+  newlines to spaces, whitespace collapsed, stripped, a trailing "." dropped, lower case; the
+  v1.0 branch's variant drops a newline that follows white space instead of collapsing);
+- :func:`parse_answer`, a lenient reader for the live node and reports, documented below. It
+  first reduces the text to its answer: a ``<think>...</think>`` part is dropped and the last
+  ``<answer>...</answer>`` block, when there is one, is the answer (the v1.0 prompts ask for
+  those tags).
 """
 
 from __future__ import annotations
@@ -23,6 +29,10 @@ from spatial_mllm_ros.vsibench.prompts import (
     check_question_type,
     option_text,
 )
+from spatial_mllm_ros.vsibench.templates import LMMS_EVAL, SPATIAL_MLLM_V1_0, TEMPLATES
+
+_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+_THINK = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL)
 
 
 def vsi_prediction_token(text: str) -> str:
@@ -33,6 +43,44 @@ def vsi_prediction_token(text: str) -> str:
     is removed before the surrounding whitespace (so ``"B.\\n"`` gives ``"B."``).
     """
     return text.split(" ")[0].rstrip(".").strip()
+
+
+def spatial_mllm_clean_text(text: str, v1_0: bool = False) -> str:
+    """Spatial-MLLM's ``clean_text``: the comparable form of an answer (see module docstring).
+
+    ``v1_0`` selects the ``v1.0`` branch's newline rule: a newline after white space is
+    removed, any other becomes a space, and runs of spaces are kept.
+    """
+    blocks = _ANSWER_TAG.findall(text)
+    cleaned = blocks[-1] if blocks else text
+    for char in ("\n", "\r"):
+        if v1_0:
+            cleaned = re.sub(r"(?<=\s)" + re.escape(char), "", cleaned)
+            cleaned = re.sub(r"(?<!\s)" + re.escape(char), " ", cleaned)
+        else:
+            cleaned = cleaned.replace(char, " ")
+    if not v1_0:
+        cleaned = re.sub(r"\s+", " ", cleaned)
+    return cleaned.strip().rstrip(".").lower()
+
+
+def prediction_token(text: str, template: str = LMMS_EVAL) -> str:
+    """The scoring rule of the evaluation that goes with prompt family ``template``:
+    lmms-eval's :func:`vsi_prediction_token`, or Spatial-MLLM's
+    :func:`spatial_mllm_clean_text` for the ``spatial-mllm-*`` families."""
+    if template not in TEMPLATES:
+        raise ValueError(f"unknown prompt template {template!r}")
+    if template == LMMS_EVAL:
+        return vsi_prediction_token(text)
+    return spatial_mllm_clean_text(text, v1_0=template == SPATIAL_MLLM_V1_0)
+
+
+def answer_text(text: str) -> str:
+    """The answer part of a generated text: without a ``<think>`` part (also an unclosed one),
+    and the content of the last ``<answer>...</answer>`` block when there is one; stripped."""
+    without_thought = _THINK.sub(" ", text)
+    blocks = _ANSWER_TAG.findall(without_thought)
+    return (blocks[-1] if blocks else without_thought).strip()
 
 
 @dataclass(frozen=True)
@@ -166,14 +214,16 @@ def parse_answer(
 ) -> ParsedAnswer:
     """Read a generated answer leniently (see :func:`parse_number` and :func:`parse_option`).
 
-    Numeric types get only ``numeric_value``; multiple-choice types only ``option``; ``open``
-    gets both when present (the option only when ``options`` are given).
+    The text is first reduced by :func:`answer_text` (``<think>`` dropped, ``<answer>`` tags
+    unwrapped); ``ParsedAnswer.text`` is that answer. Numeric types get only
+    ``numeric_value``; multiple-choice types only ``option``; ``open`` gets both when present
+    (the option only when ``options`` are given).
 
     Raises:
         UnknownQuestionTypeError: unknown ``question_type``.
     """
     check_question_type(question_type)
-    stripped = text.strip()
+    stripped = answer_text(text)
     value = math.nan
     option = ""
     if question_type not in MULTIPLE_CHOICE_TYPES:

@@ -1,16 +1,9 @@
-"""VSI-Bench prompt forms, question types, a question-type heuristic and question validation.
+"""VSI-Bench question types, prompts, a question-type heuristic and question validation.
 
-The prompt follows VSI-Bench's published evaluation code, ``vsibench_doc_to_text`` in
-``lmms_eval/tasks/vsibench/utils.py`` (EvolvingLMMs-Lab/lmms-eval, identical in
-vision-x-nyu/thinking-in-space) with the ``default`` kwargs of ``vsibench.yaml``:
-
-- numeric ("NA") types: ``pre_prompt + "\\n" + question + "\\n" + na_post_prompt``;
-- multiple-choice ("MCA") types: ``"\\n".join([pre_prompt, question, options, mca_post_prompt])``
-  where ``options = "Options:\\n" + "\\n".join(doc["options"])``;
-- ``pre_prompt`` is "These are frames of a video." (the yaml's empty string falls back to it).
-
-VSI-Bench options already carry their letter ("A. sofa"); such options are used verbatim.
-``open`` questions (not a VSI-Bench type) get the pre-prompt and the question only.
+:func:`build_prompt` words a question in one checkpoint family's form
+(:mod:`spatial_mllm_ros.vsibench.templates`: ``spatial-mllm-v1.1`` by default,
+``spatial-mllm-v1.0``, or lmms-eval's ``lmms-eval``). VSI-Bench options already carry their
+letter ("A. sofa"); such options are used verbatim, others are lettered here.
 """
 
 from __future__ import annotations
@@ -20,13 +13,10 @@ import unicodedata
 from collections.abc import Sequence
 
 from spatial_mllm_ros.vsibench.errors import InvalidQuestionError, UnknownQuestionTypeError
-
-PRE_PROMPT = "These are frames of a video."
-"""VSI-Bench pre-prompt."""
-MULTIPLE_CHOICE_POST_PROMPT = "Answer with the option's letter from the given choices directly."
-"""VSI-Bench post-prompt of multiple-choice questions (``mca_post_prompt``)."""
-NUMERIC_POST_PROMPT = "Please answer the question using a single word or phrase."
-"""VSI-Bench post-prompt of numeric questions (``na_post_prompt``)."""
+from spatial_mllm_ros.vsibench.templates import (
+    DEFAULT_TEMPLATE,
+    TEMPLATES,
+)
 
 OPEN_TYPE = "open"
 """Free-form question: no VSI-Bench post-prompt, not scored."""
@@ -120,37 +110,45 @@ def option_text(option: str) -> str:
     return option.strip()[m.end() :].strip() if m else option.strip()
 
 
-def build_prompt(question: str, question_type: str, options: Sequence[str] | None = None) -> str:
-    """The user text of a question in VSI-Bench's form (see the module docstring).
+def build_prompt(
+    question: str,
+    question_type: str,
+    options: Sequence[str] | None = None,
+    template: str = DEFAULT_TEMPLATE,
+) -> str:
+    """The user text of a question in the form of one checkpoint family.
 
     Args:
         question: the question text (used as given; validate it first with
             :func:`validate_question`).
         question_type: one of :data:`QUESTION_TYPES`.
         options: the choices of a multiple-choice question ("A. sofa" or plain "sofa"); ignored
-            for numeric types (as VSI-Bench does); appended under "Options:" for ``open``.
+            for numeric types (as VSI-Bench does); added in an ``Options:`` block for ``open``.
+        template: a name of :data:`~spatial_mllm_ros.vsibench.templates.TEMPLATES`.
 
     Returns:
-        numeric: ``PRE + "\\n" + question + "\\n" + NUMERIC_POST``;
-        multiple-choice: ``PRE, question, "Options:\\nA. ..\\nB. ..", MC_POST`` joined by
-        newlines; open: ``PRE + "\\n" + question`` (+ ``"\\nOptions:\\n..."`` with options).
+        The prompt text, exactly as the family's reference evaluation builds it (see
+        :mod:`spatial_mllm_ros.vsibench.templates`).
 
     Raises:
         UnknownQuestionTypeError: unknown type.
         InvalidQuestionError: a multiple-choice question without at least two options.
+        ValueError: unknown template.
     """
     check_question_type(question_type)
+    try:
+        form = TEMPLATES[template]
+    except KeyError as err:
+        raise ValueError(
+            f"unknown prompt template {template!r}; expected one of {', '.join(TEMPLATES)}"
+        ) from err
     if question_type in NUMERIC_TYPES:
-        return PRE_PROMPT + "\n" + question + "\n" + NUMERIC_POST_PROMPT
+        return form.numeric(question)
     if question_type in MULTIPLE_CHOICE_TYPES:
         if options is None:
             raise InvalidQuestionError(f"question type {question_type!r} needs options")
-        block = "Options:\n" + "\n".join(format_options(options))
-        return "\n".join([PRE_PROMPT, question, block, MULTIPLE_CHOICE_POST_PROMPT])
-    parts = [PRE_PROMPT, question]
-    if options:
-        parts.append("Options:\n" + "\n".join(format_options(options)))
-    return "\n".join(parts)
+        return form.choice(question, format_options(options))
+    return form.open(question, format_options(options) if options else ())
 
 
 # --- heuristic classification ------------------------------------------------------------------

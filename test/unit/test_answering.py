@@ -74,7 +74,35 @@ def test_ok_answer_has_typed_value_stamps_coverage_and_timings(scene_frames: lis
     assert 0.0 < rec.coverage <= 1.0
     assert rec.coverage >= rec.uniform_coverage
     assert rec.timings_s["vision_2d"] == pytest.approx(0.02)  # answer + grounding pass
-    assert "These are frames of a video." in answerer.calls[0][1]
+    # No checkpoint layout on the answerer: the v1.1 family's wording.
+    assert answerer.calls[0][1] == (
+        "How many chairs are in this room?\n"
+        "Please answer the question using a single word or phrase."
+    )
+
+
+@pytest.mark.parametrize(
+    ("layout", "template", "expected"),
+    [
+        ("v1.0", "auto", "How many chairs are in this room? Please answer with the only "
+         "numerical value (e.g., 42, 3.14, etc.) within the <answer> </answer> tags."),
+        ("v1.1", "auto", "How many chairs are in this room?\n"
+         "Please answer the question using a single word or phrase."),
+        ("v1.0", "lmms-eval", "These are frames of a video.\nHow many chairs are in this "
+         "room?\nPlease answer the question using a single word or phrase."),
+    ],
+)
+def test_prompt_family_follows_the_loaded_checkpoint(
+    scene_frames: list[Frame], layout: str, template: str, expected: str
+) -> None:
+    answerer = ScriptedAnswerer("<answer>3</answer>")
+    answerer.checkpoint_layout = layout  # type: ignore[attr-defined]
+    config = PipelineConfig(frame_budget=8, grounding=False, prompt_template=template)
+    rec = AnsweringPipeline(answerer, config, clock=lambda: 1.0).answer(
+        ask("How many chairs are in this room?"), filled_buffer(scene_frames))
+    assert rec.status is AnswerStatus.OK, rec.error
+    assert answerer.calls[0][1] == expected
+    assert rec.answer == "3" and rec.numeric_value == 3.0
 
 
 def test_boxes_are_mapped_to_original_pixels_with_world_positions(

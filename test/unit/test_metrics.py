@@ -205,3 +205,16 @@ def test_record_round_trip() -> None:
         assert back.to_dict() == r.to_dict()
     with pytest.raises(MetricsError):
         ScoreRecord.from_dict({"question_type": "x"})
+
+
+def test_spatial_mllm_families_score_with_their_own_rule() -> None:
+    # lmms-eval takes the first space-separated token; Spatial-MLLM compares the whole
+    # cleaned answer (so "B. chair" does not score there) and removes thousands commas.
+    assert score_one("object_rel_distance", "B. chair", "B").score == 1.0
+    assert score_one("object_rel_distance", "B. chair", "B",
+                     template="spatial-mllm-v1.1").score == 0.0
+    assert score_one("object_rel_distance", "<answer>B</answer>", "B",
+                     template="spatial-mllm-v1.0").score == 1.0
+    assert score_one("object_counting", "1,000", "1000",
+                     template="spatial-mllm-v1.1").score == 1.0
+    assert score_one("object_counting", "1,000", "1000").score == 0.0

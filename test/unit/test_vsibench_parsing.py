@@ -9,9 +9,12 @@ import pytest
 from spatial_mllm_ros.vsibench.errors import UnknownQuestionTypeError
 from spatial_mllm_ros.vsibench.parsing import (
     ParsedAnswer,
+    answer_text,
     parse_answer,
     parse_number,
     parse_option,
+    prediction_token,
+    spatial_mllm_clean_text,
     vsi_prediction_token,
 )
 
@@ -125,3 +128,50 @@ def test_parse_answer_by_type() -> None:
 def test_parse_answer_unknown_type() -> None:
     with pytest.raises(UnknownQuestionTypeError):
         parse_answer("3", "colour")
+
+
+# --- answer tags, <think>, and the Spatial-MLLM evaluations' rules -----------------------------
+
+
+def test_answer_tags_are_unwrapped_and_typed() -> None:
+    num = parse_answer("<answer>2.9</answer>", "object_abs_distance")
+    assert num.text == "2.9" and num.numeric_value == pytest.approx(2.9)
+    mc = parse_answer("Let me see. <answer>C</answer>", "object_rel_distance", OPTS)
+    assert mc.text == "C" and mc.option == "C"
+    last = parse_answer("<answer>A</answer> no wait <answer>B</answer>", "route_planning", OPTS)
+    assert last.option == "B"
+
+
+def test_think_part_is_dropped() -> None:
+    parsed = parse_answer("<think>3 chairs? maybe 4</think><answer>5</answer>", "object_counting")
+    assert parsed.numeric_value == 5.0
+    parsed = parse_answer("<think>it is B, not A</think> A", "object_rel_distance", OPTS)
+    assert parsed.text == "A" and parsed.option == "A"
+    # An unclosed think part (generation cut off) leaves no answer.
+    cut = parse_answer("<think>counting 3 chairs and", "object_counting")
+    assert cut.text == "" and not cut.has_number
+    assert answer_text("  plain 4 \n") == "plain 4"
+
+
+@pytest.mark.parametrize(
+    ("text", "v11", "v10"),
+    [
+        ("<answer>A</answer>", "a", "a"),
+        ("B.", "b", "b"),
+        ("A. left", "a. left", "a. left"),
+        ("x <answer>1,250</answer> y <answer>3.5 </answer>", "3.5", "3.5"),
+        ("Two\n  chairs.", "two chairs", "two   chairs"),
+        ("Two \nchairs", "two chairs", "two chairs"),
+    ],
+)
+def test_spatial_mllm_clean_text(text: str, v11: str, v10: str) -> None:
+    assert spatial_mllm_clean_text(text) == v11
+    assert spatial_mllm_clean_text(text, v1_0=True) == v10
+
+
+def test_prediction_token_by_family() -> None:
+    assert prediction_token("B. chair", "lmms-eval") == "B"
+    assert prediction_token("B. chair", "spatial-mllm-v1.1") == "b. chair"
+    assert prediction_token("<answer>B</answer>", "spatial-mllm-v1.0") == "b"
+    with pytest.raises(ValueError):
+        prediction_token("B", "nope")

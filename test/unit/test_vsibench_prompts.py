@@ -36,9 +36,9 @@ def test_type_sets() -> None:
     assert "open" in QUESTION_TYPES and "open" not in MULTIPLE_CHOICE_TYPES
 
 
-def test_numeric_prompt_is_vsibench_form() -> None:
+def test_numeric_prompt_is_lmms_eval_form() -> None:
     # lmms-eval vsibench_doc_to_text: pre_prompt + "\n" + question + "\n" + na_post_prompt
-    got = build_prompt("How many chairs are in this room?", "object_counting")
+    got = build_prompt("How many chairs are in this room?", "object_counting", template="lmms-eval")
     assert got == (
         "These are frames of a video.\n"
         "How many chairs are in this room?\n"
@@ -52,10 +52,10 @@ def test_numeric_prompt_ignores_options() -> None:
     )
 
 
-def test_multiple_choice_prompt_is_vsibench_form() -> None:
+def test_multiple_choice_prompt_is_lmms_eval_form() -> None:
     # "\n".join([pre_prompt, question, "Options:\n" + "\n".join(options), mca_post_prompt])
     opts = ["A. sofa", "B. chair", "C. table", "D. tv"]
-    got = build_prompt("Which is closest to the door?", "object_rel_distance", opts)
+    got = build_prompt("Which is closest to the door?", "object_rel_distance", opts, "lmms-eval")
     assert got == (
         "These are frames of a video.\n"
         "Which is closest to the door?\n"
@@ -81,9 +81,15 @@ def test_multiple_choice_needs_options() -> None:
 
 
 def test_open_prompt_has_no_post_prompt() -> None:
-    assert build_prompt("What is on the shelf?", "open") == (
+    assert build_prompt("What is on the shelf?", "open", template="lmms-eval") == (
         "These are frames of a video.\nWhat is on the shelf?"
     )
+    assert build_prompt("What is on the shelf?", "open") == "What is on the shelf?"
+
+
+def test_unknown_template() -> None:
+    with pytest.raises(ValueError, match="unknown prompt template"):
+        build_prompt("q?", "object_counting", template="qwen3")
 
 
 def test_unknown_type() -> None:

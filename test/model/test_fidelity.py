@@ -1,0 +1,148 @@
+"""Answers as the released checkpoints give them: video timing, decoding, resizing.
+
+Expected numbers come from the reference setting, not from running this code: transformers
+4.51's processor default ``fps=2.0`` gives ``second_per_grid_ts = 2 / 2.0 = 1.0``, and with
+Qwen2.5-VL's ``tokens_per_second = 2`` frame pair ``t`` sits at temporal position ``2 t``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from _spatial_mllm_tiny import SMALL_PIXELS, fresh_copy, real_images, tiny_checkpoint
+from PIL import Image
+
+from spatial_mllm_ros import params as P
+from spatial_mllm_ros import settings
+from spatial_mllm_ros.model.engine import SpatialMLLMEngine
+from spatial_mllm_ros.model.processing import resize_rgb, second_per_grid, target_size
+
+
+def _values(checkpoint: Path, **overrides: Any) -> dict[str, Any]:
+    values = P.load_profile("cpu_tiny")
+    values.update({"model.checkpoint": str(checkpoint), "model.max_pixels": SMALL_PIXELS,
+                   "model.num_threads": 0})
+    values.update(overrides)
+    return P.validate(values)
+
+
+def _temporal_row(engine: SpatialMLLMEngine, n_frames: int) -> tuple[torch.Tensor, Any]:
+    """Temporal M-RoPE positions of the video tokens (relative to the first) and the inputs."""
+    rng = np.random.default_rng(n_frames)
+    images = [rng.integers(0, 255, (84, 112, 3), dtype=np.uint8) for _ in range(n_frames)]
+    inputs = engine.model_inputs(engine.prepare(images), "How many chairs are in this room?")
+    qwen = engine.model.model
+    positions, _ = qwen.get_rope_index(
+        inputs["input_ids"], inputs["mm_token_type_ids"], None, inputs["video_grid_thw"],
+        inputs["second_per_grid_ts"], inputs["attention_mask"],
+    )
+    video = inputs["input_ids"][0] == engine.model.config.video_token_id
+    temporal = positions[0, 0][video]
+    return temporal - temporal[0], inputs
+
+
+@pytest.fixture(scope="module")
+def engine() -> SpatialMLLMEngine:
+    loaded, error = settings.load_engine(_values(tiny_checkpoint("v1.1")))
+    assert loaded is not None, error
+    return loaded
+
+
+@pytest.mark.parametrize("n_frames", [8, 16])
+def test_temporal_positions_are_the_reference_ones(engine: SpatialMLLMEngine, n_frames: int) -> None:
+    temporal, inputs = _temporal_row(engine, n_frames)
+    assert inputs["second_per_grid_ts"].tolist() == [1.0]
+    t, gh, gw = (int(v) for v in inputs["video_grid_thw"][0])
+    assert t == n_frames // 2
+    per_step = gh * gw // 4  # merged tokens per temporal step
+    expected = torch.arange(0, 2 * t, 2).repeat_interleave(per_step)
+    assert temporal.tolist() == expected.tolist()  # 0,0,..,2,2,..,2(t-1)
+
+
+def test_another_video_fps_changes_the_positions(engine: SpatialMLLMEngine) -> None:
+    fast = SpatialMLLMEngine(engine.model, engine.processor, engine.report,
+                             min_pixels=engine.min_pixels, max_pixels=engine.max_pixels,
+                             video_fps=24.0)
+    temporal, inputs = _temporal_row(fast, 16)
+    assert inputs["second_per_grid_ts"].item() == pytest.approx(2 / 24)
+    # What transformers 5 would do without the fix: 8 steps squeezed into positions 0 and 1.
+    assert sorted(set(temporal.tolist())) == [0, 1]
+
+
+def test_video_fps_comes_from_the_schema_for_every_profile() -> None:
+    for profile in ("cpu_tiny", "desktop_gpu", "jetson_orin"):
+        options = settings.engine_options(P.load_profile(profile))
+        assert second_per_grid(options["video_fps"]) == 1.0
+
+
+def _penalised_copy(penalty: float) -> Path:
+    ckpt = fresh_copy(tiny_checkpoint("v1.1"), f"penalty-{penalty}")
+    path = ckpt / "generation_config.json"
+    data = json.loads(path.read_text())
+    data["repetition_penalty"] = penalty
+    path.write_text(json.dumps(data))
+    return ckpt
+
+
+def test_generation_config_json_changes_decoding() -> None:
+    images = real_images(4)
+    ids = {}
+    for penalty in (1.0, 5.0):
+        loaded, error = settings.load_engine(_values(_penalised_copy(penalty)))
+        assert loaded is not None, error
+        assert loaded.generation_config.repetition_penalty == penalty
+        ids[penalty] = loaded.answer_images(images, "How many chairs are in this room?", 8).token_ids
+    # Without a penalty the tiny model repeats one token; the checkpoint's penalty breaks that.
+    assert len(set(ids[1.0])) == 1
+    assert ids[5.0] != ids[1.0]
+    assert len(set(ids[5.0])) > 1
+
+
+def test_parameters_override_the_checkpoint_decoding() -> None:
+    ckpt = _penalised_copy(5.0)
+    greedy, _ = settings.load_engine(_values(ckpt, **{"answer.decoding": "greedy"}))
+    assert greedy is not None
+    assert greedy.generation_config.repetition_penalty == 1.0
+    assert not greedy.generation_config.do_sample
+    override, _ = settings.load_engine(_values(ckpt, **{"answer.repetition_penalty": 1.3}))
+    assert override is not None and override.generation_config.repetition_penalty == 1.3
+    reference, _ = settings.load_engine(_values(ckpt, **{"answer.decoding": "reference"}))
+    assert reference is not None
+    gc = reference.generation_config
+    assert (gc.do_sample, gc.temperature, gc.top_p, gc.top_k) == (True, 0.1, 0.001, 1)
+    assert gc.repetition_penalty == 5.0
+
+
+def test_model_process_honours_generation_config() -> None:
+    """The node's model process decodes as the in-process engine does, penalty included."""
+    from spatial_mllm_ros.answering.process import ProcessAnswerer
+    from spatial_mllm_ros.core.frame import Frame
+
+    values = _values(_penalised_copy(5.0))
+    images = real_images(2)
+    local, _ = settings.load_engine(values)
+    assert local is not None
+    want = local.answer_images(images, "How far is the sofa?", 6)
+    child = ProcessAnswerer(values)
+    try:
+        frames = [Frame(stamp_ns=i, frame_id="cam", rgb=img) for i, img in enumerate(images)]
+        got = child.answer(frames, "How far is the sofa?", 6)
+    finally:
+        child.close()
+    assert got.text == want.text and got.num_new_tokens == want.num_new_tokens
+    assert child.checkpoint_layout == "v1.1"
+
+
+def test_resize_is_pil_bicubic_on_the_shelf_frames() -> None:
+    for image in real_images(3):
+        size = target_size(image.shape[1], image.shape[0])
+        assert size != (image.shape[1], image.shape[0])  # a real resize happens
+        ours = resize_rgb(image, size)
+        pil = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BICUBIC))
+        assert ours.shape == pil.shape
+        assert int(np.abs(ours.astype(int) - pil.astype(int)).max()) <= 1
