@@ -1,6 +1,7 @@
 """Adaptive frame budget driven by Qwen2.5-VL's video token cost.
 
-Token cost (transformers ``Qwen2VLVideoProcessor``, used by Qwen2.5-VL):
+Token cost (transformers ``Qwen2VLVideoProcessor``, used by Qwen2.5-VL; the grid constants and
+``smart_resize`` live in :mod:`.qwen_grid` and are re-exported here):
 
 1. every frame is resized by ``smart_resize(H, W, factor=patch_size * merge_size = 28,
    min_pixels, max_pixels)``: each side rounded to a multiple of 28, then scaled down (up) to
@@ -21,42 +22,31 @@ even (an odd count would be padded by a repeated frame anyway).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-from spatial_mllm_ros.sampling.errors import InvalidInputError
+from spatial_mllm_ros.sampling.qwen_grid import (
+    FACTOR,
+    MERGE_SIZE,
+    PATCH_SIZE,
+    TEMPORAL_PATCH_SIZE,
+    VIDEO_MAX_PIXELS,
+    VIDEO_MIN_PIXELS,
+    smart_resize,
+)
 
-PATCH_SIZE = 14
-MERGE_SIZE = 2
-TEMPORAL_PATCH_SIZE = 2
-FACTOR = PATCH_SIZE * MERGE_SIZE  # 28
-VIDEO_MIN_PIXELS = 128 * 28 * 28
-VIDEO_MAX_PIXELS = 768 * 28 * 28
-
-
-def smart_resize(
-    height: int,
-    width: int,
-    factor: int = FACTOR,
-    min_pixels: int = VIDEO_MIN_PIXELS,
-    max_pixels: int = VIDEO_MAX_PIXELS,
-) -> tuple[int, int]:
-    """Resized (height, width), both multiples of ``factor``, as the Qwen2-VL processors do."""
-    if height <= 0 or width <= 0:
-        raise InvalidInputError(f"image size must be positive, got {height}x{width}")
-    if max(height, width) / min(height, width) > 200:
-        raise InvalidInputError("absolute aspect ratio must be smaller than 200")
-    h_bar = round(height / factor) * factor
-    w_bar = round(width / factor) * factor
-    if h_bar * w_bar > max_pixels:
-        beta = math.sqrt((height * width) / max_pixels)
-        h_bar = max(factor, math.floor(height / beta / factor) * factor)
-        w_bar = max(factor, math.floor(width / beta / factor) * factor)
-    elif h_bar * w_bar < min_pixels:
-        beta = math.sqrt(min_pixels / (height * width))
-        h_bar = math.ceil(height * beta / factor) * factor
-        w_bar = math.ceil(width * beta / factor) * factor
-    return h_bar, w_bar
+__all__ = [
+    "FACTOR",
+    "MERGE_SIZE",
+    "PATCH_SIZE",
+    "TEMPORAL_PATCH_SIZE",
+    "VIDEO_MAX_PIXELS",
+    "VIDEO_MIN_PIXELS",
+    "BudgetConfig",
+    "adaptive_frame_budget",
+    "smart_resize",
+    "tokens_per_temporal_patch",
+    "video_tokens",
+]
 
 
 def tokens_per_temporal_patch(
