@@ -2,7 +2,8 @@
 
 1. Time to predict the geometry of 32 candidate frames in one spatial-encoder pass on the tiny
    checkpoint at the node's cpu_tiny size (``model.max_pixels`` 50176, ``num_threads`` 1),
-   and the rest of :func:`select_monocular` (confidence filter, voxelization, greedy).
+   and the rest of the selection on predicted geometry (:mod:`spatial_mllm_ros.sampling.
+   predicted`: the reference's global confidence filter, voxelization, greedy).
 2. Coverage vs uniform on the real_rgbd_shelf frames (15, colour only): on the tiny model's
    predicted voxel sets (what the answer reports), and -- as a check of what the picks are
    worth -- the same picks scored on the voxels of the frames' *sensor* depth + pose, next to
@@ -28,7 +29,7 @@ import numpy as np
 if TYPE_CHECKING:
     from spatial_mllm_ros.core.frame import Frame
     from spatial_mllm_ros.model.engine import SpatialMLLMEngine
-    from spatial_mllm_ros.sampling.online import BufferSnapshot
+    from spatial_mllm_ros.sampling.online import SpatialFrameBuffer
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -56,7 +57,7 @@ def colour_only(frames: list[Frame]) -> list[Frame]:
     return [dataclasses.replace(f, depth_m=None, pose=None, world_frame_id="") for f in frames]
 
 
-def snapshot_of(frames: list[Frame]) -> BufferSnapshot:
+def buffer_of(frames: list[Frame]) -> SpatialFrameBuffer:
     from spatial_mllm_ros.sampling.online import BufferConfig, SpatialFrameBuffer
 
     buf = SpatialFrameBuffer(
@@ -64,17 +65,15 @@ def snapshot_of(frames: list[Frame]) -> BufferSnapshot:
     )
     for f in frames:
         buf.add(f)
-    return buf.snapshot()
+    return buf
 
 
 def bench_prediction(
     engine: SpatialMLLMEngine, frames: list[Frame], runs: int, n_candidates: int
 ) -> None:
-    from spatial_mllm_ros.answering.monocular import (
-        greedy_with_uniform_fill,
-        predicted_voxel_sets,
-        select_monocular,
-    )
+    from spatial_mllm_ros.answering.monocular import select_frames
+    from spatial_mllm_ros.sampling import max_coverage
+    from spatial_mllm_ros.sampling.predicted import predicted_voxel_sets
 
     # 32 distinct candidates from the 15 frames: the repeats mirrored left-right.
     cands = []
@@ -89,14 +88,15 @@ def bench_prediction(
         t0 = time.perf_counter()
         geoms = engine.predict_geometry(cands)
         t1 = time.perf_counter()
-        sets, edge = predicted_voxel_sets(geoms)
+        vox = predicted_voxel_sets(geoms)
         t2 = time.perf_counter()
-        greedy_with_uniform_fill(sets, 8)
+        max_coverage(vox.sets, 8)
         t3 = time.perf_counter()
         predict.append(t1 - t0)
         voxels.append(t2 - t1)
         greedy.append(t3 - t2)
-    sel = select_monocular(snapshot_of(cands), 8, engine, candidates=n_candidates)
+    buf = buffer_of(cands)
+    sel = select_frames(buf, buf.snapshot(), 8, "coverage", engine, n_candidates)
     h, w = geoms[0].confidence.shape
     p = statistics.median(predict)
     print(
@@ -105,20 +105,21 @@ def bench_prediction(
         f"{runs} runs (median): {p:.2f} s = {p / n_candidates * 1e3:.0f} ms/frame"
     )
     print(
-        f"  then confidence filter + voxel sets ({sum(s.size for s in sets)} keys, edge "
-        f"{edge:.3f}): {statistics.median(voxels) * 1e3:.0f} ms; greedy k=8: "
+        f"  then confidence filter + voxel sets ({sum(s.size for s in vox.sets)} keys, edge "
+        f"{vox.voxel_size:.3f}): {statistics.median(voxels) * 1e3:.0f} ms; greedy k=8: "
         f"{statistics.median(greedy) * 1e3:.1f} ms "
         f"({sel.strategy}: coverage {sel.coverage:.3f} vs uniform {sel.uniform_coverage:.3f})"
     )
 
 
 def bench_coverage(engine: SpatialMLLMEngine, frames: list[Frame], source: str) -> None:
-    from spatial_mllm_ros.answering.monocular import select_monocular
+    from spatial_mllm_ros.answering.monocular import select_frames
     from spatial_mllm_ros.core.geometry import backproject_depth, paper_voxel_size, voxel_keys
     from spatial_mllm_ros.sampling import max_coverage
     from spatial_mllm_ros.sampling.strategies import uniform_indices, union_size
 
-    snap = snapshot_of(colour_only(frames))
+    buf = buffer_of(colour_only(frames))
+    snap = buf.snapshot()
     n = len(snap)
     sensor = None
     pts = [
@@ -139,7 +140,7 @@ def bench_coverage(engine: SpatialMLLMEngine, frames: list[Frame], source: str) 
         return union_size(sensor, ids) / total
 
     for k in (4, 8):
-        sel = select_monocular(snap, k, engine, candidates=32)
+        sel = select_frames(buf, snap, k, "coverage", engine, 32)
         line = (
             f"  k={k}: predicted voxels: coverage {sel.coverage:.3f} vs uniform "
             f"{sel.uniform_coverage:.3f} ({sel.coverage / max(sel.uniform_coverage, 1e-9):.2f}x)"

@@ -25,29 +25,16 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from spatial_mllm_ros.answering.errors import ModelProcessError
 from spatial_mllm_ros.answering.types import GenerationResult
 from spatial_mllm_ros.core.frame import Frame
 from spatial_mllm_ros.params import ParamValue
+from spatial_mllm_ros.sampling.predicted import PredictedGeometry
 
-__all__ = ["Geometry", "ProcessAnswerer"]
+__all__ = ["ProcessAnswerer"]
 
 _STOP = "stop"
-
-
-@dataclasses.dataclass(frozen=True)
-class Geometry:
-    """Predicted geometry of one frame as the node receives it (plain numpy).
-
-    Attributes:
-        world_points: (H, W, 3) float32 points in the prediction's world frame.
-        confidence: (H, W) float32 confidence.
-    """
-
-    world_points: npt.NDArray[np.float32]
-    confidence: npt.NDArray[np.float32]
 
 
 def _plain(method: str, result: Any) -> Any:
@@ -59,8 +46,8 @@ def _plain(method: str, result: Any) -> Any:
             num_new_tokens=int(result.num_new_tokens),
             resized_size=tuple(result.resized_size), raw_text=result.raw_text,
         )
-    return [Geometry(np.asarray(g.world_points, dtype=np.float32),
-                     np.asarray(g.confidence, dtype=np.float32)) for g in result]
+    return [PredictedGeometry(np.asarray(g.world_points, dtype=np.float32),
+                              np.asarray(g.confidence, dtype=np.float32)) for g in result]
 
 
 def _light(frames: Sequence[Frame]) -> list[Frame]:
@@ -174,9 +161,10 @@ class ProcessAnswerer:
         result: GenerationResult = self._call("answer", _light(frames), prompt, max_new_tokens)
         return result
 
-    def predict_geometry(self, frames: Sequence[Frame]) -> list[Geometry]:
-        """The engine's per-frame predicted geometry, computed in the model process."""
-        result: list[Geometry] = self._call("predict_geometry", _light(frames))
+    def predict_geometry(self, frames: Sequence[Frame]) -> list[PredictedGeometry]:
+        """The engine's per-frame predicted geometry (points and confidence only), computed in
+        the model process."""
+        result: list[PredictedGeometry] = self._call("predict_geometry", _light(frames))
         return result
 
     def close(self, timeout_s: float = 10.0) -> None:

@@ -25,8 +25,6 @@ class InvalidInputError(SamplingError, ValueError):
     """Inputs of a sampling function are malformed (shapes, dtypes, k)."""
 
 
-class FrameNotInBufferError(SamplingError, KeyError):
-    """No frame with the requested stamp is held by the buffer."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
+class UnusableGeometryError(SamplingError):
+    """Predicted geometry gives no voxels to select on (nothing confident, flat bounding box,
+    or not one prediction per candidate frame)."""

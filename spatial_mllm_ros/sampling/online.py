@@ -3,11 +3,9 @@
 Every incoming RGB-D frame is back-projected once (strided depth, vectorized) into a sorted
 unique int64 voxel-key array at a **fixed** edge ``BufferConfig.voxel_size_m`` (the paper's
 scene-adaptive edge, bbox-shortest-side / 20, needs the whole video; see
-:mod:`spatial_mllm_ros.core.geometry`).  The buffer keeps, for the union of its frames' voxels,
-three parallel sorted arrays: the keys, their reference counts (how many held frames contain
-the voxel) and the *sum of the slot ids* of the holders -- when the count is 1 that sum **is**
-the sole holder.  From them each frame's number of *exclusive* voxels is maintained
-incrementally on every insert/evict, so no union is ever recomputed per frame:
+:mod:`spatial_mllm_ros.core.geometry`).  The union of the held frames' voxels and each frame's
+number of *exclusive* voxels are kept incrementally by :class:`~.union.VoxelUnion`, so no union
+is ever recomputed per frame:
 
 * **Admission** (geometric frame): the number of voxels not in the union (``new_voxels``) is one
   ``searchsorted``; the frame is admitted when ``new_voxels >= min_new_voxels`` and
@@ -16,16 +14,16 @@ incrementally on every insert/evict, so no union is ever recomputed per frame:
 * **Eviction** when over ``max_frames`` or ``max_bytes``: the geometric frame whose voxels the
   other frames cover best, i.e. with the largest redundancy ``1 - exclusive / |voxels|``
   (ties: fewer exclusive voxels, then the oldest).  The frame just added is never the victim.
-* **Colour-only frames** (no depth/pose yet, e.g. a monocular camera) are admitted at most every
+* **Colour-only frames** (no depth/pose, e.g. a monocular camera) are admitted at most every
   ``color_min_interval_s`` and live in a bounded share of the buffer
   (``color_only_share * max_frames`` frames); within that share the frame closest in time to
-  its predecessor is evicted (temporal thinning).  When the spatial encoder predicts their
-  geometry, :meth:`SpatialFrameBuffer.add_predicted_geometry` attaches voxels (confidence
-  filtered as in the paper) and the frame joins the geometric set.  At selection time the
-  ``coverage`` strategy runs max coverage over the geometric frames and fills the remaining
-  slots with the ``scored`` rule over everything else (colour-only frames included).
-* **Selection** works on an immutable :class:`BufferSnapshot` (tuples of references; key arrays
-  are read-only and never mutated), so a worker may select while camera callbacks keep adding.
+  its predecessor is evicted (temporal thinning).  At selection time the ``coverage`` strategy
+  runs max coverage over the geometric frames and fills the remaining slots with the ``scored``
+  rule over everything else (colour-only frames included).  A snapshot with no geometric frame
+  at all can instead be selected on geometry the model predicts for it (:mod:`.predicted`).
+* **Selection** works on an immutable :class:`~.selection.BufferSnapshot` (tuples of
+  references; key arrays are read-only and never mutated), so a worker may select while camera
+  callbacks keep adding (:func:`~.selection.select_on_snapshot`).
 
 All mutation happens under one lock; voxelization of an incoming frame happens outside it.
 """
@@ -42,19 +40,16 @@ import numpy as np
 import numpy.typing as npt
 
 from spatial_mllm_ros.core.frame import Frame
-from spatial_mllm_ros.core.geometry import filter_predicted_points, frame_voxel_keys, voxel_keys
-from spatial_mllm_ros.sampling.errors import FrameNotInBufferError, InvalidInputError
-from spatial_mllm_ros.sampling.strategies import (
-    Candidates,
-    get_strategy,
-    uniform_indices,
-    union_size,
-)
+from spatial_mllm_ros.core.geometry import frame_voxel_keys
+from spatial_mllm_ros.sampling.errors import InvalidInputError
+from spatial_mllm_ros.sampling.selection import BufferSnapshot, Selection, select_on_snapshot
+from spatial_mllm_ros.sampling.strategies import union_size
+from spatial_mllm_ros.sampling.union import BYTES_PER_VOXEL, VoxelUnion
+
+__all__ = ["AdmitDecision", "BufferConfig", "BufferSnapshot", "Selection", "SpatialFrameBuffer"]
 
 KeyArray = npt.NDArray[np.int64]
 _NS = 1_000_000_000
-_EMPTY_KEYS: KeyArray = np.empty(0, dtype=np.int64)
-_EMPTY_KEYS.setflags(write=False)
 
 
 @dataclass(frozen=True)
@@ -72,8 +67,6 @@ class BufferConfig:
         max_depth_m: depth beyond this is ignored.
         color_only_share: fraction of ``max_frames`` colour-only frames may occupy.
         color_min_interval_s: minimum spacing of admitted colour-only frames.
-        predicted_conf_threshold: predicted points need confidence above this (paper: 0.1) ...
-        predicted_conf_percentile: ... and at or above this percentile of the frame (paper: 50).
     """
 
     max_frames: int = 128
@@ -86,8 +79,6 @@ class BufferConfig:
     max_depth_m: float = 10.0
     color_only_share: float = 0.25
     color_min_interval_s: float = 0.5
-    predicted_conf_threshold: float = 0.1
-    predicted_conf_percentile: float = 50.0
 
     def __post_init__(self) -> None:
         if self.max_frames < 1 or self.max_bytes < 1:
@@ -124,46 +115,6 @@ class AdmitDecision:
         return len(self.evicted_stamps_ns)
 
 
-@dataclass(frozen=True)
-class BufferSnapshot:
-    """Immutable view of the buffer: frames in stamp order and their voxel sets.
-
-    ``voxel_sets[i]`` is a read-only sorted unique int64 array, or None for a colour-only frame;
-    ``union_voxels`` is the size of their union.
-    """
-
-    frames: tuple[Frame, ...]
-    voxel_sets: tuple[KeyArray | None, ...]
-    union_voxels: int
-    voxel_size_m: float
-
-    def __len__(self) -> int:
-        return len(self.frames)
-
-
-@dataclass(frozen=True)
-class Selection:
-    """Frames chosen for a question.
-
-    Attributes:
-        frames: chosen frames in time order (the video handed to the model).
-        indices: their indices in the snapshot, ascending.
-        selection_order: the same indices in the order the strategy picked them.
-        strategy: strategy name.
-        coverage: |union of chosen frames' voxels| / |snapshot union| (0.0 if no geometry).
-        uniform_coverage: the same for ``uniform`` picks of the same k on the same snapshot.
-        frame_stamps_ns: stamps of ``frames``.
-    """
-
-    frames: tuple[Frame, ...]
-    indices: tuple[int, ...]
-    selection_order: tuple[int, ...]
-    strategy: str
-    coverage: float
-    uniform_coverage: float
-    frame_stamps_ns: tuple[int, ...]
-
-
 class _Entry:
     __slots__ = ("frame", "keys", "nbytes", "slot")
 
@@ -172,9 +123,6 @@ class _Entry:
         self.keys = keys
         self.slot = slot
         self.nbytes = frame.nbytes + (0 if keys is None else int(keys.nbytes))
-
-
-_UNION_BYTES_PER_VOXEL = 8 + 4 + 8  # key int64 + count int32 + owner-sum int64
 
 
 class SpatialFrameBuffer:
@@ -191,10 +139,7 @@ class SpatialFrameBuffer:
         self._entries: list[_Entry] = []
         self._stamps: list[int] = []
         self._free_slots: list[int] = list(range(cap - 1, -1, -1))
-        self._ukeys: KeyArray = np.empty(0, dtype=np.int64)
-        self._count: npt.NDArray[np.int32] = np.empty(0, dtype=np.int32)
-        self._owner_sum: npt.NDArray[np.int64] = np.empty(0, dtype=np.int64)
-        self._exclusive: npt.NDArray[np.int64] = np.zeros(cap, dtype=np.int64)
+        self._union = VoxelUnion(cap)
         self._frame_bytes = 0
         self._n_color = 0
         self._last_geo_stamp: int | None = None
@@ -211,69 +156,18 @@ class SpatialFrameBuffer:
             return self._nbytes_locked()
 
     def _nbytes_locked(self) -> int:
-        return self._frame_bytes + self._ukeys.size * _UNION_BYTES_PER_VOXEL
+        return self._frame_bytes + self._union.nbytes
 
     @property
     def union_voxels(self) -> int:
         """Distinct voxels covered by the held frames."""
         with self._lock:
-            return int(self._ukeys.size)
+            return self._union.size
 
     def clear(self) -> None:
         """Drop every frame."""
         with self._lock:
             self._reset()
-
-    # --------------------------------------------------------- voxel bookkeeping
-    def _lookup(self, keys: KeyArray) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
-        pos = np.searchsorted(self._ukeys, keys)
-        if self._ukeys.size == 0:
-            return pos, np.zeros(keys.shape, dtype=bool)
-        found = self._ukeys[np.minimum(pos, self._ukeys.size - 1)] == keys
-        return pos, found
-
-    def _count_new(self, keys: KeyArray) -> int:
-        _, found = self._lookup(keys)
-        return int(keys.size - np.count_nonzero(found))
-
-    def _insert_keys(self, keys: KeyArray, slot: int) -> None:
-        pos, found = self._lookup(keys)
-        fp = pos[found]
-        if fp.size:
-            was_single = fp[self._count[fp] == 1]
-            if was_single.size:
-                owners = self._owner_sum[was_single]
-                self._exclusive -= np.bincount(owners, minlength=self._exclusive.size)
-            self._count[fp] += 1
-            self._owner_sum[fp] += slot
-        new_pos = pos[~found]
-        n_new = int(new_pos.size)
-        if n_new:
-            self._ukeys = np.insert(self._ukeys, new_pos, keys[~found])
-            self._count = np.insert(self._count, new_pos, np.int32(1))
-            self._owner_sum = np.insert(self._owner_sum, new_pos, np.int64(slot))
-        self._exclusive[slot] = n_new
-
-    def _remove_keys(self, keys: KeyArray, slot: int) -> None:
-        if keys.size == 0:
-            self._exclusive[slot] = 0
-            return
-        pos = np.searchsorted(self._ukeys, keys)
-        self._count[pos] -= 1
-        self._owner_sum[pos] -= slot
-        c = self._count[pos]
-        now_single = pos[c == 1]
-        if now_single.size:
-            owners = self._owner_sum[now_single]
-            self._exclusive += np.bincount(owners, minlength=self._exclusive.size)
-        gone = pos[c == 0]
-        if gone.size:
-            keep = np.ones(self._ukeys.size, dtype=bool)
-            keep[gone] = False
-            self._ukeys = self._ukeys[keep]
-            self._count = self._count[keep]
-            self._owner_sum = self._owner_sum[keep]
-        self._exclusive[slot] = 0
 
     # ------------------------------------------------------------ entry lists
     def _insert_entry(self, entry: _Entry) -> None:
@@ -284,7 +178,7 @@ class SpatialFrameBuffer:
         if entry.keys is None:
             self._n_color += 1
         else:
-            self._insert_keys(entry.keys, entry.slot)
+            self._union.insert(entry.keys, entry.slot)
 
     def _remove_entry(self, entry: _Entry) -> None:
         i = self._entries.index(entry)
@@ -294,7 +188,7 @@ class SpatialFrameBuffer:
         if entry.keys is None:
             self._n_color -= 1
         else:
-            self._remove_keys(entry.keys, entry.slot)
+            self._union.remove(entry.keys, entry.slot)
         self._free_slots.append(entry.slot)
 
     def _find(self, stamp_ns: int) -> _Entry | None:
@@ -311,7 +205,7 @@ class SpatialFrameBuffer:
             if e is protect or e.keys is None:
                 continue
             n = e.keys.size
-            excl = int(self._exclusive[e.slot])
+            excl = self._union.exclusive(e.slot)
             key = (excl / n if n else 0.0, excl, e.frame.stamp_ns)  # min: most redundant
             if best is None or key < best:
                 best, victim = key, e
@@ -365,7 +259,7 @@ class SpatialFrameBuffer:
                 return AdmitDecision(False, "duplicate_stamp", 0)
             entry_bytes = frame.nbytes + (0 if keys is None else int(keys.nbytes))
             if (
-                entry_bytes + (0 if keys is None else keys.size * _UNION_BYTES_PER_VOXEL)
+                entry_bytes + (0 if keys is None else keys.size * BYTES_PER_VOXEL)
                 > cfg.max_bytes
             ):
                 return AdmitDecision(False, "too_large", 0)
@@ -378,7 +272,7 @@ class SpatialFrameBuffer:
                 reason, new = "color_only", 0
                 self._last_color_stamp = frame.stamp_ns
             else:
-                new = self._count_new(keys)
+                new = self._union.count_new(keys)
                 last = self._last_geo_stamp
                 if last is None:
                     reason = "first"
@@ -400,50 +294,6 @@ class SpatialFrameBuffer:
             tuple(e.frame.stamp_ns for e in evicted),
         )
 
-    def add_predicted_geometry(
-        self,
-        stamp_ns: int,
-        world_points: npt.NDArray[np.floating],
-        confidence: npt.NDArray[np.floating],
-    ) -> None:
-        """Attach model-predicted geometry to the held frame with ``stamp_ns``.
-
-        Args:
-            stamp_ns: stamp of a frame in the buffer (normally a colour-only one).
-            world_points: (H, W, 3) predicted points, in the same world frame and metric scale
-                as the rest of the buffer (predictions of one model pass share a frame).
-            confidence: (H, W) confidence; filtered as in the paper (> 0.1 and >= median).
-
-        The frame's previous voxel set (if any) is replaced; it then counts as geometric.
-
-        Raises:
-            FrameNotInBufferError: no held frame has that stamp (e.g. already evicted).
-        """
-        cfg = self.config
-        pts = filter_predicted_points(
-            world_points,
-            confidence,
-            cfg.predicted_conf_threshold,
-            cfg.predicted_conf_percentile,
-            stride=max(1, cfg.depth_stride // 2),
-        )
-        keys = voxel_keys(pts, cfg.voxel_size_m)
-        keys.setflags(write=False)
-        with self._lock:
-            entry = self._find(stamp_ns)
-            if entry is None:
-                raise FrameNotInBufferError(f"no frame with stamp {stamp_ns} ns in the buffer")
-            self._frame_bytes -= entry.nbytes
-            if entry.keys is None:
-                self._n_color -= 1
-            else:
-                self._remove_keys(entry.keys, entry.slot)
-            entry.keys = keys
-            entry.nbytes = entry.frame.nbytes + int(keys.nbytes)
-            self._frame_bytes += entry.nbytes
-            self._insert_keys(keys, entry.slot)
-            self._evict(entry)
-
     def snapshot(self, until_stamp_ns: int | None = None) -> BufferSnapshot:
         """Immutable view (references only; O(frames)).
 
@@ -456,7 +306,7 @@ class SpatialFrameBuffer:
             snap = BufferSnapshot(
                 tuple(e.frame for e in self._entries),
                 tuple(e.keys for e in self._entries),
-                int(self._ukeys.size),
+                self._union.size,
                 self.config.voxel_size_m,
             )
         if until_stamp_ns is None:
@@ -480,21 +330,5 @@ class SpatialFrameBuffer:
         Raises:
             UnknownStrategyError: ``strategy`` is not registered.
         """
-        strat = get_strategy(strategy)
         snap = snapshot if snapshot is not None else self.snapshot()
-        order = strat.select(Candidates(snap.frames, snap.voxel_sets), k)
-        idx = tuple(sorted(order))
-        total = snap.union_voxels
-
-        def cov(ids: list[int] | tuple[int, ...]) -> float:
-            return union_size(snap.voxel_sets, ids) / total if total else 0.0
-
-        return Selection(
-            frames=tuple(snap.frames[i] for i in idx),
-            indices=idx,
-            selection_order=tuple(order),
-            strategy=strategy,
-            coverage=cov(idx),
-            uniform_coverage=cov(uniform_indices(len(snap), k)),
-            frame_stamps_ns=tuple(snap.frames[i].stamp_ns for i in idx),
-        )
+        return select_on_snapshot(snap, k, strategy)

@@ -3,15 +3,18 @@
 Registered strategies:
 
 * ``coverage`` -- the paper's greedy maximum voxel coverage (:func:`max_coverage`) over the
-  candidates that have geometry.  When it returns fewer than ``k`` frames (fewer geometric
-  frames, or early stop because every voxel is covered), the remaining slots are filled from the
-  other candidates -- colour-only frames included -- with the ``scored`` rule, the decay seeded
-  by the frames already chosen.  Guard (``guard_uniform=True``, default): greedy coverage is a
-  (1 - 1/e) approximation and can, on adversarial inputs, cover less than the uniform pick;
-  if the uniform pick of ``k`` covers strictly more voxels, it is returned instead, so coverage
-  is never below uniform's on the same candidates.
+  candidates that have geometry (sensor voxels in the buffer, or voxels of predicted geometry,
+  :mod:`.predicted`).  Online extras, both on by default and both off for the reference rule
+  (``CoverageStrategy(fill=False, guard_uniform=False)``, used on predicted geometry):
+  *fill* -- when greedy returns fewer than ``k`` frames (fewer geometric frames, or early stop
+  because every voxel is covered), the remaining slots are filled from the other candidates --
+  colour-only frames included -- with the ``scored`` rule, the decay seeded by the frames
+  already chosen; *guard* -- greedy coverage is a (1 - 1/e) approximation and can, on
+  adversarial inputs, cover less than the uniform pick; if the uniform pick of ``k`` covers
+  strictly more voxels, it is returned instead, so coverage is never below uniform's.
 * ``scored`` -- the seed's weighted per-frame score with proximity decay (:mod:`.scoring`).
-* ``uniform`` -- ``k`` indices evenly spaced over the candidates (first and last included).
+* ``uniform`` -- ``k`` indices evenly spaced over the candidates, the reference's rule
+  (:func:`uniform_indices`: first and last included).
 
 Strategies return candidate indices (selection order for greedy ones); callers put them in
 time order for the video.  Add one with :func:`register_strategy`.
@@ -63,14 +66,18 @@ class SamplingStrategy(Protocol):
 
 
 def uniform_indices(n: int, k: int) -> list[int]:
-    """``min(k, n)`` evenly spaced indices over ``range(n)``, first and last included."""
+    """``min(k, n)`` evenly spaced indices over ``range(n)``, as the reference samples.
+
+    The reference (Spatial-MLLM ``src/sampling/sa_sampling.py``) pre-samples its candidates and
+    picks its uniform baseline with ``min(k, n)`` points of ``linspace(0, n - 1)`` truncated to
+    integers; so does this (same numpy call, so the same float rounding): ascending, distinct,
+    ``0`` first and, for ``k >= 2``, ``n - 1`` last; ``k == 1`` gives ``[0]``; ``k >= n`` gives
+    every index.
+    """
     if k <= 0 or n <= 0:
         return []
-    if k >= n:
-        return list(range(n))
-    if k == 1:
-        return [(n - 1) // 2]
-    return [int(np.floor(x + 0.5)) for x in np.linspace(0.0, n - 1, k)]
+    picks = np.linspace(0, n - 1, num=min(k, n), dtype=int)
+    return [int(i) for i in picks]
 
 
 def union_size(voxel_sets: Sequence[KeyArray | None], indices: Sequence[int]) -> int:
@@ -103,12 +110,19 @@ class ScoredStrategy:
 
 
 class CoverageStrategy:
-    """Greedy maximum voxel coverage, scored fill-in, optional uniform guard."""
+    """Greedy maximum voxel coverage, with optional scored fill-in and uniform guard.
+
+    Args:
+        guard_uniform: return the uniform pick when it covers strictly more voxels.
+        fill: fill up to ``min(k, n)`` frames with the ``scored`` rule when greedy stops early
+            (off: greedy's frames only, as the reference).
+    """
 
     name = "coverage"
 
-    def __init__(self, guard_uniform: bool = True) -> None:
+    def __init__(self, guard_uniform: bool = True, fill: bool = True) -> None:
         self.guard_uniform = guard_uniform
+        self.fill = fill
 
     def select(self, candidates: Candidates, k: int) -> list[int]:
         n = len(candidates)
@@ -117,7 +131,7 @@ class CoverageStrategy:
         geo = [i for i, v in enumerate(candidates.voxel_sets) if v is not None]
         geo_sets = [v for v in candidates.voxel_sets if v is not None]
         picked = [geo[j] for j in max_coverage(geo_sets, k)]
-        if len(picked) < min(k, n):
+        if self.fill and len(picked) < min(k, n):
             rest = [i for i in range(n) if i not in set(picked)]
             scores = frame_scores(candidates.frames)
             picked += select_by_score(scores, min(k, n) - len(picked), picked, rest)

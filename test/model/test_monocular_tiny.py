@@ -9,20 +9,20 @@ import numpy as np
 import pytest
 from _spatial_mllm_tiny import require_data, tiny_checkpoint
 
-from spatial_mllm_ros.answering.monocular import (
-    FALLBACK_STRATEGY,
-    PREDICTED_STRATEGY,
-    GeometryPredictor,
-    select_frames,
-)
+from spatial_mllm_ros.answering.monocular import GeometryPredictor, select_frames
 from spatial_mllm_ros.answering.pipeline import AnsweringPipeline, PipelineConfig
 from spatial_mllm_ros.answering.types import AnswerStatus, QuestionRequest
 from spatial_mllm_ros.core.frame import Frame
-from spatial_mllm_ros.core.geometry import filter_predicted_points, paper_voxel_size, voxel_keys
+from spatial_mllm_ros.core.geometry import voxel_keys
 from spatial_mllm_ros.model.engine import SpatialMLLMEngine
-from spatial_mllm_ros.sampling import max_coverage
+from spatial_mllm_ros.sampling.coverage import greedy_set_cover_reference
 from spatial_mllm_ros.sampling.online import BufferConfig, SpatialFrameBuffer
-from spatial_mllm_ros.sampling.strategies import uniform_indices, union_size
+from spatial_mllm_ros.sampling.predicted import (
+    FALLBACK_STRATEGY,
+    PREDICTED_STRATEGY,
+    candidate_indices,
+)
+from spatial_mllm_ros.sampling.strategies import union_size
 from spatial_mllm_ros.synthetic import load_rgbd_dir
 
 PIXELS = 32 * 28 * 28  # small frames keep the spatial encoder pass short
@@ -64,25 +64,30 @@ def test_selection_comes_from_predicted_geometry(colour_frames: list[Frame]) -> 
     assert len(snap) == len(colour_frames) > CANDIDATES
     assert all(v is None for v in snap.voxel_sets)
 
-    # Independently: the paper's recipe on the engine's own prediction of the candidates.
-    cand = uniform_indices(len(snap), CANDIDATES)
+    # Independently: the reference's recipe on the engine's own prediction of the candidates
+    # (global confidence median and > 0.1, grid at the kept points' bbox minimum, edge =
+    # shortest side / 20, plain set-based greedy).
+    cand = candidate_indices(len(snap), K, CANDIDATES)
     geoms = predictor.predict_geometry([snap.frames[i] for i in cand])
-    points = [filter_predicted_points(g.world_points, g.confidence) for g in geoms]
-    edge = paper_voxel_size(np.concatenate(points))
-    sets = [voxel_keys(p, edge) for p in points]
-    greedy = [cand[j] for j in max_coverage(sets, K)]
+    cut = np.percentile(np.concatenate([g.confidence.ravel() for g in geoms]), 50)
+    points = [
+        g.world_points[(g.confidence >= cut) & (g.confidence > np.float32(0.1))].astype(float)
+        for g in geoms
+    ]
+    every = np.concatenate(points)
+    low = every.min(axis=0)
+    edge = float(np.min(every.max(axis=0) - low)) / 20
+    sets = [voxel_keys(p, edge, low) for p in points]
+    greedy = [cand[j] for j in greedy_set_cover_reference(sets, K)]
     assert greedy, "the tiny model's prediction must give some voxels"
 
     sel = select_frames(buf, snap, K, "coverage", engine, CANDIDATES)
     assert sel.strategy == PREDICTED_STRATEGY
-    assert len(sel.indices) == K and set(sel.indices) <= set(cand)
-    assert list(sel.selection_order[: len(greedy)]) == greedy
+    assert list(sel.selection_order) == greedy  # no fill, no uniform guard
+    assert sel.indices == tuple(sorted(greedy))
     assert sel.coverage == pytest.approx(
         union_size(sets, [cand.index(i) for i in sel.indices]) / union_size(sets, range(len(sets)))
     )
-    if len(greedy) < K:  # greedy stopped early: everything was covered
-        assert sel.coverage == pytest.approx(1.0)
-    assert sel.coverage >= sel.uniform_coverage
 
     rec = pipeline(engine).answer(question(), buf)
     assert rec.status is AnswerStatus.OK and rec.error == ""

@@ -1,37 +1,51 @@
-"""Monocular frame selection on predicted geometry, with a fake predictor (no model)."""
+"""Selection on predicted geometry (colour-only cameras), with a fake predictor (no model).
+
+The expected behaviour is the reference's space-aware sampling (``src/sampling/sa_sampling.py``
+of diankun-wu/Spatial-MLLM): truncated-linspace pre-sampling, a global confidence median, a
+grid anchored at the kept points' bounding-box minimum with edge = shortest side / 20, greedy
+with ties to the lowest index, stop without fill when nothing is new, sorted output.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import numpy as np
-import numpy.typing as npt
 import pytest
 
-from spatial_mllm_ros.answering.errors import PredictionFailedError
-from spatial_mllm_ros.answering.monocular import (
-    FALLBACK_STRATEGY,
-    PREDICTED_STRATEGY,
-    predicted_voxel_sets,
-    select_frames,
-    select_monocular,
-)
+from spatial_mllm_ros.answering.monocular import select_frames
 from spatial_mllm_ros.answering.pipeline import AnsweringPipeline, PipelineConfig
 from spatial_mllm_ros.answering.types import AnswerStatus, GenerationResult, QuestionRequest
 from spatial_mllm_ros.core.frame import CameraIntrinsics, Frame
+from spatial_mllm_ros.sampling.errors import UnusableGeometryError
 from spatial_mllm_ros.sampling.online import BufferConfig, SpatialFrameBuffer
+from spatial_mllm_ros.sampling.predicted import (
+    FALLBACK_STRATEGY,
+    PREDICTED_STRATEGY,
+    REFERENCE_CANDIDATES,
+    PredictedGeometry,
+    candidate_indices,
+    predicted_voxel_sets,
+    select_on_predicted,
+)
+from spatial_mllm_ros.sampling.selection import BufferSnapshot, Selection
 
 S = 1_000_000_000
-HIGH, LOW = 5.0, 0.05  # confidences: kept / dropped by the paper's filter
+HIGH, LOW = 5.0, 0.05  # confidences: kept / dropped by the reference's filter
 
 
-class Geo(NamedTuple):
-    world_points: npt.NDArray[np.float32]
-    confidence: npt.NDArray[np.float32]
+def geometry(
+    points: Sequence[tuple[float, float, float]], conf: Sequence[float]
+) -> PredictedGeometry:
+    """A (1, N) "image" of the given points and confidences."""
+    return PredictedGeometry(
+        np.array(points, dtype=np.float32).reshape(1, -1, 3),
+        np.array(conf, dtype=np.float32).reshape(1, -1),
+    )
 
 
-def row_frame(cells: Sequence[int]) -> Geo:
+def row_frame(cells: Sequence[int]) -> PredictedGeometry:
     """A frame seeing cells ``cells`` of a row along x (edge 1 when the bbox is [0, 20]^3),
     two anchor points that fix the union's bounding box, and as many far-away points of low
     confidence that the filter must drop (else the bbox, and the edge, would change)."""
@@ -39,11 +53,12 @@ def row_frame(cells: Sequence[int]) -> Geo:
     junk = [(500.0 + i, -300.0, 90.0) for i in range(len(good))]
     pts = np.array(good + junk, dtype=np.float32).reshape(2, -1, 3)
     conf = np.array([HIGH] * len(good) + [LOW] * len(junk), dtype=np.float32).reshape(2, -1)
-    return Geo(pts, conf)
+    return PredictedGeometry(pts, conf)
 
 
 # Greedy: f1 (10 cells), then f2 (+6: 10..15), then f3 (+4: 16..19) covers all 20 cells;
-# uniform over 6 frames with k=3 is [0, 3, 5]: cells 0..3 and 14..19, 10 of 20.
+# uniform over 6 frames with k=3 is [0, 2, 5] (truncated linspace 0, 2.5, 5): cells 0..3,
+# 8..15, 16, 17 and the far anchor, 15 of 21 voxels.
 ROW_SCENE = [
     row_frame(range(0, 4)),
     row_frame(range(0, 10)),
@@ -55,7 +70,7 @@ ROW_SCENE = [
 
 
 def colour_frame(i: int) -> Frame:
-    return Frame(stamp_ns=(i + 1) * S, frame_id="cam", rgb=np.full((8, 8, 3), i, np.uint8))
+    return Frame(stamp_ns=(i + 1) * S, frame_id="cam", rgb=np.full((8, 8, 3), i % 256, np.uint8))
 
 
 def depth_frame(i: int) -> Frame:
@@ -74,13 +89,13 @@ def depth_frame(i: int) -> Frame:
 class FakeModel:
     """An answerer that also predicts geometry: per frame, the scene entry of its stamp."""
 
-    def __init__(self, scene: Sequence[Geo], fail: bool = False) -> None:
+    def __init__(self, scene: Sequence[PredictedGeometry], fail: bool = False) -> None:
         self.scene = scene
         self.fail = fail
         self.predicted: list[list[int]] = []  # stamps of each predict_geometry call
         self.answered: list[list[int]] = []
 
-    def predict_geometry(self, frames: Sequence[Frame]) -> list[Geo]:
+    def predict_geometry(self, frames: Sequence[Frame]) -> list[PredictedGeometry]:
         self.predicted.append([f.stamp_ns for f in frames])
         if self.fail:
             raise RuntimeError("the VGGT heads are not loaded (simulated)")
@@ -93,81 +108,149 @@ class FakeModel:
         return GenerationResult("3", {"decode": 0.01}, 1, (8, 8))
 
 
-def buffer_of(frames: Sequence[Frame]) -> SpatialFrameBuffer:
+def buffer_of(frames: Sequence[Frame], max_frames: int = 64) -> SpatialFrameBuffer:
     buf = SpatialFrameBuffer(
-        BufferConfig(max_frames=64, color_only_share=1.0, color_min_interval_s=0.0)
+        BufferConfig(max_frames=max_frames, color_only_share=1.0, color_min_interval_s=0.0)
     )
     for f in frames:
         assert buf.add(f).admitted
     return buf
 
 
+def select(snap: BufferSnapshot, k: int, model: FakeModel, candidates: int = 32) -> Selection:
+    """The prediction path without the fallback: predict the candidates, select on them."""
+    picks = candidate_indices(len(snap), k, candidates)
+    geometries = model.predict_geometry([snap.frames[i] for i in picks])
+    return select_on_predicted(snap, picks, geometries, k)
+
+
 def test_predicted_voxel_sets_filter_and_edge() -> None:
-    sets, edge = predicted_voxel_sets(ROW_SCENE)
-    assert edge == pytest.approx(1.0)  # bbox [0, 20]^3 of the kept points / 20: junk dropped
+    vox = predicted_voxel_sets(ROW_SCENE)
+    assert vox.voxel_size == pytest.approx(1.0)  # bbox [0, 20]^3 of the kept points / 20
+    np.testing.assert_array_equal(vox.origin, [0.0, 0.0, 0.0])
     # 10 row cells (cell 0 holds the (0,0,0) anchor too) + the (20,20,20) anchor
-    assert [s.size for s in sets] == [5, 11, 10, 8, 4, 4]
+    assert [s.size for s in vox.sets] == [5, 11, 10, 8, 4, 4]
+
+
+def test_confidence_median_is_global_over_all_candidates() -> None:
+    # Frame 0 is confident everywhere (2.0) but less than frame 1 (10.0): per frame, each
+    # median would keep everything; the reference's median over both is 6, so frame 0 is dropped.
+    a = geometry([(0.0, 0.0, 0.0), (1.0, 1.0, 1.0)], [2.0, 2.0])
+    b = geometry([(4.0, 4.0, 4.0), (24.0, 24.0, 24.0)], [10.0, 10.0])
+    vox = predicted_voxel_sets([a, b])
+    assert vox.conf_cut == pytest.approx(6.0)
+    assert vox.sets[0].size == 0 and vox.sets[1].size == 2
+    assert vox.voxel_size == pytest.approx(1.0)  # the bbox of frame 1's points only
+    np.testing.assert_array_equal(vox.origin, [4.0, 4.0, 4.0])
+
+
+def test_confidence_must_also_exceed_the_absolute_threshold() -> None:
+    # the median is 0.1, which every point reaches; "> 0.1" still drops the three at (9, 9, 9)
+    pts = [(9.0, 9.0, 9.0)] * 3 + [(0.0, 0.0, 0.0), (20.0, 20.0, 20.0)]
+    vox = predicted_voxel_sets([geometry(pts, [0.1, 0.1, 0.1, 0.5, 0.5])])
+    assert vox.conf_cut == np.float32(0.1) and vox.sets[0].size == 2  # float32(0.1) > 0.1 fails
+    with pytest.raises(UnusableGeometryError, match="confidence"):
+        predicted_voxel_sets([geometry(pts, [0.1] * 5)])
+
+
+def test_grid_is_anchored_at_the_bounding_box_minimum() -> None:
+    # bbox [0.25, 20.25]^3 -> edge 1; the reference's cells are floor((p - 0.25) / 1), so
+    # x = 0.5 and x = 1.125 share cell 0 with the near corner (a grid at 0 would split them).
+    pts = [(0.25, 0.25, 0.25), (20.25, 20.25, 20.25), (0.5, 0.5, 0.5), (1.125, 0.5, 0.5)]
+    vox = predicted_voxel_sets([geometry(pts, [1.0] * 4)])
+    assert vox.voxel_size == pytest.approx(1.0)
+    np.testing.assert_allclose(vox.origin, [0.25, 0.25, 0.25])
+    assert vox.sets[0].size == 2
 
 
 def test_greedy_choice_on_hand_made_clouds() -> None:
     snap = buffer_of([colour_frame(i) for i in range(6)]).snapshot()
     model = FakeModel(ROW_SCENE)
-    sel = select_monocular(snap, 3, model, candidates=32)
+    sel = select(snap, 3, model)
     assert model.predicted == [[(i + 1) * S for i in range(6)]]  # one batch of all frames
     assert sel.selection_order == (1, 2, 3)
     assert sel.indices == (1, 2, 3)
     assert sel.frame_stamps_ns == (2 * S, 3 * S, 4 * S)
     assert sel.strategy == PREDICTED_STRATEGY
     assert sel.coverage == pytest.approx(1.0)
-    assert sel.uniform_coverage == pytest.approx(11 / 21)  # frames 0, 3, 5
+    assert sel.uniform_coverage == pytest.approx(15 / 21)  # frames 0, 2, 5
 
 
-def test_early_stop_is_filled_with_uniform_picks() -> None:
+def test_ties_go_to_the_lowest_index_and_greedy_stops_without_fill() -> None:
+    # f3 is largest (4 cells); then f0, f1, f2 all add 3 cells: the lowest index, f0, wins;
+    # then f1 (+3); f2 duplicates f0 and adds nothing, so k=4 stops at 3 frames, sorted.
+    scene = [row_frame([1, 2, 3]), row_frame([5, 6, 7]), row_frame([1, 2, 3]),
+             row_frame([9, 10, 11, 12])]
+    snap = buffer_of([colour_frame(i) for i in range(5)]).snapshot()
+    sel = select_on_predicted(snap, [0, 1, 2, 3], scene, 4)
+    assert sel.selection_order == (3, 0, 1)
+    assert sel.indices == (0, 1, 3)
+    assert sel.frame_stamps_ns == (1 * S, 2 * S, 4 * S)
+    assert sel.coverage == pytest.approx(1.0)
+
+
+def test_early_stop_returns_fewer_frames_than_the_budget() -> None:
     same = [row_frame(range(0, 6))] * 5
     snap = buffer_of([colour_frame(i) for i in range(5)]).snapshot()
-    sel = select_monocular(snap, 3, FakeModel(same))
-    # greedy takes frame 0 and stops (nothing left to cover); uniform of 3 over 5 = 0, 2, 4
-    assert sel.selection_order == (0, 2, 4)
+    sel = select(snap, 3, FakeModel(same))
+    # greedy takes frame 0 and stops (nothing left to cover); no fill, as the reference
+    assert sel.selection_order == (0,) and sel.indices == (0,)
     assert sel.coverage == sel.uniform_coverage == pytest.approx(1.0)
 
 
-def test_uniform_guard_when_greedy_covers_less() -> None:
+def test_no_uniform_guard_on_predicted_geometry() -> None:
     # greedy: frame 1 (cells 0,1,4,5,10: ties frame 2 on 6 voxels, lower index), then frame 0
-    # (+2) -> 8 voxels; the uniform pick 0, 2 covers cells 0..7 + the anchor: 9.
+    # (+2) -> 8 voxels; the uniform pick 0, 2 would cover cells 0..7 + the anchor: 9. The
+    # reference returns greedy's picks all the same.
     scene = [row_frame(range(0, 4)), row_frame([0, 1, 4, 5, 10]), row_frame(range(4, 8))]
     snap = buffer_of([colour_frame(i) for i in range(3)]).snapshot()
-    sel = select_monocular(snap, 2, FakeModel(scene))
-    assert sel.selection_order == (0, 2)
-    assert sel.coverage == sel.uniform_coverage == pytest.approx(9 / 10)
+    sel = select(snap, 2, FakeModel(scene))
+    assert sel.selection_order == (1, 0) and sel.indices == (0, 1)
+    assert sel.coverage == pytest.approx(8 / 10)
+    assert sel.uniform_coverage == pytest.approx(9 / 10)
 
 
 def test_candidates_are_evenly_spaced_and_predicted_in_one_call() -> None:
     scene = [row_frame([i]) for i in range(10)]
     snap = buffer_of([colour_frame(i) for i in range(10)]).snapshot()
     model = FakeModel(scene)
-    sel = select_monocular(snap, 2, model, candidates=4)
+    sel = select(snap, 2, model, candidates=4)
     assert model.predicted == [[1 * S, 4 * S, 7 * S, 10 * S]]  # indices 0, 3, 6, 9
     assert set(sel.indices) <= {0, 3, 6, 9} and len(sel.indices) == 2
 
 
+def test_pre_sampling_of_300_frames_is_the_reference_128() -> None:
+    # reference: linspace(0, 299, 128) truncated, i.e. floor(i * 299 / 127)
+    want = [i * 299 // 127 for i in range(128)]
+    assert candidate_indices(300, 16, REFERENCE_CANDIDATES) == want
+    assert want[2] == 4  # 4.71: truncated, not rounded
+    buf = buffer_of([colour_frame(i) for i in range(300)], max_frames=300)
+    model = FakeModel([row_frame([i % 20]) for i in range(300)])
+    sel = select_frames(buf, buf.snapshot(), 16, "coverage", model, REFERENCE_CANDIDATES)
+    assert model.predicted == [[(i + 1) * S for i in want]]
+    assert sel.strategy == PREDICTED_STRATEGY and set(sel.indices) <= set(want)
+
+
 def test_candidates_never_fewer_than_k() -> None:
-    scene = [row_frame([i]) for i in range(10)]
+    scene = [row_frame([i + 1]) for i in range(10)]  # each adds one cell (cell 0 is an anchor's)
     snap = buffer_of([colour_frame(i) for i in range(10)]).snapshot()
     model = FakeModel(scene)
-    sel = select_monocular(snap, 5, model, candidates=2)
+    sel = select(snap, 5, model, candidates=2)
     assert len(model.predicted[0]) == 5 and len(sel.indices) == 5
 
 
 def test_unusable_prediction_raises() -> None:
     snap = buffer_of([colour_frame(i) for i in range(4)]).snapshot()
-    low = Geo(np.zeros((2, 2, 3), np.float32), np.full((2, 2), LOW, np.float32))
-    with pytest.raises(PredictionFailedError, match="confidence"):
-        select_monocular(snap, 2, FakeModel([low] * 4))
-    flat = row_frame([1, 2])._replace(
-        world_points=np.zeros((2, 4, 3), np.float32)  # every point at the origin
+    low = PredictedGeometry(np.zeros((2, 2, 3), np.float32), np.full((2, 2), LOW, np.float32))
+    with pytest.raises(UnusableGeometryError, match="confidence"):
+        select(snap, 2, FakeModel([low] * 4))
+    flat = dataclasses.replace(
+        row_frame([1, 2]), world_points=np.zeros((2, 4, 3), np.float32)  # all at the origin
     )
-    with pytest.raises(PredictionFailedError):
-        select_monocular(snap, 2, FakeModel([flat] * 4))
+    with pytest.raises(UnusableGeometryError):
+        select(snap, 2, FakeModel([flat] * 4))
+    with pytest.raises(UnusableGeometryError, match="3 frames for 4"):
+        select_on_predicted(snap, [0, 1, 2, 3], ROW_SCENE[:3], 2)
 
 
 def ask(strategy: str = "") -> QuestionRequest:
@@ -187,12 +270,17 @@ def test_pipeline_selects_on_predicted_geometry() -> None:
     assert rec.frame_stamps_ns == [2 * S, 3 * S, 4 * S]
     assert model.answered == [[2 * S, 3 * S, 4 * S]]
     assert rec.coverage == pytest.approx(1.0)
-    assert rec.uniform_coverage == pytest.approx(11 / 21)
+    assert rec.uniform_coverage == pytest.approx(15 / 21)
     assert "sampling" in rec.timings_s
 
 
-def test_pipeline_falls_back_when_prediction_fails() -> None:
-    model = FakeModel(ROW_SCENE, fail=True)
+LOW_GEOMETRY = PredictedGeometry(np.zeros((2, 2, 3), np.float32), np.full((2, 2), LOW, np.float32))
+LOW_SCENE = [LOW_GEOMETRY] * 6
+
+
+@pytest.mark.parametrize("model", [FakeModel(ROW_SCENE, fail=True), FakeModel(LOW_SCENE)],
+                         ids=["model_error", "unusable_geometry"])
+def test_pipeline_falls_back_when_prediction_fails(model: FakeModel) -> None:
     buf = buffer_of([colour_frame(i) for i in range(6)])
     rec = pipeline(model).answer(ask(), buf)
     assert model.predicted  # it was tried

@@ -12,7 +12,6 @@ from spatial_mllm_ros.core.frame import Frame
 from spatial_mllm_ros.core.geometry import frame_voxel_keys
 from spatial_mllm_ros.sampling import (
     BufferConfig,
-    FrameNotInBufferError,
     SpatialFrameBuffer,
     UnknownStrategyError,
 )
@@ -127,22 +126,6 @@ def test_colour_only_frames_are_throttled(scene) -> None:  # type: ignore[no-unt
     assert buf.add(Frame(0, "cam", rgb)).admitted
     assert buf.add(Frame(10**8, "cam", rgb)).reason == "color_throttled"
     assert buf.add(Frame(6 * 10**8, "cam", rgb)).admitted
-
-
-def test_predicted_geometry_promotes_a_colour_only_frame(scene) -> None:  # type: ignore[no-untyped-def]
-    buf = SpatialFrameBuffer(_cfg())
-    f = scene.frames[0]
-    buf.add(Frame(f.stamp_ns, "cam", f.rgb))
-    assert buf.union_voxels == 0
-    from spatial_mllm_ros.core.geometry import backproject_depth
-
-    pts = backproject_depth(f.depth_m, f.intrinsics, f.pose).reshape(H, W, 3)
-    conf = np.random.default_rng(0).uniform(0, 1, size=(H, W))
-    buf.add_predicted_geometry(f.stamp_ns, pts, conf)
-    snap = buf.snapshot()
-    assert snap.voxel_sets[0] is not None and snap.union_voxels == snap.voxel_sets[0].size > 0
-    with pytest.raises(FrameNotInBufferError):
-        buf.add_predicted_geometry(123, pts, conf)
 
 
 def test_selection_reports_coverage_and_is_never_below_uniform() -> None:

@@ -102,6 +102,14 @@ def test_uniform_indices_are_distinct_sorted_and_span_the_range() -> None:
                 assert idx[0] == 0 and idx[-1] == n - 1
 
 
+def test_uniform_indices_truncate_like_the_reference() -> None:
+    # the reference's linspace(0, n - 1, k) cast to int: floor(i * (n - 1) / (k - 1))
+    assert uniform_indices(6, 3) == [0, 2, 5]  # 0, 2.5, 5: truncated, not rounded
+    assert uniform_indices(128, 16) == [i * 127 // 15 for i in range(16)]
+    assert uniform_indices(10, 1) == [0]
+    assert uniform_indices(4, 9) == [0, 1, 2, 3]
+
+
 def test_scored_strategy_works_on_colour_only_frames() -> None:
     frames = _frames(12, depth=False)
     cand = Candidates(frames, [None] * 12)
@@ -133,6 +141,14 @@ def test_coverage_fills_with_colour_only_frames() -> None:
     idx = get_strategy("coverage").select(Candidates(frames, sets), 4)
     assert idx[:2] == [0, 3]
     assert len(set(idx)) == 4
+
+
+def test_coverage_without_fill_keeps_only_greedy_picks() -> None:
+    frames = _frames(4, depth=False)
+    sets = [np.array([1, 2], np.int64), None, np.array([1, 2], np.int64), None]
+    reference = CoverageStrategy(guard_uniform=False, fill=False)
+    assert reference.select(Candidates(frames, sets), 3) == [0]  # frame 2 adds nothing
+    assert len(CoverageStrategy().select(Candidates(frames, sets), 3)) == 3
 
 
 def test_coverage_guard_never_loses_to_uniform() -> None:

@@ -13,15 +13,15 @@ Units are those of the scene normalisation learnt by VGGT (not metres).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal, NamedTuple
+from typing import Literal
 
 import numpy as np
-import numpy.typing as npt
 import torch
 from torch import Tensor
 
 from spatial_mllm_ros.core.frame import CameraIntrinsics
 from spatial_mllm_ros.model.vggt.errors import VGGTInputError
+from spatial_mllm_ros.sampling.predicted import PredictedGeometry
 
 MIN_FOV_RAD = 1e-3
 """Smallest field of view (radians) :func:`vggt_geometry` accepts from the camera head."""
@@ -152,27 +152,21 @@ def depth_to_world_points(depth: Tensor, extrinsics: Tensor, intrinsics: Tensor)
     return (rot @ cam[..., None]).squeeze(-1) + t
 
 
-class FrameGeometry(NamedTuple):
-    """Predicted geometry of one frame, in the sampler's conventions.
-
-    world_points: (H, W, 3) float32, frame 0's camera frame as world.
-    confidence: (H, W) float32 (VGGT confidences are >= 1).
-    camera_to_world: (4, 4) float64 pose of the optical frame.
-    intrinsics: pinhole intrinsics at the model input resolution (W x H).
-    """
-
-    world_points: npt.NDArray[np.float32]
-    confidence: npt.NDArray[np.float32]
-    camera_to_world: npt.NDArray[np.float64]
-    intrinsics: CameraIntrinsics
+FrameGeometry = PredictedGeometry
+"""Alias of :class:`~spatial_mllm_ros.sampling.predicted.PredictedGeometry`, the package's one
+type of predicted frame geometry (kept for imports of the old name; use ``PredictedGeometry``)."""
 
 
 def vggt_geometry(
     output: Mapping[str, object],
     source: Literal["depth", "points"] = "depth",
     batch_index: int = 0,
-) -> list[FrameGeometry]:
-    """Per-frame geometry from a :class:`~spatial_mllm_ros.model.vggt.model.VGGTOutput`.
+) -> list[PredictedGeometry]:
+    """Per-frame geometry from a :class:`~spatial_mllm_ros.model.vggt.model.VGGTOutput`, as the
+    sampler's :class:`~spatial_mllm_ros.sampling.predicted.PredictedGeometry`: world points
+    (H, W, 3) float32 in frame 0's camera frame, confidence (H, W) float32, the (4, 4) float64
+    camera-to-world pose of each optical frame and pinhole intrinsics at the model input
+    resolution (W x H).
 
     Args:
         output: needs ``pose_enc`` (B, S, 9) and either ``depth`` (B, S, H, W, 1) +
@@ -199,11 +193,11 @@ def vggt_geometry(
         depth_to_world_points(dense[..., 0], extrinsics, intrinsics) if source == "depth" else dense
     )
     c2w = invert_se3(extrinsics).numpy()
-    frames: list[FrameGeometry] = []
+    frames: list[PredictedGeometry] = []
     for i in range(pose_enc.shape[0]):
         k = intrinsics[i].numpy()
         frames.append(
-            FrameGeometry(
+            PredictedGeometry(
                 world_points=np.ascontiguousarray(points[i].numpy(), dtype=np.float32),
                 confidence=np.ascontiguousarray(conf[i].numpy(), dtype=np.float32),
                 camera_to_world=np.asarray(c2w[i], dtype=np.float64),
