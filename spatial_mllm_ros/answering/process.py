@@ -25,29 +25,39 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from spatial_mllm_ros.answering.errors import ModelProcessError
-from spatial_mllm_ros.answering.types import GenerationResult
 from spatial_mllm_ros.core.frame import Frame
+from spatial_mllm_ros.model.result import GenerationResult
 from spatial_mllm_ros.params import ParamValue
-from spatial_mllm_ros.sampling.predicted import PredictedGeometry
 
-__all__ = ["ProcessAnswerer"]
+__all__ = ["Geometry", "ProcessAnswerer"]
 
 _STOP = "stop"
+
+
+@dataclasses.dataclass(frozen=True)
+class Geometry:
+    """Predicted geometry of one frame as the node receives it (plain numpy).
+
+    Attributes:
+        world_points: (H, W, 3) float32 points in the prediction's world frame.
+        confidence: (H, W) float32 confidence.
+    """
+
+    world_points: npt.NDArray[np.float32]
+    confidence: npt.NDArray[np.float32]
 
 
 def _plain(method: str, result: Any) -> Any:
     """The engine's result in types the node can unpickle without importing torch or
     transformers (otherwise the first answer would pay for those imports in the node)."""
     if method == "answer":
-        return GenerationResult(
-            text=result.text, timings_s=dict(result.timings_s),
-            num_new_tokens=int(result.num_new_tokens),
-            resized_size=tuple(result.resized_size), raw_text=result.raw_text,
-        )
-    return [PredictedGeometry(np.asarray(g.world_points, dtype=np.float32),
-                              np.asarray(g.confidence, dtype=np.float32)) for g in result]
+        assert isinstance(result, GenerationResult)  # plain Python already
+        return result
+    return [Geometry(np.asarray(g.world_points, dtype=np.float32),
+                     np.asarray(g.confidence, dtype=np.float32)) for g in result]
 
 
 def _light(frames: Sequence[Frame]) -> list[Frame]:
@@ -116,8 +126,6 @@ class ProcessAnswerer:
         self._lock = threading.Lock()
         self._proc.start()
         child.close()
-        self.checkpoint_layout: str = layout
-        """``v1.0`` or ``v1.1``: the loaded checkpoint's layout (selects the prompt family)."""
         if not self._conn.poll(start_timeout_s):
             self.close()
             raise ModelProcessError(f"the model process did not load within {start_timeout_s} s")
@@ -131,6 +139,8 @@ class ProcessAnswerer:
         if not loaded:
             self.close()
             raise ModelProcessError(error)
+        self.checkpoint_layout: str = layout
+        """``v1.0`` or ``v1.1``: the loaded checkpoint's layout (selects the prompt family)."""
 
     @property
     def pid(self) -> int | None:
@@ -161,10 +171,9 @@ class ProcessAnswerer:
         result: GenerationResult = self._call("answer", _light(frames), prompt, max_new_tokens)
         return result
 
-    def predict_geometry(self, frames: Sequence[Frame]) -> list[PredictedGeometry]:
-        """The engine's per-frame predicted geometry (points and confidence only), computed in
-        the model process."""
-        result: list[PredictedGeometry] = self._call("predict_geometry", _light(frames))
+    def predict_geometry(self, frames: Sequence[Frame]) -> list[Geometry]:
+        """The engine's per-frame predicted geometry, computed in the model process."""
+        result: list[Geometry] = self._call("predict_geometry", _light(frames))
         return result
 
     def close(self, timeout_s: float = 10.0) -> None:

@@ -1,4 +1,5 @@
-"""Value types exchanged between the answering stages and their callers."""
+"""Value types exchanged between the answering stages and their callers (the model's
+:class:`~spatial_mllm_ros.model.result.GenerationResult` is re-exported here)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from spatial_mllm_ros.vsibench.boxes import Box2D
 from spatial_mllm_ros.core.frame import Frame
+from spatial_mllm_ros.model.result import GenerationResult
+from spatial_mllm_ros.vsibench.boxes import Box2D
 
 #: Stage names of per-answer timings, in pipeline order (seconds each).
 STAGES: tuple[str, ...] = (
@@ -61,33 +63,6 @@ class QuestionRequest:
     timeout_s: float = 0.0
     received_s: float = 0.0
     until_stamp_ns: int | None = None
-
-
-@dataclass(frozen=True)
-class GenerationResult:
-    """What a model returns for one prompt over a set of frames.
-
-    Attributes:
-        text: the generated answer text.
-        timings_s: seconds per model stage (``vision_2d``, ``spatial``, ``connector``,
-            ``prefill``, ``decode``); missing stages count as 0.
-        num_new_tokens: number of generated tokens.
-        resized_size: (width, height) in pixels of the frames as the model saw them, used to
-            map boxes back to the original frames.
-        raw_text: the text with special tokens kept (Qwen2.5-VL's ``<|box_start|>`` box
-            form lives there); "" when the same as ``text``.
-    """
-
-    text: str
-    timings_s: dict[str, float]
-    num_new_tokens: int
-    resized_size: tuple[int, int]
-    raw_text: str = ""
-
-    @property
-    def box_text(self) -> str:
-        """The text to look for boxes in."""
-        return self.raw_text or self.text
 
 
 class Answerer(Protocol):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,6 @@ import numpy.typing as npt
 import torch
 from transformers import GenerationConfig, Qwen2_5_VLProcessor
 
-from spatial_mllm_ros.answering.types import GenerationResult as AnswerResult
 from spatial_mllm_ros.core.frame import Frame
 from spatial_mllm_ros.model.configuration import SpatialMLLMConfig, load_config
 from spatial_mllm_ros.model.decoding import (
@@ -33,25 +31,10 @@ from spatial_mllm_ros.model.processing import (
     build_inputs,
     prepare_clip,
 )
+from spatial_mllm_ros.model.result import GenerationResult
 from spatial_mllm_ros.model.vggt import FrameGeometry, vggt_geometry
 
 TIED = {"lm_head.weight": "model.language_model.embed_tokens.weight"}
-
-
-@dataclass(frozen=True)
-class GenerationResult(AnswerResult):
-    """One answer: the answering stage's result plus what the engine knows besides.
-
-    Attributes (beyond :class:`spatial_mllm_ros.answering.types.GenerationResult`, whose
-    ``text`` is decoded with special tokens skipped and ``raw_text`` with them kept):
-        original_size: (W, H) of the first input frame.
-        token_ids: the generated token ids.
-        num_video_tokens: video tokens in the prompt (= merged spatial tokens).
-    """
-
-    original_size: tuple[int, int] = (0, 0)
-    token_ids: list[int] = field(default_factory=list)
-    num_video_tokens: int = 0
 
 
 def load_model(

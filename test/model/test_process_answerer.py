@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from spatial_mllm_ros import params as P
 from spatial_mllm_ros.answering.errors import ModelProcessError
 from spatial_mllm_ros.answering.process import ProcessAnswerer
+from spatial_mllm_ros.model.result import GenerationResult
 from spatial_mllm_ros.settings import load_answerer, load_engine
 from spatial_mllm_ros.synthetic import make_walkthrough
 
@@ -38,13 +41,20 @@ def test_child_process_answers_like_the_in_process_engine(values) -> None:
         assert (got.text, got.raw_text, got.num_new_tokens) == (
             local.text, local.raw_text, local.num_new_tokens)
         assert got.resized_size == local.resized_size
-        # the node receives plain types: no torch/transformers import on its side
-        assert type(got).__module__ == "spatial_mllm_ros.answering.types"
+        assert got.token_ids == local.token_ids
+        # the node receives the model's one result type, which is plain Python
+        assert type(got) is GenerationResult
         geometry = remote.predict_geometry(frames[:2])
         assert len(geometry) == 2 and geometry[0].world_points.shape[-1] == 3
     finally:
         remote.close()
     assert not remote._proc.is_alive()
+
+
+def test_the_result_type_imports_without_torch() -> None:
+    code = ("import sys, spatial_mllm_ros.answering.process, spatial_mllm_ros.model.result; "
+            "sys.exit(int(any(m in sys.modules for m in ('torch', 'transformers'))))")
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
 def test_load_failure_is_reported_with_the_cause(tmp_path: Path) -> None:
