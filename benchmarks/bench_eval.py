@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from spatial_mllm_ros.evaluation.bag_io import topics_from_params, write_frames  # noqa: E402
+from spatial_mllm_ros.bags import topics_from_params, write_frames  # noqa: E402
 from spatial_mllm_ros.evaluation.report import write_report  # noqa: E402
 from spatial_mllm_ros.evaluation.runner import EvalConfig, EvalRunner  # noqa: E402
 from spatial_mllm_ros.evaluation.scene_questions import (  # noqa: E402

@@ -18,7 +18,6 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace as NS
 from typing import Any
 
 import numpy as np
@@ -27,52 +26,34 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from spatial_mllm_ros.core.buffer import FrameBuffer  # noqa: E402
+from spatial_mllm_ros.core.encode import MessageEncoder, namespace_factory  # noqa: E402
 from spatial_mllm_ros.core.ingest import Ingestor  # noqa: E402
+from spatial_mllm_ros.synthetic.procedural import procedural_frames  # noqa: E402
 
 
-def _duck_messages(frames: list[Any], colour_enc: str, depth_enc: str) -> list[tuple]:
-    out = []
-    for i, f in enumerate(frames):
-        t = (i + 1) * 33_333_333
-        hdr = NS(stamp=NS(sec=t // 10**9, nanosec=t % 10**9), frame_id="cam")
-        rgb = f.rgb if colour_enc == "rgb8" else f.rgb[:, :, ::-1]
-        h, w = rgb.shape[:2]
-        col = NS(header=hdr, height=h, width=w, encoding=colour_enc, is_bigendian=0,
-                 step=w * 3, data=np.ascontiguousarray(rgb).tobytes())
-        d = (f.depth_m * 1000).astype("<u2") if depth_enc == "16UC1" else f.depth_m
-        dep = NS(header=hdr, height=h, width=w, encoding=depth_enc, is_bigendian=0,
-                 step=w * d.itemsize, data=d.tobytes())
-        info = NS(header=hdr, width=w, height=h, k=f.intrinsics.matrix.reshape(-1).tolist())
-        pose = NS(header=hdr, pose=NS(position=NS(x=0.0, y=0.0, z=0.0),
-                                      orientation=NS(x=0.0, y=0.0, z=0.0, w=1.0)))
-        out.append((col, dep, info, pose))
-    return out
-
-
-def _ros_messages(frames: list[Any], colour_enc: str, depth_enc: str) -> list[tuple] | None:
+def _messages(frames: list[Any], colour_enc: str, depth_enc: str) -> tuple[list[tuple], str]:
+    """Per frame (colour, depth, camera info, pose) messages from the one encoder: rclpy
+    messages when importable, else duck-typed namespace objects."""
     try:
-        from spatial_mllm_ros.ros import conversions as rc
+        from spatial_mllm_ros.ros.conversions import ENCODER as enc
+
+        kind = "rclpy messages"
     except ImportError:
-        return None
+        enc, kind = MessageEncoder(namespace_factory()), "duck-typed messages"
     out = []
     for i, f in enumerate(frames):
         t = (i + 1) * 33_333_333
-        out.append((rc.colour_image_msg(f.rgb, t, "cam", colour_enc),
-                    rc.depth_image_msg(f.depth_m, t, "cam", depth_enc),
-                    rc.camera_info_msg(f.intrinsics, t, "cam"),
-                    rc.pose_stamped_msg(f.pose, t, "map")))
-    return out
+        out.append((enc.colour_image(f.rgb, t, "cam", colour_enc),
+                    enc.depth_image(f.depth_m, t, "cam", depth_enc),
+                    enc.camera_info(f.intrinsics, t, "cam"),
+                    enc.pose_stamped(f.pose, t, "map")))
+    return out, kind
 
 
 def bench_inprocess(n: int, colour_enc: str, depth_enc: str) -> tuple[str, list[float]]:
-    from spatial_mllm_ros.ros.stream_publisher import procedural_frames
-
     views = procedural_frames(16)
     frames = [views[i % len(views)] for i in range(n)]
-    msgs = _ros_messages(frames, colour_enc, depth_enc)
-    kind = "rclpy messages"
-    if msgs is None:
-        msgs, kind = _duck_messages(frames, colour_enc, depth_enc), "duck-typed messages"
+    msgs, kind = _messages(frames, colour_enc, depth_enc)
     ing = Ingestor(FrameBuffer(256, 1 << 40))
     times = []
     for i, (col, dep, info, pose) in enumerate(msgs):

@@ -42,7 +42,7 @@ def load_frames() -> tuple[list[Frame], str]:
     from spatial_mllm_ros.core.frame import Frame
 
     if (DATA / "frame-000000.color.png").is_file():
-        from spatial_mllm_ros.synthetic import load_rgbd_dir
+        from spatial_mllm_ros.core.rgbd_dir import load_rgbd_dir
 
         return load_rgbd_dir(DATA), "real_rgbd_shelf"
     rng = np.random.default_rng(0)

@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from spatial_mllm_ros.evaluation.scene_questions import generate_scene_questions
     from spatial_mllm_ros.ros.ingest_monitor import IngestMonitor
-    from spatial_mllm_ros.synthetic import make_walkthrough, write_rgbd_dir
+    from spatial_mllm_ros.synthetic import make_walkthrough, write_scene_dir
 
     print(f"demo: rendering a synthetic room walkthrough ({a.views} views, 640x480, "
           f"seed {a.seed})")
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
           f"(profile {Path(a.profile).name})")
     code = 0
     with tempfile.TemporaryDirectory(prefix="spatial_mllm_demo_") as tmp:
-        write_rgbd_dir(scene, Path(tmp) / "scene")
+        write_scene_dir(scene, Path(tmp) / "scene")
         node = start_node_with_profile(env, a.profile, {
             "qos.reliability": "reliable", "qos.depth": 100, "diagnostics.period_s": 0.5,
             # a loaded 2-core machine can deliver depth/pose late: wait longer for partners

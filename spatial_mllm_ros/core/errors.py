@@ -41,3 +41,11 @@ class FrameRejected(CoreError):
         super().__init__(f"{reason.value}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+class EncodeError(CoreError, ValueError):
+    """A frame cannot be encoded as a message (unsupported encoding, failed compression)."""
+
+
+class RgbdDirError(CoreError, ValueError):
+    """An RGB-D frame directory is missing, malformed, or cannot be written."""

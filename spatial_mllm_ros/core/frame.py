@@ -14,6 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+#: default optical frame of the colour camera (the RealSense ROS wrapper's name)
+DEFAULT_FRAME_ID = "camera_color_optical_frame"
+#: default frame poses map into
+DEFAULT_WORLD_FRAME_ID = "map"
+
 
 @dataclass(frozen=True)
 class CameraIntrinsics:

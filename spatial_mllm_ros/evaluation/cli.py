@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from spatial_mllm_ros.evaluation.bag_io import (
+from spatial_mllm_ros.bags import (
     BagError,
     BagSource,
     FrameTopics,
@@ -219,8 +219,8 @@ def _print_summary(metrics_path: Path, run: dict[str, Any]) -> None:
 # ----------------------------------------------------------------------------- bag from rgbd
 def bag_from_rgbd_main(argv: list[str] | None = None) -> int:
     """``spatial-mllm-bag-from-rgbd``; returns the exit code."""
-    from spatial_mllm_ros.synthetic.errors import SyntheticError
-    from spatial_mllm_ros.synthetic.rgbd_dir import load_rgbd_dir
+    from spatial_mllm_ros.core.errors import RgbdDirError
+    from spatial_mllm_ros.core.rgbd_dir import load_rgbd_dir
 
     prog = "spatial-mllm-bag-from-rgbd"
     p = argparse.ArgumentParser(
@@ -254,7 +254,7 @@ def bag_from_rgbd_main(argv: list[str] | None = None) -> int:
     try:
         frames = load_rgbd_dir(args.src_dir, rate_hz=args.rate or 30.0,
                                frame_id=args.frame_id, world_frame_id=args.world_frame)
-    except SyntheticError as err:
+    except RgbdDirError as err:
         _err(prog, f"{args.src_dir}: {err}")
         return EXIT_USAGE
     frames = restamp(frames, args.start_s, args.rate)

@@ -46,7 +46,7 @@ from spatial_mllm_ros.answering.types import (
 )
 from spatial_mllm_ros.core.frame import Frame
 from spatial_mllm_ros.core.ingest import Ingestor
-from spatial_mllm_ros.evaluation.bag_io import BagSource, FrameTopics, topics_from_params
+from spatial_mllm_ros.bags import BagSource, FrameTopics, topics_from_params
 from spatial_mllm_ros.evaluation.errors import EvaluationError
 from spatial_mllm_ros.evaluation.metrics import score_one
 from spatial_mllm_ros.evaluation.questions import Question

@@ -24,7 +24,6 @@ before a subscriber is matched never reaches it).
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import time
 from typing import Any
@@ -42,15 +41,6 @@ EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_BAG = 3
 EXIT_ROS = 1
-
-
-def message_class(msgtype: str) -> Any:
-    """The rclpy message class of ``pkg/msg/Name`` (ImportError/AttributeError if absent)."""
-    parts = msgtype.split("/")
-    if len(parts) != 3 or parts[1] != "msg":
-        raise ImportError(f"not a message type name: {msgtype!r}")
-    module = importlib.import_module(f"{parts[0]}.msg")
-    return getattr(module, parts[2])
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -108,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{prog}: error: --rate must be > 0; --delay, --wait-subscribers and "
               "--ack-timeout >= 0", file=sys.stderr)
         return EXIT_USAGE
-    from spatial_mllm_ros.evaluation.bag_io import BagError, BagSource
+    from spatial_mllm_ros.bags import BagError, BagSource
 
     try:
         source = BagSource(args.bag)
@@ -127,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import rclpy
         from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+        from spatial_mllm_ros.ros.conversions import message_class
     except ImportError as err:
         print(f"{prog}: error: rclpy is not importable ({err}); source the ROS environment",
               file=sys.stderr)
@@ -148,9 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         rclpy.shutdown()
         source.close()
         return EXIT_BAG
-    reader = source._require()  # raw CDR messages in log-time order
-    conns = [c for c in reader.connections if c.topic in pubs]
     sent = 0
+    code = EXIT_OK
     interrupted = False
     try:
         time.sleep(args.delay)
@@ -162,19 +153,22 @@ def main(argv: list[str] | None = None) -> int:
         while True:
             t0_wall = time.monotonic()
             t0_bag: int | None = None
-            for conn, log_time, raw in reader.messages(connections=conns):
+            for topic, log_time, raw in source.raw_messages(pubs):  # CDR, log-time order
                 if t0_bag is None:
-                    t0_bag = int(log_time)
-                due = t0_wall + (int(log_time) - t0_bag) / 1e9 / args.rate
+                    t0_bag = log_time
+                due = t0_wall + (log_time - t0_bag) / 1e9 / args.rate
                 wait = due - time.monotonic()
                 if wait > 0:
                     time.sleep(wait)
-                pubs[conn.topic].publish(bytes(raw))
+                pubs[topic].publish(raw)
                 sent += 1
             if not args.loop:
                 break
     except KeyboardInterrupt:
         interrupted = True
+    except BagError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        code = EXIT_BAG
     finally:
         waiting = sent and not interrupted and rclpy.ok()
         late = wait_for_acks(pubs, args.ack_timeout) if waiting else []
@@ -186,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         if rclpy.ok():
             rclpy.shutdown()
         source.close()
-    return EXIT_OK
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

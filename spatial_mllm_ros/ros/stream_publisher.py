@@ -8,7 +8,8 @@ Sources (``--source``):
     * ``procedural`` (default): a cheap generated stream (~1 ms per frame) -- a textured wall
       and a box in front of it seen by a camera sliding sideways, with correct parallax,
       consistent depth, intrinsics and poses, and a band without depth (a sensor hole).
-      Meant for tests and benchmarks, where rendering must not compete with the node for CPU.
+      Meant for tests and benchmarks, where rendering must not compete with the node for CPU
+      (``spatial_mllm_ros.synthetic.procedural``).
     * ``synthetic``: views of a synthetic room walkthrough (``spatial_mllm_ros.synthetic``),
       ``--views`` of them rendered once at start-up (~0.5 s each) and replayed back and forth.
     * ``folder``: a directory in the ``real_rgbd_shelf`` convention (``--folder``), looped.
@@ -16,7 +17,8 @@ Stamps are the publisher's wall clock at the start plus ``i / rate``.
 
 Fault injection (``--inject kind[,kind...]``): after ``--count`` good frames, each kind is
 published ``--inject-count`` times (a bad slot publishes only the malformed message), then
-``--good-after`` good frames.  Kinds and the rejection reason the node must count:
+``--good-after`` good frames (messages from ``spatial_mllm_ros.synthetic.faults``).  Kinds
+and the rejection reason the node must count:
 
     wrong_step -> colour bad_step            truncated_data -> colour bad_size
     unknown_encoding -> colour unknown_encoding    empty_image -> colour empty_image
@@ -35,129 +37,26 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import math
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from rclpy.publisher import Publisher
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from spatial_mllm_ros.core.frame import CameraIntrinsics, Frame
-from spatial_mllm_ros.ros.conversions import (
-    camera_info_msg,
-    colour_image_msg,
-    compressed_image_msg,
-    depth_image_msg,
-    header,
-    pose_stamped_msg,
-)
+from spatial_mllm_ros.core.frame import DEFAULT_WORLD_FRAME_ID, Frame
+from spatial_mllm_ros.ros.conversions import ENCODER
 from spatial_mllm_ros.ros.qos import camera_qos
+from spatial_mllm_ros.synthetic.faults import INJECT_KINDS, faulty_message, inject_schedule
+from spatial_mllm_ros.synthetic.procedural import ping_pong, procedural_frames
 
-__all__ = [
-    "INJECT_KINDS",
-    "StreamPublisher",
-    "StreamSettings",
-    "folder_frames",
-    "main",
-    "procedural_frames",
-    "synthetic_frames",
-]
-
-#: kind -> (topic kind, reason the node must count)
-INJECT_KINDS: dict[str, tuple[str, str]] = {
-    "wrong_step": ("colour", "bad_step"),
-    "truncated_data": ("colour", "bad_size"),
-    "unknown_encoding": ("colour", "unknown_encoding"),
-    "empty_image": ("colour", "empty_image"),
-    "oversized_image": ("colour", "oversized_image"),
-    "nan_depth": ("depth", "bad_depth_values"),
-    "negative_depth": ("depth", "bad_depth_values"),
-    "missing_intrinsics": ("camera_info", "missing_intrinsics"),
-    "stamp_backwards": ("colour", "stamp_backwards"),
-    "corrupt_compressed": ("colour_compressed", "decode_failed"),
-    "bad_pose": ("pose", "bad_pose"),
-}
-
-FRAME_ID = "camera_color_optical_frame"
-WORLD_FRAME = "map"
-
-
-# --------------------------------------------------------------------------- sources
-def procedural_frames(
-    n_views: int = 30, width: int = 640, height: int = 480, wall_m: float = 2.5,
-    box_m: float = 1.4, sweep_m: float = 0.6,
-) -> list[Frame]:
-    """A camera sliding along world x in front of a textured wall with a box before it.
-
-    World frame: z up, the camera optical axis along world +y.  The wall is at ``wall_m``
-    and the box face at ``box_m`` from the camera; image content shifts by ``fx * dx / Z``
-    between views (true parallax).  Rows 0..height/16 have no depth (a sensor hole).
-    """
-    f = width / (2.0 * math.tan(math.radians(75.0) / 2.0))
-    intr = CameraIntrinsics(f, f, (width - 1) / 2.0, (height - 1) / 2.0, width, height)
-    margin = math.ceil(f * sweep_m / box_m) + 2
-    cols = np.arange(width + 2 * margin)
-    rows = np.arange(height)
-    # textures in world units so that motion is consistent
-    xw = (cols - margin - intr.cx)[None, :] * wall_m / f
-    yw = (rows - intr.cy)[:, None] * wall_m / f
-    checker = ((np.floor(xw / 0.25) + np.floor(yw / 0.25)) % 2).astype(np.float32)
-    wall = np.empty((height, cols.size, 3), np.uint8)
-    wall[..., 0] = (90 + 100 * checker).astype(np.uint8)
-    wall[..., 1] = (120 + 60 * np.sin(xw * 4.0) ** 2).astype(np.uint8)
-    wall[..., 2] = (160 - 80 * checker).astype(np.uint8)
-    box = np.zeros((height, cols.size), bool)
-    c0 = margin + width // 2 - width // 8
-    box[height // 3: 2 * height // 3, c0: c0 + width // 4] = True
-    frames: list[Frame] = []
-    r_world_cam = np.array([[1.0, 0, 0], [0, 0, 1.0], [0, -1.0, 0]])  # optical -> z-up world
-    for i in range(n_views):
-        dx = sweep_m * math.sin(2 * math.pi * i / max(n_views, 1))
-        shift_wall = round(f * dx / wall_m)
-        shift_box = round(f * dx / box_m)
-        rgb = wall[:, margin + shift_wall: margin + shift_wall + width].copy()
-        depth = np.full((height, width), np.float32(wall_m), np.float32)
-        bmask = np.roll(box, -shift_box, axis=1)[:, margin: margin + width]
-        rgb[bmask] = (200, 60, 40)
-        depth[bmask] = box_m
-        depth[: height // 16] = 0.0
-        pose = np.eye(4)
-        pose[:3, :3] = r_world_cam
-        pose[:3, 3] = (dx, 0.0, 1.2)
-        frames.append(Frame(0, FRAME_ID, rgb, depth, intr, pose, WORLD_FRAME, i))
-    return frames
-
-
-def synthetic_frames(n_views: int = 8, width: int = 640, height: int = 480,
-                     seed: int = 0) -> list[Frame]:
-    """``n_views`` rendered views of a synthetic room walkthrough."""
-    from spatial_mllm_ros.synthetic import make_walkthrough
-
-    return list(make_walkthrough(seed, n_frames=n_views, width=width, height=height).frames)
-
-
-def folder_frames(path: str | Path) -> list[Frame]:
-    """The frames of a directory in the ``real_rgbd_shelf`` convention."""
-    from spatial_mllm_ros.synthetic import load_rgbd_dir
-
-    return load_rgbd_dir(path)
-
-
-def _ping_pong(n: int, i: int) -> int:
-    """Index into n views for slot i, going back and forth (no jump at the loop point)."""
-    if n <= 1:
-        return 0
-    period = 2 * n - 2
-    k = i % period
-    return k if k < n else period - k
+__all__ = ["StreamPublisher", "StreamSettings", "build_parser", "main"]
 
 
 # --------------------------------------------------------------------------- publisher
@@ -168,7 +67,7 @@ class StreamSettings:
     rate_hz: float = 30.0
     count: int = 90
     loop: bool = False
-    colour_format: str = "raw"  # raw | jpeg | png
+    colour_format: Literal["raw", "jpeg", "png"] = "raw"
     colour_encoding: str = "rgb8"
     depth_encoding: str = "16UC1"
     topics: dict[str, str] = field(default_factory=lambda: {
@@ -232,81 +131,38 @@ class StreamPublisher:
     # ------------------------------------------------------------------- slots
     def publish_good(self, index: int, stamp_ns: int) -> None:
         """Colour + depth + camera info + pose of view ``index`` with ``stamp_ns``."""
-        fr = self.frames[_ping_pong(len(self.frames), index)]
+        fr = self.frames[ping_pong(len(self.frames), index)]
         if "colour" in self.pubs and self.s.colour_format == "raw":
-            self._publish("colour", colour_image_msg(fr.rgb, stamp_ns, fr.frame_id,
-                                                     self.s.colour_encoding))
+            self._publish("colour", ENCODER.colour_image(fr.rgb, stamp_ns, fr.frame_id,
+                                                         self.s.colour_encoding))
         elif self.s.colour_format != "raw":
             self._publish("colour_compressed",
-                          compressed_image_msg(fr.rgb, stamp_ns, fr.frame_id,
-                                               self.s.colour_format))
+                          ENCODER.compressed_image(fr.rgb, stamp_ns, fr.frame_id,
+                                                   self.s.colour_format))
         if fr.depth_m is not None and "depth" in self.pubs:
-            self._publish("depth", depth_image_msg(fr.depth_m, stamp_ns, fr.frame_id,
-                                                   self.s.depth_encoding))
+            self._publish("depth", ENCODER.depth_image(fr.depth_m, stamp_ns, fr.frame_id,
+                                                       self.s.depth_encoding))
         if fr.intrinsics is not None and "camera_info" in self.pubs:
-            self._publish("camera_info", camera_info_msg(fr.intrinsics, stamp_ns, fr.frame_id))
+            self._publish("camera_info",
+                          ENCODER.camera_info(fr.intrinsics, stamp_ns, fr.frame_id))
         if fr.pose is not None and "pose" in self.pubs:
-            self._publish("pose", pose_stamped_msg(fr.pose, stamp_ns,
-                                                   fr.world_frame_id or WORLD_FRAME))
+            self._publish("pose", ENCODER.pose_stamped(
+                fr.pose, stamp_ns, fr.world_frame_id or DEFAULT_WORLD_FRAME_ID))
         self._last_colour_ns = stamp_ns
         self.good_frames += 1
 
     def publish_bad(self, kind: str, stamp_ns: int) -> None:
         """The malformed message of ``kind`` (only that message) with ``stamp_ns``."""
-        fr = self.frames[0]
-        h, w = fr.height, fr.width
-        fid = fr.frame_id
-        if kind in ("wrong_step", "truncated_data", "unknown_encoding"):
-            msg = colour_image_msg(fr.rgb, stamp_ns, fid, "rgb8")
-            if kind == "wrong_step":
-                msg.step = w * 3 - 1
-            elif kind == "truncated_data":
-                msg.data = msg.data[: len(msg.data) - w * 3]
-            else:
-                msg.encoding = "nv21"
-            self._publish("colour", msg)
-        elif kind == "empty_image":
-            self._publish("colour", Image(header=header(stamp_ns, fid), height=0, width=0,
-                                          encoding="rgb8", step=0))
-        elif kind == "oversized_image":
-            big = np.zeros((2 * h, 2 * w, 3), np.uint8)
-            self._publish("colour", colour_image_msg(big, stamp_ns, fid, "rgb8"))
-        elif kind in ("nan_depth", "negative_depth"):
-            if kind == "nan_depth":
-                d = np.full((h, w), np.nan, np.float32)
-                d[::2] = np.inf
-            else:
-                d = np.full((h, w), 1.5, np.float32)
-                d[h // 2:] = -1.0
-            self._publish("depth", depth_image_msg(d, stamp_ns, fid, "32FC1"))
-        elif kind == "missing_intrinsics":
-            zero = CameraIntrinsics(0.0, 0.0, 0.0, 0.0, w, h)
-            msg = camera_info_msg(zero, stamp_ns, fid)
-            msg.k = [0.0] * 9
-            self._publish("camera_info", msg)
-        elif kind == "stamp_backwards":
-            back = (self._last_colour_ns or stamp_ns) - 1_000_000_000
-            self._publish("colour", colour_image_msg(fr.rgb, back, fid, "rgb8"))
-        elif kind == "corrupt_compressed":
-            msg = compressed_image_msg(fr.rgb, stamp_ns, fid, "jpeg")
-            msg.data = msg.data[:16]  # a JPEG header without the image
-            self._publish("colour_compressed", msg)
-        elif kind == "bad_pose":
-            msg = pose_stamped_msg(np.eye(4), stamp_ns, WORLD_FRAME)
-            msg.pose.orientation.w = 0.0
-            self._publish("pose", msg)
-        else:
-            raise ValueError(f"unknown inject kind {kind!r}; one of {sorted(INJECT_KINDS)}")
+        topic_kind, msg = faulty_message(ENCODER, kind, self.frames[0], stamp_ns,
+                                         self._last_colour_ns)
+        self._publish(topic_kind, msg)
         self.injected[kind] = self.injected.get(kind, 0) + 1
 
     # --------------------------------------------------------------------- run
     def schedule(self) -> list[str | None]:
         """The slot plan: None = a good frame, else an inject kind."""
-        plan: list[str | None] = [None] * self.s.count
-        for kind in self.s.inject:
-            plan += [kind] * self.s.inject_count
-        plan += [None] * self.s.good_after
-        return plan
+        return inject_schedule(self.s.count, self.s.inject, self.s.inject_count,
+                               self.s.good_after)
 
     def run(self) -> dict[str, Any]:
         """Publish the plan at the rate (forever with ``loop``); return the summary."""
@@ -385,9 +241,13 @@ def _frames(a: argparse.Namespace) -> list[Frame]:
     if a.source == "folder":
         if a.folder is None:
             raise SystemExit("--source folder needs --folder")
-        return folder_frames(a.folder)
+        from spatial_mllm_ros.core.rgbd_dir import load_rgbd_dir
+
+        return load_rgbd_dir(a.folder)
     if a.source == "synthetic":
-        return synthetic_frames(a.views, a.width, a.height)
+        from spatial_mllm_ros.synthetic import make_walkthrough
+
+        return list(make_walkthrough(0, n_frames=a.views, width=a.width, height=a.height).frames)
     return procedural_frames(max(a.views, 2) * 4, a.width, a.height)
 
 

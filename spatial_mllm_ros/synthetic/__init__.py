@@ -1,18 +1,16 @@
-"""Deterministic synthetic indoor RGB-D scenes with ground truth, and RGB-D directory I/O.
+"""Deterministic synthetic indoor RGB-D scenes with ground truth, a cheap procedural stream and
+malformed messages for fault injection.
 
-Pure numpy/OpenCV; never imports rclpy.
+Pure numpy/OpenCV; never imports rclpy.  Reading and writing RGB-D directories is
+:mod:`spatial_mllm_ros.core.rgbd_dir`.
 """
 
 from __future__ import annotations
 
-from spatial_mllm_ros.synthetic.errors import SceneFormatError, SyntheticError
+from spatial_mllm_ros.synthetic.errors import SyntheticError, UnknownInjectKindError
+from spatial_mllm_ros.synthetic.faults import INJECT_KINDS, faulty_message, inject_schedule
+from spatial_mllm_ros.synthetic.procedural import ping_pong, procedural_frames
 from spatial_mllm_ros.synthetic.render import RenderResult, render_view
-from spatial_mllm_ros.synthetic.rgbd_dir import (
-    load_ground_truth,
-    load_rgbd_dir,
-    scene_from_dir,
-    write_rgbd_dir,
-)
 from spatial_mllm_ros.synthetic.scene import (
     LABELS,
     Room,
@@ -24,30 +22,29 @@ from spatial_mllm_ros.synthetic.trajectory import look_pose, walkthrough_poses
 from spatial_mllm_ros.synthetic.walkthrough import (
     SyntheticScene,
     default_intrinsics,
-    depth_from_mm,
-    depth_to_mm,
     make_walkthrough,
+    write_scene_dir,
 )
 
 __all__ = [
+    "INJECT_KINDS",
     "LABELS",
     "RenderResult",
     "Room",
-    "SceneFormatError",
     "SceneLayout",
     "SceneObject",
     "SyntheticError",
     "SyntheticScene",
+    "UnknownInjectKindError",
     "default_intrinsics",
-    "depth_from_mm",
-    "depth_to_mm",
+    "faulty_message",
     "generate_layout",
-    "load_ground_truth",
-    "load_rgbd_dir",
+    "inject_schedule",
     "look_pose",
     "make_walkthrough",
+    "ping_pong",
+    "procedural_frames",
     "render_view",
-    "scene_from_dir",
     "walkthrough_poses",
-    "write_rgbd_dir",
+    "write_scene_dir",
 ]

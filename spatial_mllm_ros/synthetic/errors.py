@@ -7,5 +7,6 @@ class SyntheticError(Exception):
     """Base class of synthetic-scene errors."""
 
 
-class SceneFormatError(SyntheticError, ValueError):
-    """A scene directory or ground-truth file is missing or malformed."""
+class UnknownInjectKindError(SyntheticError, ValueError):
+    """A fault-injection kind that :data:`~spatial_mllm_ros.synthetic.faults.INJECT_KINDS`
+    does not define."""

@@ -10,25 +10,29 @@ Ground truth carried by :class:`SyntheticScene` (all JSON-serializable via
 * ``first_seen_ns`` per instance and ``appearance_order`` (instance ids by first sighting,
   ties by id) -- what VSI-Bench's appearance-order questions need.
 
-Depth is float32 metres in :class:`Frame` (0 = no hit); :func:`depth_to_mm` gives the uint16
-millimetre encoding used on disk and by ROS ``16UC1`` images.
+Depth is float32 metres in :class:`Frame` (0 = no hit).  :func:`write_scene_dir` writes a
+scene as an RGB-D directory (:mod:`spatial_mllm_ros.core.rgbd_dir`) with its ground truth.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from spatial_mllm_ros.core.frame import CameraIntrinsics, Frame
+from spatial_mllm_ros.core.frame import (
+    DEFAULT_FRAME_ID,
+    DEFAULT_WORLD_FRAME_ID,
+    CameraIntrinsics,
+    Frame,
+)
+from spatial_mllm_ros.core.rgbd_dir import write_rgbd_dir
 from spatial_mllm_ros.synthetic.render import render_view
 from spatial_mllm_ros.synthetic.scene import SceneLayout, generate_layout
 from spatial_mllm_ros.synthetic.trajectory import walkthrough_poses
-
-DEFAULT_FRAME_ID = "camera_color_optical_frame"
-DEFAULT_WORLD_FRAME_ID = "map"
 
 
 def default_intrinsics(
@@ -39,18 +43,6 @@ def default_intrinsics(
     return CameraIntrinsics(
         float(f), float(f), (width - 1) / 2.0, (height - 1) / 2.0, width, height
     )
-
-
-def depth_to_mm(depth_m: npt.NDArray[np.floating]) -> npt.NDArray[np.uint16]:
-    """Metres -> uint16 millimetres (rounded; 0 and invalid stay 0; clipped at 65.535 m)."""
-    d = np.nan_to_num(np.asarray(depth_m, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    d = np.where(d > 0, d, 0.0)
-    return np.clip(np.rint(d * 1000.0), 0, 65535).astype(np.uint16)
-
-
-def depth_from_mm(depth_mm: npt.NDArray[np.integer]) -> npt.NDArray[np.float32]:
-    """uint16 millimetres -> float32 metres (0 stays 0)."""
-    return (np.asarray(depth_mm, dtype=np.float32) * np.float32(0.001)).astype(np.float32)
 
 
 @dataclass
@@ -151,3 +143,13 @@ def make_walkthrough(
         if masks is not None:
             masks.append(res.instance)
     return SyntheticScene(layout, frames, visibility, fps, masks)
+
+
+def write_scene_dir(scene: SyntheticScene, path: str | Path) -> Path:
+    """Write ``scene`` as an RGB-D directory: its frames, instance masks (``.segm.png``, when
+    kept) and ground truth (``scene.json``); return the directory.
+
+    Raises:
+        spatial_mllm_ros.core.errors.RgbdDirError: the scene has no frames or a write fails.
+    """
+    return write_rgbd_dir(scene.frames, path, scene.instance_masks, scene.ground_truth())

@@ -23,7 +23,7 @@ from spatial_mllm_ros.sampling.predicted import (
     candidate_indices,
 )
 from spatial_mllm_ros.sampling.strategies import union_size
-from spatial_mllm_ros.synthetic import load_rgbd_dir
+from spatial_mllm_ros.core.rgbd_dir import load_rgbd_dir
 
 PIXELS = 32 * 28 * 28  # small frames keep the spatial encoder pass short
 K, CANDIDATES = 4, 8

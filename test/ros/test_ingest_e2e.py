@@ -108,7 +108,7 @@ def test_30hz_rgbd_stream_every_frame_accounted(node, monitor):
 
 
 def test_malformed_streams_rejected_by_reason_and_node_survives(node, monitor):
-    from spatial_mllm_ros.ros.stream_publisher import INJECT_KINDS  # kind -> (topic, reason)
+    from spatial_mllm_ros.synthetic.faults import INJECT_KINDS  # kind -> (topic, reason)
 
     kinds = list(INJECT_KINDS)
     before, after, summary = stream(

@@ -77,7 +77,7 @@ def n(v: dict[str, str], key: str) -> int:
 def bag_colour_stamps(bag: Path, profile: dict[str, Any]) -> list[int]:
     """Header stamps of the bag's colour images (what both sides must report)."""
     from spatial_mllm_ros.core.convert import stamp_to_ns
-    from spatial_mllm_ros.evaluation.bag_io import BagSource, topics_from_params
+    from spatial_mllm_ros.bags import BagSource, topics_from_params
 
     topic = topics_from_params(profile).names["colour"]
     with BagSource(bag) as src:

@@ -40,18 +40,18 @@ def test_core_convert_matches_cv_bridge(encoding: str) -> None:
         colour_image_to_rgb,
         depth_image_to_metres,
     )
-    from spatial_mllm_ros.ros.conversions import colour_image_msg, depth_image_msg
+    from spatial_mllm_ros.ros.conversions import ENCODER
 
     rng = np.random.default_rng(0)
     if encoding in ("rgb8", "bgr8"):
         rgb = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
-        msg = colour_image_msg(rgb, 1, "cam", encoding)
+        msg = ENCODER.colour_image(rgb, 1, "cam", encoding)
         ours = colour_image_to_rgb(msg, ConvertLimits())[0]
         theirs = BRIDGE.imgmsg_to_cv2(msg, desired_encoding="rgb8")  # type: ignore[attr-defined]
         np.testing.assert_array_equal(ours, theirs)
     else:
         depth = rng.uniform(0.3, 5.0, (48, 64)).astype(np.float32)
-        msg = depth_image_msg(depth, 1, "cam", encoding)
+        msg = ENCODER.depth_image(depth, 1, "cam", encoding)
         ours = depth_image_to_metres(msg, ConvertLimits())[0]
         raw = BRIDGE.imgmsg_to_cv2(msg, desired_encoding="passthrough")  # type: ignore[attr-defined]
         theirs = raw.astype(np.float32) / 1000.0 if encoding == "16UC1" else raw

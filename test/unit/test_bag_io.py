@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from spatial_mllm_ros.core.buffer import FrameBuffer
-from spatial_mllm_ros.core.convert import quaternion_to_rotation
-from spatial_mllm_ros.core.ingest import Ingestor
-from spatial_mllm_ros.evaluation.bag_io import (
+from spatial_mllm_ros.bags import (
+    BagError,
     BagFormatError,
     BagNotFoundError,
     BagSource,
     BagTopicsError,
     BagWriter,
     EmptyBagError,
-    colour_msg,
     resolve_topic,
-    rotation_to_quaternion,
     topics_from_params,
+    typestore,
     write_frames,
 )
+from spatial_mllm_ros.core.buffer import FrameBuffer
+from spatial_mllm_ros.core.ingest import Ingestor
 from spatial_mllm_ros.evaluation.cli import bag_from_rgbd_main
 from spatial_mllm_ros.params import defaults
 from spatial_mllm_ros.synthetic import make_walkthrough
@@ -79,10 +77,45 @@ def test_compressed_colour_needs_its_topic(tmp_path: Path, scene) -> None:
     frames, counters, _ = _read_frames(
         bag, TOPICS.with_overrides({"colour_compressed": compressed, "colour": ""})
     )
+    with BagSource(bag) as src:
+        first = next(iter(src.messages({compressed: "colour_compressed"}))).msg
+    assert first.format == "rgb8; jpeg compressed bgr8"  # as image_transport writes it
     assert counters["in.colour_compressed.accepted"] == 6
     assert len(frames) == 6
     diff = np.abs(frames[2].rgb.astype(int) - scene.frames[2].rgb.astype(int))
     assert diff.mean() < 8  # jpeg quality 90
+
+
+def test_poses_as_odometry_when_no_pose_topic(tmp_path: Path, scene) -> None:
+    topics = TOPICS.with_overrides({"pose": "", "odometry": "/vo/odom"})
+    counts = write_frames(scene.frames, tmp_path / "bag", topics)
+    assert counts["/vo/odom"] == 6 and TOPICS.names["pose"] not in counts
+    with BagSource(tmp_path / "bag") as src:
+        assert src.info.topics["/vo/odom"] == ("nav_msgs/msg/Odometry", 6)
+        odom = next(iter(src.messages({"/vo/odom": "odometry"}))).msg
+    assert odom.child_frame_id == scene.frames[0].frame_id
+    assert odom.header.frame_id == "map"
+    frames, counters, _ = _read_frames(tmp_path / "bag", topics)
+    assert counters["frames.complete"] == 6
+    for got, want in zip(frames, scene.frames, strict=True):
+        assert np.allclose(got.pose, want.pose, atol=1e-9)
+
+
+def test_raw_messages_are_the_stored_cdr_in_log_time_order(tmp_path: Path, scene) -> None:
+    bag = tmp_path / "bag"
+    write_frames(scene.frames, bag, TOPICS)
+    colour, pose = TOPICS.names["colour"], TOPICS.names["pose"]
+    with BagSource(bag) as src:
+        raw = list(src.raw_messages({colour, pose}))
+        decoded = list(src.messages({colour: "colour", pose: "pose"}))
+        types = {t: ty for t, (ty, _) in src.info.topics.items()}
+    assert [(t, ns) for t, ns, _ in raw] == [(m.topic, m.log_time_ns) for m in decoded]
+    assert len(raw) == 12 and [ns for _, ns, _ in raw] == sorted(ns for _, ns, _ in raw)
+    ts = typestore()
+    for (topic, _, data), m in zip(raw, decoded, strict=True):
+        got, want = ts.deserialize_cdr(data, types[topic]).header, m.msg.header
+        assert (got.stamp.sec, got.stamp.nanosec, got.frame_id) == (
+            want.stamp.sec, want.stamp.nanosec, want.frame_id)
 
 
 def test_missing_and_not_a_bag(tmp_path: Path) -> None:
@@ -103,7 +136,7 @@ def test_empty_bag(tmp_path: Path) -> None:
 def test_bag_without_configured_topics_lists_its_topics(tmp_path: Path, scene) -> None:
     bag = tmp_path / "other"
     with BagWriter(bag) as w:
-        w.write("/front/image", START, colour_msg(w.ts, scene.frames[0].rgb, START, "cam"))
+        w.write("/front/image", START, w.encoder.colour_image(scene.frames[0].rgb, START, "cam"))
     with BagSource(bag) as src, pytest.raises(BagTopicsError) as err:
         src.plan(TOPICS)
     text = str(err.value)
@@ -115,10 +148,9 @@ def test_wrong_type_on_a_configured_topic(tmp_path: Path, scene) -> None:
     bag = tmp_path / "wrong"
     depth_topic = TOPICS.names["depth"]
     with BagWriter(bag) as w:
-        w.write(TOPICS.names["colour"], START, colour_msg(w.ts, scene.frames[0].rgb, START, "c"))
-        from spatial_mllm_ros.evaluation.bag_io import pose_stamped_msg
-
-        w.write(depth_topic, START, pose_stamped_msg(w.ts, np.eye(4), START, "map"))
+        w.write(TOPICS.names["colour"], START,
+                w.encoder.colour_image(scene.frames[0].rgb, START, "c"))
+        w.write(depth_topic, START, w.encoder.pose_stamped(np.eye(4), START, "map"))
     with (
         BagSource(bag) as src,
         pytest.raises(BagTopicsError, match="expects sensor_msgs/msg/Image"),
@@ -130,7 +162,8 @@ def test_partner_topics_missing_are_warnings(tmp_path: Path, scene) -> None:
     bag = tmp_path / "colour_only"
     with BagWriter(bag) as w:
         for f in scene.frames:
-            w.write(TOPICS.names["colour"], f.stamp_ns, colour_msg(w.ts, f.rgb, f.stamp_ns, "c"))
+            w.write(TOPICS.names["colour"], f.stamp_ns,
+                    w.encoder.colour_image(f.rgb, f.stamp_ns, "c"))
     frames, counters, warnings = _read_frames(bag)
     assert len(frames) == 6 and counters["frames.colour_only"] == 6
     assert any("topics.depth" in w for w in warnings)
@@ -138,8 +171,6 @@ def test_partner_topics_missing_are_warnings(tmp_path: Path, scene) -> None:
 
 
 def test_output_bag_must_not_exist(tmp_path: Path) -> None:
-    from spatial_mllm_ros.evaluation.bag_io import BagError
-
     (tmp_path / "exists").mkdir()
     with pytest.raises(BagError, match="already exists"):
         BagWriter(tmp_path / "exists")
@@ -151,22 +182,6 @@ def test_resolve_topic() -> None:
     assert resolve_topic("image") == "/image"
     assert resolve_topic("/a/b") == "/a/b"
     assert resolve_topic("") == ""
-
-
-def test_rotation_to_quaternion_round_trip() -> None:
-    rng = np.random.default_rng(0)
-    for _ in range(200):
-        q = rng.normal(size=4)
-        q /= np.linalg.norm(q)
-        r = quaternion_to_rotation(*q)
-        back = rotation_to_quaternion(r)
-        assert math.isclose(np.linalg.norm(back), 1.0, abs_tol=1e-12)
-        assert back[3] >= 0
-        assert np.allclose(quaternion_to_rotation(*back), r, atol=1e-12)
-    # 180-degree rotations (trace -1) take the non-w branches
-    for axis in np.eye(3):
-        r = 2 * np.outer(axis, axis) - np.eye(3)
-        assert np.allclose(quaternion_to_rotation(*rotation_to_quaternion(r)), r, atol=1e-12)
 
 
 @pytest.mark.skipif(not REAL.is_dir(), reason="shared/data/real_rgbd_shelf is not beside the repo")

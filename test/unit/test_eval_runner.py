@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from spatial_mllm_ros.answering.types import GenerationResult
-from spatial_mllm_ros.evaluation.bag_io import topics_from_params, write_frames
+from spatial_mllm_ros.bags import topics_from_params, write_frames
 from spatial_mllm_ros.evaluation.cli import eval_main
 from spatial_mllm_ros.evaluation.questions import Question, write_questions
 from spatial_mllm_ros.evaluation.report import write_report

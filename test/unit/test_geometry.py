@@ -20,7 +20,8 @@ from spatial_mllm_ros.core.geometry import (
     voxel_centers,
     voxel_keys,
 )
-from spatial_mllm_ros.synthetic import load_rgbd_dir, make_walkthrough
+from spatial_mllm_ros.core.rgbd_dir import load_rgbd_dir
+from spatial_mllm_ros.synthetic import make_walkthrough
 from spatial_mllm_ros.synthetic.render import render_view
 
 SHELF = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real_rgbd_shelf"

@@ -1,25 +1,26 @@
-"""Synthetic rooms: determinism, ground truth sanity, depth encoding, directory round trip."""
+"""Synthetic data: rooms (determinism, ground truth), the procedural stream, injected faults."""
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from spatial_mllm_ros.core import convert as C
+from spatial_mllm_ros.core.buffer import FrameBuffer
+from spatial_mllm_ros.core.encode import MessageEncoder, namespace_factory
+from spatial_mllm_ros.core.ingest import IngestConfig, Ingestor
 from spatial_mllm_ros.synthetic import (
-    SceneFormatError,
-    depth_from_mm,
-    depth_to_mm,
+    INJECT_KINDS,
+    UnknownInjectKindError,
+    faulty_message,
     generate_layout,
-    load_ground_truth,
-    load_rgbd_dir,
+    inject_schedule,
     make_walkthrough,
-    write_rgbd_dir,
+    ping_pong,
+    procedural_frames,
 )
 
-SHELF = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real_rgbd_shelf"
+ENC = MessageEncoder(namespace_factory())
 
 
 @pytest.fixture(scope="module")
@@ -80,62 +81,51 @@ def test_visibility_matches_masks_and_appearance_order(scene) -> None:  # type: 
     assert set(scene.visibility[0]) == {i for i in order if seen[i] == first}
 
 
-def test_depth_mm_round_trip() -> None:
-    d = np.array([[0.0, 0.0004, 1.2344, np.nan], [70.0, -1.0, 2.0006, np.inf]], np.float32)
-    mm = depth_to_mm(d)
-    assert mm.dtype == np.uint16
-    assert mm.tolist() == [[0, 0, 1234, 0], [65535, 0, 2001, 0]]
-    back = depth_from_mm(mm)
-    assert back.dtype == np.float32
-    assert back[0, 2] == pytest.approx(1.234) and back[1, 2] == pytest.approx(2.001)
+def test_procedural_frames_have_parallax_consistent_with_depth() -> None:
+    frames = procedural_frames(8, width=160, height=120)
+    assert len(frames) == 8
+    f0, f2 = frames[0], frames[2]
+    assert f0.rgb.shape == (120, 160, 3) and f0.depth_m.dtype == np.float32
+    assert np.all(f0.depth_m[: 120 // 16] == 0) and (f0.depth_m[120 // 16:] > 0).all()
+    assert set(np.unique(f0.depth_m[120 // 16:])) == {np.float32(1.4), np.float32(2.5)}
+    dx = f2.pose[0, 3] - f0.pose[0, 3]
+    assert dx > 0.1 and np.allclose(f2.pose[1:3, 3], f0.pose[1:3, 3])
+    # the box (at 1.4 m) moves by fx * dx / Z pixels to the left
+    shift = round(f0.intrinsics.fx * dx / 1.4)
+    box0 = np.flatnonzero((f0.depth_m == np.float32(1.4)).any(axis=0))
+    box2 = np.flatnonzero((f2.depth_m == np.float32(1.4)).any(axis=0))
+    assert box0[0] - box2[0] == pytest.approx(shift, abs=1)
+    # poses are rigid transforms of the optical frame, optical z along world +y
+    r = f0.pose[:3, :3]
+    assert np.allclose(r @ r.T, np.eye(3)) and np.allclose(r[:, 2], [0, 1, 0])
 
 
-def test_write_and_load_directory_round_trip(scene, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    out = write_rgbd_dir(scene, tmp_path / "scene")
-    names = {p.name for p in out.iterdir()}
-    assert {
-        "camera_intrinsics.txt",
-        "scene.json",
-        "frame-000000.color.png",
-        "frame-000000.depth.png",
-        "frame-000000.pose.txt",
-        "frame-000000.segm.png",
-    } <= names
-    frames = load_rgbd_dir(out)
-    assert len(frames) == len(scene.frames)
-    for a, b in zip(scene.frames, frames, strict=True):
-        assert a.stamp_ns == b.stamp_ns
-        assert np.array_equal(a.rgb, b.rgb)
-        assert np.max(np.abs(a.depth_m - b.depth_m)) <= 0.0005 + 1e-6
-        np.testing.assert_allclose(a.pose, b.pose, atol=1e-8)
-        assert b.intrinsics is not None
-        np.testing.assert_allclose(a.intrinsics.matrix, b.intrinsics.matrix, atol=1e-6)
-    gt = load_ground_truth(out)
-    assert gt == json.loads(json.dumps(scene.ground_truth()))
-    assert gt["room"]["floor_area_m2"] == pytest.approx(scene.layout.room.floor_area_m2)
+def test_ping_pong_goes_back_and_forth() -> None:
+    assert [ping_pong(3, i) for i in range(7)] == [0, 1, 2, 1, 0, 1, 2]
+    assert [ping_pong(1, i) for i in range(3)] == [0, 0, 0]
 
 
-def test_loader_synthesizes_stamps_and_handles_missing_files(scene, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    out = write_rgbd_dir(scene, tmp_path / "s")
-    (out / "scene.json").unlink()
-    (out / "frame-000001.depth.png").unlink()
-    (out / "frame-000002.pose.txt").unlink()
-    frames = load_rgbd_dir(out, rate_hz=10.0, start_ns=5)
-    assert [f.stamp_ns for f in frames[:3]] == [5, 5 + 10**8, 5 + 2 * 10**8]
-    assert frames[1].depth_m is None and frames[2].pose is None and frames[2].world_frame_id == ""
-    with pytest.raises(SceneFormatError):
-        load_rgbd_dir(tmp_path / "missing")
-    with pytest.raises(SceneFormatError):
-        load_ground_truth(out)
+def test_inject_schedule() -> None:
+    assert inject_schedule(2, ["a", "b"], 2, 1) == [None, None, "a", "a", "b", "b", None]
 
 
-@pytest.mark.skipif(not SHELF.exists(), reason=f"real RGB-D sample not present at {SHELF}")
-def test_loader_reads_the_real_shelf_convention() -> None:
-    frames = load_rgbd_dir(SHELF, rate_hz=15.0)
-    assert len(frames) == 15
-    f = frames[0]
-    assert f.rgb.shape == (480, 640, 3) and f.depth_m.dtype == np.float32
-    assert f.intrinsics.fx == pytest.approx(611.6857, abs=1e-3)
-    assert np.allclose(f.pose[3], [0, 0, 0, 1])
-    steps = np.diff([x.stamp_ns for x in frames])
-    assert np.all(np.abs(steps - 1e9 / 15) <= 1)
+@pytest.mark.parametrize("kind", sorted(INJECT_KINDS))
+def test_each_fault_is_rejected_with_its_reason(kind: str) -> None:
+    frame = procedural_frames(2, width=32, height=24)[0]
+    stamp = 5_000_000_000
+    topic, msg = faulty_message(ENC, kind, frame, stamp, last_colour_ns=stamp - 10)
+    assert topic == INJECT_KINDS[kind][0]
+    limits = C.ConvertLimits(max_pixels=2 * frame.width * frame.height)
+    ing = Ingestor(FrameBuffer(16, 1 << 30), IngestConfig(limits=limits))
+    if kind == "stamp_backwards":  # rejected after a good colour image
+        ing.ingest("colour", ENC.colour_image(frame.rgb, stamp - 10, frame.frame_id), stamp)
+    result = ing.ingest(topic, msg, stamp)
+    assert result.rejected is not None
+    assert result.rejected.reason.value == INJECT_KINDS[kind][1]
+    assert ing.counters()[f"in.{topic}.rejected.{INJECT_KINDS[kind][1]}"] == 1
+
+
+def test_unknown_fault_kind() -> None:
+    frame = procedural_frames(2, width=32, height=24)[0]
+    with pytest.raises(UnknownInjectKindError, match="one of"):
+        faulty_message(ENC, "gremlins", frame, 1)
