@@ -8,22 +8,22 @@ import time
 import numpy as np
 import pytest
 from _spatial_mllm_tiny import require_data, tiny_checkpoint
+from testkit.frames import colour_buffer
 
 from spatial_mllm_ros.answering.monocular import GeometryPredictor, select_frames
 from spatial_mllm_ros.answering.pipeline import AnsweringPipeline, PipelineConfig
 from spatial_mllm_ros.answering.types import AnswerStatus, QuestionRequest
 from spatial_mllm_ros.core.frame import Frame
 from spatial_mllm_ros.core.geometry import voxel_keys
+from spatial_mllm_ros.core.rgbd_dir import load_rgbd_dir
 from spatial_mllm_ros.model.engine import SpatialMLLMEngine
 from spatial_mllm_ros.sampling.coverage import greedy_set_cover_reference
-from spatial_mllm_ros.sampling.online import BufferConfig, SpatialFrameBuffer
 from spatial_mllm_ros.sampling.predicted import (
     FALLBACK_STRATEGY,
     PREDICTED_STRATEGY,
     candidate_indices,
 )
 from spatial_mllm_ros.sampling.strategies import union_size
-from spatial_mllm_ros.core.rgbd_dir import load_rgbd_dir
 
 PIXELS = 32 * 28 * 28  # small frames keep the spatial encoder pass short
 K, CANDIDATES = 4, 8
@@ -42,13 +42,6 @@ def colour_frames() -> list[Frame]:
     return [dataclasses.replace(f, depth_m=None, pose=None, world_frame_id="") for f in frames]
 
 
-def buffer_of(frames: list[Frame]) -> SpatialFrameBuffer:
-    buf = SpatialFrameBuffer(BufferConfig(color_only_share=1.0, color_min_interval_s=0.0))
-    for f in frames:
-        assert buf.add(f).admitted
-    return buf
-
-
 def pipeline(engine: SpatialMLLMEngine) -> AnsweringPipeline:
     config = PipelineConfig(
         frame_budget=K, grounding=False, max_new_tokens=2, monocular_candidates=CANDIDATES
@@ -59,7 +52,7 @@ def pipeline(engine: SpatialMLLMEngine) -> AnsweringPipeline:
 def test_selection_comes_from_predicted_geometry(colour_frames: list[Frame]) -> None:
     engine = SpatialMLLMEngine.from_pretrained(tiny_checkpoint("v1.1"), max_pixels=PIXELS)
     predictor: GeometryPredictor = engine  # structural: mypy checks the engine fits
-    buf = buffer_of(colour_frames)
+    buf = colour_buffer(colour_frames)
     snap = buf.snapshot()
     assert len(snap) == len(colour_frames) > CANDIDATES
     assert all(v is None for v in snap.voxel_sets)
@@ -101,7 +94,7 @@ def test_checkpoint_without_heads_falls_back_and_answers(colour_frames: list[Fra
     engine = SpatialMLLMEngine.from_pretrained(
         tiny_checkpoint("v1.1", with_heads=False), max_pixels=PIXELS
     )
-    buf = buffer_of(colour_frames)
+    buf = colour_buffer(colour_frames)
     rec = pipeline(engine).answer(question(), buf)
     assert rec.status is AnswerStatus.OK and rec.error == ""
     assert rec.strategy == FALLBACK_STRATEGY

@@ -4,42 +4,21 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Sequence
 
 import numpy as np
 import pytest
+from testkit.fakes import ScriptedAnswerer
 
 from spatial_mllm_ros.answering.pipeline import AnsweringPipeline, PipelineConfig
 from spatial_mllm_ros.answering.types import (
     AnswerRecord,
     AnswerStatus,
-    GenerationResult,
     QuestionRequest,
 )
 from spatial_mllm_ros.answering.worker import QuestionWorker
 from spatial_mllm_ros.core.frame import Frame
 from spatial_mllm_ros.sampling.online import BufferConfig, SpatialFrameBuffer
 from spatial_mllm_ros.synthetic.walkthrough import make_walkthrough
-
-
-class ScriptedAnswerer:
-    """Returns fixed text; records what it was given."""
-
-    def __init__(self, text: str, grounding_text: str = "[]", fail: bool = False) -> None:
-        self.text = text
-        self.grounding_text = grounding_text
-        self.fail = fail
-        self.calls: list[tuple[list[int], str]] = []
-
-    def answer(
-        self, frames: Sequence[Frame], prompt: str, max_new_tokens: int = 64
-    ) -> GenerationResult:
-        if self.fail:
-            raise RuntimeError("CUDA out of memory (simulated)")
-        self.calls.append(([f.stamp_ns for f in frames], prompt))
-        text = self.grounding_text if prompt.startswith("Locate") else self.text
-        w, h = frames[0].width // 2, frames[0].height // 2  # the model saw half size
-        return GenerationResult(text, {"vision_2d": 0.01, "decode": 0.02}, 3, (w, h))
 
 
 @pytest.fixture(scope="module")

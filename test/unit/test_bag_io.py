@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from testkit.fakes import FifoStore
 
 from spatial_mllm_ros.bags import (
     BagError,
@@ -20,7 +21,6 @@ from spatial_mllm_ros.bags import (
     typestore,
     write_frames,
 )
-from spatial_mllm_ros.core.buffer import FrameBuffer
 from spatial_mllm_ros.core.ingest import Ingestor
 from spatial_mllm_ros.evaluation.cli import bag_from_rgbd_main
 from spatial_mllm_ros.params import defaults
@@ -39,7 +39,7 @@ def scene():
 def _read_frames(bag: Path, topics=TOPICS):
     with BagSource(bag) as src:
         kinds, warnings = src.plan(topics)
-        ing = Ingestor(FrameBuffer(1000, 1 << 30))
+        ing = Ingestor(FifoStore())
         for m in src.messages(kinds):
             ing.ingest(m.kind, m.msg, m.log_time_ns)
         ing.flush()

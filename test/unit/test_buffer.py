@@ -65,8 +65,3 @@ def test_protocol_and_validation():
     with pytest.raises(ValueError):
         FrameBuffer(1, 0)
 
-
-def test_spatial_buffer_satisfies_protocol():
-    online = pytest.importorskip("spatial_mllm_ros.sampling.online",
-                                 reason="the sampler's SpatialFrameBuffer is not present")
-    assert isinstance(online.SpatialFrameBuffer(), FrameStore)

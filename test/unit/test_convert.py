@@ -7,7 +7,7 @@ import math
 import cv2
 import numpy as np
 import pytest
-from _msgs import camera_info, image, odometry, pose_stamped
+from testkit.msgs import camera_info, image, odometry, pose_stamped
 
 from spatial_mllm_ros.core import convert as C
 from spatial_mllm_ros.core.errors import FrameRejected, RejectReason

@@ -7,10 +7,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from _msgs import camera_info, image, pose_stamped
+from testkit.fakes import FifoStore
+from testkit.msgs import camera_info, image, pose_stamped
 
-from spatial_mllm_ros.core.buffer import FrameBuffer
+from spatial_mllm_ros.core.buffer import FrameStore
 from spatial_mllm_ros.core.ingest import Ingestor
+from spatial_mllm_ros.sampling.online import BufferConfig, SpatialFrameBuffer
 
 MS = 1_000_000
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real_rgbd_shelf"
@@ -20,10 +22,10 @@ K = [500.0, 0, 31.5, 0, 500.0, 23.5, 0, 0, 1]
 def feed_frame(ing: Ingestor, i: int, rgb, depth_mm, stamp=None, now=None):
     t = (i + 1) * 33 * MS if stamp is None else stamp
     now = t if now is None else now
-    ing.on_colour(image(rgb, "rgb8", t), now)
-    ing.on_depth(image(depth_mm, "16UC1", t), now)
-    ing.on_camera_info(camera_info(K, rgb.shape[1], rgb.shape[0], t), now)
-    ing.on_pose(pose_stamped((i, 0, 0), stamp_ns=t), now)
+    ing.ingest("colour", image(rgb, "rgb8", t), now)
+    ing.ingest("depth", image(depth_mm, "16UC1", t), now)
+    ing.ingest("camera_info", camera_info(K, rgb.shape[1], rgb.shape[0], t), now)
+    ing.ingest("pose", pose_stamped((i, 0, 0), stamp_ns=t), now)
 
 
 def identities(c: dict[str, int]) -> None:
@@ -35,7 +37,7 @@ def identities(c: dict[str, int]) -> None:
 
 
 def test_complete_frames_and_rejections_are_counted():
-    store = FrameBuffer(100, 10**9)
+    store = FifoStore(100)
     ing = Ingestor(store)
     rgb = np.full((48, 64, 3), 100, np.uint8)
     mm = np.full((48, 64), 1500, np.uint16)
@@ -43,11 +45,11 @@ def test_complete_frames_and_rejections_are_counted():
         feed_frame(ing, i, rgb, mm)
     bad = image(rgb, "rgb8", 999 * MS)
     bad.step = 10
-    res = ing.on_colour(bad, 0)
+    res = ing.ingest("colour", bad, 0)
     assert res.rejected is not None and res.frames == []
-    ing.on_colour(image(rgb, "rgb8", 1 * MS), 0)  # backwards
-    ing.on_depth(image(np.full((48, 64), np.nan, np.float32), "32FC1", 400 * MS), 0)
-    ing.on_colour(object(), 0)  # not a message at all: counted, never raised
+    ing.ingest("colour", image(rgb, "rgb8", 1 * MS), 0)  # backwards
+    ing.ingest("depth", image(np.full((48, 64), np.nan, np.float32), "32FC1", 400 * MS), 0)
+    ing.ingest("colour", object(), 0)  # not a message at all: counted, never raised
     ing.flush()
     c = ing.counters()
     assert c["frames.emitted"] == 5 and c["frames.complete"] == 5 and len(store) == 5
@@ -64,13 +66,13 @@ def test_complete_frames_and_rejections_are_counted():
 
 
 def test_size_mismatch_depth_and_info_left_out():
-    store = FrameBuffer(10, 10**9)
+    store = FifoStore(10)
     ing = Ingestor(store)
     rgb = np.zeros((48, 64, 3), np.uint8)
-    ing.on_colour(image(rgb, "rgb8", 0), 0)
-    ing.on_depth(image(np.ones((24, 32), np.uint16), "16UC1", 0), 0)
-    ing.on_camera_info(camera_info(K, 32, 24, 0), 0)
-    ing.on_pose(pose_stamped(stamp_ns=0), 0)
+    ing.ingest("colour", image(rgb, "rgb8", 0), 0)
+    ing.ingest("depth", image(np.ones((24, 32), np.uint16), "16UC1", 0), 0)
+    ing.ingest("camera_info", camera_info(K, 32, 24, 0), 0)
+    ing.ingest("pose", pose_stamped(stamp_ns=0), 0)
     (f,) = store.snapshot()
     assert f.depth_m is None and f.intrinsics is None and f.pose is not None
     c = ing.counters()
@@ -78,14 +80,42 @@ def test_size_mismatch_depth_and_info_left_out():
 
 
 def test_colour_only_after_wait_and_buffer_eviction_counted():
-    store = FrameBuffer(2, 10**9)
+    store = FifoStore(2)
     ing = Ingestor(store)
     rgb = np.zeros((4, 4, 3), np.uint8)
     for i in range(3):
-        ing.on_colour(image(rgb, "rgb8", i * 33 * MS), i * 33 * MS)
+        ing.ingest("colour", image(rgb, "rgb8", i * 33 * MS), i * 33 * MS)
     assert ing.poll(10**9) and len(store) == 2
     c = ing.counters()
     assert c["frames.colour_only"] == 3 and c["buffer.evicted"] == 1 and c["buffer.frames"] == 2
+
+
+def test_space_aware_store_decision_of_every_frame_is_counted():
+    """The node's store: each emitted frame gets one decision, counted by its reason."""
+    cfg = BufferConfig(max_frames=4, voxel_size_m=0.01, depth_stride=1, min_new_voxels=5)
+    store = SpatialFrameBuffer(cfg)
+    ing = Ingestor(store)
+    rgb = np.full((48, 64, 3), 100, np.uint8)
+    mm = np.full((48, 64), 1500, np.uint16)
+    for i in range(4):  # 1 m apart: each sees a new patch of the wall
+        feed_frame(ing, i, rgb, mm)
+    for i in range(3):  # the same places again: nothing new
+        feed_frame(ing, i, rgb, mm, stamp=(10 + i) * 33 * MS)
+    ing.ingest("colour", image(rgb, "rgb8", 20 * 33 * MS), 20 * 33 * MS)
+    ing.flush()  # the last colour image has no partners: a colour-only frame
+    c = ing.counters()
+    decisions = {k.removeprefix("buffer.admit."): v for k, v in c.items()
+                 if k.startswith("buffer.admit.")}
+    assert decisions == {"first": 1, "new_coverage": 3, "redundant": 3, "color_only": 1}
+    assert c["frames.emitted"] == 8 and c["frames.colour_only"] == 1
+    assert c["buffer.frames"] == len(store) == 4 and c["buffer.evicted"] == 1
+    assert c["buffer.bytes"] == store.nbytes > 0
+    identities(c)
+
+
+def test_stores_satisfy_the_protocol():
+    assert isinstance(SpatialFrameBuffer(), FrameStore)
+    assert isinstance(FifoStore(), FrameStore)
 
 
 def test_pose_lookup_used_when_no_pose_message():
@@ -97,10 +127,10 @@ def test_pose_lookup_used_when_no_pose_message():
 
     from spatial_mllm_ros.core.pairing import PairingConfig
 
-    store = FrameBuffer(2, 10**9)
+    store = FifoStore(2)
     ing = Ingestor(store, pose_lookup=lookup)
     assert isinstance(ing.config.pairing, PairingConfig)
-    ing.on_colour(image(np.zeros((4, 4, 3), np.uint8), "rgb8", 5), 0)
+    ing.ingest("colour", image(np.zeros((4, 4, 3), np.uint8), "rgb8", 5), 0)
     ing.flush()
     (f,) = store.snapshot()
     assert f.world_frame_id == "odom" and lookups == [("cam", 5)]
@@ -108,16 +138,16 @@ def test_pose_lookup_used_when_no_pose_message():
 
 @pytest.mark.skipif(not DATA.is_dir(), reason=f"real data {DATA} absent")
 def test_real_rgbd_shelf_frames_convert():
-    store = FrameBuffer(20, 10**9)
+    store = FifoStore(20)
     ing = Ingestor(store)
     k = np.loadtxt(DATA / "camera_intrinsics.txt").reshape(-1).tolist()
     for i in range(3):
         rgb = cv2.cvtColor(cv2.imread(str(DATA / f"frame-{i:06d}.color.png")), cv2.COLOR_BGR2RGB)
         mm = cv2.imread(str(DATA / f"frame-{i:06d}.depth.png"), cv2.IMREAD_UNCHANGED)
         t = (i + 1) * 33 * MS
-        ing.on_colour(image(rgb, "rgb8", t), t)
-        ing.on_depth(image(mm, "16UC1", t), t)
-        ing.on_camera_info(camera_info(k, 640, 480, t), t)
+        ing.ingest("colour", image(rgb, "rgb8", t), t)
+        ing.ingest("depth", image(mm, "16UC1", t), t)
+        ing.ingest("camera_info", camera_info(k, 640, 480, t), t)
     ing.flush()
     frames = store.snapshot()
     assert len(frames) == 3 and all(f.depth_m is not None for f in frames)

@@ -13,13 +13,13 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
+from testkit.fakes import GeometryAnswerer, ScriptedAnswerer
+from testkit.frames import S, colour_buffer, colour_frame, depth_frame
 
 from spatial_mllm_ros.answering.monocular import select_frames
 from spatial_mllm_ros.answering.pipeline import AnsweringPipeline, PipelineConfig
-from spatial_mllm_ros.answering.types import AnswerStatus, GenerationResult, QuestionRequest
-from spatial_mllm_ros.core.frame import CameraIntrinsics, Frame
+from spatial_mllm_ros.answering.types import AnswerStatus, QuestionRequest
 from spatial_mllm_ros.sampling.errors import UnusableGeometryError
-from spatial_mllm_ros.sampling.online import BufferConfig, SpatialFrameBuffer
 from spatial_mllm_ros.sampling.predicted import (
     FALLBACK_STRATEGY,
     PREDICTED_STRATEGY,
@@ -31,7 +31,6 @@ from spatial_mllm_ros.sampling.predicted import (
 )
 from spatial_mllm_ros.sampling.selection import BufferSnapshot, Selection
 
-S = 1_000_000_000
 HIGH, LOW = 5.0, 0.05  # confidences: kept / dropped by the reference's filter
 
 
@@ -69,55 +68,9 @@ ROW_SCENE = [
 ]
 
 
-def colour_frame(i: int) -> Frame:
-    return Frame(stamp_ns=(i + 1) * S, frame_id="cam", rgb=np.full((8, 8, 3), i % 256, np.uint8))
-
-
-def depth_frame(i: int) -> Frame:
-    k = CameraIntrinsics(8.0, 8.0, 4.0, 4.0, 8, 8)
-    return Frame(
-        stamp_ns=(i + 1) * S,
-        frame_id="cam",
-        rgb=np.zeros((8, 8, 3), np.uint8),
-        depth_m=np.ones((8, 8), np.float32),
-        intrinsics=k,
-        pose=np.eye(4),
-        world_frame_id="map",
-    )
-
-
-class FakeModel:
-    """An answerer that also predicts geometry: per frame, the scene entry of its stamp."""
-
-    def __init__(self, scene: Sequence[PredictedGeometry], fail: bool = False) -> None:
-        self.scene = scene
-        self.fail = fail
-        self.predicted: list[list[int]] = []  # stamps of each predict_geometry call
-        self.answered: list[list[int]] = []
-
-    def predict_geometry(self, frames: Sequence[Frame]) -> list[PredictedGeometry]:
-        self.predicted.append([f.stamp_ns for f in frames])
-        if self.fail:
-            raise RuntimeError("the VGGT heads are not loaded (simulated)")
-        return [self.scene[f.stamp_ns // S - 1] for f in frames]
-
-    def answer(
-        self, frames: Sequence[Frame], prompt: str, max_new_tokens: int = 64
-    ) -> GenerationResult:
-        self.answered.append([f.stamp_ns for f in frames])
-        return GenerationResult("3", {"decode": 0.01}, 1, (8, 8))
-
-
-def buffer_of(frames: Sequence[Frame], max_frames: int = 64) -> SpatialFrameBuffer:
-    buf = SpatialFrameBuffer(
-        BufferConfig(max_frames=max_frames, color_only_share=1.0, color_min_interval_s=0.0)
-    )
-    for f in frames:
-        assert buf.add(f).admitted
-    return buf
-
-
-def select(snap: BufferSnapshot, k: int, model: FakeModel, candidates: int = 32) -> Selection:
+def select(
+    snap: BufferSnapshot, k: int, model: GeometryAnswerer, candidates: int = 32
+) -> Selection:
     """The prediction path without the fallback: predict the candidates, select on them."""
     picks = candidate_indices(len(snap), k, candidates)
     geometries = model.predict_geometry([snap.frames[i] for i in picks])
@@ -164,8 +117,8 @@ def test_grid_is_anchored_at_the_bounding_box_minimum() -> None:
 
 
 def test_greedy_choice_on_hand_made_clouds() -> None:
-    snap = buffer_of([colour_frame(i) for i in range(6)]).snapshot()
-    model = FakeModel(ROW_SCENE)
+    snap = colour_buffer([colour_frame(i) for i in range(6)]).snapshot()
+    model = GeometryAnswerer(ROW_SCENE)
     sel = select(snap, 3, model)
     assert model.predicted == [[(i + 1) * S for i in range(6)]]  # one batch of all frames
     assert sel.selection_order == (1, 2, 3)
@@ -181,7 +134,7 @@ def test_ties_go_to_the_lowest_index_and_greedy_stops_without_fill() -> None:
     # then f1 (+3); f2 duplicates f0 and adds nothing, so k=4 stops at 3 frames, sorted.
     scene = [row_frame([1, 2, 3]), row_frame([5, 6, 7]), row_frame([1, 2, 3]),
              row_frame([9, 10, 11, 12])]
-    snap = buffer_of([colour_frame(i) for i in range(5)]).snapshot()
+    snap = colour_buffer([colour_frame(i) for i in range(5)]).snapshot()
     sel = select_on_predicted(snap, [0, 1, 2, 3], scene, 4)
     assert sel.selection_order == (3, 0, 1)
     assert sel.indices == (0, 1, 3)
@@ -191,8 +144,8 @@ def test_ties_go_to_the_lowest_index_and_greedy_stops_without_fill() -> None:
 
 def test_early_stop_returns_fewer_frames_than_the_budget() -> None:
     same = [row_frame(range(0, 6))] * 5
-    snap = buffer_of([colour_frame(i) for i in range(5)]).snapshot()
-    sel = select(snap, 3, FakeModel(same))
+    snap = colour_buffer([colour_frame(i) for i in range(5)]).snapshot()
+    sel = select(snap, 3, GeometryAnswerer(same))
     # greedy takes frame 0 and stops (nothing left to cover); no fill, as the reference
     assert sel.selection_order == (0,) and sel.indices == (0,)
     assert sel.coverage == sel.uniform_coverage == pytest.approx(1.0)
@@ -203,8 +156,8 @@ def test_no_uniform_guard_on_predicted_geometry() -> None:
     # (+2) -> 8 voxels; the uniform pick 0, 2 would cover cells 0..7 + the anchor: 9. The
     # reference returns greedy's picks all the same.
     scene = [row_frame(range(0, 4)), row_frame([0, 1, 4, 5, 10]), row_frame(range(4, 8))]
-    snap = buffer_of([colour_frame(i) for i in range(3)]).snapshot()
-    sel = select(snap, 2, FakeModel(scene))
+    snap = colour_buffer([colour_frame(i) for i in range(3)]).snapshot()
+    sel = select(snap, 2, GeometryAnswerer(scene))
     assert sel.selection_order == (1, 0) and sel.indices == (0, 1)
     assert sel.coverage == pytest.approx(8 / 10)
     assert sel.uniform_coverage == pytest.approx(9 / 10)
@@ -212,8 +165,8 @@ def test_no_uniform_guard_on_predicted_geometry() -> None:
 
 def test_candidates_are_evenly_spaced_and_predicted_in_one_call() -> None:
     scene = [row_frame([i]) for i in range(10)]
-    snap = buffer_of([colour_frame(i) for i in range(10)]).snapshot()
-    model = FakeModel(scene)
+    snap = colour_buffer([colour_frame(i) for i in range(10)]).snapshot()
+    model = GeometryAnswerer(scene)
     sel = select(snap, 2, model, candidates=4)
     assert model.predicted == [[1 * S, 4 * S, 7 * S, 10 * S]]  # indices 0, 3, 6, 9
     assert set(sel.indices) <= {0, 3, 6, 9} and len(sel.indices) == 2
@@ -224,8 +177,8 @@ def test_pre_sampling_of_300_frames_is_the_reference_128() -> None:
     want = [i * 299 // 127 for i in range(128)]
     assert candidate_indices(300, 16, REFERENCE_CANDIDATES) == want
     assert want[2] == 4  # 4.71: truncated, not rounded
-    buf = buffer_of([colour_frame(i) for i in range(300)], max_frames=300)
-    model = FakeModel([row_frame([i % 20]) for i in range(300)])
+    buf = colour_buffer([colour_frame(i) for i in range(300)], max_frames=300)
+    model = GeometryAnswerer([row_frame([i % 20]) for i in range(300)])
     sel = select_frames(buf, buf.snapshot(), 16, "coverage", model, REFERENCE_CANDIDATES)
     assert model.predicted == [[(i + 1) * S for i in want]]
     assert sel.strategy == PREDICTED_STRATEGY and set(sel.indices) <= set(want)
@@ -233,22 +186,22 @@ def test_pre_sampling_of_300_frames_is_the_reference_128() -> None:
 
 def test_candidates_never_fewer_than_k() -> None:
     scene = [row_frame([i + 1]) for i in range(10)]  # each adds one cell (cell 0 is an anchor's)
-    snap = buffer_of([colour_frame(i) for i in range(10)]).snapshot()
-    model = FakeModel(scene)
+    snap = colour_buffer([colour_frame(i) for i in range(10)]).snapshot()
+    model = GeometryAnswerer(scene)
     sel = select(snap, 5, model, candidates=2)
     assert len(model.predicted[0]) == 5 and len(sel.indices) == 5
 
 
 def test_unusable_prediction_raises() -> None:
-    snap = buffer_of([colour_frame(i) for i in range(4)]).snapshot()
+    snap = colour_buffer([colour_frame(i) for i in range(4)]).snapshot()
     low = PredictedGeometry(np.zeros((2, 2, 3), np.float32), np.full((2, 2), LOW, np.float32))
     with pytest.raises(UnusableGeometryError, match="confidence"):
-        select(snap, 2, FakeModel([low] * 4))
+        select(snap, 2, GeometryAnswerer([low] * 4))
     flat = dataclasses.replace(
         row_frame([1, 2]), world_points=np.zeros((2, 4, 3), np.float32)  # all at the origin
     )
     with pytest.raises(UnusableGeometryError):
-        select(snap, 2, FakeModel([flat] * 4))
+        select(snap, 2, GeometryAnswerer([flat] * 4))
     with pytest.raises(UnusableGeometryError, match="3 frames for 4"):
         select_on_predicted(snap, [0, 1, 2, 3], ROW_SCENE[:3], 2)
 
@@ -263,8 +216,8 @@ def pipeline(model: object) -> AnsweringPipeline:
 
 
 def test_pipeline_selects_on_predicted_geometry() -> None:
-    model = FakeModel(ROW_SCENE)
-    rec = pipeline(model).answer(ask(), buffer_of([colour_frame(i) for i in range(6)]))
+    model = GeometryAnswerer(ROW_SCENE)
+    rec = pipeline(model).answer(ask(), colour_buffer([colour_frame(i) for i in range(6)]))
     assert rec.status is AnswerStatus.OK and rec.error == ""
     assert rec.strategy == PREDICTED_STRATEGY
     assert rec.frame_stamps_ns == [2 * S, 3 * S, 4 * S]
@@ -278,10 +231,12 @@ LOW_GEOMETRY = PredictedGeometry(np.zeros((2, 2, 3), np.float32), np.full((2, 2)
 LOW_SCENE = [LOW_GEOMETRY] * 6
 
 
-@pytest.mark.parametrize("model", [FakeModel(ROW_SCENE, fail=True), FakeModel(LOW_SCENE)],
-                         ids=["model_error", "unusable_geometry"])
-def test_pipeline_falls_back_when_prediction_fails(model: FakeModel) -> None:
-    buf = buffer_of([colour_frame(i) for i in range(6)])
+@pytest.mark.parametrize(
+    "model", [GeometryAnswerer(ROW_SCENE, fail=True), GeometryAnswerer(LOW_SCENE)],
+    ids=["model_error", "unusable_geometry"],
+)
+def test_pipeline_falls_back_when_prediction_fails(model: GeometryAnswerer) -> None:
+    buf = colour_buffer([colour_frame(i) for i in range(6)])
     rec = pipeline(model).answer(ask(), buf)
     assert model.predicted  # it was tried
     assert rec.status is AnswerStatus.OK and rec.error == ""
@@ -293,8 +248,8 @@ def test_pipeline_falls_back_when_prediction_fails(model: FakeModel) -> None:
 def test_mixed_snapshot_keeps_the_buffer_strategy() -> None:
     frames = [colour_frame(i) for i in range(6)]
     frames[2] = depth_frame(2)
-    buf = buffer_of(frames)
-    model = FakeModel(ROW_SCENE)
+    buf = colour_buffer(frames)
+    model = GeometryAnswerer(ROW_SCENE)
     sel = select_frames(buf, buf.snapshot(), 3, "coverage", model)
     assert model.predicted == []
     assert sel.strategy == "coverage" and 2 in sel.indices
@@ -304,20 +259,14 @@ def test_mixed_snapshot_keeps_the_buffer_strategy() -> None:
     ("strategy", "n_frames", "k"), [("uniform", 6, 3), ("scored", 6, 3), ("coverage", 3, 3)]
 )
 def test_no_prediction_when_not_needed(strategy: str, n_frames: int, k: int) -> None:
-    buf = buffer_of([colour_frame(i) for i in range(n_frames)])
-    model = FakeModel(ROW_SCENE)
+    buf = colour_buffer([colour_frame(i) for i in range(n_frames)])
+    model = GeometryAnswerer(ROW_SCENE)
     sel = select_frames(buf, buf.snapshot(), k, strategy, model)
     assert model.predicted == []
     assert sel.strategy == strategy and len(sel.indices) == min(k, n_frames)
 
 
 def test_answerer_without_geometry_keeps_the_buffer_strategy() -> None:
-    class TextOnly:
-        def answer(
-            self, frames: Sequence[Frame], prompt: str, max_new_tokens: int = 64
-        ) -> GenerationResult:
-            return GenerationResult("3", {}, 1, (8, 8))
-
-    buf = buffer_of([colour_frame(i) for i in range(6)])
-    rec = pipeline(TextOnly()).answer(ask(), buf)
+    buf = colour_buffer([colour_frame(i) for i in range(6)])
+    rec = pipeline(ScriptedAnswerer("3")).answer(ask(), buf)
     assert rec.status is AnswerStatus.OK and rec.strategy == "coverage"

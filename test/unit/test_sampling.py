@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from testkit.frames import random_frames
 
 from spatial_mllm_ros.core.frame import Frame
 from spatial_mllm_ros.core.geometry import frame_voxel_keys
@@ -75,16 +76,6 @@ def test_max_coverage_large_random_instance_matches_reference() -> None:
 
 
 # ------------------------------------------------------------------ strategies
-def _frames(n: int, depth: bool) -> list[Frame]:
-    rng = np.random.default_rng(n)
-    out = []
-    for i in range(n):
-        rgb = rng.integers(0, 255, size=(48, 64, 3), dtype=np.uint8)
-        d = rng.uniform(0.5, 4.0, size=(48, 64)).astype(np.float32) if depth else None
-        out.append(Frame(i * 10**8, "cam", rgb, d))
-    return out
-
-
 def test_registry_lists_strategies_and_rejects_unknown_names() -> None:
     assert {"coverage", "scored", "uniform"} <= set(available_strategies())
     with pytest.raises(UnknownStrategyError) as info:
@@ -111,7 +102,7 @@ def test_uniform_indices_truncate_like_the_reference() -> None:
 
 
 def test_scored_strategy_works_on_colour_only_frames() -> None:
-    frames = _frames(12, depth=False)
+    frames = random_frames(12, depth=False)
     cand = Candidates(frames, [None] * 12)
     idx = get_strategy("scored").select(cand, 5)
     assert len(idx) == len(set(idx)) == 5
@@ -127,7 +118,7 @@ def test_scored_decay_spreads_equal_scores() -> None:
 
 
 def test_scored_prefers_textured_frames() -> None:
-    frames = _frames(6, depth=True)
+    frames = random_frames(6, depth=True)
     flat = Frame(
         7 * 10**8, "cam", np.full((48, 64, 3), 128, np.uint8), np.full((48, 64), 2.0, np.float32)
     )
@@ -136,7 +127,7 @@ def test_scored_prefers_textured_frames() -> None:
 
 
 def test_coverage_fills_with_colour_only_frames() -> None:
-    frames = _frames(6, depth=False)
+    frames = random_frames(6, depth=False)
     sets = [np.arange(10, dtype=np.int64), None, None, np.arange(5, 15, dtype=np.int64), None, None]
     idx = get_strategy("coverage").select(Candidates(frames, sets), 4)
     assert idx[:2] == [0, 3]
@@ -144,7 +135,7 @@ def test_coverage_fills_with_colour_only_frames() -> None:
 
 
 def test_coverage_without_fill_keeps_only_greedy_picks() -> None:
-    frames = _frames(4, depth=False)
+    frames = random_frames(4, depth=False)
     sets = [np.array([1, 2], np.int64), None, np.array([1, 2], np.int64), None]
     reference = CoverageStrategy(guard_uniform=False, fill=False)
     assert reference.select(Candidates(frames, sets), 3) == [0]  # frame 2 adds nothing
@@ -155,7 +146,7 @@ def test_coverage_guard_never_loses_to_uniform() -> None:
     # greedy takes the big middle set and then covers 5; uniform (0, 2) covers all 6
     sets = [np.array([1, 2, 5]), np.array([1, 2, 3, 4]), np.array([3, 4, 6])]
     sets = [s.astype(np.int64) for s in sets]
-    frames = _frames(3, depth=False)
+    frames = random_frames(3, depth=False)
     assert max_coverage(sets, 2) == [1, 0]
     guarded = CoverageStrategy(guard_uniform=True).select(Candidates(frames, sets), 2)
     assert coverage_fraction(sets, guarded) == 1.0
