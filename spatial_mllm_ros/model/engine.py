@@ -30,9 +30,11 @@ from spatial_mllm_ros.model.processing import (
     PreparedClip,
     build_inputs,
     prepare_clip,
+    sampling_tensor,
 )
 from spatial_mllm_ros.model.result import GenerationResult
-from spatial_mllm_ros.model.vggt import FrameGeometry, vggt_geometry
+from spatial_mllm_ros.model.vggt import vggt_geometry
+from spatial_mllm_ros.sampling.predicted import PredictedGeometry
 
 TIED = {"lm_head.weight": "model.language_model.embed_tokens.weight"}
 
@@ -201,9 +203,12 @@ class SpatialMLLMEngine:
     @torch.no_grad()
     def predict_geometry(
         self, frames: Sequence[Frame] | Sequence[npt.NDArray[np.uint8]]
-    ) -> list[FrameGeometry]:
+    ) -> list[PredictedGeometry]:
         """Per-frame world points (frame 0's camera as world), confidence, pose and intrinsics
-        from the VGGT heads, at the model input resolution (see ``FrameGeometry``).
+        from the VGGT heads, as the reference space-aware sampling predicts them: frames
+        prepared by :func:`~spatial_mllm_ros.model.processing.sampling_tensor` (518 px wide),
+        points and confidence from the point-map head (``world_points``,
+        ``world_points_conf``), at that input resolution.
 
         Raises:
             GeometryUnavailableError: the camera/depth/point heads were not loaded.
@@ -216,8 +221,7 @@ class SpatialMLLMEngine:
         images = [f.rgb if isinstance(f, Frame) else f for f in frames]
         if not images:
             raise InputError("no frames given")
-        clip = prepare_clip(images, self.min_pixels, self.max_pixels, temporal_patch_size=1)
         dtype = next(self.model.spatial_encoder.parameters()).dtype
-        x = clip.spatial_tensor().to(self.device, dtype)
+        x = sampling_tensor(images).to(self.device, dtype)
         output = self.model.spatial_encoder(x)
-        return vggt_geometry(output)
+        return vggt_geometry(output, source="points")

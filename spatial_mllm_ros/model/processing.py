@@ -29,12 +29,12 @@ import numpy as np
 import numpy.typing as npt
 import torch
 from PIL import Image
-from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 
 from spatial_mllm_ros.model.errors import InputError
-from spatial_mllm_ros.sampling.budget import FACTOR
-from spatial_mllm_ros.sampling.budget import VIDEO_MAX_PIXELS as DEFAULT_MAX_PIXELS
-from spatial_mllm_ros.sampling.budget import VIDEO_MIN_PIXELS as DEFAULT_MIN_PIXELS
+from spatial_mllm_ros.sampling.errors import InvalidInputError
+from spatial_mllm_ros.sampling.qwen_grid import FACTOR, smart_resize
+from spatial_mllm_ros.sampling.qwen_grid import VIDEO_MAX_PIXELS as DEFAULT_MAX_PIXELS
+from spatial_mllm_ros.sampling.qwen_grid import VIDEO_MIN_PIXELS as DEFAULT_MIN_PIXELS
 
 
 @dataclass(frozen=True)
@@ -68,12 +68,12 @@ def target_size(
     min_pixels: int = DEFAULT_MIN_PIXELS,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> tuple[int, int]:
-    """(W, H), multiples of 28, for a ``width`` x ``height`` frame within the pixel budget."""
-    if width < 1 or height < 1:
-        raise InputError(f"frame size {width}x{height} is empty")
-    if max(width, height) / min(width, height) > 200:
-        raise InputError(f"frame aspect ratio {width}x{height} exceeds 200")
-    h, w = smart_resize(height, width, factor=FACTOR, min_pixels=min_pixels, max_pixels=max_pixels)
+    """(W, H), multiples of 28, for a ``width`` x ``height`` frame within the pixel budget
+    (Qwen2.5-VL's ``smart_resize``, :mod:`spatial_mllm_ros.sampling.qwen_grid`)."""
+    try:
+        h, w = smart_resize(height, width, FACTOR, min_pixels, max_pixels)
+    except InvalidInputError as err:
+        raise InputError(f"frame size {width}x{height}: {err}") from err
     return int(w), int(h)
 
 
@@ -123,6 +123,47 @@ def chat_text(processor: Any, prompt: str) -> str:
     messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": prompt}]}]
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return str(text)
+
+
+SAMPLING_WIDTH = 518
+"""Width of the frames VGGT sees when it predicts geometry for space-aware sampling."""
+
+
+def sampling_tensor(
+    frames: Sequence[npt.ArrayLike], width: int = SAMPLING_WIDTH
+) -> torch.Tensor:
+    """(1, S, 3, H, W) float32 in [0, 1]: frames prepared for VGGT's geometry prediction as the
+    reference space-aware sampling prepares them (``load_and_preprocess_images`` in Spatial-MLLM's
+    ``src/sampling/sa_sampling.py``).
+
+    Each frame: a portrait frame is turned 90 degrees clockwise; PIL bicubic resize to
+    ``width`` x ``round(h * width / w / 14) * 14``; a height above ``width`` is centre-cropped
+    to ``width``. Frames that end with different heights are padded (centred, value 1.0) to the
+    largest, as the reference does.
+    """
+    if len(frames) == 0:
+        raise InputError("no frames given")
+    tensors: list[torch.Tensor] = []
+    for frame in frames:
+        image = Image.fromarray(_as_rgb(frame))
+        if image.height > image.width:
+            image = image.rotate(-90, expand=True)
+        new_h = round(image.height * (width / image.width) / 14) * 14
+        if new_h < 14:
+            raise InputError(f"frame {image.width}x{image.height} is too flat for VGGT")
+        resized = np.asarray(image.resize((width, new_h), Image.Resampling.BICUBIC))
+        t = torch.from_numpy(resized.copy()).permute(2, 0, 1).float() / 255.0
+        if new_h > width:
+            top = (new_h - width) // 2
+            t = t[:, top : top + width, :]
+        tensors.append(t)
+    height = max(t.shape[1] for t in tensors)
+    padded = []
+    for t in tensors:
+        extra = height - t.shape[1]
+        top = extra // 2
+        padded.append(torch.nn.functional.pad(t, (0, 0, top, extra - top), value=1.0))
+    return torch.stack(padded).unsqueeze(0)
 
 
 DEFAULT_VIDEO_FPS = 2.0

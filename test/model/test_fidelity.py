@@ -20,7 +20,12 @@ from PIL import Image
 from spatial_mllm_ros import params as P
 from spatial_mllm_ros import settings
 from spatial_mllm_ros.model.engine import SpatialMLLMEngine
-from spatial_mllm_ros.model.processing import resize_rgb, second_per_grid, target_size
+from spatial_mllm_ros.model.processing import (
+    resize_rgb,
+    sampling_tensor,
+    second_per_grid,
+    target_size,
+)
 
 
 def _values(checkpoint: Path, **overrides: Any) -> dict[str, Any]:
@@ -146,3 +151,42 @@ def test_resize_is_pil_bicubic_on_the_shelf_frames() -> None:
         pil = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BICUBIC))
         assert ours.shape == pil.shape
         assert int(np.abs(ours.astype(int) - pil.astype(int)).max()) <= 1
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "expected_hw"),
+    [(640, 480, (392, 518)), (1920, 1080, (294, 518)), (480, 640, (392, 518)),
+     (300, 900, (168, 518))],
+)
+def test_sampling_input_is_the_reference_one(width: int, height: int,
+                                             expected_hw: tuple[int, int]) -> None:
+    """VGGT's input for space-aware sampling: 518 px wide (portrait turned), height rounded to
+    14 px and centre-cropped to 518 (Spatial-MLLM's ``load_and_preprocess_images``)."""
+    rng = np.random.default_rng(width)
+    image = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+    x = sampling_tensor([image])
+    assert tuple(x.shape) == (1, 1, 3, *expected_hw)
+    pil = Image.fromarray(image)
+    if height > width:
+        pil = pil.rotate(-90, expand=True)
+    new_h = round(pil.height * 518 / pil.width / 14) * 14
+    ref = np.asarray(pil.resize((518, new_h), Image.Resampling.BICUBIC)).astype(np.float32)
+    top = max(new_h - 518, 0) // 2
+    ref = ref[top : top + 518] / 255.0
+    got = x[0, 0].permute(1, 2, 0).numpy()
+    assert np.abs(got - ref).max() < 1e-6
+
+
+def test_geometry_for_sampling_comes_from_the_point_head() -> None:
+    engine = SpatialMLLMEngine.from_pretrained(tiny_checkpoint("v1.1"))
+    images = real_images(2)
+    geometry = engine.predict_geometry(images)
+    x = sampling_tensor(images)
+    with torch.no_grad():
+        output = engine.model.spatial_encoder(x)
+    assert len(geometry) == 2
+    assert geometry[0].world_points.shape == (*x.shape[-2:], 3)
+    np.testing.assert_allclose(geometry[1].world_points,
+                               output["world_points"][0, 1].double().numpy(), rtol=1e-5)
+    np.testing.assert_allclose(geometry[1].confidence,
+                               output["world_points_conf"][0, 1].numpy(), rtol=1e-5)

@@ -17,7 +17,6 @@ from spatial_mllm_ros.model.vggt.aggregator import Aggregator
 from spatial_mllm_ros.model.vggt.config import VGGTConfig
 from spatial_mllm_ros.model.vggt.errors import VGGTConfigError, VGGTError, VGGTInputError
 from spatial_mllm_ros.model.vggt.geometry import (
-    FrameGeometry,
     depth_to_world_points,
     extrinsics_intrinsics_to_pose_encoding,
     pose_encoding_to_extrinsics_intrinsics,
@@ -28,7 +27,6 @@ from spatial_mllm_ros.model.vggt.model import VGGT, VGGTOutput, vggt_layout
 __all__ = [
     "VGGT",
     "Aggregator",
-    "FrameGeometry",
     "VGGTConfig",
     "VGGTConfigError",
     "VGGTError",

@@ -152,9 +152,6 @@ def depth_to_world_points(depth: Tensor, extrinsics: Tensor, intrinsics: Tensor)
     return (rot @ cam[..., None]).squeeze(-1) + t
 
 
-FrameGeometry = PredictedGeometry
-"""Alias of :class:`~spatial_mllm_ros.sampling.predicted.PredictedGeometry`, the package's one
-type of predicted frame geometry (kept for imports of the old name; use ``PredictedGeometry``)."""
 
 
 def vggt_geometry(
