@@ -11,9 +11,5 @@ class QueueClosedError(AnsweringError):
     """A question was submitted to a worker that has been stopped."""
 
 
-class PredictionFailedError(AnsweringError):
-    """Predicted geometry is unusable for frame selection (wrong count, no points, flat)."""
-
-
 class ModelProcessError(AnsweringError):
     """The model process failed to start, failed a request, or died."""

@@ -27,8 +27,8 @@ Predicted geometry
 ------------------
 For colour-only cameras, the spatial encoder (VGGT heads) predicts per-pixel world points
 (H, W, 3) and a confidence (H, W).  As in the paper's public code, only points with confidence
-``> 0.1`` *and* ``>=`` the 50th percentile of the frame's confidence are kept
-(:func:`filter_predicted_points`).
+``> 0.1`` *and* ``>=`` the 50th percentile of *all candidate frames'* confidences together are
+kept (:func:`spatial_mllm_ros.sampling.predicted.predicted_voxel_sets`).
 """
 
 from __future__ import annotations
@@ -208,42 +208,6 @@ def frame_voxel_keys(
         return None
     pts = backproject_depth(frame.depth_m, frame.intrinsics, frame.pose, stride, max_depth_m)
     return voxel_keys(pts, voxel_size)
-
-
-def filter_predicted_points(
-    world_points: npt.NDArray[np.floating],
-    confidence: npt.NDArray[np.floating],
-    conf_threshold: float = PAPER_CONF_THRESHOLD,
-    percentile: float = PAPER_CONF_PERCENTILE,
-    stride: int = 1,
-) -> FloatArray:
-    """Keep confident predicted points, as the paper does.
-
-    Args:
-        world_points: (H, W, 3) predicted world points (VGGT point head, or depth head
-            unprojected with the predicted cameras).
-        confidence: (H, W) per-pixel confidence.
-        conf_threshold: keep ``conf > conf_threshold`` (paper: 0.1) ...
-        percentile: ... and ``conf >= percentile``-th percentile of the frame (paper: 50).
-        stride: optional pixel stride applied first.
-
-    Returns:
-        (N, 3) float64 points.
-    """
-    wp = np.asarray(world_points)
-    cf = np.asarray(confidence)
-    if wp.ndim != 3 or wp.shape[2] != 3 or cf.shape != wp.shape[:2]:
-        raise GeometryError(
-            f"expected world_points (H, W, 3) and confidence (H, W), got {wp.shape} and {cf.shape}"
-        )
-    wp = wp[::stride, ::stride]
-    cf = cf[::stride, ::stride]
-    finite = np.isfinite(cf) & np.all(np.isfinite(wp), axis=2)
-    if not finite.any():
-        return np.empty((0, 3), dtype=np.float64)
-    cut = float(np.percentile(cf[finite], percentile))
-    keep = finite & (cf > conf_threshold) & (cf >= cut)
-    return np.asarray(wp[keep], dtype=np.float64)
 
 
 def paper_voxel_size(points: npt.NDArray[np.floating]) -> float:

@@ -245,21 +245,21 @@ def test_depth_unprojection_matches_point_formula() -> None:
 
 
 def test_vggt_geometry_feeds_sampler(tiny: VGGT, images: torch.Tensor) -> None:
-    from spatial_mllm_ros.core.geometry import filter_predicted_points
+    from spatial_mllm_ros.sampling.predicted import predicted_voxel_sets
 
     with torch.no_grad():
         out = tiny(images)
     frames = vggt_geometry(out)
     assert len(frames) == S
-    for i, f in enumerate(frames):
+    for f in frames:
         assert f.world_points.shape == (H, W, 3) and f.world_points.dtype == np.float32
         assert f.confidence.shape == (H, W) and f.confidence.dtype == np.float32
         assert f.camera_to_world.shape == (4, 4) and f.camera_to_world.dtype == np.float64
         assert (f.intrinsics.width, f.intrinsics.height) == (W, H)
         assert np.isfinite(f.intrinsics.fx) and np.isfinite(f.intrinsics.fy)
         np.testing.assert_allclose(f.camera_to_world[3], [0, 0, 0, 1])
-        kept = filter_predicted_points(f.world_points, f.confidence)
-        assert 0 < kept.shape[0] <= H * W, i
+    voxels = predicted_voxel_sets(frames)  # the sampler's filter and grid accept them
+    assert any(len(v) for v in voxels.sets)
     # Point-map source has the point head's values verbatim.
     pts = vggt_geometry(out, source="points")
     np.testing.assert_allclose(pts[1].world_points, out["world_points"][0, 1].numpy(), rtol=1e-6)

@@ -13,7 +13,6 @@ from spatial_mllm_ros.core.geometry import (
     GeometryError,
     backproject_depth,
     decode_voxel_keys,
-    filter_predicted_points,
     paper_voxel_size,
     project_points,
     select_voxel_size,
@@ -105,19 +104,6 @@ def test_voxel_keys_drop_points_outside_the_bounds() -> None:
     assert decode_voxel_keys(keys).tolist() == [[0, 0, 0]]
     with pytest.raises(GeometryError):
         voxel_keys(pts, 0.0)
-
-
-def test_filter_predicted_points_applies_threshold_and_median() -> None:
-    h, w = 10, 10
-    pts = np.arange(h * w * 3, dtype=np.float32).reshape(h, w, 3)
-    conf = np.linspace(0.0, 1.0, h * w, dtype=np.float32).reshape(h, w)
-    conf[0, :5] = 0.05  # below the absolute threshold
-    kept = filter_predicted_points(pts, conf)
-    expected = (conf > 0.1) & (conf >= np.percentile(conf, 50))
-    assert kept.shape[0] == int(expected.sum())
-    np.testing.assert_array_equal(kept, pts[expected])
-    low = np.full((h, w), 0.05, np.float32)
-    assert filter_predicted_points(pts, low).shape == (0, 3)
 
 
 def test_paper_voxel_size_and_offline_selection() -> None:
