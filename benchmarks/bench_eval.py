@@ -20,7 +20,8 @@ sys.path.insert(0, str(ROOT))
 
 from spatial_mllm_ros.bags import topics_from_params, write_frames  # noqa: E402
 from spatial_mllm_ros.evaluation.report import write_report  # noqa: E402
-from spatial_mllm_ros.evaluation.runner import EvalConfig, EvalRunner  # noqa: E402
+from spatial_mllm_ros.evaluation.run_plan import EvalConfig  # noqa: E402
+from spatial_mllm_ros.evaluation.runner import EvalRunner  # noqa: E402
 from spatial_mllm_ros.evaluation.scene_questions import (  # noqa: E402
     SceneQuestionConfig,
     generate_scene_questions,

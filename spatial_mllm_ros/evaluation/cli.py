@@ -108,14 +108,11 @@ def _eval_parser() -> argparse.ArgumentParser:
 
 def eval_main(argv: list[str] | None = None) -> int:
     """``spatial-mllm-eval``; returns the exit code."""
+    from spatial_mllm_ros.evaluation.errors import ResultsFileError, ResumeMismatchError
     from spatial_mllm_ros.evaluation.questions import load_questions
     from spatial_mllm_ros.evaluation.report import write_report
-    from spatial_mllm_ros.evaluation.runner import (
-        EvalConfig,
-        EvalRunner,
-        ResultsFileError,
-        ResumeMismatchError,
-    )
+    from spatial_mllm_ros.evaluation.run_plan import EvalConfig
+    from spatial_mllm_ros.evaluation.runner import EvalRunner
 
     prog = "spatial-mllm-eval"
     args = _eval_parser().parse_args(argv)

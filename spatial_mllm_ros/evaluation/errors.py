@@ -31,3 +31,12 @@ class QuestionsFileError(EvaluationError):
         self.line = line
         self.field = field
         self.detail = detail
+
+
+class ResultsFileError(EvaluationError):
+    """``results.jsonl`` cannot be used: a malformed line (not the last one), or lines of
+    another result format version."""
+
+
+class ResumeMismatchError(EvaluationError):
+    """The output directory holds results of a run with other settings."""

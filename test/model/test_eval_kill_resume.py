@@ -99,5 +99,5 @@ def test_sigkill_midway_then_resume_equals_uninterrupted(setup: tuple[Path, Path
     by_key = {(r["id"], r["strategy"]): r for r in lines(full / "results.jsonl")}
     for r in after:
         ref = by_key[(r["id"], r["strategy"])]
-        assert (r["frame_stamps_ns"], r["answer"], r["score"]) == (
-            ref["frame_stamps_ns"], ref["answer"], ref["score"])
+        assert (r["record"]["frame_stamps_ns"], r["record"]["answer"], r["score"]) == (
+            ref["record"]["frame_stamps_ns"], ref["record"]["answer"], ref["score"])

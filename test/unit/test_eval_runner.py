@@ -6,14 +6,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import pytest
 
-from spatial_mllm_ros.answering.types import GenerationResult
+from spatial_mllm_ros.answering.types import AnswerRecord, AnswerStatus, GenerationResult
 from spatial_mllm_ros.bags import topics_from_params, write_frames
 from spatial_mllm_ros.evaluation.cli import eval_main
+from spatial_mllm_ros.evaluation.errors import ResultsFileError, ResumeMismatchError
 from spatial_mllm_ros.evaluation.questions import Question, write_questions
 from spatial_mllm_ros.evaluation.report import write_report
-from spatial_mllm_ros.evaluation.runner import EvalConfig, EvalRunner, load_results
+from spatial_mllm_ros.evaluation.results import RESULTS_FORMAT, load_results
+from spatial_mllm_ros.evaluation.run_plan import EvalConfig
+from spatial_mllm_ros.evaluation.runner import EvalRunner
 from spatial_mllm_ros.params import defaults
 from spatial_mllm_ros.synthetic import make_walkthrough
 
@@ -70,7 +74,8 @@ class Oracle:
         if self.crash_after is not None and self.calls >= self.crash_after:
             raise KeyboardInterrupt("injected crash")
         self.calls += 1
-        qid = prompt.split("\n")[1].removeprefix("Question ").removesuffix("?")
+        text = next(ln for ln in prompt.split("\n") if ln.startswith("Question "))
+        qid = text.removeprefix("Question ").removesuffix("?")
         self.seen[qid] = [f.stamp_ns for f in frames]
         return GenerationResult(
             CASES[qid][1] if qid in CASES else "1", {"decode": 0.0}, 1, (64, 48)
@@ -108,9 +113,9 @@ def test_oracle_gets_hand_computed_scores(bag, tmp_path) -> None:
     assert all(p.stat().st_size > 1000 for p in files.plots)
     lines = load_results(tmp_path / "results.jsonl")
     assert all((tmp_path / r["thumbnail"]).is_file() for r in lines)
-    cov = [r for r in lines if r["strategy"] == "coverage"]
+    cov = [r["record"] for r in lines if r["strategy"] == "coverage"]
     assert all(r["coverage"] >= r["uniform_coverage"] - 1e-12 for r in cov)
-    assert all(len(r["frame_stamps_ns"]) == 4 for r in lines)
+    assert all(len(r["record"]["frame_stamps_ns"]) == 4 for r in lines)
 
 
 def test_paper_and_linspace11_thresholds(bag, tmp_path) -> None:
@@ -144,10 +149,12 @@ def test_resume_after_crash_recomputes_nothing(bag, tmp_path) -> None:
         for key in ("scores", "overall", "counts", "unparseable", "sub_scores"):
             assert got[s][key] == ref_metrics[s][key]
     a = {
-        (r["id"], r["strategy"]): r["frame_stamps_ns"] for r in load_results(out / "results.jsonl")
+        (r["id"], r["strategy"]): r["record"]["frame_stamps_ns"]
+        for r in load_results(out / "results.jsonl")
     }
     b = {
-        (r["id"], r["strategy"]): r["frame_stamps_ns"] for r in load_results(ref / "results.jsonl")
+        (r["id"], r["strategy"]): r["record"]["frame_stamps_ns"]
+        for r in load_results(ref / "results.jsonl")
     }
     assert a == b  # deterministic frame selection, interrupted or not
     third = Oracle()
@@ -156,8 +163,6 @@ def test_resume_after_crash_recomputes_nothing(bag, tmp_path) -> None:
 
 
 def test_resume_with_other_settings_is_refused(bag, tmp_path) -> None:
-    from spatial_mllm_ros.evaluation.runner import ResumeMismatchError
-
     run(bag, tmp_path, Oracle(), limit=2)
     with pytest.raises(ResumeMismatchError, match="frame_budget"):
         EvalRunner(Oracle(), PARAMS, EvalConfig(progress=False, frame_budget=3)).run(
@@ -227,9 +232,38 @@ def test_cli_errors_are_clear(bag, tmp_path, capsys) -> None:
 
 
 def test_malformed_results_line_in_the_middle(tmp_path) -> None:
-    from spatial_mllm_ros.evaluation.runner import ResultsFileError
-
     p = tmp_path / "results.jsonl"
-    p.write_text('{"id": 1, "strategy": "uniform"}\nnot json\n{"id": 2, "strategy": "uniform"}\n')
+    ok = '{"format": %d, "id": %d, "strategy": "uniform"}\n'
+    p.write_text(ok % (RESULTS_FORMAT, 1) + "not json\n" + ok % (RESULTS_FORMAT, 2))
     with pytest.raises(ResultsFileError, match=":2:"):
         load_results(p)
+
+
+def test_result_lines_carry_the_answer_record_of_what_the_model_saw(bag, tmp_path) -> None:
+    oracle = Oracle()
+    run(bag, tmp_path, oracle, strategies=("uniform",))
+    for r in load_results(tmp_path / "results.jsonl"):
+        rec = r["record"]
+        assert set(rec) == set(AnswerRecord(0, "", AnswerStatus.OK).to_json())
+        assert rec["status"] == "OK" and rec["strategy"] == "uniform"
+        assert rec["frame_stamps_ns"] == oracle.seen[r["id"]]
+        assert rec["answer"] and r["score"]["prediction"]
+        assert r["format"] == RESULTS_FORMAT and r["answerer_calls"] == 1
+
+
+def test_thumbnails_are_captioned(bag, tmp_path) -> None:
+    from spatial_mllm_ros.evaluation.thumbnails import CAPTION_PX
+
+    run(bag, tmp_path, Oracle(), questions=[CASES["count"][0]], thumb_height=40)
+    for r in load_results(tmp_path / "results.jsonl"):
+        img = cv2.imread(str(tmp_path / r["thumbnail"]))
+        assert img.shape[0] == 40 + CAPTION_PX
+
+
+def test_results_of_an_older_format_are_refused_naming_the_versions(bag, tmp_path) -> None:
+    old = {"id": "count", "strategy": "uniform", "status": "OK", "answer": "4"}  # format 1
+    (tmp_path / "results.jsonl").write_text(json.dumps(old) + "\n")
+    with pytest.raises(ResultsFileError, match=r"format 1.*format 2"):
+        run(bag, tmp_path, Oracle())
+    assert json.loads((tmp_path / "results.jsonl").read_text()) == old  # left as it was
+

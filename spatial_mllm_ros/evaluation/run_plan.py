@@ -1,0 +1,200 @@
+"""What one evaluation run is: its settings, the pipeline they build, what must match to
+resume, which (question, strategy) pairs are left, and what the run did.
+
+Resuming (see :mod:`.runner`): ``DIR/run.json`` holds the settings that change answers
+(:func:`run_settings`: bag, topics, frame budget, generation, model, buffer/pairing/image
+parameters); a run over a directory with results refuses other settings
+(:func:`check_run_file`). The pairs already in ``DIR/results.jsonl`` are skipped
+(:func:`plan_work`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spatial_mllm_ros.answering.pipeline import PipelineConfig
+from spatial_mllm_ros.bags import FrameTopics
+from spatial_mllm_ros.core.jsonsafe import finite_or_none
+from spatial_mllm_ros.evaluation.errors import ResumeMismatchError
+from spatial_mllm_ros.evaluation.questions import Question
+from spatial_mllm_ros.evaluation.results import RESULTS_FORMAT, answered_pairs
+from spatial_mllm_ros.params import ParamValue
+
+__all__ = [
+    "RUN_FILE",
+    "EvalConfig",
+    "RunSummary",
+    "WorkPlan",
+    "check_run_file",
+    "pipeline_config",
+    "plan_work",
+    "run_settings",
+]
+
+RUN_FILE = "run.json"
+#: Parameters (by prefix) whose values change the answers, so must match to resume.
+RESUME_PARAM_PREFIXES: tuple[str, ...] = (
+    "pairing.", "buffer.", "image.", "pose.", "model.max_pixels", "model.dtype",
+    "model.vggt_checkpoint", "sampling.monocular_candidates",
+)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Evaluation settings.
+
+    Attributes:
+        strategies: sampling strategies, each answering every question.
+        frame_budget: frames per answer.
+        thresholds: MRA threshold set name stored with each score (metrics are recomputed
+            from the answers by the report with its own choice).
+        grounding: also run the box-grounding generation (boxes are not scored).
+        max_new_tokens: answer generation length.
+        limit: only the first N questions of the file.
+        progress: show progress bars (stderr).
+        thumbnails: write a contact sheet of the frames each answer used.
+        thumb_height: contact-sheet tile height, pixels.
+    """
+
+    strategies: tuple[str, ...] = ("coverage", "uniform")
+    frame_budget: int = 8
+    thresholds: str = "vsibench"
+    grounding: bool = False
+    max_new_tokens: int = 32
+    limit: int | None = None
+    progress: bool = True
+    thumbnails: bool = True
+    thumb_height: int = 72
+
+
+def pipeline_config(config: EvalConfig, params: Mapping[str, ParamValue]) -> PipelineConfig:
+    """The answering pipeline's settings for an offline run: the run's budget, first
+    strategy (each request names its own), generation length and grounding; no deadline."""
+    return PipelineConfig(
+        frame_budget=config.frame_budget,
+        max_frame_budget=max(64, config.frame_budget),
+        strategy=config.strategies[0],
+        timeout_s=1e9,  # offline: no deadline
+        max_question_chars=int(params.get("question.max_chars", 1000)),
+        max_new_tokens=config.max_new_tokens,
+        grounding=config.grounding,
+    )
+
+
+def run_settings(
+    bag: Path,
+    topics: FrameTopics,
+    config: EvalConfig,
+    params: Mapping[str, ParamValue],
+    model_id: str,
+) -> dict[str, Any]:
+    """What must be equal for results to be resumable (JSON-ready)."""
+    keys = sorted(k for k in params if k.startswith(RESUME_PARAM_PREFIXES))
+    return {
+        "bag": str(bag.resolve()),
+        "topics": topics.enabled(),
+        "frame_budget": config.frame_budget,
+        "grounding": config.grounding,
+        "max_new_tokens": config.max_new_tokens,
+        "model": model_id,
+        "params": {k: params[k] for k in keys},
+    }
+
+
+def check_run_file(
+    out: Path, settings: Mapping[str, Any], strategies: Sequence[str], resuming: bool
+) -> None:
+    """Refuse to resume with other settings, then (re)write ``out/run.json``.
+
+    Raises:
+        ResumeMismatchError: ``resuming`` and ``run.json`` is unreadable or differs.
+    """
+    run_file = out / RUN_FILE
+    if resuming and run_file.exists():
+        try:
+            old = json.loads(run_file.read_text(encoding="utf-8")).get("settings", {})
+        except (OSError, ValueError) as err:
+            raise ResumeMismatchError(f"{run_file}: unreadable: {err}") from err
+        diff = [k for k in settings if old.get(k) != settings[k]]
+        if diff:
+            detail = "; ".join(f"{k}: {old.get(k)!r} -> {settings[k]!r}" for k in diff)
+            raise ResumeMismatchError(
+                f"{out} holds results of a run with other settings ({detail}); "
+                "use another --out directory or remove its results.jsonl"
+            )
+    run_file.write_text(
+        json.dumps({"settings": dict(settings), "strategies": list(strategies),
+                    "results_format": RESULTS_FORMAT}, indent=2),
+        encoding="utf-8",
+    )
+
+
+@dataclass(frozen=True)
+class WorkPlan:
+    """The questions of a run and what is left of it.
+
+    Attributes:
+        questions: the run's questions (after ``limit``).
+        done: (question id as str, strategy) pairs already in the results.
+        pending: questions with at least one strategy not yet answered (file order).
+        resumed: pairs of this run found in the results.
+    """
+
+    questions: list[Question]
+    done: set[tuple[str, str]]
+    pending: list[Question]
+    resumed: int
+
+
+def plan_work(
+    questions: Sequence[Question], config: EvalConfig, existing: Sequence[Mapping[str, Any]]
+) -> WorkPlan:
+    """Which pairs of ``questions`` x ``config.strategies`` remain, given the result lines
+    ``existing``."""
+    qs = list(questions)[: config.limit] if config.limit is not None else list(questions)
+    done = answered_pairs(existing)
+    wanted = {(str(q.id), s) for q in qs for s in config.strategies}
+    pending = [q for q in qs if any((str(q.id), s) not in done for s in config.strategies)]
+    return WorkPlan(qs, done, pending, len(done & wanted))
+
+
+@dataclass
+class RunSummary:
+    """What one invocation did.
+
+    Attributes:
+        questions: questions in this run (after ``limit``).
+        pairs_total: (question, strategy) pairs in the run; pairs_resumed: found in results;
+        pairs_answered: answered now.
+        seconds_total: wall time of :meth:`EvalRunner.run`; seconds_model: inside the answerer.
+        bag_messages: messages read; counters: the ingestor's counters; warnings: bag warnings.
+    """
+
+    questions: int = 0
+    pairs_total: int = 0
+    pairs_resumed: int = 0
+    pairs_answered: int = 0
+    answerer_calls: int = 0
+    seconds_total: float = 0.0
+    seconds_model: float = 0.0
+    seconds_bag: float = 0.0
+    bag_messages: int = 0
+    counters: dict[str, int] = field(default_factory=dict)
+    buffer_admissions: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def outside_model_share(self) -> float:
+        """Share of wall time spent outside the answerer (NaN before anything ran)."""
+        if self.seconds_total <= 0:
+            return float("nan")
+        return max(0.0, 1.0 - self.seconds_model / self.seconds_total)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["outside_model_share"] = finite_or_none(self.outside_model_share)
+        return d
