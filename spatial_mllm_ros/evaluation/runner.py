@@ -33,6 +33,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from spatial_mllm_ros.answering.monocular import GeometryPredictor, geometry_predictor
 from spatial_mllm_ros.answering.pipeline import AnsweringPipeline
 from spatial_mllm_ros.answering.types import (
     Answerer,
@@ -63,10 +64,11 @@ from spatial_mllm_ros.evaluation.run_plan import (
 from spatial_mllm_ros.evaluation.thumbnails import frame_captions, write_contact_sheet
 from spatial_mllm_ros.params import ParamValue
 from spatial_mllm_ros.sampling.online import SpatialFrameBuffer
+from spatial_mllm_ros.sampling.predicted import PredictedGeometry
 from spatial_mllm_ros.sampling.strategies import available_strategies
 from spatial_mllm_ros.settings import buffer_config, ingest_config
 
-__all__ = ["THUMBS_DIR", "EvalRunner", "TimedAnswerer"]
+__all__ = ["THUMBS_DIR", "EvalRunner", "TimedAnswerer", "TimedPredictor", "timed"]
 
 THUMBS_DIR = "thumbs"
 
@@ -91,6 +93,36 @@ class TimedAnswerer:
             self.seconds += self._clock() - t0
 
 
+class TimedPredictor(TimedAnswerer):
+    """A :class:`TimedAnswerer` for an answerer that also predicts geometry: forwards
+    ``predict_geometry`` (colour-only buffers with ``coverage``, see
+    :mod:`~spatial_mllm_ros.answering.monocular`), so offline selection takes the node's path;
+    its seconds count as the model's (``calls`` counts ``answer`` calls only)."""
+
+    def __init__(
+        self, inner: Answerer, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        super().__init__(inner, clock)
+        predictor = geometry_predictor(inner)
+        if predictor is None:
+            raise TypeError(f"{type(inner).__name__} has no predict_geometry method")
+        self._predictor: GeometryPredictor = predictor
+
+    def predict_geometry(self, frames: Sequence[Frame]) -> Sequence[PredictedGeometry]:
+        t0 = self._clock()
+        try:
+            return self._predictor.predict_geometry(frames)
+        finally:
+            self.seconds += self._clock() - t0
+
+
+def timed(answerer: Answerer) -> TimedAnswerer:
+    """``answerer`` wrapped to count its calls and seconds, keeping ``predict_geometry``."""
+    if geometry_predictor(answerer) is not None:
+        return TimedPredictor(answerer)
+    return TimedAnswerer(answerer)
+
+
 class EvalRunner:
     """Evaluates an :class:`Answerer` on a bag and a questions list."""
 
@@ -113,7 +145,7 @@ class EvalRunner:
             raise EvaluationError(f"frame budget must be >= 1, got {self.config.frame_budget}")
         self.params = dict(params)
         self.topics = topics or topics_from_params(self.params)
-        self.answerer = TimedAnswerer(answerer)
+        self.answerer = timed(answerer)
         self.model_id = model_id
         self._n_answered = 0
         self.pipeline = AnsweringPipeline(self.answerer, pipeline_config(self.config, self.params))

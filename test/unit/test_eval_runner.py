@@ -267,3 +267,31 @@ def test_results_of_an_older_format_are_refused_naming_the_versions(bag, tmp_pat
         run(bag, tmp_path, Oracle())
     assert json.loads((tmp_path / "results.jsonl").read_text()) == old  # left as it was
 
+
+class PredictingOracle(Oracle):
+    """An oracle that can also predict geometry (here: always fails, so the pipeline falls
+    back, saying so in the strategy name)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.predictions = 0
+
+    def predict_geometry(self, frames):
+        self.predictions += 1
+        raise RuntimeError("no geometry heads")
+
+
+def test_colour_only_bag_uses_the_answerers_geometry_prediction(tmp_path) -> None:
+    from dataclasses import replace
+
+    from spatial_mllm_ros.answering.monocular import FALLBACK_STRATEGY
+
+    scene = make_walkthrough(2, n_frames=12, fps=4.0, width=64, height=48, start_ns=START)
+    colour = [replace(f, depth_m=None, intrinsics=None, pose=None) for f in scene.frames]
+    write_frames(colour, tmp_path / "bag", topics_from_params(PARAMS))
+    oracle = PredictingOracle()
+    run(tmp_path / "bag", tmp_path / "out", oracle, questions=[CASES["count"][0]],
+        strategies=("coverage",))
+    (line,) = load_results(tmp_path / "out" / "results.jsonl")
+    assert oracle.predictions == 1  # the node's path: the evaluator does not hide the method
+    assert line["record"]["strategy"] == FALLBACK_STRATEGY and line["answerer_calls"] == 1
