@@ -99,7 +99,7 @@ def print_answer(q: Any, ans: Any) -> None:
           + ", ".join(f"{(s - t0) / 1e9:.2f}" for s in stamps) + " s (from the first)")
     cov, uni = d["coverage"], d["uniform_coverage"]
     if cov is not None and uni is not None:
-        print(f"   coverage of the buffer's voxels: {d['sampling_strategy']} {cov:.3f} vs "
+        print(f"   coverage of the buffer's voxels: {d['strategy']} {cov:.3f} vs "
               f"uniform {uni:.3f} ({(cov - uni) * 100:+.1f} points)")
     for b in d["boxes"]:
         pos = "no depth" if b["position"] is None else (

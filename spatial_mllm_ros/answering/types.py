@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from spatial_mllm_ros.core.frame import Frame
+from spatial_mllm_ros.core.jsonsafe import finite_or_none
 from spatial_mllm_ros.model.result import GenerationResult
 from spatial_mllm_ros.vsibench.boxes import Box2D
 
@@ -133,37 +134,44 @@ class AnswerRecord:
         )
 
     def to_json(self) -> dict[str, object]:
-        """JSON-serialisable form (NaN becomes None)."""
+        """The answer's one JSON form, shared by every command that prints or stores answers
+        (``spatial-mllm-infer``, ``spatial-mllm-ask --json``, the evaluation results).
 
-        def num(x: float) -> float | None:
-            return None if math.isnan(x) else x
-
+        It holds exactly what ``SpatialAnswer`` carries, so that an answer received over ROS
+        converts to the same keys and value types: ``status`` is the status name,
+        ``timings_s`` has every stage of :data:`STAGES` (0.0 for one that did not run),
+        ``world_frame_id`` is the answer header's frame, NaN and infinity become None.
+        Boxes: ``xyxy`` in original-frame pixels, ``position`` (metres, in
+        ``position_frame_id``) or None.  ``PlacedBox.extent_m`` is not part of it: it only
+        sizes the RViz markers and the message does not carry it.
+        """
         return {
             "query_id": self.query_id,
             "question": self.question,
             "status": self.status.name,
             "question_type": self.question_type,
             "answer": self.answer,
-            "numeric_value": num(self.numeric_value),
+            "numeric_value": finite_or_none(self.numeric_value),
             "option": self.option,
             "boxes": [
                 {
                     "label": b.box.label,
-                    "score": num(b.box.score),
-                    "xyxy": [b.box.x_min, b.box.y_min, b.box.x_max, b.box.y_max],
+                    "score": finite_or_none(b.box.score),
+                    "xyxy": [float(b.box.x_min), float(b.box.y_min), float(b.box.x_max),
+                             float(b.box.y_max)],
                     "stamp_ns": b.stamp_ns,
                     "frame_id": b.frame_id,
                     "position": None if b.box.position is None else
                     [float(v) for v in b.box.position],
                     "position_frame_id": b.position_frame_id,
-                    "extent_m": None if b.extent_m is None else list(b.extent_m),
                 }
                 for b in self.boxes
             ],
             "frame_stamps_ns": list(self.frame_stamps_ns),
             "strategy": self.strategy,
-            "coverage": num(self.coverage),
-            "uniform_coverage": num(self.uniform_coverage),
-            "timings_s": dict(self.timings_s),
+            "coverage": finite_or_none(self.coverage),
+            "uniform_coverage": finite_or_none(self.uniform_coverage),
+            "timings_s": {s: float(self.timings_s.get(s, 0.0)) for s in STAGES},
             "error": self.error,
+            "world_frame_id": self.world_frame_id,
         }

@@ -4,6 +4,9 @@ Incoming: ``AskSpatial.Request`` and ``SpatialQuestion`` -> :class:`QuestionRequ
 Outgoing: :class:`AnswerRecord` -> ``SpatialAnswer`` and a ``MarkerArray`` of the answer's 3D
 boxes for RViz (one CUBE per box with a position, sized by its approximate metric extent, and
 a TEXT label above it).
+Received (clients): ``SpatialAnswer`` -> :class:`AnswerRecord` (:func:`record_from_msg`), so
+that an answer printed by a client has the same JSON form (``AnswerRecord.to_json``) as one
+printed offline.
 """
 
 from __future__ import annotations
@@ -11,13 +14,21 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 from geometry_msgs.msg import Point
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
-from spatial_mllm_ros.answering.types import STAGES, AnswerRecord, QuestionRequest
+from spatial_mllm_ros.answering.types import (
+    STAGES,
+    AnswerRecord,
+    AnswerStatus,
+    PlacedBox,
+    QuestionRequest,
+)
 from spatial_mllm_ros.msg import ObjectBox, SpatialAnswer, StageTimings
 from spatial_mllm_ros.ros.conversions import header, ns_to_time
+from spatial_mllm_ros.vsibench.boxes import Box2D
 
 MARKER_NAMESPACE = "spatial_mllm_boxes"
 
@@ -64,7 +75,7 @@ def answer_msg(record: AnswerRecord, now_ns: int) -> SpatialAnswer:
     return msg
 
 
-def _object_box(placed: Any) -> ObjectBox:
+def _object_box(placed: PlacedBox) -> ObjectBox:
     box = placed.box
     out = ObjectBox()
     out.header = header(placed.stamp_ns, placed.frame_id)
@@ -79,6 +90,60 @@ def _object_box(placed: Any) -> ObjectBox:
         )
         out.position_frame_id = placed.position_frame_id
     return out
+
+
+def record_from_msg(msg: SpatialAnswer) -> AnswerRecord:
+    """The :class:`AnswerRecord` of a received ``SpatialAnswer`` (inverse of
+    :func:`answer_msg`): every field the message carries.  Box extents are not in the message
+    (None); float32 fields (coverage, box corners and score) keep their float32 values.
+
+    Raises:
+        ValueError: ``msg.status`` is not one of the ``STATUS_*`` codes.
+    """
+    return AnswerRecord(
+        query_id=int(msg.query_id),
+        question=str(msg.question),
+        status=AnswerStatus(int(msg.status)),
+        question_type=str(msg.question_type),
+        answer=str(msg.answer),
+        numeric_value=float(msg.numeric_value),
+        option=str(msg.option),
+        boxes=[_placed_box(b) for b in msg.boxes],
+        frame_stamps_ns=[_time_ns(t) for t in msg.frame_stamps],
+        strategy=str(msg.sampling_strategy),
+        coverage=float(msg.coverage),
+        uniform_coverage=float(msg.uniform_coverage),
+        timings_s={name: float(getattr(msg.timings, name)) for name in STAGES},
+        error=str(msg.error),
+        world_frame_id=str(msg.header.frame_id),
+    )
+
+
+def _time_ns(t: Any) -> int:
+    """builtin_interfaces/Time -> integer nanoseconds (inverse of ``ns_to_time``)."""
+    return int(t.sec) * 1_000_000_000 + int(t.nanosec)
+
+
+def _placed_box(msg: ObjectBox) -> PlacedBox:
+    position = (
+        np.array([msg.position.x, msg.position.y, msg.position.z], dtype=np.float64)
+        if msg.has_position else None
+    )
+    box = Box2D(
+        label=str(msg.label),
+        score=float(msg.score),
+        x_min=float(msg.x_min),
+        y_min=float(msg.y_min),
+        x_max=float(msg.x_max),
+        y_max=float(msg.y_max),
+        position=position,
+    )
+    return PlacedBox(
+        box=box,
+        stamp_ns=_time_ns(msg.header.stamp),
+        frame_id=str(msg.header.frame_id),
+        position_frame_id=str(msg.position_frame_id) if msg.has_position else "",
+    )
 
 
 def markers_msg(record: AnswerRecord, now_ns: int, lifetime_s: float = 0.0) -> MarkerArray:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -49,47 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def answer_to_dict(msg: Any) -> dict[str, Any]:
-    """JSON-ready dict of a ``SpatialAnswer`` (NaN -> None)."""
+    """A received ``SpatialAnswer`` in the answer's one JSON form, ``AnswerRecord.to_json``
+    (the same keys and value types ``spatial-mllm-infer`` prints)."""
+    from spatial_mllm_ros.ros.answer_msgs import record_from_msg
 
-    def num(x: float) -> float | None:
-        return None if math.isnan(x) else float(x)
-
-    status_names = {
-        getattr(msg, n): n.removeprefix("STATUS_")
-        for n in dir(msg)
-        if n.startswith("STATUS_")
-    }
-    return {
-        "query_id": int(msg.query_id),
-        "status": status_names.get(msg.status, str(msg.status)),
-        "question": msg.question,
-        "question_type": msg.question_type,
-        "answer": msg.answer,
-        "numeric_value": num(msg.numeric_value),
-        "option": msg.option,
-        "error": msg.error,
-        "sampling_strategy": msg.sampling_strategy,
-        "coverage": num(msg.coverage),
-        "uniform_coverage": num(msg.uniform_coverage),
-        "frame_stamps_ns": [t.sec * 1_000_000_000 + t.nanosec for t in msg.frame_stamps],
-        "boxes": [
-            {
-                "label": b.label,
-                "xyxy": [b.x_min, b.y_min, b.x_max, b.y_max],
-                "stamp_ns": b.header.stamp.sec * 1_000_000_000 + b.header.stamp.nanosec,
-                "frame_id": b.header.frame_id,
-                "position": [b.position.x, b.position.y, b.position.z] if b.has_position
-                else None,
-                "position_frame_id": b.position_frame_id,
-            }
-            for b in msg.boxes
-        ],
-        "timings_s": {
-            f: getattr(msg.timings, f)
-            for f in ("queue_wait", "sampling", "vision_2d", "spatial", "connector",
-                      "prefill", "decode", "total")
-        },
-    }
+    return record_from_msg(msg).to_json()
 
 
 def format_answer(d: dict[str, Any]) -> str:
@@ -99,7 +62,7 @@ def format_answer(d: dict[str, Any]) -> str:
         cov, uni = d["coverage"], d["uniform_coverage"]
         lines.append(
             f"type={d['question_type']} value={d['numeric_value']} option={d['option']!r} "
-            f"frames={len(d['frame_stamps_ns'])} strategy={d['sampling_strategy']} "
+            f"frames={len(d['frame_stamps_ns'])} strategy={d['strategy']} "
             f"coverage={'n/a' if cov is None else f'{cov:.3f}'} "
             f"(uniform {'n/a' if uni is None else f'{uni:.3f}'})"
         )
