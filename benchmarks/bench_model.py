@@ -59,9 +59,9 @@ def bench_stages(runs: int, frames: int, max_new_tokens: int) -> None:
         ckpt = write_checkpoint(Path(tmp) / "tiny", "v1.1")
         engine = SpatialMLLMEngine.from_pretrained(ckpt)
         if (DATA / "frame-000000.color.png").is_file():
-            from spatial_mllm_ros.model.cli import read_frames
+            from spatial_mllm_ros.core.rgbd_dir import load_rgbd_dir
 
-            images = [f.rgb for f in read_frames(DATA, frames)]
+            images = [f.rgb for f in load_rgbd_dir(DATA, max_frames=frames)]
             source = "real_rgbd_shelf"
         else:
             rng = np.random.default_rng(0)

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from spatial_mllm_ros.core.frame import Frame
+from spatial_mllm_ros.core.rgbd_dir import load_rgbd_dir
 from spatial_mllm_ros.model.tiny import write_checkpoint
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real_rgbd_shelf"
@@ -45,7 +47,10 @@ def require_data() -> Path:
     return DATA
 
 
-def real_images(count: int) -> list[np.ndarray]:
-    from spatial_mllm_ros.model.cli import read_frames
+def real_frames(count: int) -> list[Frame]:
+    """``count`` frames of real_rgbd_shelf, evenly spread over the sequence."""
+    return load_rgbd_dir(require_data(), max_frames=count)
 
-    return [f.rgb for f in read_frames(require_data(), count)]
+
+def real_images(count: int) -> list[np.ndarray]:
+    return [f.rgb for f in real_frames(count)]

@@ -8,11 +8,22 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from _spatial_mllm_tiny import SMALL_PIXELS, real_images, require_data, tiny_checkpoint
+from _spatial_mllm_tiny import (
+    SMALL_PIXELS,
+    real_frames,
+    real_images,
+    require_data,
+    tiny_checkpoint,
+)
 
-from spatial_mllm_ros.model.cli import infer_main, read_frames
+from spatial_mllm_ros.answering import types as answering_types
+from spatial_mllm_ros.answering.cli import infer_main
+from spatial_mllm_ros.answering.commands import fill_buffer
+from spatial_mllm_ros.core.rgbd_dir import load_rgbd_dir
 from spatial_mllm_ros.model.engine import SpatialMLLMEngine, load_model
 from spatial_mllm_ros.model.modeling import STAGES
+from spatial_mllm_ros.model.processing import SAMPLING_WIDTH, sampling_tensor
+from spatial_mllm_ros.sampling.online import BufferConfig
 
 PROMPT = (
     "These are frames of a video.\nHow many boxes are there?\n"
@@ -36,7 +47,7 @@ def test_tiny_loads_with_every_tensor_accounted_for(engine: SpatialMLLMEngine) -
 
 
 def test_answers_on_real_frames(engine: SpatialMLLMEngine) -> None:
-    frames = read_frames(require_data(), 4)
+    frames = real_frames(4)
     result = engine.answer(frames, PROMPT, max_new_tokens=5)
     assert 1 <= result.num_new_tokens <= 5
     assert isinstance(result.text, str)
@@ -74,9 +85,12 @@ def test_spatial_stream_changes_the_logits() -> None:
 
 
 def test_geometry_heads_shapes(engine: SpatialMLLMEngine) -> None:
-    geoms = engine.predict_geometry(real_images(3))
+    images = real_images(3)
+    geoms = engine.predict_geometry(images)
     assert len(geoms) == 3
-    w, h = engine.prepare(real_images(1)).resized_size
+    # at VGGT's input, as the reference's space-aware sampling prepares it: 518 px wide
+    h, w = sampling_tensor(images).shape[-2:]
+    assert w == SAMPLING_WIDTH and h == round(480 * SAMPLING_WIDTH / 640 / 14) * 14
     for g in geoms:
         assert g.world_points.shape == (h, w, 3)
         assert g.confidence.shape == (h, w)
@@ -85,37 +99,70 @@ def test_geometry_heads_shapes(engine: SpatialMLLMEngine) -> None:
         assert (g.intrinsics.width, g.intrinsics.height) == (w, h)
 
 
+INFER_ARGS = [
+    "--question", "Which is closer to the camera, the box or the bag?",
+    "--type", "object_rel_distance",
+    "--options", "A. box", "B. bag",
+    "--frame-budget", "4",
+    "--max-new-tokens", "4",
+    "--max-pixels", str(SMALL_PIXELS),
+]
+
+
+def _json_keys() -> set[str]:
+    """The keys of the answer's one JSON form."""
+    request = answering_types.QuestionRequest(query_id=0, question="q")
+    status = answering_types.AnswerStatus.OK
+    return set(answering_types.AnswerRecord.failure(request, status, "").to_json())
+
+
 @pytest.mark.parametrize("layout", ["v1.0", "v1.1"])
-def test_infer_command_prints_json(layout: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_infer_command_answers_through_the_pipeline(
+    layout: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = require_data()
-    status = infer_main(
-        [
-            "--checkpoint",
-            str(tiny_checkpoint(layout)),
-            "--frames",
-            str(data),
-            "--question",
-            "Which is closer to the camera, the box or the bag?",
-            "--type",
-            "object_rel_distance",
-            "--options",
-            "A. box",
-            "B. bag",
-            "--max-frames",
-            "4",
-            "--max-new-tokens",
-            "4",
-            "--max-pixels",
-            str(SMALL_PIXELS),
-        ]
-    )
+    status = infer_main(["--checkpoint", str(tiny_checkpoint(layout)), "--frames", str(data),
+                         *INFER_ARGS])
     out = json.loads(capsys.readouterr().out)
     assert status == 0, out
+    assert set(out) == _json_keys()
+    assert out["status"] == "OK" and out["error"] == ""
     assert out["question_type"] == "object_rel_distance"
-    assert "Answer with the option's letter from the given choices directly." in out["prompt"]
-    assert out["num_frames"] == 4 and 1 <= out["num_new_tokens"] <= 4
-    assert set(out["timings_s"]) == set(STAGES)
-    assert out["original_size"] == [640, 480]
+    assert out["option"] in ("", "A", "B")
+    # the frames went through the node's buffer (its admission keeps the views that add
+    # geometry), then the pipeline chose up to 4 of those by coverage
+    admitted = fill_buffer(load_rgbd_dir(data), BufferConfig()).snapshot().frames
+    assert len(out["frame_stamps_ns"]) == min(4, len(admitted))
+    assert set(out["frame_stamps_ns"]) <= {f.stamp_ns for f in admitted}
+    assert out["frame_stamps_ns"] == sorted(out["frame_stamps_ns"])
+    assert out["strategy"] == "coverage"
+    assert out["coverage"] is not None and 0.0 < out["coverage"] <= 1.0
+    assert out["world_frame_id"] != ""
+    assert list(out["timings_s"]) == list(answering_types.STAGES)
+    assert out["timings_s"]["decode"] > 0 and out["timings_s"]["total"] > 0
+    # boxes, if the random model wrote any, are on the last selected frame
+    assert all(b["stamp_ns"] == out["frame_stamps_ns"][-1] for b in out["boxes"])
+
+
+def test_infer_command_model_that_cannot_load_is_a_model_error_answer(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = infer_main(["--checkpoint", str(tmp_path / "missing"), "--frames",
+                         str(require_data()), *INFER_ARGS])
+    out = json.loads(capsys.readouterr().out)
+    assert status == 1
+    assert set(out) == _json_keys()
+    assert out["status"] == "MODEL_ERROR" and "model failed to load" in out["error"]
+
+
+def test_infer_command_without_frames_gives_no_answer(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = infer_main(["--checkpoint", str(tmp_path / "never-loaded"), "--frames",
+                         str(tmp_path), *INFER_ARGS])
+    captured = capsys.readouterr()
+    assert status == 2 and captured.out == ""
+    assert "no frame-NNNNNN.color.png" in captured.err
 
 
 @pytest.mark.parametrize(("name", "dtype"), [("bfloat16", torch.bfloat16),
