@@ -21,6 +21,10 @@ __all__ = [
     "ParamError",
     "ParamSpec",
     "config_dir",
+    "default_bool",
+    "default_float",
+    "default_int",
+    "default_str",
     "defaults",
     "load_profile",
     "load_yaml",
@@ -252,6 +256,34 @@ def spec(name: str) -> ParamSpec:
 def defaults() -> dict[str, ParamValue]:
     """Every parameter's default, by dotted name."""
     return {p.name: p.default for p in SCHEMA}
+
+
+def _typed_default(name: str, kind: type) -> Any:
+    value = spec(name).default
+    if type(value) is not kind:
+        raise ParamError(f"{name} is a {type(value).__name__} parameter, not {kind.__name__}")
+    return value
+
+
+def default_int(name: str) -> int:
+    """The schema default of the int parameter ``name``: the one home of every default, so the
+    core's configuration types take their defaults from here."""
+    return int(_typed_default(name, int))
+
+
+def default_float(name: str) -> float:
+    """The schema default of the float parameter ``name`` (see :func:`default_int`)."""
+    return float(_typed_default(name, float))
+
+
+def default_str(name: str) -> str:
+    """The schema default of the string parameter ``name`` (see :func:`default_int`)."""
+    return str(_typed_default(name, str))
+
+
+def default_bool(name: str) -> bool:
+    """The schema default of the bool parameter ``name`` (see :func:`default_int`)."""
+    return bool(_typed_default(name, bool))
 
 
 def validate(values: Mapping[str, Any], *, partial: bool = False) -> dict[str, ParamValue]:

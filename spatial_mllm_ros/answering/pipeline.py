@@ -23,7 +23,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from spatial_mllm_ros.answering.monocular import DEFAULT_CANDIDATES, select_frames
+from spatial_mllm_ros import params as P
+from spatial_mllm_ros.answering.monocular import select_frames
 from spatial_mllm_ros.answering.types import (
     Answerer,
     AnswerRecord,
@@ -57,7 +58,8 @@ GROUNDING_PROMPT = (
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """Answering settings (the node's ``sampling.*``, ``queue.*``, ``question.*`` parameters).
+    """Answering settings (the node's ``sampling.*``, ``queue.*``, ``question.*``, ``answer.*``
+    parameters; the defaults are the parameter schema's).
 
     Attributes:
         frame_budget: frames given to the model when a question does not say (paper: 16).
@@ -80,17 +82,17 @@ class PipelineConfig:
             budget) instead of ``frame_budget``, capped by ``max_frame_budget``.
     """
 
-    frame_budget: int = 16
-    max_frame_budget: int = 64
-    strategy: str = "coverage"
-    timeout_s: float = 60.0
-    max_question_chars: int = 1000
-    max_new_tokens: int = 32
-    grounding: bool = True
+    frame_budget: int = P.default_int("sampling.frame_budget")
+    max_frame_budget: int = P.default_int("sampling.max_frame_budget")
+    strategy: str = P.default_str("sampling.strategy")
+    timeout_s: float = P.default_float("queue.timeout_s")
+    max_question_chars: int = P.default_int("question.max_chars")
+    max_new_tokens: int = P.default_int("answer.max_new_tokens")
+    grounding: bool = P.default_bool("answer.grounding")
     adaptive_budget: BudgetConfig | None = None
-    grounding_max_new_tokens: int = 64
-    monocular_candidates: int = DEFAULT_CANDIDATES
-    prompt_template: str = AUTO_TEMPLATE
+    grounding_max_new_tokens: int = P.default_int("answer.grounding_max_new_tokens")
+    monocular_candidates: int = P.default_int("sampling.monocular_candidates")
+    prompt_template: str = P.default_str("answer.prompt_template")
 
 
 class AnsweringPipeline:

@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from spatial_mllm_ros import params as P
 from spatial_mllm_ros.core.errors import FrameRejected, RejectReason
 from spatial_mllm_ros.core.frame import CameraIntrinsics
 
@@ -77,8 +78,8 @@ DEPTH_ENCODINGS: dict[str, tuple[str, float]] = {
     "32fc1": ("<f4", 1.0),
 }
 
-#: Default maximum pixel count of one image: 3840 x 2160 (4K UHD).
-DEFAULT_MAX_PIXELS = 3840 * 2160
+#: Default maximum pixel count of one image (parameter ``image.max_pixels``: 4K UHD).
+DEFAULT_MAX_PIXELS = P.default_int("image.max_pixels")
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ class ConvertLimits:
     """
 
     max_pixels: int = DEFAULT_MAX_PIXELS
-    quaternion_tolerance: float = 1e-3
+    quaternion_tolerance: float = P.default_float("pose.quaternion_tolerance")
 
 
 DEFAULT_LIMITS = ConvertLimits()

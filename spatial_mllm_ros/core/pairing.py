@@ -39,6 +39,8 @@ import collections
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
 
+from spatial_mllm_ros import params as P
+
 __all__ = ["PairedFrame", "PairingConfig", "PartnerSpec", "Stamped", "Synchroniser"]
 
 T = TypeVar("T")
@@ -67,7 +69,7 @@ class PartnerSpec:
 
 @dataclass(frozen=True)
 class PairingConfig:
-    """Synchroniser settings.
+    """Synchroniser settings (defaults: the parameter schema's ``pairing.*``).
 
     Attributes:
         slop_ns: largest |partner stamp - colour stamp| accepted, nanoseconds.
@@ -76,9 +78,9 @@ class PairingConfig:
         partners: the partner streams.
     """
 
-    slop_ns: int = 20_000_000
-    wait_ns: int = 100_000_000
-    queue_size: int = 30
+    slop_ns: int = round(P.default_float("pairing.slop_s") * 1e9)
+    wait_ns: int = round(P.default_float("pairing.wait_s") * 1e9)
+    queue_size: int = P.default_int("pairing.queue_size")
     partners: tuple[PartnerSpec, ...] = (
         PartnerSpec("depth", "consume"),
         PartnerSpec("pose", "reuse"),

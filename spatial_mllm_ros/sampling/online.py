@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from spatial_mllm_ros import params as P
 from spatial_mllm_ros.core.frame import Frame
 from spatial_mllm_ros.core.geometry import frame_voxel_keys
 from spatial_mllm_ros.sampling.errors import InvalidInputError
@@ -54,7 +55,8 @@ _NS = 1_000_000_000
 
 @dataclass(frozen=True)
 class BufferConfig:
-    """Bounds and admission rule of a :class:`SpatialFrameBuffer`.
+    """Bounds and admission rule of a :class:`SpatialFrameBuffer`; defaults are the parameter
+    schema's (``buffer.*``), the fields without a parameter are fixed rules.
 
     Attributes:
         max_frames: frames held at most (geometric + colour-only).
@@ -69,15 +71,15 @@ class BufferConfig:
         color_min_interval_s: minimum spacing of admitted colour-only frames.
     """
 
-    max_frames: int = 128
-    max_bytes: int = 512 * 2**20
-    voxel_size_m: float = 0.1
-    depth_stride: int = 8
-    min_new_voxels: int = 20
+    max_frames: int = P.default_int("buffer.max_frames")
+    max_bytes: int = P.default_int("buffer.max_bytes")
+    voxel_size_m: float = P.default_float("buffer.voxel_size_m")
+    depth_stride: int = P.default_int("buffer.depth_stride")
+    min_new_voxels: int = P.default_int("buffer.min_new_voxels")
     min_new_fraction: float = 0.0
-    max_interval_s: float = 5.0
-    max_depth_m: float = 10.0
-    color_only_share: float = 0.25
+    max_interval_s: float = P.default_float("buffer.max_interval_s")
+    max_depth_m: float = P.default_float("buffer.max_depth_m")
+    color_only_share: float = P.default_float("buffer.color_only_share")
     color_min_interval_s: float = 0.5
 
     def __post_init__(self) -> None:

@@ -66,6 +66,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from spatial_mllm_ros import params as P
 from spatial_mllm_ros.core.frame import CameraIntrinsics
 from spatial_mllm_ros.core.geometry import (
     PAPER_CONF_PERCENTILE,
@@ -90,8 +91,9 @@ FALLBACK_STRATEGY = "coverage(fallback:scored)"
 frames, which (no voxel sets) picks every frame with the ``scored`` rule."""
 REFERENCE_CANDIDATES = 128
 """Frames the reference pre-samples from a video."""
-DEFAULT_CANDIDATES = 32
-"""Frames pre-sampled for one prediction by default (see point 1 of the module docstring)."""
+DEFAULT_CANDIDATES = P.default_int("sampling.monocular_candidates")
+"""Frames pre-sampled for one prediction by default (parameter ``sampling.monocular_candidates``;
+see point 1 of the module docstring)."""
 
 _REFERENCE_RULE = CoverageStrategy(guard_uniform=False, fill=False)
 
