@@ -52,6 +52,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from spatial_mllm_ros.core.frame import DEFAULT_WORLD_FRAME_ID, Frame
 from spatial_mllm_ros.ros.conversions import ENCODER
+from spatial_mllm_ros.ros.matching import wait_subscribed
 from spatial_mllm_ros.ros.qos import camera_qos
 from spatial_mllm_ros.synthetic.faults import INJECT_KINDS, faulty_message, inject_schedule
 from spatial_mllm_ros.synthetic.procedural import ping_pong, procedural_frames
@@ -83,6 +84,7 @@ class StreamSettings:
     inject_count: int = 3
     good_after: int = 0
     wait_subscribers_s: float = 10.0
+    wait_for_node: str = ""  # wait for this node's subscriptions, not for any subscriber
 
 
 class StreamPublisher:
@@ -119,14 +121,11 @@ class StreamPublisher:
         return "colour" if self.s.colour_format == "raw" else "colour_compressed"
 
     def wait_for_subscribers(self, kinds: Sequence[str]) -> bool:
-        """Wait until every publisher in ``kinds`` is matched (discovery), up to the timeout."""
-        deadline = time.monotonic() + self.s.wait_subscribers_s
+        """Wait until every publisher in ``kinds`` is matched (discovery), up to the timeout:
+        with a subscription of node ``wait_for_node`` when set, else with any."""
         pubs = [self.pubs[k] for k in kinds if k in self.pubs]
-        while time.monotonic() < deadline:
-            if all(p.get_subscription_count() > 0 for p in pubs):
-                return True
-            time.sleep(0.05)
-        return False
+        return not wait_subscribed(self.node, pubs, self.s.wait_subscribers_s,
+                                   self.s.wait_for_node)
 
     # ------------------------------------------------------------------- slots
     def publish_good(self, index: int, stamp_ns: int) -> None:
@@ -234,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--good-after", type=int, default=d.good_after)
     p.add_argument("--wait-subscribers", type=float, default=d.wait_subscribers_s,
                    help="seconds to wait for subscribers before publishing")
+    p.add_argument("--wait-for-node", default=d.wait_for_node, metavar="NAME",
+                   help="wait for the subscriptions of this node (name or /namespace/name), "
+                        "not for any subscriber of the domain")
     return p
 
 
@@ -265,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         topics={k: getattr(a, f"{k}_topic") for k in StreamSettings().topics},
         reliability=a.reliability, qos_depth=a.qos_depth, inject=inject,
         inject_count=a.inject_count, good_after=a.good_after,
-        wait_subscribers_s=a.wait_subscribers,
+        wait_subscribers_s=a.wait_subscribers, wait_for_node=a.wait_for_node,
     )
     frames = _frames(a)
     rclpy.init(args=args_all)

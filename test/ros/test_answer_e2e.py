@@ -14,15 +14,19 @@ import sys
 from typing import Any
 
 import pytest
-from conftest import ANSWER_NODE_PARAMS, REPO, run_publisher, wait_node_state
+from testkit.processes import (
+    ANSWER_NODE_PARAMS,
+    REPO,
+    counter,
+    node_status,
+    run_publisher,
+    stamps_ns,
+    wait_node_state,
+)
 
 from spatial_mllm_ros.answering.types import AnswerStatus
 
 PUB_ARGS = ("--reliability", "reliable", "--qos-depth", "100", "--rate", "30")
-
-
-def stamps_ns(msg: Any) -> list[int]:
-    return [t.sec * 1_000_000_000 + t.nanosec for t in msg.frame_stamps]
 
 
 @pytest.fixture
@@ -32,8 +36,7 @@ def streamed_node(start_node, monitor) -> tuple[Any, set[int]]:
     wait_node_state(monitor, proc, "active", timeout=120)
     summary = run_publisher(*PUB_ARGS, "--count", "45")
     assert summary["good_frames"] == 45
-    monitor.wait_for(lambda v: v.get("pid") == str(proc.pid)
-                     and int(v.get("frames.emitted", "0")) == 45, timeout_s=30)
+    node_status(monitor, proc, lambda v: counter(v, "frames.emitted") == 45)
     return proc, set(summary["good_stamps_ns"])
 
 
@@ -84,8 +87,7 @@ def test_burst_of_50_with_queue_4_answers_every_id_once(start_node, monitor,
     proc = start_node({**ANSWER_NODE_PARAMS, "queue.size": 4})
     wait_node_state(monitor, proc, "active", timeout=120)
     run_publisher(*PUB_ARGS, "--count", "20")
-    monitor.wait_for(lambda v: v.get("pid") == str(proc.pid)
-                     and int(v.get("frames.emitted", "0")) == 20, timeout_s=30)
+    node_status(monitor, proc, lambda v: counter(v, "frames.emitted") == 20)
     answer_client.wait_question_subscriber()
     ids = list(range(1000, 1050))
     for i in ids:
@@ -118,8 +120,7 @@ def test_deadline_empty_buffer_and_invalid_questions(start_node, monitor,
     assert "coverage" in bad_strategy.error  # the error names the known strategies
 
     run_publisher(*PUB_ARGS, "--count", "10")
-    monitor.wait_for(lambda v: v.get("pid") == str(proc.pid)
-                     and int(v.get("frames.emitted", "0")) == 10, timeout_s=30)
+    node_status(monitor, proc, lambda v: counter(v, "frames.emitted") == 10)
     late = answer_client.ask("How many chairs are in this room?", timeout_s=0.001)
     assert late.status == AnswerStatus.TIMEOUT, late.error
     ok = answer_client.ask("How many chairs are in this room?")
@@ -134,8 +135,7 @@ def test_bad_checkpoint_gives_model_error_and_node_keeps_working(
     proc = start_node({**ANSWER_NODE_PARAMS, "model.checkpoint": str(missing)})
     wait_node_state(monitor, proc, "active", timeout=120)
     run_publisher(*PUB_ARGS, "--count", "10")
-    status = monitor.wait_for(lambda v: v.get("pid") == str(proc.pid)
-                              and int(v.get("frames.emitted", "0")) == 10, timeout_s=30)
+    status = node_status(monitor, proc, lambda v: counter(v, "frames.emitted") == 10)
     assert int(status["frames.emitted"]) == 10  # ingestion is unaffected
     for _ in range(2):  # the node keeps answering, every time with the cause
         ans = answer_client.ask("How many chairs are in this room?")

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import run_publisher, wait_node_state
+from testkit.processes import counter, node_status, run_publisher, wait_node_state
 
 TOPICS = ("colour", "colour_compressed", "depth", "camera_info", "pose")
 COMPRESSED = "/camera/camera/color/image_raw/compressed"
@@ -34,10 +34,6 @@ PUB_ARGS = ("--reliability", "reliable", "--qos-depth", "100", "--rate", "30",
             "--colour-compressed-topic", COMPRESSED)
 
 
-def n(v: dict[str, str], key: str) -> int:
-    return int(v.get(key, "0"))
-
-
 def rejected(v: dict[str, str], topic: str) -> int:
     prefix = f"in.{topic}.rejected."
     return sum(int(x) for k, x in v.items() if k.startswith(prefix))
@@ -45,14 +41,13 @@ def rejected(v: dict[str, str], topic: str) -> int:
 
 def drained(before: dict[str, str], published: dict[str, int]):
     def pred(v: dict[str, str]) -> bool:
-        return n(v, "pair.colour.pending") == 0 and all(
-            n(v, f"in.{t}.received") - n(before, f"in.{t}.received") >= published.get(t, 0)
-            for t in TOPICS)
+        return counter(v, "pair.colour.pending") == 0 and all(
+            delta(v, before, f"in.{t}.received") >= published.get(t, 0) for t in TOPICS)
     return pred
 
 
 def delta(after: dict[str, str], before: dict[str, str], key: str) -> int:
-    return n(after, key) - n(before, key)
+    return counter(after, key) - counter(before, key)
 
 
 @pytest.fixture
@@ -63,13 +58,13 @@ def node(start_node, monitor):
 
 
 def stream(monitor: Any, node: Any, *args: str) -> tuple[dict[str, str], dict[str, str], dict]:
-    before = monitor.wait_for_update(10)
+    """Counters of ``node`` before and after (drained) one publisher run; its summary."""
+    before = node_status(monitor, node, timeout=10, fresh=True)
     summary = run_publisher(*PUB_ARGS, *args)
-    assert summary["subscribers_matched"], summary
     try:
-        after = monitor.wait_for(drained(before, summary["published"]), timeout_s=30)
-    except TimeoutError as err:
-        raise AssertionError(f"{err}\npublished {summary}\nlog:\n{node.output()}") from err
+        after = node_status(monitor, node, drained(before, summary["published"]))
+    except AssertionError as err:
+        raise AssertionError(f"published {summary}\n{err}") from err
     return before, after, summary
 
 
@@ -85,7 +80,7 @@ def check_accounting(before, after, summary) -> None:
                                                                          "colour_compressed"))
     emitted = delta(after, before, "frames.emitted")
     dropped = delta(after, before, "pair.colour.dropped")
-    assert n(after, "pair.colour.pending") == 0
+    assert counter(after, "pair.colour.pending") == 0
     assert colour_acc == emitted + dropped
 
 
@@ -101,9 +96,9 @@ def test_30hz_rgbd_stream_every_frame_accounted(node, monitor):
     # every emitted frame got one decision of the space-aware buffer (admitted by new
     # coverage / interval / colour-only, or turned away as redundant / throttled)
     decisions = sum(int(v) for k, v in after.items() if k.startswith("buffer.admit."))
-    assert decisions == n(after, "frames.emitted")
-    assert n(after, "buffer.frames") + n(after, "buffer.evicted") <= decisions
-    assert n(after, "buffer.bytes") > 0
+    assert decisions == counter(after, "frames.emitted")
+    assert counter(after, "buffer.frames") + counter(after, "buffer.evicted") <= decisions
+    assert counter(after, "buffer.bytes") > 0
     assert node.alive()
 
 
@@ -125,10 +120,21 @@ def test_malformed_streams_rejected_by_reason_and_node_survives(node, monitor):
     total_rejected = sum(rejected(after, t) - rejected(before, t) for t in TOPICS)
     assert total_rejected == 3 * len(kinds)  # nothing else was rejected
     assert node.alive(), node.output()
-    assert n(after, "callback_errors") == 0
+    assert counter(after, "callback_errors") == 0
     assert delta(after, before, "frames.emitted") == summary["good_frames"] == 23
     # and it keeps ingesting good frames afterwards
     before2, after2, summary2 = stream(monitor, node, "--count", "10")
     check_accounting(before2, after2, summary2)
     assert delta(after2, before2, "frames.emitted") == 10
+    assert node.alive()
+
+
+def test_publisher_waits_for_the_named_node_not_for_any_subscriber(node, monitor):
+    """Every camera topic has a subscriber (the node under test), yet a publisher told to wait
+    for another node gives up unmatched; told to wait for this node, it starts matched."""
+    other = run_publisher(*PUB_ARGS, "--count", "1", "--wait-subscribers", "2",
+                          node="not_the_node_under_test", expect_matched=False)
+    assert other["subscribers_matched"] is False
+    ours = run_publisher(*PUB_ARGS, "--count", "1")  # waits for spatial_mllm
+    assert ours["subscribers_matched"] is True
     assert node.alive()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from conftest import REPO
+from testkit.processes import REPO
 
 from spatial_mllm_ros.answering.types import STAGES, AnswerStatus
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import wait_node_state
+from testkit.processes import wait_node_state
 
 NODE = "spatial_mllm"
 COLOUR = "/camera/camera/color/image_raw"

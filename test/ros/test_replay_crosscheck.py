@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO, wait_node_state
+from testkit.processes import REPO, counter, node_status, stamps_ns, wait_node_state
 
 from spatial_mllm_ros.answering.types import AnswerStatus
 from spatial_mllm_ros.params import NODE_NAME, defaults, load_profile
@@ -66,18 +66,10 @@ NODE_TRANSPORT: dict[str, Any] = {
 }
 
 
-def stamps_ns(msg: Any) -> list[int]:
-    return [t.sec * 1_000_000_000 + t.nanosec for t in msg.frame_stamps]
-
-
-def n(v: dict[str, str], key: str) -> int:
-    return int(v.get(key, "0"))
-
-
 def bag_colour_stamps(bag: Path, profile: dict[str, Any]) -> list[int]:
     """Header stamps of the bag's colour images (what both sides must report)."""
-    from spatial_mllm_ros.core.convert import stamp_to_ns
     from spatial_mllm_ros.bags import BagSource, topics_from_params
+    from spatial_mllm_ros.core.convert import stamp_to_ns
 
     topic = topics_from_params(profile).names["colour"]
     with BagSource(bag) as src:
@@ -154,14 +146,13 @@ def test_evaluator_and_replayed_node_select_the_same_frames(
     assert replay.returncode == 0, replay.stderr
     assert "warning" not in replay.stderr  # every topic matched, every message acknowledged
     try:
-        ingested = monitor.wait_for(
-            lambda v: v.get("pid") == str(node.pid) and n(v, "frames.emitted") == N_FRAMES
-            and n(v, "pair.colour.pending") == 0, timeout_s=30)
-    except TimeoutError as err:
-        raise AssertionError(f"{err}\nreplay: {replay.stderr}\nnode log:\n{node.output()}"
-                             ) from err
-    assert n(ingested, "frames.complete") == N_FRAMES  # every frame paired with depth + pose
-    assert n(ingested, "buffer.frames") == offline["coverage"]["buffer_frames"]
+        ingested = node_status(
+            monitor, node, lambda v: counter(v, "frames.emitted") == N_FRAMES
+            and counter(v, "pair.colour.pending") == 0)
+    except AssertionError as err:
+        raise AssertionError(f"replay: {replay.stderr}\n{err}") from err
+    assert counter(ingested, "frames.complete") == N_FRAMES  # every frame paired with depth + pose
+    assert counter(ingested, "buffer.frames") == offline["coverage"]["buffer_frames"]
 
     for strategy in STRATEGIES:
         ans = answer_client.ask(QUESTION["question"], question_type=QUESTION["question_type"],

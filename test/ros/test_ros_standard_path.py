@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import run_publisher, wait_node_state
+from testkit.processes import counter, node_status, run_publisher, wait_node_state
 
 
 def _ros2_cv_bridge() -> object | None:
@@ -80,7 +80,6 @@ def test_node_takes_camera_pose_from_tf(start_node, monitor) -> None:
     time.sleep(1.0)
     run_publisher("--reliability", "reliable", "--qos-depth", "100", "--count", "20",
                   "--pose-topic", "")
-    status = monitor.wait_for(lambda v: v.get("pid") == str(node.pid)
-                              and int(v.get("frames.emitted", "0")) >= 20, timeout_s=30)
-    assert int(status["frames.with_pose"]) > 0
+    status = node_status(monitor, node, lambda v: counter(v, "frames.emitted") >= 20)
+    assert counter(status, "frames.with_pose") > 0
     helper.destroy_node()
