@@ -97,6 +97,7 @@ def test_evaluator_and_replayed_node_select_the_same_frames(
     shelf_bag: Path, tmp_path: Path, start_node: Any, monitor: Any, answer_client: Any,
 ) -> None:
     from spatial_mllm_ros.evaluation.cli import eval_main
+    from spatial_mllm_ros.evaluation.results import RESULTS_FILE, load_results
     from spatial_mllm_ros.model.tiny import ensure_checkpoint
     from spatial_mllm_ros.settings import default_checkpoint_dir
 
@@ -123,14 +124,16 @@ def test_evaluator_and_replayed_node_select_the_same_frames(
         "--no-progress", "--no-thumbnails",
     ])
     assert code == 0
-    offline = {r["strategy"]: r for r in map(json.loads, (out / "results.jsonl").open())}
+    results = load_results(out / RESULTS_FILE)
+    offline = {r["strategy"]: r["record"] for r in results}  # AnswerRecord.to_json()
+    buffer_frames = {r["strategy"]: r["buffer_frames"] for r in results}
     assert set(offline) == set(STRATEGIES)
     for r in offline.values():
         assert r["status"] == "OK", r["error"]
         assert len(r["frame_stamps_ns"]) == BUDGET
     # the comparison means something: the strategies choose differently on this buffer
     assert offline["coverage"]["frame_stamps_ns"] != offline["uniform"]["frame_stamps_ns"]
-    assert offline["coverage"]["buffer_frames"] > BUDGET
+    assert buffer_frames["coverage"] > BUDGET
     header_stamps = bag_colour_stamps(shelf_bag, profile)
     assert len(header_stamps) == N_FRAMES
     for r in offline.values():  # capture stamps from the images' headers, not receive times
@@ -152,7 +155,7 @@ def test_evaluator_and_replayed_node_select_the_same_frames(
     except AssertionError as err:
         raise AssertionError(f"replay: {replay.stderr}\n{err}") from err
     assert counter(ingested, "frames.complete") == N_FRAMES  # every frame paired with depth + pose
-    assert counter(ingested, "buffer.frames") == offline["coverage"]["buffer_frames"]
+    assert counter(ingested, "buffer.frames") == buffer_frames["coverage"]
 
     for strategy in STRATEGIES:
         ans = answer_client.ask(QUESTION["question"], question_type=QUESTION["question_type"],
