@@ -16,7 +16,6 @@ import argparse
 import json
 import math
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +118,7 @@ def infer_main(argv: list[str] | None = None) -> int:
         return EXIT_NO_ANSWER
     request = QuestionRequest(
         query_id=0, question=args.question, question_type=args.question_type,
-        options=tuple(args.options), received_s=time.monotonic(),
+        options=tuple(args.options),
     )
     engine, error = _load_engine(args)
     if engine is None:

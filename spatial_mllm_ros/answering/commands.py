@@ -9,7 +9,9 @@ selected frame. Console entry points (:mod:`.cli`) only parse arguments and prin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
 
 from spatial_mllm_ros.answering.pipeline import AnsweringPipeline, PipelineConfig
 from spatial_mllm_ros.answering.types import Answerer, AnswerRecord, QuestionRequest
@@ -32,10 +34,16 @@ def answer_frames(
     request: QuestionRequest,
     pipeline: PipelineConfig,
     buffer: BufferConfig,
+    clock: Callable[[], float] = time.monotonic,
 ) -> AnswerRecord:
     """Answer ``request`` about ``frames`` (time order) with the node's pipeline.
 
-    Never raises for a bad question, no admitted frame or a model failure: those are the
-    record's status (INVALID_QUESTION, NO_FRAMES, MODEL_ERROR), as on the node.
+    The question is asked once every frame is in the buffer, as on the node where the frames
+    arrived before it: ``request.received_s`` is replaced by that time of ``clock`` (seconds),
+    so its deadline and ``queue_wait`` start there.  Never raises for a bad question, no
+    admitted frame or a model failure: those are the record's status (INVALID_QUESTION,
+    NO_FRAMES, MODEL_ERROR), as on the node.
     """
-    return AnsweringPipeline(answerer, pipeline).answer(request, fill_buffer(frames, buffer))
+    filled = fill_buffer(frames, buffer)
+    asked = dataclasses.replace(request, received_s=clock())
+    return AnsweringPipeline(answerer, pipeline, clock).answer(asked, filled)

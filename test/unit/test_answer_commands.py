@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 
 import numpy as np
 import pytest
@@ -38,13 +37,15 @@ def test_answer_frames_is_the_node_pipeline_on_a_buffer_of_the_frames(
     buffer = BufferConfig(max_frames=64, depth_stride=4)
     config = PipelineConfig(frame_budget=6)
     request = QuestionRequest(query_id=3, question="How many chairs are in this room?",
-                              received_s=time.monotonic())
+                              received_s=1.0)
     command = answer_frames(ScriptedAnswerer("2", GROUNDING), scene_frames, request, config,
-                            buffer)
-    node = AnsweringPipeline(ScriptedAnswerer("2", GROUNDING), config).answer(
+                            buffer, clock=lambda: 5.0)
+    node = AnsweringPipeline(ScriptedAnswerer("2", GROUNDING), config, clock=lambda: 1.0).answer(
         request, fill_buffer(scene_frames, buffer))
     assert command.status is AnswerStatus.OK, command.error
     assert len(command.frame_stamps_ns) == 6
+    # asked once the frames are in: no queue wait, however long the caller took before
+    assert command.timings_s["queue_wait"] == 0.0
     got, want = command.to_json(), node.to_json()
     got.pop("timings_s"), want.pop("timings_s")
     assert got == want
@@ -54,8 +55,7 @@ def test_answer_frames_is_the_node_pipeline_on_a_buffer_of_the_frames(
 
 
 def test_answer_frames_without_an_admitted_frame_is_no_frames() -> None:
-    request = QuestionRequest(query_id=1, question="How many chairs?", received_s=0.0,
-                              timeout_s=math.inf)
+    request = QuestionRequest(query_id=1, question="How many chairs?")
     record = answer_frames(ScriptedAnswerer("2"), [], request, PipelineConfig(), BufferConfig())
     assert record.status is AnswerStatus.NO_FRAMES
 
