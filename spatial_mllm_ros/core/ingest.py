@@ -1,6 +1,6 @@
 """Ingestion pipeline: convert -> stamp check -> pair -> assemble a Frame -> store.  No rclpy.
 
-:class:`Ingestor` is what the node's camera callbacks call (one method per topic kind) and what
+:meth:`Ingestor.ingest` is what the node's camera callbacks call (with the topic kind) and what
 the offline bag evaluator feeds in bag order; both share conversion (``core.convert``),
 pairing (``core.pairing``) and the counters that diagnostics publish.  Thread-safe: conversion
 runs unlocked (callbacks of different streams overlap), stamp checks, pairing, assembly and
@@ -20,8 +20,8 @@ Counters (:meth:`Ingestor.counters`, flat ``str -> int``):
         the frame (the depth message counts as paired, the frame as without depth).
     ``buffer.frames`` / ``buffer.bytes`` / ``buffer.evicted``
     ``buffer.admit.<reason>``
-        the store's decision per frame (``fifo`` for the plain buffer; the space-aware
-        buffer's admission reasons, e.g. ``new_coverage``, ``interval``, ``redundant``)
+        the store's decision per frame (the space-aware buffer's admission reasons, e.g.
+        ``new_coverage``, ``interval``, ``redundant``)
 
 Accounting identity for colour frames (exact at any time)::
 
@@ -139,24 +139,6 @@ class Ingestor:
         self._seq = 0
 
     # ------------------------------------------------------------------ inputs
-    def on_colour(self, msg: Any, now_ns: int) -> IngestResult:
-        return self.ingest("colour", msg, now_ns)
-
-    def on_colour_compressed(self, msg: Any, now_ns: int) -> IngestResult:
-        return self.ingest("colour_compressed", msg, now_ns)
-
-    def on_depth(self, msg: Any, now_ns: int) -> IngestResult:
-        return self.ingest("depth", msg, now_ns)
-
-    def on_camera_info(self, msg: Any, now_ns: int) -> IngestResult:
-        return self.ingest("camera_info", msg, now_ns)
-
-    def on_pose(self, msg: Any, now_ns: int) -> IngestResult:
-        return self.ingest("pose", msg, now_ns)
-
-    def on_odometry(self, msg: Any, now_ns: int) -> IngestResult:
-        return self.ingest("odometry", msg, now_ns)
-
     def ingest(self, topic: str, msg: Any, now_ns: int) -> IngestResult:
         """Convert and pair one message of topic kind ``topic`` (see ``TOPIC_KINDS``).
 

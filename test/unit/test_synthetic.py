@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from testkit.fakes import FifoStore
 
 from spatial_mllm_ros.core import convert as C
-from spatial_mllm_ros.core.buffer import FrameBuffer
 from spatial_mllm_ros.core.encode import MessageEncoder, namespace_factory
 from spatial_mllm_ros.core.ingest import IngestConfig, Ingestor
 from spatial_mllm_ros.synthetic import (
@@ -116,7 +116,7 @@ def test_each_fault_is_rejected_with_its_reason(kind: str) -> None:
     topic, msg = faulty_message(ENC, kind, frame, stamp, last_colour_ns=stamp - 10)
     assert topic == INJECT_KINDS[kind][0]
     limits = C.ConvertLimits(max_pixels=2 * frame.width * frame.height)
-    ing = Ingestor(FrameBuffer(16, 1 << 30), IngestConfig(limits=limits))
+    ing = Ingestor(FifoStore(), IngestConfig(limits=limits))
     if kind == "stamp_backwards":  # rejected after a good colour image
         ing.ingest("colour", ENC.colour_image(frame.rgb, stamp - 10, frame.frame_id), stamp)
     result = ing.ingest(topic, msg, stamp)
