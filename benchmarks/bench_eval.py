@@ -26,7 +26,7 @@ from spatial_mllm_ros.evaluation.scene_questions import (  # noqa: E402
     SceneQuestionConfig,
     generate_scene_questions,
 )
-from spatial_mllm_ros.params import defaults  # noqa: E402
+from spatial_mllm_ros.settings import Settings  # noqa: E402
 from spatial_mllm_ros.synthetic import make_walkthrough  # noqa: E402
 
 
@@ -44,7 +44,9 @@ def main() -> int:
         ckpt = ROOT / "artifacts" / "tiny-v1.1"
         if not (ckpt / "config.json").exists():
             ckpt = write_checkpoint(t / "tiny", layout="v1.1")
-        params = defaults()
+        settings = Settings.from_values({"sampling.frame_budget": budget,
+                                         "answer.grounding": False})
+        params = settings.values
         scene = make_walkthrough(7, n_frames=n_frames, fps=5.0, width=width, height=height,
                                  start_ns=1_700_000_000_000_000_000)
         write_frames(scene.frames, t / "bag", topics_from_params(params))
@@ -52,9 +54,8 @@ def main() -> int:
                                              SceneQuestionConfig(seed=7, max_per_type=per_type))
         engine = SpatialMLLMEngine.from_pretrained(ckpt)
         engine.answer(scene.frames[:budget], "These are frames of a video.\nwarm up", 4)
-        config = EvalConfig(strategies=("coverage", "uniform"), frame_budget=budget,
-                            progress=False)
-        runner = EvalRunner(engine, params, config)
+        config = EvalConfig(strategies=("coverage", "uniform"), progress=False)
+        runner = EvalRunner(engine, settings, config)
         t0 = time.perf_counter()
         summary = runner.run(t / "bag", questions, t / "out")
         t_run = time.perf_counter() - t0

@@ -1,44 +1,173 @@
-"""From validated parameters (``spatial_mllm_ros.params``) to the core's configurations.
+"""From validated parameters to one typed :class:`Settings`: the one path from the parameter
+schema (:mod:`spatial_mllm_ros.params`) to the core.
 
-One place for these rules, so that the node and the offline evaluator build the same
-ingestion, buffer and answering set-up from the same profile. Pure: never imports rclpy.
+The node, the offline evaluator, the CLIs and (through its
+:class:`~spatial_mllm_ros.model.spec.EngineSpec`) the model process all take a
+:class:`Settings`, so the same profile gives the same ingestion, buffer, answering and model on
+the robot and offline. CLI flags are parameter overrides, validated by the schema
+(:meth:`Settings.with_overrides`, :func:`parse_overrides`). Pure: never imports rclpy.
+
+Layering: above ``answering`` (it builds the answering pipeline's configuration), below ``ros``
+and ``evaluation``.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, cast
 
+from spatial_mllm_ros import params as P
 from spatial_mllm_ros.answering.pipeline import PipelineConfig
 from spatial_mllm_ros.core.convert import ConvertLimits
 from spatial_mllm_ros.core.ingest import IngestConfig
 from spatial_mllm_ros.core.pairing import PairingConfig, PartnerMode, PartnerSpec
+from spatial_mllm_ros.model.decoding import DecodingSpec
+from spatial_mllm_ros.model.spec import EngineSpec
 from spatial_mllm_ros.params import ParamValue
-from spatial_mllm_ros.sampling.budget import VIDEO_MAX_PIXELS, VIDEO_MIN_PIXELS, BudgetConfig
+from spatial_mllm_ros.sampling.budget import BudgetConfig
 from spatial_mllm_ros.sampling.online import BufferConfig
+from spatial_mllm_ros.sampling.qwen_grid import VIDEO_MAX_PIXELS, VIDEO_MIN_PIXELS
 
 __all__ = [
-    "DEFAULT_CHECKPOINT_ENV",
-    "budget_config",
-    "buffer_config",
-    "default_checkpoint_dir",
-    "engine_options",
-    "ingest_config",
+    "NodeSettings",
+    "Settings",
     "load_answerer",
-    "load_engine",
-    "model_pixels",
-    "pipeline_config",
-    "resolve_checkpoint",
+    "parse_overrides",
 ]
 
-#: Environment variable that overrides where the embedded tiny checkpoint is generated.
-DEFAULT_CHECKPOINT_ENV = "SPATIAL_MLLM_TINY_CHECKPOINT"
+#: topic kind -> its parameter
+TOPIC_PARAMS: dict[str, str] = {
+    "colour": "topics.colour",
+    "colour_compressed": "topics.colour_compressed",
+    "depth": "topics.depth",
+    "camera_info": "topics.camera_info",
+    "pose": "topics.pose",
+    "odometry": "topics.odometry",
+}
 
 
-def ingest_config(v: Mapping[str, ParamValue]) -> IngestConfig:
-    """Pairing partners and conversion limits from ``topics.*``, ``pairing.*``, ``image.*``."""
+@dataclass(frozen=True)
+class NodeSettings:
+    """What only the ROS node uses.
+
+    Attributes:
+        autostart: configure and activate at start-up.
+        topics: topic kind (``colour``, ``colour_compressed``, ``depth``, ``camera_info``,
+            ``pose``, ``odometry``) -> topic name; "" = off.
+        qos_reliability, qos_depth: camera subscription QoS.
+        tf_enabled, tf_world_frame: camera poses by tf2 lookup.
+        diagnostics_period_s: period of ``/diagnostics``, seconds.
+        queue_size: question queue bound.
+        markers: publish RViz markers of each answer's boxes.
+        model_process: run the model in its own process.
+        poll_period_s: period of the pairing poll timer, seconds (half of ``pairing.wait_s``).
+    """
+
+    autostart: bool
+    topics: Mapping[str, str]
+    qos_reliability: str
+    qos_depth: int
+    tf_enabled: bool
+    tf_world_frame: str
+    diagnostics_period_s: float
+    queue_size: int
+    markers: bool
+    model_process: bool
+    poll_period_s: float
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the parameters configure, typed, built once (:meth:`from_values`).
+
+    Attributes:
+        values: the full validated parameter set it was built from (read-only view).
+        ingest: conversion limits and pairing.
+        buffer: the space-aware buffer.
+        pipeline: the answering pipeline.
+        engine: the model to load.
+        node: the ROS node's own settings.
+    """
+
+    values: Mapping[str, ParamValue]
+    ingest: IngestConfig
+    buffer: BufferConfig
+    pipeline: PipelineConfig
+    engine: EngineSpec
+    node: NodeSettings
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> Settings:
+        """Settings of ``values`` (validated; missing parameters take the schema's defaults).
+
+        Raises:
+            ParamError: an unknown name, a wrong type or an out-of-range value.
+        """
+        v = P.validate(values)
+        return cls(
+            values=MappingProxyType(dict(v)),
+            ingest=_ingest(v),
+            buffer=_buffer(v),
+            pipeline=_pipeline(v),
+            engine=_engine(v),
+            node=_node(v),
+        )
+
+    @classmethod
+    def from_profile(
+        cls, profile: str | Path, overrides: Mapping[str, Any] | None = None
+    ) -> Settings:
+        """Settings of a profile (``config/<name>.yaml`` or a YAML path), with overrides."""
+        values = dict(P.load_profile(str(profile)))
+        values.update(overrides or {})
+        return cls.from_values(values)
+
+    @classmethod
+    def defaults(cls) -> Settings:
+        """Settings of the schema's defaults."""
+        return cls.from_values({})
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
+        """New settings with some parameters changed (validated as a whole)."""
+        return Settings.from_values({**self.values, **overrides})
+
+
+def parse_overrides(items: list[str]) -> dict[str, ParamValue]:
+    """``NAME:=VALUE`` (or ``NAME=VALUE``) items, as ``--ros-args -p`` takes them, typed by the
+    schema: ``-p sampling.frame_budget:=16 -p answer.grounding:=false``.
+
+    Raises:
+        ParamError: a malformed item, an unknown name or a value of the wrong type or range.
+    """
+    out: dict[str, ParamValue] = {}
+    for item in items:
+        sep = ":=" if ":=" in item else "="
+        name, found, text = item.partition(sep)
+        if not found or not name.strip():
+            raise P.ParamError(f"expected NAME:=VALUE, got {item!r}")
+        spec = P.spec(name.strip())
+        out[spec.name] = spec.check(_typed(spec, text.strip()))
+    return out
+
+
+def _typed(spec: P.ParamSpec, text: str) -> Any:
+    if spec.type is bool:
+        lowered = text.lower()
+        if lowered not in ("true", "false"):
+            raise P.ParamError(f"{spec.name}: expected true or false, got {text!r}")
+        return lowered == "true"
+    if spec.type in (int, float):
+        try:
+            return spec.type(text)
+        except ValueError as err:
+            raise P.ParamError(f"{spec.name}: expected {spec.type.__name__}, got {text!r}") from err
+    return text
+
+
+def _ingest(v: Mapping[str, ParamValue]) -> IngestConfig:
     partners: list[PartnerSpec] = []
     if v["topics.depth"]:
         partners.append(PartnerSpec("depth", "consume"))
@@ -60,8 +189,7 @@ def ingest_config(v: Mapping[str, ParamValue]) -> IngestConfig:
     return IngestConfig(limits=limits, pairing=pairing)
 
 
-def buffer_config(v: Mapping[str, ParamValue]) -> BufferConfig:
-    """The space-aware buffer from ``buffer.*``."""
+def _buffer(v: Mapping[str, ParamValue]) -> BufferConfig:
     return BufferConfig(
         max_frames=int(v["buffer.max_frames"]),
         max_bytes=int(v["buffer.max_bytes"]),
@@ -74,9 +202,20 @@ def buffer_config(v: Mapping[str, ParamValue]) -> BufferConfig:
     )
 
 
-def pipeline_config(v: Mapping[str, ParamValue]) -> PipelineConfig:
-    """Answering settings from ``sampling.*``, ``queue.timeout_s``, ``question.*``,
-    ``answer.*``."""
+def _model_pixels(v: Mapping[str, ParamValue]) -> tuple[int, int]:
+    """(min, max) pixels per frame of the model's input; ``model.max_pixels`` 0 = Qwen2.5-VL's
+    video default."""
+    max_pixels = int(v["model.max_pixels"]) or VIDEO_MAX_PIXELS
+    return min(VIDEO_MIN_PIXELS, max_pixels), max_pixels
+
+
+def _pipeline(v: Mapping[str, ParamValue]) -> PipelineConfig:
+    min_pixels, max_pixels = _model_pixels(v)
+    budget = BudgetConfig(
+        max_video_tokens=int(v["sampling.max_video_tokens"]),
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+    )
     return PipelineConfig(
         frame_budget=int(v["sampling.frame_budget"]),
         max_frame_budget=int(v["sampling.max_frame_budget"]),
@@ -87,106 +226,58 @@ def pipeline_config(v: Mapping[str, ParamValue]) -> PipelineConfig:
         grounding=bool(v["answer.grounding"]),
         grounding_max_new_tokens=int(v["answer.grounding_max_new_tokens"]),
         monocular_candidates=int(v["sampling.monocular_candidates"]),
-        adaptive_budget=budget_config(v) if v["sampling.adaptive_budget"] else None,
+        adaptive_budget=budget if v["sampling.adaptive_budget"] else None,
         prompt_template=str(v["answer.prompt_template"]),
     )
 
 
-def budget_config(v: Mapping[str, ParamValue]) -> BudgetConfig:
-    """The adaptive budget's token cap at the model's input size (``model.max_pixels``)."""
-    min_pixels, max_pixels = model_pixels(v)
-    return BudgetConfig(
-        max_video_tokens=int(v["sampling.max_video_tokens"]),
+def _engine(v: Mapping[str, ParamValue]) -> EngineSpec:
+    min_pixels, max_pixels = _model_pixels(v)
+    return EngineSpec(
+        checkpoint=str(v["model.checkpoint"]),
+        vggt_checkpoint=str(v["model.vggt_checkpoint"]),
+        device=str(v["model.device"]),
+        dtype=str(v["model.dtype"]),
+        num_threads=int(v["model.num_threads"]),
         min_pixels=min_pixels,
         max_pixels=max_pixels,
-    )
-
-
-def model_pixels(v: Mapping[str, ParamValue]) -> tuple[int, int]:
-    """(min, max) pixels per frame of the model's input from ``model.max_pixels`` (0 = the
-    Qwen2.5-VL video default)."""
-    max_pixels = int(v["model.max_pixels"]) or VIDEO_MAX_PIXELS
-    return min(VIDEO_MIN_PIXELS, max_pixels), max_pixels
-
-
-def default_checkpoint_dir() -> Path:
-    """Where the embedded tiny checkpoint lives: ``$SPATIAL_MLLM_TINY_CHECKPOINT``, else
-    ``$XDG_CACHE_HOME/spatial_mllm_ros/tiny-v1.1`` (``~/.cache`` by default)."""
-    override = os.environ.get(DEFAULT_CHECKPOINT_ENV)
-    if override:
-        return Path(override)
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "spatial_mllm_ros" / "tiny-v1.1"
-
-
-def engine_options(v: Mapping[str, ParamValue]) -> dict[str, Any]:
-    """Keyword arguments of ``SpatialMLLMEngine.from_pretrained`` (all but the checkpoint)
-    from ``model.*`` and ``answer.decoding``/``answer.repetition_penalty``: device, dtype, VGGT
-    checkpoint, the per-frame input size bounds, the video timing and the decoding overrides.
-
-    The node (:func:`load_engine`) and the offline evaluator both use this, so a profile's
-    ``model.max_pixels`` gives the model the same inputs on the robot and offline.
-    """
-    from spatial_mllm_ros.model.decoding import DecodingSpec
-
-    min_pixels, max_pixels = model_pixels(v)
-    return {
-        "device": str(v["model.device"]),
-        "dtype": str(v["model.dtype"]),
-        "vggt_checkpoint": str(v["model.vggt_checkpoint"]) or None,
-        "min_pixels": min_pixels,
-        "max_pixels": max_pixels,
-        "video_fps": float(v["model.video_fps"]),
-        "decoding": DecodingSpec(
+        video_fps=float(v["model.video_fps"]),
+        decoding=DecodingSpec(
             mode=cast(Any, str(v["answer.decoding"])),
             repetition_penalty=float(v["answer.repetition_penalty"]),
         ),
-    }
+    )
 
 
-def resolve_checkpoint(v: Mapping[str, ParamValue]) -> Path:
-    """The checkpoint directory of ``model.checkpoint``; '' is the embedded tiny checkpoint,
-    generated on first use into :func:`default_checkpoint_dir`."""
-    path = str(v["model.checkpoint"])
-    if path:
-        return Path(path)
-    from spatial_mllm_ros.model.tiny import ensure_checkpoint
-
-    return ensure_checkpoint(default_checkpoint_dir())
-
-
-def load_engine(v: Mapping[str, ParamValue]) -> tuple[Any | None, str]:
-    """Load the Spatial-MLLM engine named by ``model.*``; never raises.
-
-    Applies ``model.num_threads`` and :func:`engine_options`. Returns ``(engine, "")`` or
-    ``(None, reason)``: a node whose model failed to load stays up and answers MODEL_ERROR
-    with the reason; the evaluator reports it and exits.
-    """
-    try:
-        import torch
-
-        from spatial_mllm_ros.model.engine import SpatialMLLMEngine
-
-        threads = int(v["model.num_threads"])
-        if threads > 0:
-            torch.set_num_threads(threads)
-        engine = SpatialMLLMEngine.from_pretrained(resolve_checkpoint(v), **engine_options(v))
-    except Exception as err:  # any failure leaves the node answering MODEL_ERROR
-        where = v["model.checkpoint"] or "the embedded tiny checkpoint"
-        return None, f"model failed to load from {where!r}: {type(err).__name__}: {err}"
-    return engine, ""
+def _node(v: Mapping[str, ParamValue]) -> NodeSettings:
+    return NodeSettings(
+        autostart=bool(v["autostart"]),
+        topics=MappingProxyType({k: str(v[p]) for k, p in TOPIC_PARAMS.items()}),
+        qos_reliability=str(v["qos.reliability"]),
+        qos_depth=int(v["qos.depth"]),
+        tf_enabled=bool(v["tf.enabled"]),
+        tf_world_frame=str(v["tf.world_frame"]),
+        diagnostics_period_s=float(v["diagnostics.period_s"]),
+        queue_size=int(v["queue.size"]),
+        markers=bool(v["answer.markers"]),
+        model_process=bool(v["model.process"]),
+        poll_period_s=max(float(v["pairing.wait_s"]) / 2.0, 0.01),
+    )
 
 
-def load_answerer(v: Mapping[str, ParamValue]) -> tuple[Any | None, str]:
+def load_answerer(settings: Settings) -> tuple[Any | None, str]:
     """The node's answerer: the engine in a child process when ``model.process`` is set
     (:class:`~spatial_mllm_ros.answering.process.ProcessAnswerer`), else in this process
-    (:func:`load_engine`). Never raises; ``(None, reason)`` when the model cannot load."""
-    if not v["model.process"]:
-        return load_engine(v)
+    (:func:`~spatial_mllm_ros.model.spec.load_engine`). Never raises; ``(None, reason)`` when
+    the model cannot load."""
+    if not settings.node.model_process:
+        from spatial_mllm_ros.model.spec import load_engine
+
+        return load_engine(settings.engine)
     from spatial_mllm_ros.answering.errors import ModelProcessError
     from spatial_mllm_ros.answering.process import ProcessAnswerer
 
     try:
-        return ProcessAnswerer(v), ""
+        return ProcessAnswerer(settings.engine), ""
     except ModelProcessError as err:
         return None, str(err)

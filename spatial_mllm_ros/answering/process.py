@@ -9,8 +9,9 @@ interpreter; the node only pickles the selected frames' colour images to it (a f
 question) and receives the result.
 
 The child is started with the ``spawn`` method (no fork of a process holding DDS threads),
-loads the engine with :func:`spatial_mllm_ros.settings.load_engine`, reports success or the
-load error, then serves requests until told to stop or its pipe closes. A child that dies
+loads the engine of an :class:`~spatial_mllm_ros.model.spec.EngineSpec` with
+:func:`spatial_mllm_ros.model.spec.load_engine`, reports success or the load error, then
+serves requests until told to stop or its pipe closes. A child that dies
 turns every later request into :class:`ModelProcessError`, which the pipeline answers as
 MODEL_ERROR with the cause.
 """
@@ -20,34 +21,21 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from spatial_mllm_ros.answering.errors import ModelProcessError
 from spatial_mllm_ros.core.frame import Frame
 from spatial_mllm_ros.model.result import GenerationResult
-from spatial_mllm_ros.params import ParamValue
+from spatial_mllm_ros.model.spec import EngineSpec
+from spatial_mllm_ros.sampling.predicted import PredictedGeometry
 
-__all__ = ["Geometry", "ProcessAnswerer"]
+__all__ = ["ProcessAnswerer"]
 
 _STOP = "stop"
-
-
-@dataclasses.dataclass(frozen=True)
-class Geometry:
-    """Predicted geometry of one frame as the node receives it (plain numpy).
-
-    Attributes:
-        world_points: (H, W, 3) float32 points in the prediction's world frame.
-        confidence: (H, W) float32 confidence.
-    """
-
-    world_points: npt.NDArray[np.float32]
-    confidence: npt.NDArray[np.float32]
 
 
 def _plain(method: str, result: Any) -> Any:
@@ -56,8 +44,8 @@ def _plain(method: str, result: Any) -> Any:
     if method == "answer":
         assert isinstance(result, GenerationResult)  # plain Python already
         return result
-    return [Geometry(np.asarray(g.world_points, dtype=np.float32),
-                     np.asarray(g.confidence, dtype=np.float32)) for g in result]
+    return [PredictedGeometry(np.asarray(g.world_points, dtype=np.float32),
+                              np.asarray(g.confidence, dtype=np.float32)) for g in result]
 
 
 def _light(frames: Sequence[Frame]) -> list[Frame]:
@@ -77,11 +65,11 @@ def _warm_up(engine: Any) -> None:
         return
 
 
-def _serve(conn: Connection, params: dict[str, ParamValue]) -> None:
+def _serve(conn: Connection, spec: EngineSpec) -> None:
     """Child process: load the engine, then answer requests until stopped."""
-    from spatial_mllm_ros.settings import load_engine
+    from spatial_mllm_ros.model.spec import load_engine
 
-    engine, error = load_engine(params)
+    engine, error = load_engine(spec)
     if engine is not None:
         _warm_up(engine)
     layout = str(engine.checkpoint_layout) if engine is not None else ""
@@ -109,7 +97,7 @@ class ProcessAnswerer:
     """An :class:`Answerer` (and geometry predictor) whose engine lives in a child process.
 
     Args:
-        params: the node's validated parameters (``model.*`` select and load the engine).
+        spec: the model to load (the node's ``Settings.engine``).
         start_timeout_s: longest wait for the model to load.
 
     Raises:
@@ -117,11 +105,11 @@ class ProcessAnswerer:
             carries the child's reason).
     """
 
-    def __init__(self, params: Mapping[str, ParamValue], start_timeout_s: float = 900.0) -> None:
+    def __init__(self, spec: EngineSpec, start_timeout_s: float = 900.0) -> None:
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(
-            target=_serve, args=(child, dict(params)), name="spatial-mllm-model", daemon=True
+            target=_serve, args=(child, spec), name="spatial-mllm-model", daemon=True
         )
         self._lock = threading.Lock()
         self._proc.start()
@@ -171,9 +159,10 @@ class ProcessAnswerer:
         result: GenerationResult = self._call("answer", _light(frames), prompt, max_new_tokens)
         return result
 
-    def predict_geometry(self, frames: Sequence[Frame]) -> list[Geometry]:
-        """The engine's per-frame predicted geometry, computed in the model process."""
-        result: list[Geometry] = self._call("predict_geometry", _light(frames))
+    def predict_geometry(self, frames: Sequence[Frame]) -> list[PredictedGeometry]:
+        """The engine's per-frame predicted geometry (points and confidence only), computed in
+        the model process."""
+        result: list[PredictedGeometry] = self._call("predict_geometry", _light(frames))
         return result
 
     def close(self, timeout_s: float = 10.0) -> None:

@@ -28,6 +28,7 @@ from spatial_mllm_ros.bags import (
 )
 from spatial_mllm_ros.evaluation.errors import EvaluationError, MetricsError, QuestionsFileError
 from spatial_mllm_ros.params import ParamError, load_profile
+from spatial_mllm_ros.settings import Settings, parse_overrides
 
 if TYPE_CHECKING:
     pass
@@ -66,7 +67,7 @@ def _topic_overrides(items: Sequence[str]) -> dict[str, str]:
 
 
 # ----------------------------------------------------------------------------- eval
-def _eval_parser() -> argparse.ArgumentParser:
+def eval_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="spatial-mllm-eval",
         description=(
@@ -82,28 +83,47 @@ def _eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="cpu_tiny",
                    help="parameter profile: config/<NAME>.yaml or a YAML path (default cpu_tiny)")
     p.add_argument("--checkpoint", default=None,
-                   help="Spatial-MLLM checkpoint directory "
-                        "(default: the profile's model.checkpoint)")
-    p.add_argument("--device", default=None, help="torch device (default: the profile's)")
-    p.add_argument("--dtype", default=None, choices=("float32", "float16", "bfloat16"))
+                   help="Spatial-MLLM checkpoint directory (= -p model.checkpoint:=DIR)")
+    p.add_argument("--device", default=None, help="torch device (= -p model.device:=DEV)")
+    p.add_argument("--dtype", default=None, choices=("float32", "float16", "bfloat16"),
+                   help="weights dtype (= -p model.dtype:=DTYPE)")
     p.add_argument("--strategies", default="coverage,uniform",
                    help="comma-separated sampling strategies compared in one run")
     p.add_argument("--frame-budget", type=int, default=None,
-                   help="frames per answer (default: the profile's sampling.frame_budget)")
+                   help="frames per answer (= -p sampling.frame_budget:=N)")
     p.add_argument("--limit", type=int, default=None, help="only the first N questions")
     p.add_argument("--mra-thresholds", default="vsibench",
                    choices=("vsibench", "paper", "linspace11"),
                    help="MRA threshold set (default vsibench: the published code's 10 values)")
-    p.add_argument("--grounding", action="store_true",
-                   help="also run the box-grounding pass (boxes are not scored)")
+    p.add_argument("--grounding", action=argparse.BooleanOptionalAction, default=None,
+                   help="run the box-grounding pass (= -p answer.grounding:=true|false; boxes "
+                        "are not scored, so --no-grounding saves time without changing scores)")
     p.add_argument("--max-new-tokens", type=int, default=None,
-                   help="answer length in tokens (default: the profile's answer.max_new_tokens)")
+                   help="answer length in tokens (= -p answer.max_new_tokens:=N)")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME:=VALUE",
+                   help="override any parameter of the profile, as the node's --ros-args -p "
+                        "(e.g. -p sampling.adaptive_budget:=true); validated by the schema")
     p.add_argument("--topic", action="append", default=[], metavar="KIND=TOPIC",
                    help="override a topic (kinds: colour, colour_compressed, depth, "
                         "camera_info, pose, odometry); '' disables it")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--no-thumbnails", action="store_true", help="no per-answer contact sheets")
     return p
+
+
+def eval_settings(args: argparse.Namespace) -> Settings:
+    """The evaluation's settings: the profile (``--config``) with the flags and ``-p`` items as
+    parameter overrides -- the same :class:`Settings` the node builds from that profile.
+
+    Raises:
+        ParamError: a profile, flag or ``-p`` value the schema refuses.
+    """
+    flags = {"model.checkpoint": args.checkpoint, "model.device": args.device,
+             "model.dtype": args.dtype, "sampling.frame_budget": args.frame_budget,
+             "answer.max_new_tokens": args.max_new_tokens, "answer.grounding": args.grounding}
+    overrides = {k: v for k, v in flags.items() if v is not None}
+    overrides.update(parse_overrides(args.param))
+    return Settings.from_profile(args.config, overrides)
 
 
 def eval_main(argv: list[str] | None = None) -> int:
@@ -115,22 +135,17 @@ def eval_main(argv: list[str] | None = None) -> int:
     from spatial_mllm_ros.evaluation.runner import EvalRunner
 
     prog = "spatial-mllm-eval"
-    args = _eval_parser().parse_args(argv)
-    params = _params(args.config, prog)
-    if params is None:
-        return EXIT_USAGE
+    args = eval_parser().parse_args(argv)
     strategies = tuple(s.strip() for s in args.strategies.split(",") if s.strip())
-    budget = (
-        args.frame_budget if args.frame_budget is not None
-        else int(params["sampling.frame_budget"])
-    )
-    max_new_tokens = (
-        args.max_new_tokens if args.max_new_tokens is not None
-        else int(params["answer.max_new_tokens"])
-    )
-    if budget < 1 or (args.limit is not None and args.limit < 1) or max_new_tokens < 1:
-        _err(prog, "--frame-budget, --limit and --max-new-tokens must be >= 1")
+    if args.limit is not None and args.limit < 1:
+        _err(prog, "--limit must be >= 1")
         return EXIT_USAGE
+    try:
+        settings = eval_settings(args)
+    except ParamError as err:
+        _err(prog, f"profile {args.config!r}: {err}")
+        return EXIT_USAGE
+    params = settings.values
     try:
         topics: FrameTopics = topics_from_params(params).with_overrides(
             _topic_overrides(args.topic)
@@ -152,29 +167,23 @@ def eval_main(argv: list[str] | None = None) -> int:
     for w in warnings:
         print(f"{prog}: warning: {w}", file=sys.stderr)
 
-    from spatial_mllm_ros.settings import load_engine, resolve_checkpoint
+    from spatial_mllm_ros.model.spec import load_engine, resolve_checkpoint
 
-    # the node's rules (model.max_pixels, num_threads, the embedded default, ...): the model
-    # sees the same inputs offline as on the robot; the command line overrides the profile
-    params = {**params}
-    for key, value in (("model.checkpoint", args.checkpoint), ("model.device", args.device),
-                       ("model.dtype", args.dtype)):
-        if value:
-            params[key] = value
-    engine, error = load_engine(params)
+    # the node's rules (model.max_pixels, num_threads, the embedded default, decoding, ...):
+    # the model sees the same inputs offline as on the robot
+    engine, error = load_engine(settings.engine)
     if engine is None:
         _err(prog, f"{error}. The tiny checkpoint is made with: spatial-mllm-checkpoint tiny "
                    "DIR --layout v1.1")
         return EXIT_MODEL
-    checkpoint = resolve_checkpoint(params)
+    checkpoint = resolve_checkpoint(settings.engine)
 
     config = EvalConfig(
-        strategies=strategies, frame_budget=budget, thresholds=args.mra_thresholds,
-        grounding=args.grounding, max_new_tokens=max_new_tokens, limit=args.limit,
+        strategies=strategies, thresholds=args.mra_thresholds, limit=args.limit,
         progress=not args.no_progress, thumbnails=not args.no_thumbnails,
     )
     try:
-        runner = EvalRunner(engine, params, config, topics,
+        runner = EvalRunner(engine, settings, config, topics,
                             model_id=str(checkpoint.resolve()))
         summary = runner.run(args.bag, questions, args.out)
         files = write_report(args.out, args.mra_thresholds, summary)

@@ -71,7 +71,8 @@ def metrics_by_strategy(
     for s in strategies_of(results):
         records = [
             score_one(str(r["question_type"]), str(record_of(r).get("answer") or ""),
-                      r["ground_truth"], thresholds, question_id=r["id"])
+                      r["ground_truth"], thresholds, question_id=r["id"],
+                      template=str(r["prompt_template"]))
             for r in results if r["strategy"] == s
         ]
         out[s] = aggregate(records, thresholds=thresholds)

@@ -60,9 +60,11 @@ def result_line(
     score: ScoreRecord,
     model_s: float,
     answerer_calls: int,
+    prompt_template: str,
 ) -> dict[str, Any]:
     """One results line (see the module docstring) for ``record``, the answer to
-    ``question`` with ``strategy``."""
+    ``question`` with ``strategy``, asked in the prompt family ``prompt_template`` (which also
+    picks the scoring rule when the report rescores it)."""
     return {
         "format": RESULTS_FORMAT,
         "id": question.id,
@@ -75,6 +77,7 @@ def result_line(
         "score": score.to_dict(),
         "model_s": model_s,
         "answerer_calls": answerer_calls,
+        "prompt_template": prompt_template,
         "record": record.to_json(),
     }
 

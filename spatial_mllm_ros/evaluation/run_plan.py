@@ -16,13 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spatial_mllm_ros.answering.pipeline import PipelineConfig
 from spatial_mllm_ros.bags import FrameTopics
 from spatial_mllm_ros.core.jsonsafe import finite_or_none
 from spatial_mllm_ros.evaluation.errors import ResumeMismatchError
 from spatial_mllm_ros.evaluation.questions import Question
 from spatial_mllm_ros.evaluation.results import RESULTS_FORMAT, answered_pairs
-from spatial_mllm_ros.params import ParamValue
+from spatial_mllm_ros.settings import Settings
 
 __all__ = [
     "RUN_FILE",
@@ -30,78 +29,62 @@ __all__ = [
     "RunSummary",
     "WorkPlan",
     "check_run_file",
-    "pipeline_config",
     "plan_work",
     "run_settings",
 ]
 
 RUN_FILE = "run.json"
-#: Parameters (by prefix) whose values change the answers, so must match to resume.
-RESUME_PARAM_PREFIXES: tuple[str, ...] = (
-    "pairing.", "buffer.", "image.", "pose.", "model.max_pixels", "model.dtype",
-    "model.vggt_checkpoint", "sampling.monocular_candidates",
+#: Parameters (by prefix) that do not change answers, so need not match to resume: the node's
+#: transport and housekeeping, the device and threads the same model runs with.
+NON_ANSWER_PARAM_PREFIXES: tuple[str, ...] = (
+    "autostart", "topics.", "tf.", "qos.", "diagnostics.", "queue.size", "answer.markers",
+    "model.device", "model.num_threads", "model.process", "model.checkpoint",
 )
+#: Each question's deadline offline: none in effect (the pipeline's configuration is the
+#: node's, ``queue.timeout_s`` included; only the requests say otherwise).
+OFFLINE_TIMEOUT_S = 1e9
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Evaluation settings.
+    """What only the evaluation decides (the answering settings are the profile's
+    :class:`~spatial_mllm_ros.settings.Settings`, as on the robot).
 
     Attributes:
         strategies: sampling strategies, each answering every question.
-        frame_budget: frames per answer.
         thresholds: MRA threshold set name stored with each score (metrics are recomputed
             from the answers by the report with its own choice).
-        grounding: also run the box-grounding generation (boxes are not scored).
-        max_new_tokens: answer generation length.
-        limit: only the first N questions of the file.
+        limit: only the first N questions.
         progress: show progress bars (stderr).
         thumbnails: write a contact sheet of the frames each answer used.
         thumb_height: contact-sheet tile height, pixels.
     """
 
     strategies: tuple[str, ...] = ("coverage", "uniform")
-    frame_budget: int = 8
     thresholds: str = "vsibench"
-    grounding: bool = False
-    max_new_tokens: int = 32
     limit: int | None = None
     progress: bool = True
     thumbnails: bool = True
     thumb_height: int = 72
 
 
-def pipeline_config(config: EvalConfig, params: Mapping[str, ParamValue]) -> PipelineConfig:
-    """The answering pipeline's settings for an offline run: the run's budget, first
-    strategy (each request names its own), generation length and grounding; no deadline."""
-    return PipelineConfig(
-        frame_budget=config.frame_budget,
-        max_frame_budget=max(64, config.frame_budget),
-        strategy=config.strategies[0],
-        timeout_s=1e9,  # offline: no deadline
-        max_question_chars=int(params.get("question.max_chars", 1000)),
-        max_new_tokens=config.max_new_tokens,
-        grounding=config.grounding,
-    )
-
-
 def run_settings(
     bag: Path,
     topics: FrameTopics,
-    config: EvalConfig,
-    params: Mapping[str, ParamValue],
+    settings: Settings,
     model_id: str,
+    prompt_template: str,
 ) -> dict[str, Any]:
-    """What must be equal for results to be resumable (JSON-ready)."""
-    keys = sorted(k for k in params if k.startswith(RESUME_PARAM_PREFIXES))
+    """What must be equal for results to be resumable (JSON-ready): the bag, its topics, the
+    model, the prompt family and every parameter that changes answers."""
+    values = settings.values
+    keys = sorted(k for k in values if not k.startswith(NON_ANSWER_PARAM_PREFIXES))
     return {
         "bag": str(bag.resolve()),
         "topics": topics.enabled(),
-        "frame_budget": config.frame_budget,
-        "grounding": config.grounding,
-        "max_new_tokens": config.max_new_tokens,
         "model": model_id,
-        "params": {k: params[k] for k in keys},
+        "prompt_template": prompt_template,
+        "params": {k: values[k] for k in keys},
     }
 
 

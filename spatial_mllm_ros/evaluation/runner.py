@@ -54,19 +54,18 @@ from spatial_mllm_ros.evaluation.results import (
     result_line,
 )
 from spatial_mllm_ros.evaluation.run_plan import (
+    OFFLINE_TIMEOUT_S,
     EvalConfig,
     RunSummary,
     check_run_file,
-    pipeline_config,
     plan_work,
     run_settings,
 )
 from spatial_mllm_ros.evaluation.thumbnails import frame_captions, write_contact_sheet
-from spatial_mllm_ros.params import ParamValue
 from spatial_mllm_ros.sampling.online import SpatialFrameBuffer
 from spatial_mllm_ros.sampling.predicted import PredictedGeometry
 from spatial_mllm_ros.sampling.strategies import available_strategies
-from spatial_mllm_ros.settings import buffer_config, ingest_config
+from spatial_mllm_ros.settings import Settings
 
 __all__ = ["THUMBS_DIR", "EvalRunner", "TimedAnswerer", "TimedPredictor", "timed"]
 
@@ -81,6 +80,12 @@ class TimedAnswerer:
         self.calls = 0
         self.seconds = 0.0
         self._clock = clock
+
+    @property
+    def checkpoint_layout(self) -> str:
+        """The wrapped model's checkpoint layout (the pipeline picks the prompt family by it);
+        v1.1 for an answerer without one."""
+        return str(getattr(self.inner, "checkpoint_layout", "v1.1"))
 
     def answer(
         self, frames: Sequence[Frame], prompt: str, max_new_tokens: int = 64
@@ -129,7 +134,7 @@ class EvalRunner:
     def __init__(
         self,
         answerer: Answerer,
-        params: Mapping[str, ParamValue],
+        settings: Settings,
         config: EvalConfig | None = None,
         topics: FrameTopics | None = None,
         model_id: str = "",
@@ -141,14 +146,13 @@ class EvalRunner:
                 f"unknown sampling strategies {unknown}; known: "
                 + ", ".join(sorted(available_strategies()))
             )
-        if self.config.frame_budget < 1:
-            raise EvaluationError(f"frame budget must be >= 1, got {self.config.frame_budget}")
-        self.params = dict(params)
-        self.topics = topics or topics_from_params(self.params)
+        self.settings = settings
+        self.topics = topics or topics_from_params(settings.values)
         self.answerer = timed(answerer)
         self.model_id = model_id
         self._n_answered = 0
-        self.pipeline = AnsweringPipeline(self.answerer, pipeline_config(self.config, self.params))
+        # the node's pipeline, configured as the node is by the same settings
+        self.pipeline = AnsweringPipeline(self.answerer, settings.pipeline)
 
     def run(
         self, bag: str | Path, questions: Sequence[Question], out_dir: str | Path
@@ -175,8 +179,9 @@ class EvalRunner:
         try:
             kinds, warnings = source.plan(self.topics)
             summary.warnings = warnings
-            settings = run_settings(source.path, self.topics, cfg, self.params, self.model_id)
-            check_run_file(out, settings, cfg.strategies, resuming=bool(existing))
+            resume_keys = run_settings(source.path, self.topics, self.settings, self.model_id,
+                                       self.pipeline.prompt_template)
+            check_run_file(out, resume_keys, cfg.strategies, resuming=bool(existing))
             if work.pending:
                 self._stream(source, kinds, work.pending, work.done, results_path, summary)
         finally:
@@ -204,8 +209,8 @@ class EvalRunner:
                            pending[i].cutoff_stamp_ns(start_ns) or 0, i),
         )
         queue = [pending[i] for i in order]
-        buffer = SpatialFrameBuffer(buffer_config(self.params))
-        ingestor = Ingestor(buffer, ingest_config(self.params))
+        buffer = SpatialFrameBuffer(self.settings.buffer)
+        ingestor = Ingestor(buffer, self.settings.ingest)
         n_pairs = sum((str(q.id), s) not in done for q in queue for s in cfg.strategies)
         n_msgs = sum(source.info.topics[t][1] for t in kinds)
         bag_bar = tqdm(total=n_msgs, desc="bag", unit="msg", disable=not cfg.progress,
@@ -262,6 +267,7 @@ class EvalRunner:
     ) -> None:
         """Answer ``q`` with every strategy not yet in ``done``, one result line each."""
         cfg = self.config
+        template = self.pipeline.prompt_template
         candidates = buffer.snapshot(cutoff).frames
         for strategy in cfg.strategies:
             if (str(q.id), strategy) in done:
@@ -271,18 +277,19 @@ class EvalRunner:
                 question=q.question,
                 question_type=q.question_type,
                 options=q.options or (),
-                frame_budget=cfg.frame_budget,
                 strategy=strategy,
+                timeout_s=OFFLINE_TIMEOUT_S,
                 received_s=time.monotonic(),
                 until_stamp_ns=cutoff,
             )
             calls_before, secs_before = self.answerer.calls, self.answerer.seconds
             record: AnswerRecord = self.pipeline.answer(request, buffer)
             score = score_one(q.question_type, record.answer, q.ground_truth, cfg.thresholds,
-                              question_id=q.id)
+                              question_id=q.id, template=template)
             line = result_line(q, strategy, cutoff, len(candidates), record, score,
                                model_s=self.answerer.seconds - secs_before,
-                               answerer_calls=self.answerer.calls - calls_before)
+                               answerer_calls=self.answerer.calls - calls_before,
+                               prompt_template=template)
             if cfg.thumbnails and record.frame_stamps_ns:
                 thumb = self._thumbnail(q, strategy, record, candidates, start_ns, out)
                 if thumb is not None:

@@ -2,7 +2,7 @@
 ``layout``, ``inspect``, ``export-onnx``).
 
 ``spatial-mllm-infer`` runs the answering pipeline, so it lives above the model:
-:mod:`spatial_mllm_ros.answering.cli`.
+:mod:`spatial_mllm_ros.cli.infer`.
 """
 
 from __future__ import annotations

@@ -25,11 +25,12 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
-
-from transformers import GenerationConfig
+from typing import TYPE_CHECKING, Any, Literal
 
 from spatial_mllm_ros.model.errors import InputError
+
+if TYPE_CHECKING:  # DecodingSpec is plain data: the model process's parent never imports torch
+    from transformers import GenerationConfig
 
 __all__ = [
     "DECODING_MODES",
@@ -70,6 +71,8 @@ class DecodingSpec:
 def load_generation_config(checkpoint_dir: str | Path, model_config: Any) -> GenerationConfig:
     """The checkpoint's ``generation_config.json``, or one derived from ``model_config`` (its
     token ids, greedy) when the directory has none."""
+    from transformers import GenerationConfig
+
     path = Path(checkpoint_dir)
     if (path / "generation_config.json").is_file():
         return GenerationConfig.from_pretrained(str(path))

@@ -21,7 +21,7 @@ from rclpy.task import Future
 from visualization_msgs.msg import MarkerArray
 
 from spatial_mllm_ros.answering.errors import QueueClosedError
-from spatial_mllm_ros.answering.pipeline import AnsweringPipeline
+from spatial_mllm_ros.answering.pipeline import AnsweringPipeline, PipelineConfig
 from spatial_mllm_ros.answering.types import (
     STAGES,
     AnswerRecord,
@@ -90,8 +90,7 @@ class AnswerServer:
         """Start the worker and create the service, topics and markers publisher."""
         qos = reliable_qos(QUESTION_QOS_DEPTH)
         self._answer_pub = self.node.create_publisher(SpatialAnswer, "~/answer", qos)
-        if self._markers_enabled:
-            self._marker_pub = self.node.create_publisher(MarkerArray, "~/markers", 10)
+        self._marker_pub = self.node.create_publisher(MarkerArray, "~/markers", 10)
         self.worker.start()
         self._service = self.node.create_service(
             AskSpatial, "~/ask", self._on_ask, callback_group=self._group
@@ -113,6 +112,13 @@ class AnswerServer:
             if pub is not None:
                 self.node.destroy_publisher(pub)
         self._answer_pub = self._marker_pub = None
+
+    def reconfigure(self, pipeline: PipelineConfig, markers: bool) -> None:
+        """Use new answering settings from the next question on (writable parameters changed
+        at run time); the question being answered keeps the settings it started with."""
+        if self.pipeline is not None:  # a new pipeline: one question never mixes two configs
+            self.pipeline = AnsweringPipeline(self.pipeline.answerer, pipeline)
+        self._markers_enabled = markers
 
     # ----------------------------------------------------------------- inputs
     async def _on_ask(self, req: Any, resp: Any) -> Any:
@@ -142,9 +148,10 @@ class AnswerServer:
 
     # ----------------------------------------------------------------- worker side
     def _handle(self, request: QuestionRequest) -> AnswerRecord:
-        if self.pipeline is None:
+        pipeline = self.pipeline  # read once: reconfigure may replace it meanwhile
+        if pipeline is None:
             return AnswerRecord.failure(request, AnswerStatus.MODEL_ERROR, self.model_error)
-        return self.pipeline.answer(request, self.buffer)
+        return pipeline.answer(request, self.buffer)
 
     def _deliver(self, request: QuestionRequest, record: AnswerRecord) -> None:
         now_ns = self.node.get_clock().now().nanoseconds
@@ -164,7 +171,7 @@ class AnswerServer:
                 f"query {record.query_id}: {record.status.name}: {record.error}",
                 throttle_duration_sec=1.0,
             )
-        elif self._marker_pub is not None and record.boxes:
+        elif self._markers_enabled and self._marker_pub is not None and record.boxes:
             self._marker_pub.publish(markers_msg(record, now_ns))
 
     # ----------------------------------------------------------------- diagnostics

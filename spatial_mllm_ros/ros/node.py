@@ -58,14 +58,14 @@ from rclpy.timer import Timer
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from spatial_mllm_ros import params as P
-from spatial_mllm_ros import settings
 from spatial_mllm_ros.answering.pipeline import AnsweringPipeline
-from spatial_mllm_ros.core.convert import ConvertLimits, transform_stamped_to_matrix
+from spatial_mllm_ros.core.convert import transform_stamped_to_matrix
 from spatial_mllm_ros.core.ingest import Ingestor, PoseLookup
 from spatial_mllm_ros.ros.answer_server import AnswerServer
 from spatial_mllm_ros.ros.diagnostics import RateTracker, answer_status, build_diagnostics
 from spatial_mllm_ros.ros.qos import camera_qos, reliable_qos
 from spatial_mllm_ros.sampling.online import SpatialFrameBuffer
+from spatial_mllm_ros.settings import Settings, load_answerer
 
 try:  # optional: not in the PyPI wheel set
     import tf2_ros
@@ -76,14 +76,14 @@ __all__ = ["NODE_NAME", "SpatialMllmNode", "main"]
 
 NODE_NAME = P.NODE_NAME
 
-#: topic kind -> (parameter, message type)
-CAMERA_TOPICS: dict[str, tuple[str, type]] = {
-    "colour": ("topics.colour", Image),
-    "colour_compressed": ("topics.colour_compressed", CompressedImage),
-    "depth": ("topics.depth", Image),
-    "camera_info": ("topics.camera_info", CameraInfo),
-    "pose": ("topics.pose", PoseStamped),
-    "odometry": ("topics.odometry", Odometry),
+#: topic kind -> message type (the topic names are ``Settings.node.topics``)
+CAMERA_TOPICS: dict[str, type] = {
+    "colour": Image,
+    "colour_compressed": CompressedImage,
+    "depth": Image,
+    "camera_info": CameraInfo,
+    "pose": PoseStamped,
+    "odometry": Odometry,
 }
 
 
@@ -118,6 +118,7 @@ class SpatialMllmNode(LifecycleNode):
         for spec in P.SCHEMA:
             self.declare_parameter(spec.name, spec.default, _descriptor(spec))
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.add_post_set_parameters_callback(self._apply_parameters)
 
         self._timer_group = MutuallyExclusiveCallbackGroup()
         self._camera_groups = {k: MutuallyExclusiveCallbackGroup() for k in CAMERA_TOPICS}
@@ -127,7 +128,7 @@ class SpatialMllmNode(LifecycleNode):
         self.ingestor: Ingestor | None = None
         self.answers: AnswerServer | None = None
         self._engine: Any = None
-        self.values: dict[str, P.ParamValue] = {}
+        self.settings: Settings | None = None
         self._state_label = "unconfigured"
         self._callback_errors = 0
         self._rates = RateTracker()
@@ -144,18 +145,37 @@ class SpatialMllmNode(LifecycleNode):
 
     # ------------------------------------------------------------ parameters
     def _on_set_parameters(self, parameters: list[Parameter[Any]]) -> SetParametersResult:
+        """Accept a change only if the whole parameter set stays valid (read-only ones are
+        refused by rclpy itself, from their descriptors)."""
         try:
-            P.validate({p.name: p.value for p in parameters}, partial=True)
+            current = {s.name: self.get_parameter(s.name).value for s in P.SCHEMA}
+            Settings.from_values({**current, **{p.name: p.value for p in parameters}})
         except P.ParamError as err:
             return SetParametersResult(successful=False, reason=str(err))
         return SetParametersResult(successful=True)
+
+    def _apply_parameters(self, parameters: list[Parameter[Any]]) -> None:
+        """Apply accepted changes at once: every writable parameter configures answering
+        (``sampling.*``, ``answer.*`` but decoding, ``queue.timeout_s``, ``question.max_chars``),
+        so the next question uses them; the others are read-only."""
+        if self.settings is None:
+            return  # read at the next configure
+        try:
+            self.settings = Settings.from_values(self.read_parameters())
+            if self.answers is not None:
+                self.answers.reconfigure(self.settings.pipeline, self.settings.node.markers)
+        except Exception as err:  # a parameter change never takes the node down
+            self.get_logger().error(f"applying parameters failed: {err}")
+            return
+        names = ", ".join(p.name for p in parameters)
+        self.get_logger().info(f"parameters applied: {names}")
 
     def read_parameters(self) -> dict[str, P.ParamValue]:
         """Every schema parameter's current value, validated."""
         return P.validate({s.name: self.get_parameter(s.name).value for s in P.SCHEMA})
 
-    def _pose_lookup(self, v: dict[str, P.ParamValue]) -> PoseLookup | None:
-        if not v["tf.enabled"]:
+    def _pose_lookup(self, settings: Settings) -> PoseLookup | None:
+        if not settings.node.tf_enabled:
             return None
         if tf2_ros is None:
             self.get_logger().warning(
@@ -163,10 +183,10 @@ class SpatialMllmNode(LifecycleNode):
                 "poses come from topics.pose / topics.odometry only"
             )
             return None
-        world = str(v["tf.world_frame"])
+        world = settings.node.tf_world_frame
         self._tf_buffer = tf2_ros.Buffer()
         self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
-        limits = ConvertLimits(quaternion_tolerance=float(v["pose.quaternion_tolerance"]))
+        limits = settings.ingest.limits
 
         def lookup(frame_id: str, stamp_ns: int) -> tuple[npt.NDArray[np.float64], str] | None:
             try:
@@ -189,43 +209,44 @@ class SpatialMllmNode(LifecycleNode):
         wrong checkpoint path.
         """
         try:
-            v = self.read_parameters()
-            self.values = v
-            self.store = SpatialFrameBuffer(settings.buffer_config(v))
-            self.ingestor = Ingestor(self.store, settings.ingest_config(v), self._pose_lookup(v))
+            cfg = Settings.from_values(self.read_parameters())
+            self.settings = cfg
+            self.store = SpatialFrameBuffer(cfg.buffer)
+            self.ingestor = Ingestor(self.store, cfg.ingest, self._pose_lookup(cfg))
         except Exception as err:
             self.get_logger().error(f"configure failed: {err}")
             self.store = self.ingestor = None
             return TransitionCallbackReturn.FAILURE
         t0 = time.monotonic()
-        self._engine, model_error = settings.load_answerer(v)
+        self._engine, model_error = load_answerer(cfg)
         pipeline = None
         if self._engine is not None:
-            pipeline = AnsweringPipeline(self._engine, settings.pipeline_config(v))
+            pipeline = AnsweringPipeline(self._engine, cfg.pipeline)
             self.get_logger().info(
                 f"model loaded in {time.monotonic() - t0:.1f} s "
-                f"({v['model.checkpoint'] or 'embedded tiny checkpoint'}, "
-                f"{v['model.device']}, {v['model.dtype']}"
-                + (f", model process pid {self._engine.pid})" if v["model.process"] else ")")
+                f"({cfg.engine.description}, {cfg.engine.device}, {cfg.engine.dtype}"
+                + (f", model process pid {self._engine.pid})" if cfg.node.model_process else ")")
             )
         else:
             self.get_logger().error(f"{model_error}; questions will be answered MODEL_ERROR")
         self.answers = AnswerServer(
             self, self.store, pipeline, model_error,
-            queue_size=int(v["queue.size"]), markers=bool(v["answer.markers"]),
+            queue_size=cfg.node.queue_size, markers=cfg.node.markers,
         )
         self._state_label = "inactive"
         self.get_logger().info(
-            f"configured: buffer {v['buffer.max_frames']} frames / {v['buffer.max_bytes']} B"
+            f"configured: buffer {cfg.buffer.max_frames} frames / {cfg.buffer.max_bytes} B"
         )
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        v = self.values
-        qos = camera_qos(str(v["qos.reliability"]), int(v["qos.depth"]))
+        if self.settings is None:
+            return TransitionCallbackReturn.FAILURE
+        node = self.settings.node
+        qos = camera_qos(node.qos_reliability, node.qos_depth)
         try:
-            for kind, (param, msg_type) in CAMERA_TOPICS.items():
-                topic = str(v[param])
+            for kind, msg_type in CAMERA_TOPICS.items():
+                topic = node.topics[kind]
                 if topic:
                     self._subs.append(
                         self.create_subscription(
@@ -233,9 +254,8 @@ class SpatialMllmNode(LifecycleNode):
                             callback_group=self._camera_groups[kind],
                         )
                     )
-            period = max(float(v["pairing.wait_s"]) / 2.0, 0.01)
             self._poll_timer = self.create_timer(
-                period, self._poll, callback_group=self._timer_group
+                node.poll_period_s, self._poll, callback_group=self._timer_group
             )
             if self.answers is not None:
                 self.answers.activate()

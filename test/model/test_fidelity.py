@@ -17,8 +17,6 @@ import torch
 from _spatial_mllm_tiny import SMALL_PIXELS, fresh_copy, real_images, tiny_checkpoint
 from PIL import Image
 
-from spatial_mllm_ros import params as P
-from spatial_mllm_ros import settings
 from spatial_mllm_ros.model.engine import SpatialMLLMEngine
 from spatial_mllm_ros.model.processing import (
     resize_rgb,
@@ -26,14 +24,20 @@ from spatial_mllm_ros.model.processing import (
     second_per_grid,
     target_size,
 )
+from spatial_mllm_ros.model.spec import load_engine
+from spatial_mllm_ros.settings import Settings
 
 
-def _values(checkpoint: Path, **overrides: Any) -> dict[str, Any]:
-    values = P.load_profile("cpu_tiny")
-    values.update({"model.checkpoint": str(checkpoint), "model.max_pixels": SMALL_PIXELS,
-                   "model.num_threads": 0})
-    values.update(overrides)
-    return P.validate(values)
+def _settings(checkpoint: Path, **overrides: Any) -> Settings:
+    return Settings.from_profile("cpu_tiny", {
+        "model.checkpoint": str(checkpoint), "model.max_pixels": SMALL_PIXELS,
+        "model.num_threads": 0, **overrides})
+
+
+def _engine(checkpoint: Path, **overrides: Any) -> SpatialMLLMEngine:
+    engine, error = load_engine(_settings(checkpoint, **overrides).engine)
+    assert engine is not None, error
+    return engine
 
 
 def _temporal_row(engine: SpatialMLLMEngine, n_frames: int) -> tuple[torch.Tensor, Any]:
@@ -53,13 +57,13 @@ def _temporal_row(engine: SpatialMLLMEngine, n_frames: int) -> tuple[torch.Tenso
 
 @pytest.fixture(scope="module")
 def engine() -> SpatialMLLMEngine:
-    loaded, error = settings.load_engine(_values(tiny_checkpoint("v1.1")))
-    assert loaded is not None, error
-    return loaded
+    return _engine(tiny_checkpoint("v1.1"))
 
 
 @pytest.mark.parametrize("n_frames", [8, 16])
-def test_temporal_positions_are_the_reference_ones(engine: SpatialMLLMEngine, n_frames: int) -> None:
+def test_temporal_positions_are_the_reference_ones(
+    engine: SpatialMLLMEngine, n_frames: int
+) -> None:
     temporal, inputs = _temporal_row(engine, n_frames)
     assert inputs["second_per_grid_ts"].tolist() == [1.0]
     t, gh, gw = (int(v) for v in inputs["video_grid_thw"][0])
@@ -81,8 +85,8 @@ def test_another_video_fps_changes_the_positions(engine: SpatialMLLMEngine) -> N
 
 def test_video_fps_comes_from_the_schema_for_every_profile() -> None:
     for profile in ("cpu_tiny", "desktop_gpu", "jetson_orin"):
-        options = settings.engine_options(P.load_profile(profile))
-        assert second_per_grid(options["video_fps"]) == 1.0
+        spec = Settings.from_profile(profile).engine
+        assert second_per_grid(spec.video_fps) == 1.0
 
 
 def _penalised_copy(penalty: float) -> Path:
@@ -98,10 +102,10 @@ def test_generation_config_json_changes_decoding() -> None:
     images = real_images(4)
     ids = {}
     for penalty in (1.0, 5.0):
-        loaded, error = settings.load_engine(_values(_penalised_copy(penalty)))
-        assert loaded is not None, error
+        loaded = _engine(_penalised_copy(penalty))
         assert loaded.generation_config.repetition_penalty == penalty
-        ids[penalty] = loaded.answer_images(images, "How many chairs are in this room?", 8).token_ids
+        result = loaded.answer_images(images, "How many chairs are in this room?", 8)
+        ids[penalty] = result.token_ids
     # Without a penalty the tiny model repeats one token; the checkpoint's penalty breaks that.
     assert len(set(ids[1.0])) == 1
     assert ids[5.0] != ids[1.0]
@@ -110,14 +114,12 @@ def test_generation_config_json_changes_decoding() -> None:
 
 def test_parameters_override_the_checkpoint_decoding() -> None:
     ckpt = _penalised_copy(5.0)
-    greedy, _ = settings.load_engine(_values(ckpt, **{"answer.decoding": "greedy"}))
-    assert greedy is not None
+    greedy = _engine(ckpt, **{"answer.decoding": "greedy"})
     assert greedy.generation_config.repetition_penalty == 1.0
     assert not greedy.generation_config.do_sample
-    override, _ = settings.load_engine(_values(ckpt, **{"answer.repetition_penalty": 1.3}))
-    assert override is not None and override.generation_config.repetition_penalty == 1.3
-    reference, _ = settings.load_engine(_values(ckpt, **{"answer.decoding": "reference"}))
-    assert reference is not None
+    override = _engine(ckpt, **{"answer.repetition_penalty": 1.3})
+    assert override.generation_config.repetition_penalty == 1.3
+    reference = _engine(ckpt, **{"answer.decoding": "reference"})
     gc = reference.generation_config
     assert (gc.do_sample, gc.temperature, gc.top_p, gc.top_k) == (True, 0.1, 0.001, 1)
     assert gc.repetition_penalty == 5.0
@@ -128,12 +130,11 @@ def test_model_process_honours_generation_config() -> None:
     from spatial_mllm_ros.answering.process import ProcessAnswerer
     from spatial_mllm_ros.core.frame import Frame
 
-    values = _values(_penalised_copy(5.0))
+    settings = _settings(_penalised_copy(5.0))
     images = real_images(2)
-    local, _ = settings.load_engine(values)
-    assert local is not None
+    local = _engine(_penalised_copy(5.0))
     want = local.answer_images(images, "How far is the sofa?", 6)
-    child = ProcessAnswerer(values)
+    child = ProcessAnswerer(settings.engine)
     try:
         frames = [Frame(stamp_ns=i, frame_id="cam", rgb=img) for i, img in enumerate(images)]
         got = child.answer(frames, "How far is the sofa?", 6)

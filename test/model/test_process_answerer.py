@@ -10,31 +10,31 @@ from pathlib import Path
 
 import pytest
 
-from spatial_mllm_ros import params as P
 from spatial_mllm_ros.answering.errors import ModelProcessError
 from spatial_mllm_ros.answering.process import ProcessAnswerer
 from spatial_mllm_ros.model.result import GenerationResult
-from spatial_mllm_ros.settings import load_answerer, load_engine
+from spatial_mllm_ros.model.spec import load_engine
+from spatial_mllm_ros.settings import Settings, load_answerer
 from spatial_mllm_ros.synthetic import make_walkthrough
 
 pytest.importorskip("torch", reason="the tiny-model tier needs torch")
 
 
 @pytest.fixture(scope="module")
-def values(tmp_path_factory: pytest.TempPathFactory) -> dict[str, P.ParamValue]:
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     from spatial_mllm_ros.model.tiny import write_checkpoint
 
     ckpt = write_checkpoint(tmp_path_factory.mktemp("proc") / "tiny", layout="v1.1")
-    return P.validate({"model.checkpoint": str(ckpt), "model.max_pixels": 112 * 140,
-                       "model.num_threads": 1})
+    return Settings.from_values({"model.checkpoint": str(ckpt), "model.max_pixels": 112 * 140,
+                                 "model.num_threads": 1})
 
 
-def test_child_process_answers_like_the_in_process_engine(values) -> None:
+def test_child_process_answers_like_the_in_process_engine(settings: Settings) -> None:
     frames = make_walkthrough(seed=1, n_frames=4, width=160, height=120).frames
-    engine, err = load_engine(values)
+    engine, err = load_engine(settings.engine)
     assert engine is not None, err
     local = engine.answer(frames, "How many chairs are in this room?", 6)
-    remote = ProcessAnswerer(values)
+    remote = ProcessAnswerer(settings.engine)
     try:
         assert remote.pid is not None and remote.pid != os.getpid()
         got = remote.answer(frames, "How many chairs are in this room?", 6)
@@ -58,14 +58,14 @@ def test_the_result_type_imports_without_torch() -> None:
 
 
 def test_load_failure_is_reported_with_the_cause(tmp_path: Path) -> None:
-    v = P.validate({"model.checkpoint": str(tmp_path / "missing")})
-    answerer, error = load_answerer(v)
+    answerer, error = load_answerer(
+        Settings.from_values({"model.checkpoint": str(tmp_path / "missing")}))
     assert answerer is None
     assert str(tmp_path / "missing") in error
 
 
-def test_a_dead_model_process_gives_clear_errors(values) -> None:
-    remote = ProcessAnswerer(values)
+def test_a_dead_model_process_gives_clear_errors(settings: Settings) -> None:
+    remote = ProcessAnswerer(settings.engine)
     frames = make_walkthrough(seed=2, n_frames=2, width=160, height=120).frames
     assert remote.pid is not None
     os.kill(remote.pid, signal.SIGKILL)

@@ -17,8 +17,8 @@ from _spatial_mllm_tiny import (
 )
 
 from spatial_mllm_ros.answering import types as answering_types
-from spatial_mllm_ros.answering.cli import infer_main
 from spatial_mllm_ros.answering.commands import fill_buffer
+from spatial_mllm_ros.cli.infer import infer_main
 from spatial_mllm_ros.core.rgbd_dir import load_rgbd_dir
 from spatial_mllm_ros.model.engine import SpatialMLLMEngine, load_model
 from spatial_mllm_ros.model.modeling import STAGES

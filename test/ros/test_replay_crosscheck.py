@@ -98,8 +98,8 @@ def test_evaluator_and_replayed_node_select_the_same_frames(
 ) -> None:
     from spatial_mllm_ros.evaluation.cli import eval_main
     from spatial_mllm_ros.evaluation.results import RESULTS_FILE, load_results
+    from spatial_mllm_ros.model.spec import default_checkpoint_dir
     from spatial_mllm_ros.model.tiny import ensure_checkpoint
-    from spatial_mllm_ros.settings import default_checkpoint_dir
 
     checkpoint = ensure_checkpoint(default_checkpoint_dir())
     profile = {**load_profile("cpu_tiny"), **PROFILE_OVERRIDES,

@@ -51,7 +51,8 @@ def line(qid: str, strategy: str, answer: str, qtype: str = "object_counting",
                        coverage=coverage, uniform_coverage=uniform,
                        timings_s=dict({"sampling": 0.01, "total": 0.05} if timings is None
                                       else timings))
-    return result_line(q, strategy, None, 10, rec, score_one(qtype, answer, gt), 0.04, 1)
+    return result_line(q, strategy, None, 10, rec, score_one(qtype, answer, gt), 0.04, 1,
+                       "lmms-eval")
 
 
 def test_result_line_embeds_exactly_the_answer_record() -> None:
@@ -62,10 +63,11 @@ def test_result_line_embeds_exactly_the_answer_record() -> None:
     q = Question(id="q1", question="How many?", question_type="object_counting",
                  ground_truth=4.0)
     got = result_line(q, "uniform", 123, 8, rec, score_one("object_counting", "4", 4.0),
-                      0.6, 1)
+                      0.6, 1, "spatial-mllm-v1.1")
     assert got["record"] == rec.to_json()
     assert got["format"] == RESULTS_FORMAT and got["id"] == "q1" and got["ground_truth"] == 4.0
     assert got["score"]["score"] == 1.0 and got["cutoff_stamp_ns"] == 123
+    assert got["prompt_template"] == "spatial-mllm-v1.1"  # the report rescores with its rule
     # the evaluation's own keys do not repeat the answer's fields
     assert not {"answer", "status", "frame_stamps_ns", "timings_s"} & set(got)
 

@@ -19,10 +19,15 @@ from spatial_mllm_ros.evaluation.results import RESULTS_FORMAT, load_results
 from spatial_mllm_ros.evaluation.run_plan import EvalConfig
 from spatial_mllm_ros.evaluation.runner import EvalRunner
 from spatial_mllm_ros.params import defaults
+from spatial_mllm_ros.settings import Settings
 from spatial_mllm_ros.synthetic import make_walkthrough
 
 START = 1_700_000_000_000_000_000
 PARAMS = defaults()
+#: the runner's settings: the schema defaults, lmms-eval wording (its first-token scoring rule is
+#: what EXPECTED is computed with), no grounding pass (the oracle counts answer calls)
+SETTINGS = Settings.from_values({"answer.prompt_template": "lmms-eval",
+                                 "answer.grounding": False, "sampling.frame_budget": 4})
 
 
 def Q(qid, qtype, gt, options=None, **kw) -> Question:
@@ -90,10 +95,9 @@ def bag(tmp_path_factory) -> Path:
     return path
 
 
-def run(bag, out, answerer, questions=None, **cfg):
-    cfg.setdefault("frame_budget", 4)
+def run(bag, out, answerer, questions=None, overrides=None, **cfg):
     config = EvalConfig(progress=False, **cfg)
-    runner = EvalRunner(answerer, PARAMS, config)
+    runner = EvalRunner(answerer, SETTINGS.with_overrides(overrides or {}), config)
     return runner.run(bag, questions or [c[0] for c in CASES.values()], out)
 
 
@@ -116,6 +120,20 @@ def test_oracle_gets_hand_computed_scores(bag, tmp_path) -> None:
     cov = [r["record"] for r in lines if r["strategy"] == "coverage"]
     assert all(r["coverage"] >= r["uniform_coverage"] - 1e-12 for r in cov)
     assert all(len(r["record"]["frame_stamps_ns"]) == 4 for r in lines)
+
+
+# Spatial-MLLM's own rule (the default v1.1 wording): the whole cleaned answer must be the
+# letter or the number, so "2.8 meters" is unparseable and "D. z" is not "d".
+EXPECTED_V11 = {**EXPECTED, "object_abs_distance": 0.0, "obj_appearance_order": 0.0}
+
+
+def test_spatial_mllm_wording_scores_with_its_own_rule(bag, tmp_path) -> None:
+    summary = run(bag, tmp_path, Oracle(),
+                  overrides={"answer.prompt_template": "spatial-mllm-v1.1"})
+    doc = json.loads(write_report(tmp_path, "vsibench", summary).metrics.read_text())
+    assert doc["strategies"]["coverage"]["scores"] == pytest.approx(EXPECTED_V11)
+    lines = load_results(tmp_path / "results.jsonl")
+    assert {r["prompt_template"] for r in lines} == {"spatial-mllm-v1.1"}
 
 
 def test_paper_and_linspace11_thresholds(bag, tmp_path) -> None:
@@ -165,7 +183,8 @@ def test_resume_after_crash_recomputes_nothing(bag, tmp_path) -> None:
 def test_resume_with_other_settings_is_refused(bag, tmp_path) -> None:
     run(bag, tmp_path, Oracle(), limit=2)
     with pytest.raises(ResumeMismatchError, match="frame_budget"):
-        EvalRunner(Oracle(), PARAMS, EvalConfig(progress=False, frame_budget=3)).run(
+        EvalRunner(Oracle(), SETTINGS.with_overrides({"sampling.frame_budget": 3}),
+                   EvalConfig(progress=False)).run(
             bag, [c[0] for c in CASES.values()], tmp_path
         )
 
@@ -174,7 +193,8 @@ def test_cutoff_restricts_frames_to_earlier_stamps(bag, tmp_path) -> None:
     # frames every 0.25 s from START; a cutoff 1.1 s into the bag allows frames 0..4
     qs = [Q("early", "object_counting", 3.0, bag_time_s=1.1), Q("late", "object_counting", 3.0)]
     oracle = Oracle()
-    run(bag, tmp_path, oracle, questions=qs, strategies=("uniform",), frame_budget=8)
+    run(bag, tmp_path, oracle, questions=qs, strategies=("uniform",),
+        overrides={"sampling.frame_budget": 8})
     assert oracle.seen["early"] and max(oracle.seen["early"]) <= START + 1_100_000_000
     assert max(oracle.seen["late"]) > START + 1_100_000_000
     lines = {r["id"]: r for r in load_results(tmp_path / "results.jsonl")}

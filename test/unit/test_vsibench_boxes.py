@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from spatial_mllm_ros.core.frame import CameraIntrinsics
 from spatial_mllm_ros.vsibench.boxes import Box2D, box_position, parse_boxes, position_frame
 from spatial_mllm_ros.vsibench.errors import BoxError
-from spatial_mllm_ros.core.frame import CameraIntrinsics
 
 # The model saw a 448x336 image resized from a 640x480 frame: sx = 640/448, sy = 480/336
 # (both 10/7, as a real Qwen resize to multiples of 28 would give).

@@ -1,0 +1,111 @@
+"""Which model to load and how: :class:`EngineSpec`, and :func:`load_engine`, which never raises.
+
+The spec is plain data (picklable, no torch): the node builds it from its parameters
+(:class:`spatial_mllm_ros.settings.Settings`) and hands it to the model process, which loads the
+engine from it; the evaluator and the CLIs do the same, so every caller gets the same model with
+the same inputs and decoding.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from spatial_mllm_ros.model.decoding import DecodingSpec
+
+if TYPE_CHECKING:  # the engine imports torch; the spec itself does not
+    from spatial_mllm_ros.model.engine import SpatialMLLMEngine
+
+__all__ = [
+    "DEFAULT_CHECKPOINT_ENV",
+    "EngineSpec",
+    "default_checkpoint_dir",
+    "load_engine",
+    "resolve_checkpoint",
+]
+
+#: Environment variable that overrides where the embedded tiny checkpoint is generated.
+DEFAULT_CHECKPOINT_ENV = "SPATIAL_MLLM_TINY_CHECKPOINT"
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """Everything that selects and loads the model (parameters ``model.*`` and the decoding
+    ones of ``answer.*``). No defaults here: they live in the parameter schema.
+
+    Attributes:
+        checkpoint: checkpoint directory; "" = the embedded tiny checkpoint.
+        vggt_checkpoint: VGGT-1B safetensors supplying the geometry heads; "" = none.
+        device: torch device.
+        dtype: weights dtype name.
+        num_threads: CPU threads torch may use; 0 = torch's default.
+        min_pixels, max_pixels: per-frame model input size bounds, pixels.
+        video_fps: frame rate the model is told (``second_per_grid_ts`` = 2 / fps).
+        decoding: overrides of the checkpoint's ``generation_config.json``.
+    """
+
+    checkpoint: str
+    vggt_checkpoint: str
+    device: str
+    dtype: str
+    num_threads: int
+    min_pixels: int
+    max_pixels: int
+    video_fps: float
+    decoding: DecodingSpec
+
+    @property
+    def description(self) -> str:
+        """The checkpoint as a person would name it in a log line or an error."""
+        return self.checkpoint or "the embedded tiny checkpoint"
+
+
+def default_checkpoint_dir() -> Path:
+    """Where the embedded tiny checkpoint lives: ``$SPATIAL_MLLM_TINY_CHECKPOINT``, else
+    ``$XDG_CACHE_HOME/spatial_mllm_ros/tiny-v1.1`` (``~/.cache`` by default)."""
+    override = os.environ.get(DEFAULT_CHECKPOINT_ENV)
+    if override:
+        return Path(override)
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "spatial_mllm_ros" / "tiny-v1.1"
+
+
+def resolve_checkpoint(spec: EngineSpec) -> Path:
+    """The checkpoint directory of ``spec``; "" is the embedded tiny checkpoint, generated on
+    first use into :func:`default_checkpoint_dir`."""
+    if spec.checkpoint:
+        return Path(spec.checkpoint)
+    from spatial_mllm_ros.model.tiny import ensure_checkpoint
+
+    return ensure_checkpoint(default_checkpoint_dir())
+
+
+def load_engine(spec: EngineSpec) -> tuple[SpatialMLLMEngine | None, str]:
+    """Load the engine of ``spec``; never raises.
+
+    Applies ``num_threads``. Returns ``(engine, "")`` or ``(None, reason)``: a node whose
+    model failed to load stays up and answers MODEL_ERROR with the reason; the evaluator
+    reports it and exits.
+    """
+    try:
+        import torch
+
+        from spatial_mllm_ros.model.engine import SpatialMLLMEngine
+
+        if spec.num_threads > 0:
+            torch.set_num_threads(spec.num_threads)
+        engine = SpatialMLLMEngine.from_pretrained(
+            resolve_checkpoint(spec),
+            device=spec.device,
+            dtype=spec.dtype,
+            vggt_checkpoint=spec.vggt_checkpoint or None,
+            min_pixels=spec.min_pixels,
+            max_pixels=spec.max_pixels,
+            video_fps=spec.video_fps,
+            decoding=spec.decoding,
+        )
+    except Exception as err:  # any failure leaves the node answering MODEL_ERROR
+        return None, f"model failed to load from {spec.description!r}: {type(err).__name__}: {err}"
+    return engine, ""

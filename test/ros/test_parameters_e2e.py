@@ -1,0 +1,94 @@
+"""Parameters flow once, typed: what the node builds from a profile is what the evaluator builds,
+and a writable parameter changed at run time takes effect on the next question.
+
+The node runs as a real process; parameters are changed through its ``set_parameters``
+service (what ``ros2 param set /spatial_mllm ...`` calls).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from rclpy.parameter import Parameter
+from testkit.processes import (
+    ANSWER_NODE_PARAMS,
+    counter,
+    node_status,
+    run_publisher,
+    stamps_ns,
+    wait_node_state,
+)
+
+from spatial_mllm_ros import params as P
+from spatial_mllm_ros.answering.types import AnswerStatus
+from spatial_mllm_ros.evaluation.cli import eval_parser, eval_settings
+from spatial_mllm_ros.settings import Settings
+
+PROFILES = ("cpu_tiny", "desktop_gpu", "jetson_orin")
+
+
+def _set_parameters(client_node: Any, values: dict[str, Any], wait_s: float = 30.0) -> list[Any]:
+    from rcl_interfaces.srv import SetParameters
+
+    cli = client_node.create_client(SetParameters, "/spatial_mllm/set_parameters")
+    try:
+        assert cli.wait_for_service(timeout_sec=wait_s), "no set_parameters service"
+        req = SetParameters.Request(
+            parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()])
+        future = cli.call_async(req)
+        end = time.monotonic() + wait_s
+        while not future.done() and time.monotonic() < end:
+            time.sleep(0.01)
+        assert future.done(), "set_parameters did not answer"
+        return list(future.result().results)
+    finally:
+        client_node.destroy_client(cli)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_node_and_evaluator_build_the_same_settings(profile: str) -> None:
+    """The node builds ``Settings.from_values`` of its declared parameters, which a params file
+    sets to the profile's values (``P.load_profile``); the evaluator builds its settings from
+    ``--config``. Both must give the same ingestion, buffer and answering configuration."""
+    node_side = Settings.from_values(P.load_profile(profile))
+    evaluator = eval_settings(eval_parser().parse_args(
+        ["bag", "--questions", "q.jsonl", "--out", "o", "--config", profile]))
+    assert evaluator.ingest == node_side.ingest
+    assert evaluator.buffer == node_side.buffer
+    assert evaluator.pipeline == node_side.pipeline
+    assert evaluator.engine == node_side.engine
+    # and a profile value reaches the configuration (not a default)
+    assert node_side.pipeline.frame_budget == P.load_profile(profile)["sampling.frame_budget"]
+
+
+def test_a_writable_parameter_changed_at_run_time_takes_effect(
+    start_node: Any, monitor: Any, answer_client: Any
+) -> None:
+    proc = start_node({**ANSWER_NODE_PARAMS, "sampling.frame_budget": 4})
+    wait_node_state(monitor, proc, "active", timeout=120)
+    summary = run_publisher("--reliability", "reliable", "--qos-depth", "100", "--rate", "30",
+                            "--count", "60")
+    published = set(summary["good_stamps_ns"])
+    node_status(monitor, proc, lambda v: counter(v, "frames.emitted") == 60)
+
+    before = answer_client.ask("How many chairs are in this room?", sampling_strategy="uniform")
+    assert before.status == AnswerStatus.OK, before.error
+    assert len(stamps_ns(before)) == 4
+
+    results = _set_parameters(answer_client.node, {"sampling.frame_budget": 6})
+    assert results[0].successful, results[0].reason
+    after = answer_client.ask("How many chairs are in this room?", sampling_strategy="uniform")
+    assert after.status == AnswerStatus.OK, after.error
+    assert len(stamps_ns(after)) == 6
+    assert set(stamps_ns(after)) <= published
+
+    # out of the schema's range, or read-only: refused, and nothing changes
+    refused = _set_parameters(answer_client.node, {"sampling.frame_budget": 0})
+    assert not refused[0].successful and "sampling.frame_budget" in refused[0].reason
+    read_only = _set_parameters(answer_client.node, {"buffer.max_frames": 10})
+    assert not read_only[0].successful
+    again = answer_client.ask("How many chairs are in this room?", sampling_strategy="uniform")
+    assert len(stamps_ns(again)) == 6
+    assert proc.alive()
