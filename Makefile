@@ -4,7 +4,7 @@
 #   make demo    the main job on the embedded default (tiny generated checkpoint)
 #   make test    every test tier (unit, tiny-model, real-process ROS end to end)
 #   make bench   benchmarks (figures are printed; nothing is asserted)
-#   make lint    ruff + mypy on the pure core
+#   make lint    import contracts (lint-imports) + ruff + mypy
 #
 # A shell is ready after:  source .venv/bin/activate && source install/setup.bash
 
@@ -24,7 +24,7 @@ export SPATIAL_MLLM_TINY_CHECKPOINT := $(CURDIR)/artifacts/tiny-v1.1
 RUN := source $(VENV)/bin/activate && source install/setup.bash &&
 ARTIFACTS := artifacts
 
-.PHONY: setup venv build demo test test-unit test-model test-ros bench lint tiny clean distclean
+.PHONY: setup venv build demo test imports test-unit test-model test-ros bench lint tiny clean distclean
 
 setup: build tiny
 
@@ -61,7 +61,11 @@ $(ARTIFACTS)/tiny-v1.1/config.json: | build
 demo: setup
 	$(RUN) $(VPY) -m spatial_mllm_ros.demo
 
-test: setup
+# The architecture contracts (.importlinter) are part of every test run.
+imports: setup
+	$(RUN) $(VENV)/bin/lint-imports --no-cache
+
+test: imports
 	$(RUN) $(VPY) -m pytest -q test
 
 test-unit: setup
@@ -79,7 +83,7 @@ bench: setup
 	  $(VPY) $$b $(BENCH_ARGS) || failed="$$failed $$b"; done; \
 	  if [ -n "$$failed" ]; then echo "benchmarks that failed:$$failed"; exit 1; fi
 
-lint: build
+lint: imports
 	$(VPY) -m ruff check spatial_mllm_ros test benchmarks scripts
 	$(RUN) $(VPY) -m mypy spatial_mllm_ros
 
