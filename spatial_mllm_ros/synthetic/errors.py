@@ -10,3 +10,8 @@ class SyntheticError(Exception):
 class UnknownInjectKindError(SyntheticError, ValueError):
     """A fault-injection kind that :data:`~spatial_mllm_ros.synthetic.faults.INJECT_KINDS`
     does not define."""
+
+
+class SensorTimingError(SyntheticError, ValueError):
+    """Invalid sensor-timing settings, or colour stamps that do not increase
+    (:mod:`~spatial_mllm_ros.synthetic.sensor_timing`)."""

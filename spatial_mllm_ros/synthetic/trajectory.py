@@ -4,10 +4,12 @@ The camera (optical frame: x right, y down, z forward) moves on an ellipse aroun
 centre (radii 15 % of the room's width/length, inside the layout's keep-out area) at about
 eye height, looking between outward and the direction of travel and slightly down, so one
 loop sees every wall and the furniture along it.  Poses are 4x4 camera-to-world (metres).
+:func:`interpolate_pose` moves the camera continuously between two poses.
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -62,3 +64,27 @@ def walkthrough_poses(
         fwd = np.array([np.cos(yaw) * np.cos(pitch), np.sin(yaw) * np.cos(pitch), np.sin(pitch)])
         poses.append(look_pose(eye, fwd))
     return poses
+
+
+def interpolate_pose(
+    pose_a: npt.ArrayLike, pose_b: npt.ArrayLike, weight: float
+) -> npt.NDArray[np.float64]:
+    """The camera-to-world pose a fraction ``weight`` of the way from ``pose_a`` to ``pose_b``
+    (both (4, 4), metres): the position linearly, the rotation along the geodesic (constant
+    angular velocity about one axis, ``R_a exp(weight log(R_a^T R_b))``).
+
+    A synthetic camera moving like this between the poses of two consecutive frames has a
+    continuous trajectory, so a pose message at any stamp between them can carry the true
+    pose.  ``weight`` 0 gives ``pose_a`` exactly, 1 gives ``pose_b``; outside [0, 1] the
+    same motion continues (before ``pose_a``, after ``pose_b``).
+    """
+    a = np.asarray(pose_a, dtype=np.float64)
+    b = np.asarray(pose_b, dtype=np.float64)
+    if weight == 0.0:
+        return a.copy()
+    rel, _ = cv2.Rodrigues(a[:3, :3].T @ b[:3, :3])
+    step, _ = cv2.Rodrigues(rel * float(weight))
+    out = np.eye(4)
+    out[:3, :3] = a[:3, :3] @ step
+    out[:3, 3] = (1.0 - weight) * a[:3, 3] + weight * b[:3, 3]
+    return out
