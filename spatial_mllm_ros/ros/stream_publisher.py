@@ -2,7 +2,8 @@
 
 Per frame slot it publishes a colour ``Image`` (or ``CompressedImage``), an aligned depth
 ``Image`` (16UC1 mm or 32FC1 m), a ``CameraInfo`` and a ``PoseStamped`` of the camera optical
-frame, all with the same stamp, at ``--rate`` Hz (default 30, 640x480).
+frame (and/or an ``Odometry``, ``--odometry-topic``), by default all with the same stamp at
+the same instant, at ``--rate`` Hz (default 30, 640x480).
 
 Sources (``--source``):
     * ``procedural`` (default): a cheap generated stream (~1 ms per frame) -- a textured wall
@@ -14,6 +15,18 @@ Sources (``--source``):
       ``--views`` of them rendered once at start-up (~0.5 s each) and replayed back and forth.
     * ``folder``: a directory in the ``real_rgbd_shelf`` convention (``--folder``), looped.
 Stamps are the publisher's wall clock at the start plus ``i / rate``.
+
+Sensor timing, as a real rig delivers it (``spatial_mllm_ros.synthetic.sensor_timing``):
+``--pose-rate`` poses per second on their own clock (0 = one per image, with its stamp), each
+the true camera pose at its stamp (the camera moves continuously between the views' poses),
+published ``--pose-delay-ms`` + U(0, ``--pose-jitter-ms``) after its stamp; camera info at
+``--info-rate`` Hz (0 = with every image) from ``--info-start-s`` on; depth stamped like its
+image but published ``--depth-lag-ms`` + U(0, ``--depth-jitter-ms``) later; each message of a
+kind dropped with probability ``--drop-prob KIND=P``; all drawn from ``--seed``.  Each stream
+keeps its own messages in stamp order.  For example::
+
+    rgbd_stream_publisher --count 300 --pose-rate 100 --pose-delay-ms 200 \
+        --pose-jitter-ms 100 --info-rate 1 --info-start-s 2 --depth-lag-ms 50
 
 Fault injection (``--inject kind[,kind...]``): after ``--count`` good frames, each kind is
 published ``--inject-count`` times (a bad slot publishes only the malformed message), then
@@ -28,34 +41,48 @@ and the rejection reason the node must count:
     stamp_backwards -> colour stamp_backwards     corrupt_compressed -> colour_compressed
     bad_pose -> pose bad_pose                                                decode_failed
 
-At the end one JSON line is printed on stdout: messages published per topic kind, injected
-counts and the good-frame count, for accounting checks.
+At the end one JSON line is printed on stdout, for accounting checks: messages published per
+topic kind, injected counts, messages dropped per sensor kind, the good-frame count and the
+stamps (ns) of the good colour images, depth images, poses and camera infos published (each
+list the last 100,000), and the timing settings.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
+import heapq
+import itertools
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import rclpy
 from geometry_msgs.msg import PoseStamped
+from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from rclpy.publisher import Publisher
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from spatial_mllm_ros.core.frame import DEFAULT_WORLD_FRAME_ID, Frame
+from spatial_mllm_ros.core.frame import Frame
 from spatial_mllm_ros.ros.conversions import ENCODER
 from spatial_mllm_ros.ros.matching import wait_subscribed
 from spatial_mllm_ros.ros.qos import camera_qos
+from spatial_mllm_ros.synthetic.errors import SensorTimingError
 from spatial_mllm_ros.synthetic.faults import INJECT_KINDS, faulty_message, inject_schedule
-from spatial_mllm_ros.synthetic.procedural import ping_pong, procedural_frames
+from spatial_mllm_ros.synthetic.procedural import procedural_frames
+from spatial_mllm_ros.synthetic.sensor_messages import SensorMessages
+from spatial_mllm_ros.synthetic.sensor_timing import (
+    SENSOR_KINDS,
+    SensorEvent,
+    SensorSchedule,
+    SensorTiming,
+)
 
 __all__ = ["StreamPublisher", "StreamSettings", "build_parser", "main"]
 
@@ -77,6 +104,7 @@ class StreamSettings:
         "depth": "/camera/camera/aligned_depth_to_color/image_raw",
         "camera_info": "/camera/camera/color/camera_info",
         "pose": "/spatial_mllm/camera_pose",
+        "odometry": "",
     })
     reliability: str = "best_effort"
     qos_depth: int = 10
@@ -85,10 +113,24 @@ class StreamSettings:
     good_after: int = 0
     wait_subscribers_s: float = 10.0
     wait_for_node: str = ""  # wait for this node's subscriptions, not for any subscriber
+    timing: SensorTiming = field(default_factory=SensorTiming)
+
+
+@dataclass(frozen=True)
+class _Injected:
+    """A malformed message of inject kind ``kind``, due ``publish_ns`` after the start (also
+    its stamp)."""
+
+    publish_ns: int
+    kind: str
+
+
+_KEEP = 100_000  # stamps kept per list of the summary
 
 
 class StreamPublisher:
-    """Publishes frames of a source as camera messages, with optional fault injection."""
+    """Publishes frames of a source as camera messages, with sensor timing and optional fault
+    injection."""
 
     def __init__(self, node: Node, frames: Sequence[Frame], settings: StreamSettings) -> None:
         if not frames:
@@ -99,14 +141,18 @@ class StreamPublisher:
         qos = camera_qos(settings.reliability, settings.qos_depth)
         types: dict[str, type] = {
             "colour": Image, "colour_compressed": CompressedImage, "depth": Image,
-            "camera_info": CameraInfo, "pose": PoseStamped,
+            "camera_info": CameraInfo, "pose": PoseStamped, "odometry": Odometry,
         }
         self.pubs: dict[str, Publisher[Any]] = {
             k: node.create_publisher(types[k], t, qos) for k, t in settings.topics.items() if t
         }
+        self.messages = SensorMessages(ENCODER, frames, self.pubs, settings.colour_format,
+                                       settings.colour_encoding, settings.depth_encoding)
         self.published: dict[str, int] = dict.fromkeys(self.pubs, 0)
         self.injected: dict[str, int] = {}
         self.good_frames = 0
+        self.stamps: dict[str, collections.deque[int]] = {
+            k: collections.deque(maxlen=_KEEP) for k in SENSOR_KINDS}
         self._last_colour_ns = 0
 
     # ----------------------------------------------------------------- helpers
@@ -127,28 +173,18 @@ class StreamPublisher:
         return not wait_subscribed(self.node, pubs, self.s.wait_subscribers_s,
                                    self.s.wait_for_node)
 
-    # ------------------------------------------------------------------- slots
-    def publish_good(self, index: int, stamp_ns: int) -> None:
-        """Colour + depth + camera info + pose of view ``index`` with ``stamp_ns``."""
-        fr = self.frames[ping_pong(len(self.frames), index)]
-        if "colour" in self.pubs and self.s.colour_format == "raw":
-            self._publish("colour", ENCODER.colour_image(fr.rgb, stamp_ns, fr.frame_id,
-                                                         self.s.colour_encoding))
-        elif self.s.colour_format != "raw":
-            self._publish("colour_compressed",
-                          ENCODER.compressed_image(fr.rgb, stamp_ns, fr.frame_id,
-                                                   self.s.colour_format))
-        if fr.depth_m is not None and "depth" in self.pubs:
-            self._publish("depth", ENCODER.depth_image(fr.depth_m, stamp_ns, fr.frame_id,
-                                                       self.s.depth_encoding))
-        if fr.intrinsics is not None and "camera_info" in self.pubs:
-            self._publish("camera_info",
-                          ENCODER.camera_info(fr.intrinsics, stamp_ns, fr.frame_id))
-        if fr.pose is not None and "pose" in self.pubs:
-            self._publish("pose", ENCODER.pose_stamped(
-                fr.pose, stamp_ns, fr.world_frame_id or DEFAULT_WORLD_FRAME_ID))
-        self._last_colour_ns = stamp_ns
-        self.good_frames += 1
+    # ------------------------------------------------------------------ events
+    def publish_event(self, event: SensorEvent, start_stamp_ns: int) -> None:
+        """The messages of ``event`` (stamps relative to ``start_stamp_ns``)."""
+        stamp = start_stamp_ns + event.stamp_ns
+        msgs = self.messages.messages(dataclasses.replace(event, stamp_ns=stamp))
+        for kind, msg in msgs:
+            self._publish(kind, msg)
+        if event.kind == "colour":
+            self._last_colour_ns = stamp
+            self.good_frames += 1
+        if msgs or event.kind == "colour":
+            self.stamps[event.kind].append(stamp)
 
     def publish_bad(self, kind: str, stamp_ns: int) -> None:
         """The malformed message of ``kind`` (only that message) with ``stamp_ns``."""
@@ -163,46 +199,52 @@ class StreamPublisher:
         return inject_schedule(self.s.count, self.s.inject, self.s.inject_count,
                                self.s.good_after)
 
+    def _good_slots(self, plan: Sequence[str | None], period_ns: int) -> Iterator[int]:
+        """Stamps (ns after the start) of the good slots: those of the plan, then (``loop``)
+        good slots forever."""
+        yield from (i * period_ns for i, kind in enumerate(plan) if kind is None)
+        if self.s.loop:
+            yield from (i * period_ns for i in itertools.count(len(plan)))
+
     def run(self) -> dict[str, Any]:
-        """Publish the plan at the rate (forever with ``loop``); return the summary."""
+        """Publish the plan at the rate (forever with ``loop``), each message at its publish
+        time under the sensor timing; return the summary."""
         plan = self.schedule()
-        kinds = {self._colour_kind(), "depth", "camera_info", "pose"} & set(self.pubs)
-        kinds |= {INJECT_KINDS[k][0] for k in self.s.inject}
+        kinds = {self._colour_kind(), "depth", "camera_info", "pose", "odometry"}
+        kinds = (kinds & set(self.pubs)) | {INJECT_KINDS[k][0] for k in self.s.inject}
         matched = self.wait_for_subscribers(sorted(kinds))
         period_ns = int(1e9 / self.s.rate_hz)
+        sensors = SensorSchedule(self._good_slots(plan, period_ns), self.s.timing)
+        bad = (_Injected(i * period_ns, k) for i, k in enumerate(plan) if k is not None)
+        events: Iterator[SensorEvent | _Injected] = heapq.merge(
+            sensors, bad, key=lambda e: e.publish_ns)
         start_stamp = time.time_ns()
         t0 = time.monotonic_ns()
-        slot = good_index = 0
-        good_stamps: collections.deque[int] = collections.deque(maxlen=100_000)
-        while rclpy.ok():
-            if slot >= len(plan):
-                if not self.s.loop:
-                    break
-                slot = 0
-                plan = [None] * max(self.s.count, 1)
-            due = t0 + (slot_total := self.good_frames + sum(self.injected.values())) * period_ns
-            delay = (due - time.monotonic_ns()) / 1e9
+        for event in events:
+            if not rclpy.ok():
+                break
+            delay = (t0 + event.publish_ns - time.monotonic_ns()) / 1e9
             if delay > 0:
                 time.sleep(delay)
-            stamp = start_stamp + slot_total * period_ns
-            kind = plan[slot]
-            if kind is None:
-                self.publish_good(good_index, stamp)
-                good_stamps.append(stamp)
-                good_index += 1
+            if isinstance(event, _Injected):
+                self.publish_bad(event.kind, start_stamp + event.publish_ns)
             else:
-                self.publish_bad(kind, stamp)
-            slot += 1
+                self.publish_event(event, start_stamp)
         if self.s.reliability == "reliable":
             for pub in self.pubs.values():
                 pub.wait_for_all_acked(rclpy.duration.Duration(seconds=5.0))
         return {
             "published": self.published,
             "injected": self.injected,
+            "dropped": sensors.dropped,
             "good_frames": self.good_frames,
             "subscribers_matched": matched,
             "first_stamp_ns": start_stamp,
-            "good_stamps_ns": list(good_stamps),  # the last 100,000 with --loop
+            "good_stamps_ns": list(self.stamps["colour"]),
+            "depth_stamps_ns": list(self.stamps["depth"]),
+            "pose_stamps_ns": list(self.stamps["pose"]),
+            "camera_info_stamps_ns": list(self.stamps["camera_info"]),
+            "timing": dataclasses.asdict(self.s.timing),
         }
 
 
@@ -236,7 +278,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait-for-node", default=d.wait_for_node, metavar="NAME",
                    help="wait for the subscriptions of this node (name or /namespace/name), "
                         "not for any subscriber of the domain")
+    g = p.add_argument_group("sensor timing (spatial_mllm_ros.synthetic.sensor_timing)")
+    dt = SensorTiming()
+    g.add_argument("--pose-rate", type=float, default=dt.pose_rate_hz, metavar="HZ",
+                   help="poses per second on their own clock (0 = one per image, its stamp)")
+    g.add_argument("--pose-delay-ms", type=float, default=dt.pose_delay_ms,
+                   help="delay from a pose's stamp to its publication")
+    g.add_argument("--pose-jitter-ms", type=float, default=dt.pose_jitter_ms,
+                   help="extra pose delay, uniform in [0, this]")
+    g.add_argument("--info-rate", type=float, default=dt.info_rate_hz, metavar="HZ",
+                   help="camera infos per second (0 = with every image)")
+    g.add_argument("--info-start-s", type=float, default=dt.info_start_s,
+                   help="no camera info before this many seconds after the first image")
+    g.add_argument("--depth-lag-ms", type=float, default=dt.depth_lag_ms,
+                   help="delay from an image's publication to its depth image's")
+    g.add_argument("--depth-jitter-ms", type=float, default=dt.depth_jitter_ms,
+                   help="extra depth delay, uniform in [0, this]")
+    g.add_argument("--drop-prob", action="append", default=[], metavar="KIND=P",
+                   help="drop each message of KIND (" + ", ".join(SENSOR_KINDS)
+                        + ") with probability P; repeatable")
+    g.add_argument("--seed", type=int, default=dt.seed, help="seeds jitter, drops, pose phase")
     return p
+
+
+def _timing(p: argparse.ArgumentParser, a: argparse.Namespace) -> SensorTiming:
+    """The sensor timing of the parsed flags (``p.error`` on invalid ones)."""
+    drops: dict[str, float] = {}
+    for item in a.drop_prob:
+        kind, sep, value = item.partition("=")
+        try:
+            drops[kind] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            p.error(f"--drop-prob expects KIND=P, got {item!r}")
+    try:
+        return SensorTiming(
+            pose_rate_hz=a.pose_rate, pose_delay_ms=a.pose_delay_ms,
+            pose_jitter_ms=a.pose_jitter_ms, info_rate_hz=a.info_rate,
+            info_start_s=a.info_start_s, depth_lag_ms=a.depth_lag_ms,
+            depth_jitter_ms=a.depth_jitter_ms, drop_prob=drops, seed=a.seed)
+    except SensorTimingError as err:
+        p.error(str(err))
 
 
 def _frames(a: argparse.Namespace) -> list[Frame]:
@@ -256,7 +339,9 @@ def _frames(a: argparse.Namespace) -> list[Frame]:
 def main(argv: list[str] | None = None) -> int:
     args_all = sys.argv if argv is None else ["rgbd_stream_publisher", *argv]
     cli = rclpy.utilities.remove_ros_args(args_all)[1:]
-    a = build_parser().parse_args(cli)
+    parser = build_parser()
+    a = parser.parse_args(cli)
+    timing = _timing(parser, a)
     inject = tuple(k for k in a.inject.split(",") if k)
     for k in inject:
         if k not in INJECT_KINDS:
@@ -267,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         topics={k: getattr(a, f"{k}_topic") for k in StreamSettings().topics},
         reliability=a.reliability, qos_depth=a.qos_depth, inject=inject,
         inject_count=a.inject_count, good_after=a.good_after,
-        wait_subscribers_s=a.wait_subscribers, wait_for_node=a.wait_for_node,
+        wait_subscribers_s=a.wait_subscribers, wait_for_node=a.wait_for_node, timing=timing,
     )
     frames = _frames(a)
     rclpy.init(args=args_all)

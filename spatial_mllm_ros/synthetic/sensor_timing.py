@@ -20,7 +20,9 @@ colour frames into the events a real rig would produce:
 
 Like a real driver, a stream never reorders its own messages: a message whose jittered
 publish time falls before its predecessor's is published right after it, so publication
-follows stamp order within each stream and a delay stays within [delay, delay + jitter].
+follows stamp order within each stream and a delay stays within [delay, delay + jitter]
+(with a jitter much larger than the stream's period, delays gather towards the upper bound:
+a message often waits for a later-drawn predecessor).
 Streams interleave freely (a pose can be published long after the images of its time).
 
 Times are integer nanoseconds relative to the stream start (the publisher adds its clocks);
