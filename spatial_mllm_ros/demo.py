@@ -10,6 +10,10 @@
    same number of frames from the same buffer, next to the scene's ground truth.
 
 The tiny model's words are meaningless (random weights); the sampling figures are real.
+
+``--realistic-timing`` (off by default) plays the stream as a real rig delivers it
+(:data:`REALISTIC_TIMING`): poses at 100 Hz on their own clock, 200..300 ms late; camera
+info at 1 Hz from 0.5 s; depth 50 ms after its image.
 """
 
 from __future__ import annotations
@@ -25,6 +29,11 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+
+#: rgbd_stream_publisher flags of ``--realistic-timing`` (the walkthrough lasts about 1.3 s, so
+#: camera info starts at 0.5 s rather than seconds late)
+REALISTIC_TIMING = ("--pose-rate", "100", "--pose-delay-ms", "200", "--pose-jitter-ms", "100",
+                    "--info-rate", "1", "--info-start-s", "0.5", "--depth-lag-ms", "50")
 
 
 def ros_env(domain_id: int | None = None) -> dict[str, str]:
@@ -132,7 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--views", type=int, default=40, help="frames of the walkthrough")
     p.add_argument("--rate", type=float, default=30.0)
     p.add_argument("--profile", default=str(REPO / "config" / "cpu_tiny.yaml"))
+    p.add_argument("--realistic-timing", action=argparse.BooleanOptionalAction, default=False,
+                   help="stream with realistic sensor timing: " + " ".join(REALISTIC_TIMING))
     a = p.parse_args(argv)
+    timing = (*REALISTIC_TIMING, "--seed", str(a.seed)) if a.realistic_timing else ()
 
     from spatial_mllm_ros.evaluation.scene_questions import generate_scene_questions
     from spatial_mllm_ros.ros.ingest_monitor import IngestMonitor
@@ -159,15 +171,16 @@ def main(argv: list[str] | None = None) -> int:
         with IngestMonitor("demo_monitor") as mon:
             try:
                 mon.wait_for(lambda v: v.get("state") == "active", timeout_s=180)
-                print(f"demo: streaming the walkthrough at {a.rate:g} Hz over real topics, "
-                      "then malformed messages of each kind")
+                print(f"demo: streaming the walkthrough at {a.rate:g} Hz over real topics"
+                      + (" with realistic sensor timing" if timing else "")
+                      + ", then malformed messages of each kind")
                 summary = run_stream(
                     env, "--source", "folder", "--folder", str(Path(tmp) / "scene"),
                     "--count", str(a.views), "--rate", str(a.rate),
                     "--reliability", "reliable", "--qos-depth", "100",
                     "--inject", "wrong_step,unknown_encoding,empty_image,oversized_image,"
                     "nan_depth,negative_depth,missing_intrinsics,stamp_backwards,bad_pose",
-                    "--inject-count", "1")
+                    "--inject-count", "1", *timing)
                 published = summary["published"]["colour"]
                 values = mon.wait_for(
                     lambda v: int(v.get("in.colour.received", "0")) >= published
