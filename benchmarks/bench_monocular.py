@@ -61,7 +61,7 @@ def buffer_of(frames: list[Frame]) -> SpatialFrameBuffer:
     from spatial_mllm_ros.sampling.online import BufferConfig, SpatialFrameBuffer
 
     buf = SpatialFrameBuffer(
-        BufferConfig(max_frames=256, color_only_share=1.0, color_min_interval_s=0.0)
+        BufferConfig(max_frames=256, colour_only_share=1.0, colour_min_interval_s=0.0)
     )
     for f in frames:
         buf.add(f)

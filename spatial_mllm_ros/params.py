@@ -126,13 +126,21 @@ SCHEMA: tuple[ParamSpec, ...] = (
     _P("pairing.slop_s", float, 0.02,
        "Largest |partner stamp - colour stamp| for pairing depth/pose/info, seconds.",
        min=0.0, max=1.0, read_only=True),
-    _P("pairing.wait_s", float, 0.1,
-       "Longest a colour image waits for its partners before it is kept without them, "
-       "seconds.", min=0.0, max=5.0, read_only=True),
-    _P("pairing.queue_size", int, 30, "Bound of each pairing queue, messages.",
-       min=1, max=1000, read_only=True),
+    _P("pairing.wait_s", float, 2.0,
+       "Longest a colour image waits for its depth and for the pose history to cover its "
+       "stamp before it is kept without them, seconds (localisation publishes poses a few "
+       "hundred ms late, and a loaded node takes them later still).", min=0.0, max=10.0,
+       read_only=True),
+    _P("pairing.info_wait_s", float, 5.0,
+       "Longest a colour image waits for the first camera info of its camera (later frames "
+       "use the latched one at once), seconds.", min=0.0, max=60.0, read_only=True),
+    _P("pairing.queue_size", int, 150,
+       "Bound of each pairing queue, messages: colour images waiting for partners (150 = 5 s "
+       "at 30 Hz, ~300 MB at 640x480 RGB-D at worst) and partner messages.",
+       min=1, max=10_000, read_only=True),
     _P("pairing.camera_info", str, "latest",
-       "Camera info pairing: 'latest' (most recent, it rarely changes) or 'nearest' stamp.",
+       "Camera info: 'latest' = latched per camera (one message serves until it changes; "
+       "frames before the first one wait for it) or 'nearest' stamp.",
        choices=("latest", "nearest"), read_only=True),
     # --- image limits
     _P("image.max_pixels", int, 3840 * 2160,
@@ -141,6 +149,29 @@ SCHEMA: tuple[ParamSpec, ...] = (
     _P("pose.quaternion_tolerance", float, 1e-3,
        "Accepted |norm - 1| of a pose quaternion (normalised within it, rejected beyond).",
        min=0.0, max=0.5, read_only=True),
+    _P("pose.history_s", float, 10.0,
+       "Pose history kept (PoseStamped/Odometry as a time series, as tf2 keeps transforms), "
+       "seconds before the newest pose.", min=0.1, max=3600.0, read_only=True),
+    _P("pose.max_extrapolation_s", float, 0.05,
+       "An image stamped up to this far past either end of the pose history gets the end "
+       "pose (held); further out it waits or has none, seconds.", min=0.0, max=5.0,
+       read_only=True),
+    _P("pose.max_gap_s", float, 0.5,
+       "Poses further apart than this are not interpolated between (the image gets no pose), "
+       "seconds.", min=0.001, max=60.0, read_only=True),
+    # --- clock
+    _P("clock.max_future_s", float, 1.0,
+       "Reject messages stamped more than this ahead of the receive time (the node's clock, "
+       "sim time under use_sim_time), seconds; 0 = no check.", min=0.0, max=86400.0,
+       read_only=True),
+    _P("clock.jump_back_s", float, 1.0,
+       "A stamp this much earlier than its stream's previous one starts a new time base "
+       "(sim time reset, bag loop, bag replayed after live data): logged once and counted; "
+       "smaller steps back are rejected as stamp_backwards, seconds.", min=0.001,
+       max=86400.0, read_only=True),
+    _P("clock.on_time_reset", str, "clear",
+       "At a new time base: 'clear' the frame buffer (answers come only from the new time "
+       "base) or 'keep' it.", choices=("clear", "keep"), read_only=True),
     # --- buffer
     _P("buffer.max_frames", int, 256, "Rolling buffer bound, frames.", min=1, max=100_000,
        read_only=True),
@@ -161,7 +192,7 @@ SCHEMA: tuple[ParamSpec, ...] = (
        min=0.0, max=3600.0, read_only=True),
     _P("buffer.max_depth_m", float, 10.0,
        "Depth beyond this is ignored for coverage, metres.", min=0.1, max=1000.0, read_only=True),
-    _P("buffer.color_only_share", float, 0.25,
+    _P("buffer.colour_only_share", float, 0.25,
        "Fraction of buffer.max_frames that colour-only frames (no depth/pose) may hold.",
        min=0.0, max=1.0, read_only=True),
     # --- diagnostics

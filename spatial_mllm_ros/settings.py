@@ -21,9 +21,11 @@ from typing import Any, cast
 
 from spatial_mllm_ros import params as P
 from spatial_mllm_ros.answering.pipeline import PipelineConfig
+from spatial_mllm_ros.core.clock import ClockConfig
 from spatial_mllm_ros.core.convert import ConvertLimits
 from spatial_mllm_ros.core.ingest import IngestConfig
-from spatial_mllm_ros.core.pairing import PairingConfig, PartnerMode, PartnerSpec
+from spatial_mllm_ros.core.pairing import PairingConfig, PartnerSpec
+from spatial_mllm_ros.core.partners import PoseConfig
 from spatial_mllm_ros.model.decoding import DecodingSpec
 from spatial_mllm_ros.model.spec import EngineSpec
 from spatial_mllm_ros.params import ParamValue
@@ -171,14 +173,12 @@ def _ingest(v: Mapping[str, ParamValue]) -> IngestConfig:
     partners: list[PartnerSpec] = []
     if v["topics.depth"]:
         partners.append(PartnerSpec("depth", "consume"))
-    if v["topics.pose"] or v["topics.odometry"]:
-        partners.append(PartnerSpec("pose", "reuse"))
-    if v["topics.camera_info"]:
-        mode: PartnerMode = "latest" if v["pairing.camera_info"] == "latest" else "reuse"
-        partners.append(PartnerSpec("camera_info", mode, wait=mode != "latest"))
+    latched = bool(v["topics.camera_info"]) and v["pairing.camera_info"] == "latest"
+    if v["topics.camera_info"] and not latched:
+        partners.append(PartnerSpec("camera_info", "reuse"))
     pairing = PairingConfig(
-        slop_ns=int(float(v["pairing.slop_s"]) * 1e9),
-        wait_ns=int(float(v["pairing.wait_s"]) * 1e9),
+        slop_ns=_ns(v["pairing.slop_s"]),
+        wait_ns=_ns(v["pairing.wait_s"]),
         queue_size=int(v["pairing.queue_size"]),
         partners=tuple(partners),
     )
@@ -186,7 +186,23 @@ def _ingest(v: Mapping[str, ParamValue]) -> IngestConfig:
         max_pixels=int(v["image.max_pixels"]),
         quaternion_tolerance=float(v["pose.quaternion_tolerance"]),
     )
-    return IngestConfig(limits=limits, pairing=pairing)
+    poses = PoseConfig(
+        span_ns=_ns(v["pose.history_s"]),
+        max_extrapolation_ns=_ns(v["pose.max_extrapolation_s"]),
+        max_gap_ns=_ns(v["pose.max_gap_s"]),
+    ) if v["topics.pose"] or v["topics.odometry"] else None
+    clock = ClockConfig(
+        max_future_ns=_ns(v["clock.max_future_s"]),
+        jump_back_ns=_ns(v["clock.jump_back_s"]),
+        on_time_reset="clear" if v["clock.on_time_reset"] == "clear" else "keep",
+    )
+    return IngestConfig(limits=limits, pairing=pairing, poses=poses,
+                        info_wait_ns=_ns(v["pairing.info_wait_s"]) if latched else None,
+                        clock=clock)
+
+
+def _ns(seconds: ParamValue) -> int:
+    return round(float(seconds) * 1e9)
 
 
 def _buffer(v: Mapping[str, ParamValue]) -> BufferConfig:
@@ -198,7 +214,7 @@ def _buffer(v: Mapping[str, ParamValue]) -> BufferConfig:
         min_new_voxels=int(v["buffer.min_new_voxels"]),
         max_interval_s=float(v["buffer.max_interval_s"]),
         max_depth_m=float(v["buffer.max_depth_m"]),
-        color_only_share=float(v["buffer.color_only_share"]),
+        colour_only_share=float(v["buffer.colour_only_share"]),
     )
 
 

@@ -44,6 +44,10 @@ class FrameStore(Protocol):
 
     def __len__(self) -> int: ...
 
+    def clear(self) -> None:
+        """Drop every frame (a new time base, ``clock.on_time_reset: clear``)."""
+        ...
+
     @property
     def nbytes(self) -> int:
         """Bytes held by the frames' arrays."""

@@ -40,7 +40,6 @@ __all__ = [
     "COLOUR_ENCODINGS",
     "DEPTH_ENCODINGS",
     "ConvertLimits",
-    "StampGuard",
     "camera_info_to_intrinsics",
     "colour_image_to_rgb",
     "compressed_image_to_rgb",
@@ -101,9 +100,19 @@ DEFAULT_LIMITS = ConvertLimits()
 
 # --------------------------------------------------------------------------- helpers
 def stamp_to_ns(header: Any) -> int:
-    """``header.stamp`` (``sec``, ``nanosec``) -> integer nanoseconds."""
+    """``header.stamp`` (``sec``, ``nanosec``) -> integer nanoseconds.
+
+    Raises:
+        FrameRejected: ``invalid_stamp`` when ``nanosec`` is outside ``[0, 1e9)`` (a nanosec of
+            4e9 is not "+4 s") or ``sec`` is negative.
+    """
     stamp = header.stamp
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+    sec, nanosec = int(stamp.sec), int(stamp.nanosec)
+    if not 0 <= nanosec < 1_000_000_000 or sec < 0:
+        raise FrameRejected(
+            RejectReason.INVALID_STAMP, f"stamp sec={sec} nanosec={nanosec} is not a valid time"
+        )
+    return sec * 1_000_000_000 + nanosec
 
 
 def _data_buffer(msg: Any) -> npt.NDArray[np.uint8]:
@@ -361,29 +370,3 @@ def transform_stamped_to_matrix(
     """``geometry_msgs/TransformStamped`` (child in parent) -> (4, 4) child-to-parent."""
     tf = msg.transform
     return _matrix(tf.translation, tf.rotation, limits.quaternion_tolerance)
-
-
-# --------------------------------------------------------------------------- stamps
-class StampGuard:
-    """Rejects a stream's message whose stamp is earlier than the last accepted one.
-
-    Equal stamps are accepted (a driver may republish); the guard is per stream and is not
-    thread-safe (call it under the caller's lock).
-    """
-
-    def __init__(self, stream: str) -> None:
-        self.stream = stream
-        self.last_ns: int | None = None
-
-    def check(self, stamp_ns: int) -> None:
-        """Raise ``stamp_backwards`` if ``stamp_ns`` < last accepted stamp; else record it."""
-        if self.last_ns is not None and stamp_ns < self.last_ns:
-            raise FrameRejected(
-                RejectReason.STAMP_BACKWARDS,
-                f"{self.stream}: stamp {stamp_ns} ns < previous {self.last_ns} ns "
-                f"({(self.last_ns - stamp_ns) / 1e9:.3f} s back)",
-            )
-        self.last_ns = stamp_ns
-
-    def reset(self) -> None:
-        self.last_ns = None

@@ -25,6 +25,8 @@ class RejectReason(enum.StrEnum):
     BAD_INTRINSICS = "bad_intrinsics"
     BAD_POSE = "bad_pose"
     STAMP_BACKWARDS = "stamp_backwards"
+    STAMP_FUTURE = "stamp_future"
+    INVALID_STAMP = "invalid_stamp"
     DECODE_FAILED = "decode_failed"
     SIZE_MISMATCH = "size_mismatch"
 

@@ -1,27 +1,40 @@
-"""Ingestion pipeline: convert -> stamp check -> pair -> assemble a Frame -> store.  No rclpy.
+"""Ingestion pipeline: convert -> clock checks -> pair -> assemble a Frame -> store.  No rclpy.
 
 :meth:`Ingestor.ingest` is what the node's camera callbacks call (with the topic kind) and what
-the offline bag evaluator feeds in bag order; both share conversion (``core.convert``),
-pairing (``core.pairing``) and the counters that diagnostics publish.  Thread-safe: conversion
-runs unlocked (callbacks of different streams overlap), stamp checks, pairing, assembly and
-counting run under one lock.
+the offline bag evaluator feeds in bag order; both share conversion (``core.convert``), the
+clock rules (``core.clock``), pairing (``core.pairing``), the partners kept outside it
+(``core.partners``: poses as a time series, camera info latched per camera) and the counters
+that diagnostics publish.  Thread-safe: conversion runs unlocked (callbacks of different
+streams overlap); clock checks, pairing, assembly and counting run under one lock.
+
+A colour image waits (bounded) until its depth has arrived, the pose history covers its stamp
+and its camera's first camera info has come; then it gets the depth nearest its stamp, the pose
+interpolated at its stamp and the latched intrinsics, and goes to the store. What a frame still
+lacks is counted with the reason.
 
 Counters (:meth:`Ingestor.counters`, flat ``str -> int``):
     ``in.<topic>.received`` / ``.accepted`` / ``.rejected.<reason>``
         per input topic kind (colour, colour_compressed, depth, camera_info, pose, odometry);
         ``received == accepted + sum(rejected.*)`` always.
     ``pair.<stream>.*``
-        the synchroniser's counters (see ``core.pairing``); colour and colour_compressed feed
-        the stream ``colour``, pose and odometry the stream ``pose``.
+        the synchroniser's counters (see ``core.pairing``): ``colour`` (colour and
+        colour_compressed), ``depth``, and ``camera_info`` in ``nearest`` mode.
+    ``poses.held`` / ``poses.inserted`` / ``poses.evicted``; ``camera_info.latched`` /
+    ``.changes``
+        the pose history and the camera info latch.
     ``frames.emitted`` / ``.with_depth`` / ``.with_pose`` / ``.with_intrinsics`` /
     ``.complete`` (depth + intrinsics + pose) / ``.colour_only`` (neither depth nor pose)
-    ``frames.depth_size_mismatch`` / ``frames.intrinsics_size_mismatch``
-        a paired depth / camera info whose size differs from the colour image was left out of
-        the frame (the depth message counts as paired, the frame as without depth).
-    ``buffer.frames`` / ``buffer.bytes`` / ``buffer.evicted``
-    ``buffer.admit.<reason>``
-        the store's decision per frame (the space-aware buffer's admission reasons, e.g.
-        ``new_coverage``, ``interval``, ``redundant``)
+    ``frames.missing.<partner>.<reason>``
+        why an emitted frame lacks ``depth``, ``pose`` or ``camera_info``
+        (:data:`~spatial_mllm_ros.core.partners.MISSING_REASONS`); for each partner,
+        ``frames.emitted == frames.with_<partner> + sum(frames.missing.<partner>.*)``.
+    ``clock.time_resets``
+        new time bases (a stamp went back more than ``clock.jump_back_s``, see ``core.clock``).
+    ``buffer.frames`` / ``buffer.bytes`` / ``buffer.evicted`` / ``buffer.admit.<reason>``
+        the store and its decision per frame (``new_coverage``, ``interval``, ...);
+        ``buffer.queued``: emitted frames not yet given to the store (they go to it in emission
+        order, outside the ingestor's lock), so ``frames.emitted == sum(buffer.admit.*) +
+        buffer.queued`` always.
 
 Accounting identity for colour frames (exact at any time)::
 
@@ -40,11 +53,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from spatial_mllm_ros import params as P
 from spatial_mllm_ros.core.buffer import FrameStore
+from spatial_mllm_ros.core.clock import ClockConfig, StampGuard, TimeJump, check_future
 from spatial_mllm_ros.core.convert import (
     DEFAULT_LIMITS,
     ConvertLimits,
-    StampGuard,
     camera_info_to_intrinsics,
     colour_image_to_rgb,
     compressed_image_to_rgb,
@@ -55,7 +69,13 @@ from spatial_mllm_ros.core.convert import (
 )
 from spatial_mllm_ros.core.errors import FrameRejected
 from spatial_mllm_ros.core.frame import CameraIntrinsics, Frame
-from spatial_mllm_ros.core.pairing import PairedFrame, PairingConfig, Synchroniser
+from spatial_mllm_ros.core.pairing import Gate, PairedFrame, PairingConfig, Synchroniser
+from spatial_mllm_ros.core.partners import (
+    CameraInfoLatch,
+    InfoGate,
+    PoseConfig,
+    PoseGate,
+)
 
 __all__ = ["TOPIC_KINDS", "IngestConfig", "IngestResult", "Ingestor", "PoseLookup"]
 
@@ -78,10 +98,32 @@ PoseLookup = Callable[[str, int], tuple[npt.NDArray[np.float64], str] | None]
 
 @dataclass(frozen=True)
 class IngestConfig:
-    """Conversion limits and pairing settings."""
+    """Conversion limits, pairing, poses, camera info and clock rules.
+
+    Attributes:
+        limits: conversion limits.
+        pairing: the synchroniser: ``wait_ns`` also bounds the wait for the pose history;
+            its partners are ``depth`` (consume) and, in ``nearest`` mode only,
+            ``camera_info`` (reuse).
+        poses: the pose history of the pose/odometry topics; None = no pose topic (poses
+            from a :data:`PoseLookup` such as tf2, or none).
+        info_wait_ns: camera info latched per camera, frames waiting at most this long for
+            their camera's first one; None = no latch (no camera info topic, or ``nearest``).
+        clock: the clock rules.
+    """
 
     limits: ConvertLimits = DEFAULT_LIMITS
     pairing: PairingConfig = field(default_factory=PairingConfig)
+    poses: PoseConfig | None = field(default_factory=PoseConfig)
+    info_wait_ns: int | None = round(P.default_float("pairing.info_wait_s") * 1e9)
+    clock: ClockConfig = field(default_factory=ClockConfig)
+
+    def __post_init__(self) -> None:
+        names = {p.name for p in self.pairing.partners}
+        if "pose" in names:
+            raise ValueError("poses are a time series (IngestConfig.poses), not a partner stream")
+        if "camera_info" in names and self.info_wait_ns is not None:
+            raise ValueError("camera info is either latched (info_wait_ns) or paired, not both")
 
 
 @dataclass
@@ -113,7 +155,8 @@ _CONVERTERS: dict[str, Callable[[Any, ConvertLimits], Any]] = {
     "colour": _colour_value,
     "colour_compressed": _compressed_value,
     "depth": depth_image_to_metres,
-    "camera_info": lambda msg, _limits: camera_info_to_intrinsics(msg),
+    "camera_info": lambda msg, _limits: (camera_info_to_intrinsics(msg),
+                                         str(msg.header.frame_id)),
     "pose": _pose_value,
     "odometry": _odom_value,
 }
@@ -132,15 +175,43 @@ class Ingestor:
         self.config = config or IngestConfig()
         self.pose_lookup = pose_lookup
         self._lock = threading.Lock()
-        self._sync: Synchroniser[Any] = Synchroniser(self.config.pairing)
+        # Frames go to the store in emission order, outside ``_lock``: the store's work (the
+        # space-aware buffer's voxels) never holds up the callbacks of other streams.
+        self._store_lock = threading.Lock()
+        self._outbox: collections.deque[Frame | None] = collections.deque()  # None = clear
+        wait_ns = self.config.pairing.wait_ns
+        gates: list[Gate[Any]] = []
+        self._poses = self.config.poses.history() if self.config.poses is not None else None
+        if self._poses is not None:
+            gates.append(PoseGate(self._poses, wait_ns))
+        self._latch = CameraInfoLatch() if self.config.info_wait_ns is not None else None
+        if self._latch is not None and self.config.info_wait_ns is not None:
+            gates.append(InfoGate(self._latch, self.config.info_wait_ns))
+        self._sync: Synchroniser[Any] = Synchroniser(self.config.pairing, gates)
         self._streams = {"colour"} | {p.name for p in self.config.pairing.partners}
-        self._guards = {s: StampGuard(s) for s in self._streams}
+        if self._poses is not None:
+            self._streams.add("pose")
+        if self._latch is not None:
+            self._streams.add("camera_info")
+        jump = self.config.clock.jump_back_ns
+        self._guards = {s: StampGuard(s, jump, strict=s != "pose") for s in self._streams}
         self._counts: collections.Counter[str] = collections.Counter()
+        self._events: list[str] = []
         self._seq = 0
 
     # ------------------------------------------------------------------ inputs
-    def ingest(self, topic: str, msg: Any, now_ns: int) -> IngestResult:
+    def ingest(
+        self, topic: str, msg: Any, now_ns: int, receive_ns: int | None = None
+    ) -> IngestResult:
         """Convert and pair one message of topic kind ``topic`` (see ``TOPIC_KINDS``).
+
+        Args:
+            topic: the topic kind.
+            msg: the message (rclpy or rosbags; duck-typed).
+            now_ns: the clock of the pairing waits (the node: monotonic; a bag: receive time).
+            receive_ns: ROS time the message was received (the node's clock, sim time under
+                ``use_sim_time``; a bag's log time), for the future-stamp check; None = no
+                check (e.g. sim time before the first ``/clock``).
 
         Never raises for a bad message: rejections and unexpected errors are counted and
         returned in the result.
@@ -153,6 +224,7 @@ class Ingestor:
             self._counts[prefix + "received"] += 1
         try:
             stamp = stamp_to_ns(msg.header)
+            check_future(stamp, receive_ns, self.config.clock)
             value = _CONVERTERS[topic](msg, self.config.limits)
         except FrameRejected as err:
             with self._lock:
@@ -163,47 +235,120 @@ class Ingestor:
                 self._counts[prefix + "rejected." + INTERNAL_ERROR] += 1
             return IngestResult([], error=f"{type(err).__name__}: {err}")
         with self._lock:
+            frames: list[Frame] = []
             try:
                 self._guards[stream].check(stamp)
             except FrameRejected as err:
                 self._counts[prefix + "rejected." + err.reason.value] += 1
                 return IngestResult([], rejected=err)
+            except TimeJump as jump:
+                frames = self._new_time_base(jump)
+                self._guards[stream].check(stamp)
             self._counts[prefix + "accepted"] += 1
             if stream == "colour":
                 paired = self._sync.push_colour(stamp, value, now_ns)
+            elif stream == "pose" and self._poses is not None:
+                pose, world = value
+                self._poses.insert(stamp, pose, world)
+                paired = self._sync.poll(now_ns)
+            elif stream == "camera_info" and self._latch is not None:
+                intrinsics, frame_id = value
+                self._latch.update(frame_id, intrinsics)
+                paired = self._sync.poll(now_ns)
             else:
                 paired = self._sync.push(stream, stamp, value, now_ns)
-            return IngestResult(self._store_all(paired))
+            frames += self._emit(paired)
+        self._drain()
+        return IngestResult(frames)
 
     def poll(self, now_ns: int) -> list[Frame]:
         """Emit the colour frames whose wait for partners has expired at ``now_ns``."""
         with self._lock:
-            return self._store_all(self._sync.poll(now_ns))
+            frames = self._emit(self._sync.poll(now_ns))
+        self._drain()
+        return frames
 
     def flush(self) -> list[Frame]:
         """Emit every waiting colour frame now (end of a bag, deactivation)."""
         with self._lock:
-            return self._store_all(self._sync.flush())
+            frames = self._emit(self._sync.flush())
+        self._drain()
+        return frames
 
     def next_deadline(self) -> int | None:
         """When the oldest waiting colour frame times out (``now_ns`` units), or None."""
         with self._lock:
             return self._sync.oldest_wait_deadline()
 
-    def reset_stamps(self) -> None:
-        """Forget the last stamp of every stream (e.g. after a bag loops or sim time resets)."""
+    def take_events(self) -> list[str]:
+        """Clock events since the last call (one line per new time base), to be logged once."""
         with self._lock:
-            for g in self._guards.values():
-                g.reset()
+            events, self._events = self._events, []
+        return events
+
+    def _new_time_base(self, jump: TimeJump) -> list[Frame]:
+        """Start over after ``jump`` (lock held): frames waiting are emitted with what they
+        have, the pose history and every stream's last stamp are forgotten, and the store is
+        cleared or kept by ``clock.on_time_reset``. The latched camera info stays (it does not
+        depend on time)."""
+        frames = self._emit(self._sync.flush())
+        if self._poses is not None:
+            self._poses.clear()
+        for guard in self._guards.values():
+            guard.reset()
+        action = self.config.clock.on_time_reset
+        if action == "clear":
+            self._outbox.append(None)  # in order: after the flushed frames are stored
+        self._counts["clock.time_resets"] += 1
+        self._events.append(
+            f"{jump}; buffered frames {'cleared' if action == 'clear' else 'kept'} "
+            f"(clock.on_time_reset: {action})"
+        )
+        return frames
 
     # ---------------------------------------------------------------- assembly
-    def _store_all(self, paired: list[PairedFrame[Any]]) -> list[Frame]:
+    def _emit(self, paired: list[PairedFrame[Any]]) -> list[Frame]:
+        """Assemble paired frames and queue them for the store (``_lock`` held)."""
         frames = [self._assemble(p) for p in paired]
-        for frame in frames:
-            outcome = self.store.add(frame)
-            self._counts["buffer.evicted"] += outcome.evicted_count
-            self._counts[f"buffer.admit.{outcome.reason}"] += 1
+        self._outbox.extend(frames)
         return frames
+
+    def _drain(self) -> None:
+        """Give queued frames to the store in emission order (``_lock`` not held). One caller
+        drains at a time; one that finds another draining leaves its frames to it, and a
+        drainer looks again after letting go, so no frame is left behind."""
+        while True:
+            if not self._store_lock.acquire(blocking=False):
+                return
+            try:
+                while True:
+                    with self._lock:
+                        if not self._outbox:
+                            break
+                        item = self._outbox.popleft()
+                    if item is None:
+                        self.store.clear()
+                        continue
+                    outcome = self.store.add(item)
+                    with self._lock:
+                        self._counts["buffer.evicted"] += outcome.evicted_count
+                        self._counts[f"buffer.admit.{outcome.reason}"] += 1
+            finally:
+                self._store_lock.release()
+            with self._lock:
+                if not self._outbox:
+                    return
+
+    def _missing(self, partner: str, reason: str) -> None:
+        self._counts[f"frames.missing.{partner}.{reason}"] += 1
+
+    @staticmethod
+    def _late_reason(p: PairedFrame[Any], partner: str) -> str:
+        """``late``/``flushed`` when ``p`` left the queue with ``partner`` unresolved, else
+        ``no_match`` (the partner was there, but nothing matched)."""
+        if partner not in p.late:
+            return "no_match"
+        return "flushed" if p.flushed else "late"
 
     def _assemble(self, p: PairedFrame[Any]) -> Frame:
         rgb, frame_id = p.colour.value
@@ -211,34 +356,32 @@ class Ingestor:
         c = self._counts
 
         depth: npt.NDArray[np.float32] | None = None
-        d = p.get("depth")
-        if d is not None:
-            if tuple(d.value.shape) == (height, width):
+        if "depth" in self._streams:
+            d = p.get("depth")
+            if d is None:
+                self._missing("depth", self._late_reason(p, "depth"))
+            elif tuple(d.value.shape) == (height, width):
                 depth = d.value
             else:
                 c["frames.depth_size_mismatch"] += 1
+                self._missing("depth", "size_mismatch")
 
         intr: CameraIntrinsics | None = None
-        i = p.get("camera_info")
-        if i is not None:
-            if (i.value.width, i.value.height) == (width, height):
-                intr = i.value
+        if "camera_info" in self._streams:
+            if self._latch is not None:
+                found = self._latch.get(frame_id)
+            else:
+                i = p.get("camera_info")
+                found = None if i is None else i.value[0]
+            if found is None:
+                self._missing("camera_info", self._late_reason(p, "camera_info"))
+            elif (found.width, found.height) == (width, height):
+                intr = found
             else:
                 c["frames.intrinsics_size_mismatch"] += 1
+                self._missing("camera_info", "size_mismatch")
 
-        pose: npt.NDArray[np.float64] | None = None
-        world = ""
-        q = p.get("pose")
-        if q is not None:
-            pose, world = q.value
-        elif self.pose_lookup is not None:
-            try:
-                found = self.pose_lookup(frame_id, p.colour.stamp_ns)
-            except Exception:
-                found = None
-                c["frames.pose_lookup_error"] += 1
-            if found is not None:
-                pose, world = found
+        pose, world = self._pose_at(p, frame_id)
 
         self._seq += 1
         frame = Frame(
@@ -259,6 +402,30 @@ class Ingestor:
         c["frames.colour_only"] += depth is None and pose is None
         return frame
 
+    def _pose_at(
+        self, p: PairedFrame[Any], frame_id: str
+    ) -> tuple[npt.NDArray[np.float64] | None, str]:
+        """The frame's pose: interpolated from the pose history, else from the lookup (tf)."""
+        if self._poses is not None:
+            result = self._poses.lookup(p.colour.stamp_ns)
+            if result.found:
+                return result.pose, result.world_frame_id
+            if self.pose_lookup is None:
+                pending = result.status == "pending"
+                self._missing("pose", self._late_reason(p, "pose") if pending else result.status)
+                return None, ""
+        if self.pose_lookup is None:
+            return None, ""
+        try:
+            looked_up = self.pose_lookup(frame_id, p.colour.stamp_ns)
+        except Exception:
+            looked_up = None
+            self._counts["frames.pose_lookup_error"] += 1
+        if looked_up is None:
+            self._missing("pose", "tf_unavailable")
+            return None, ""
+        return looked_up
+
     # -------------------------------------------------------------- accounting
     def counters(self) -> dict[str, int]:
         """All counters (see the module docstring); absent keys are 0."""
@@ -266,6 +433,14 @@ class Ingestor:
             out = dict(self._counts)
             for k, v in self._sync.counters().items():
                 out["pair." + k] = v
+            if self._poses is not None:
+                out["poses.held"] = len(self._poses)
+                out["poses.inserted"] = self._poses.inserted
+                out["poses.evicted"] = self._poses.evicted
+            out["buffer.queued"] = sum(item is not None for item in self._outbox)
+            if self._latch is not None:
+                out["camera_info.latched"] = len(self._latch)
+                out["camera_info.changes"] = self._latch.changes
         out["buffer.frames"] = len(self.store)
         out["buffer.bytes"] = int(self.store.nbytes)
         return out

@@ -16,8 +16,13 @@ Rules
       without pose is kept because monocular geometry can place it later).
     * ``consume`` streams (depth) give each message to at most one colour frame; reusable
       streams (pose, nearest-mode camera info) may give one message to several frames.
-    * ``latest`` streams (camera info by default; it rarely changes) are never waited for:
-      a frame gets the most recent message received so far, whatever its stamp.
+    * ``latest`` streams are never waited for: a frame gets the most recent message received
+      so far, whatever its stamp.
+    * *Gates* are readiness conditions held outside the synchroniser (the pose history must
+      cover the frame's stamp; the first camera info of the frame's camera must have come):
+      a frame also waits until every gate is open for it, each gate with its own longest wait.
+      A frame emitted while a partner or a gate was still unresolved (its wait expired) names
+      them in ``PairedFrame.late``, so the caller can count why it lacks them.
     * Queues are bounded by ``queue_size``: the oldest colour message is dropped when the
       colour queue overflows (counted in ``colour_dropped``), the oldest partner message
       when a partner queue overflows.  Partner messages older than ``colour stamp - slop``
@@ -36,12 +41,13 @@ from __future__ import annotations
 
 import bisect
 import collections
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Literal, TypeVar
+from typing import Generic, Literal, Protocol, TypeVar
 
 from spatial_mllm_ros import params as P
 
-__all__ = ["PairedFrame", "PairingConfig", "PartnerSpec", "Stamped", "Synchroniser"]
+__all__ = ["Gate", "PairedFrame", "PairingConfig", "PartnerSpec", "Stamped", "Synchroniser"]
 
 T = TypeVar("T")
 
@@ -81,11 +87,7 @@ class PairingConfig:
     slop_ns: int = round(P.default_float("pairing.slop_s") * 1e9)
     wait_ns: int = round(P.default_float("pairing.wait_s") * 1e9)
     queue_size: int = P.default_int("pairing.queue_size")
-    partners: tuple[PartnerSpec, ...] = (
-        PartnerSpec("depth", "consume"),
-        PartnerSpec("pose", "reuse"),
-        PartnerSpec("camera_info", "latest", wait=False),
-    )
+    partners: tuple[PartnerSpec, ...] = (PartnerSpec("depth", "consume"),)
 
     def __post_init__(self) -> None:
         if self.slop_ns < 0 or self.wait_ns < 0:
@@ -97,16 +99,36 @@ class PairingConfig:
             raise ValueError(f"partner names must be unique and not 'colour': {names}")
 
 
+class Gate(Protocol[T]):
+    """A readiness condition of colour frames kept outside the synchroniser.
+
+    Attributes:
+        name: the condition's name (in ``PairedFrame.late``).
+        wait_ns: longest a frame waits for the gate to open, nanoseconds.
+    """
+
+    name: str
+    wait_ns: int
+
+    def ready(self, colour: Stamped[T]) -> bool:
+        """True when ``colour`` need not wait for this condition any longer."""
+        ...
+
+
 @dataclass
 class PairedFrame(Generic[T]):
     """A colour message with the partner messages paired to it (None when absent).
 
-    ``fresh`` names the partner streams whose message is given to a frame for the first time.
+    ``fresh`` names the partner streams whose message is given to a frame for the first time;
+    ``late`` the partner streams and gates still unresolved when the frame was emitted: its
+    wait expired, or (``flushed``) the queue was flushed.
     """
 
     colour: Stamped[T]
     partners: dict[str, Stamped[T] | None]
     fresh: frozenset[str] = field(default_factory=frozenset)
+    late: frozenset[str] = field(default_factory=frozenset)
+    flushed: bool = False
 
     def get(self, name: str) -> Stamped[T] | None:
         return self.partners.get(name)
@@ -185,8 +207,11 @@ class _PartnerQueue(Generic[T]):
 class Synchroniser(Generic[T]):
     """Pairs colour messages with partner messages by stamp.  Not thread-safe: lock outside."""
 
-    def __init__(self, config: PairingConfig | None = None) -> None:
+    def __init__(
+        self, config: PairingConfig | None = None, gates: Sequence[Gate[T]] = ()
+    ) -> None:
         self.config = config or PairingConfig()
+        self._gates = tuple(gates)
         self._colour: collections.deque[Stamped[T]] = collections.deque()
         self._partners: dict[str, _PartnerQueue[T]] = {
             p.name: _PartnerQueue(p) for p in self.config.partners
@@ -217,27 +242,39 @@ class Synchroniser(Generic[T]):
     def poll(self, now_ns: int) -> list[PairedFrame[T]]:
         """Emit every colour message at the queue head that is ready at ``now_ns``."""
         out: list[PairedFrame[T]] = []
-        while self._colour and self._ready(self._colour[0], now_ns):
-            out.append(self._emit(self._colour.popleft()))
+        while self._colour:
+            head = self._colour[0]
+            waits = self._unresolved(head)
+            if waits and now_ns - head.arrival_ns < max(waits.values()):
+                break
+            out.append(self._emit(self._colour.popleft(), frozenset(waits)))
         return out
 
     def flush(self) -> list[PairedFrame[T]]:
         """Emit every queued colour message with the partners present, then drop the rest."""
-        out = [self._emit(self._colour.popleft()) for _ in range(len(self._colour))]
+        out = []
+        while self._colour:
+            head = self._colour.popleft()
+            out.append(self._emit(head, frozenset(self._unresolved(head)), flushed=True))
         for q in self._partners.values():
             q.clear()
         return out
 
-    def _ready(self, head: Stamped[T], now_ns: int) -> bool:
-        if now_ns - head.arrival_ns >= self.config.wait_ns:
-            return True
-        return all(
-            q.resolved(head.stamp_ns)
-            for q in self._partners.values()
-            if q.spec.wait and q.spec.mode != "latest"
-        )
+    def _unresolved(self, head: Stamped[T]) -> dict[str, int]:
+        """The waited partners and gates not yet resolved for ``head``, with their waits."""
+        waits = {
+            name: self.config.wait_ns
+            for name, q in self._partners.items()
+            if q.spec.wait and q.spec.mode != "latest" and not q.resolved(head.stamp_ns)
+        }
+        for gate in self._gates:
+            if not gate.ready(head):
+                waits[gate.name] = gate.wait_ns
+        return waits
 
-    def _emit(self, head: Stamped[T]) -> PairedFrame[T]:
+    def _emit(
+        self, head: Stamped[T], late: frozenset[str], flushed: bool = False
+    ) -> PairedFrame[T]:
         partners: dict[str, Stamped[T] | None] = {}
         fresh: set[str] = set()
         for name, q in self._partners.items():
@@ -250,7 +287,7 @@ class Synchroniser(Generic[T]):
                 item.used = True
             q.prune_before(head.stamp_ns - self.config.slop_ns)
         self.colour_emitted += 1
-        return PairedFrame(head, partners, frozenset(fresh))
+        return PairedFrame(head, partners, frozenset(fresh), late, flushed)
 
     # ------------------------------------------------------------- accounting
     @property
@@ -273,7 +310,10 @@ class Synchroniser(Generic[T]):
         return c
 
     def oldest_wait_deadline(self) -> int | None:
-        """Arrival time + wait of the queue head (when a poll will emit it), or None."""
+        """When a poll will emit the queue head (its arrival time + its longest unresolved
+        wait), or None when the queue is empty."""
         if not self._colour:
             return None
-        return self._colour[0].arrival_ns + self.config.wait_ns
+        head = self._colour[0]
+        waits = self._unresolved(head)
+        return head.arrival_ns + (max(waits.values()) if waits else 0)

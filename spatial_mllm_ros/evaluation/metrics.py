@@ -44,6 +44,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from spatial_mllm_ros.core.jsonsafe import finite_or_none
 from spatial_mllm_ros.evaluation.errors import MetricsError
 from spatial_mllm_ros.vsibench.parsing import prediction_token
 from spatial_mllm_ros.vsibench.prompts import (
@@ -178,8 +179,7 @@ class ScoreRecord:
         """JSON-serialisable form (NaN -> None)."""
         d = asdict(self)
         for key in ("score", "predicted_value"):
-            if isinstance(d[key], float) and math.isnan(d[key]):
-                d[key] = None
+            d[key] = finite_or_none(d[key])
         return d
 
     @classmethod
@@ -270,10 +270,6 @@ def score_one(
     return ScoreRecord(question_type, token, gt_text, score, "mra", unparseable, value, question_id)
 
 
-def _nan_to_none(x: float) -> float | None:
-    return None if math.isnan(x) else x
-
-
 @dataclass(frozen=True)
 class Metrics:
     """Aggregated scores, x100 (0..100).
@@ -302,7 +298,7 @@ class Metrics:
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (NaN -> None)."""
         d = asdict(self)
-        d["overall"] = _nan_to_none(self.overall)
+        d["overall"] = finite_or_none(self.overall)
         return d
 
     def to_json(self, indent: int | None = 2) -> str:

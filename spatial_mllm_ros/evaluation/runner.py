@@ -240,7 +240,9 @@ class EvalRunner:
             t0 = time.perf_counter()
             for m in source.messages(kinds):
                 answer_due(m.log_time_ns)
-                ingestor.ingest(m.kind, m.msg, m.log_time_ns)
+                ingestor.ingest(m.kind, m.msg, m.log_time_ns, m.log_time_ns)
+                for event in ingestor.take_events():
+                    summary.warnings.append(f"bag at {m.log_time_ns} ns: {event}")
                 summary.bag_messages += 1
                 bag_bar.update(1)
             ingestor.flush()

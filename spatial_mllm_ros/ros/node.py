@@ -37,16 +37,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import (
-    FloatingPointRange,
-    IntegerRange,
-    ParameterDescriptor,
     SetParametersResult,
 )
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -59,22 +54,24 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from spatial_mllm_ros import params as P
 from spatial_mllm_ros.answering.pipeline import AnsweringPipeline
-from spatial_mllm_ros.core.convert import transform_stamped_to_matrix
 from spatial_mllm_ros.core.ingest import Ingestor, PoseLookup
 from spatial_mllm_ros.ros.answer_server import AnswerServer
 from spatial_mllm_ros.ros.diagnostics import RateTracker, answer_status, build_diagnostics
+from spatial_mllm_ros.ros.parameters import declare_schema
 from spatial_mllm_ros.ros.qos import camera_qos, reliable_qos
+from spatial_mllm_ros.ros.tf_poses import TfPoses, tf2_available
 from spatial_mllm_ros.sampling.online import SpatialFrameBuffer
 from spatial_mllm_ros.settings import Settings, load_answerer
-
-try:  # optional: not in the PyPI wheel set
-    import tf2_ros
-except ImportError:  # pragma: no cover - depends on the install
-    tf2_ros = None
 
 __all__ = ["NODE_NAME", "SpatialMllmNode", "main"]
 
 NODE_NAME = P.NODE_NAME
+
+#: Poses (100 Hz and more) and camera info are small: their subscriptions keep at least this
+#: many messages, so a busy interpreter that takes them late loses none (``qos.depth`` bounds
+#: the image topics, whose messages are megabytes).
+SMALL_MESSAGE_DEPTH = 1000
+SMALL_MESSAGE_TOPICS = frozenset({"camera_info", "pose", "odometry"})
 
 #: topic kind -> message type (the topic names are ``Settings.node.topics``)
 CAMERA_TOPICS: dict[str, type] = {
@@ -87,36 +84,12 @@ CAMERA_TOPICS: dict[str, type] = {
 }
 
 
-def _descriptor(spec: P.ParamSpec) -> ParameterDescriptor:
-    d = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
-    if spec.type is int and (spec.min is not None or spec.max is not None):
-        d.integer_range = [
-            IntegerRange(
-                from_value=int(spec.min if spec.min is not None else -(2**63)),
-                to_value=int(spec.max if spec.max is not None else 2**63 - 1),
-                step=0,
-            )
-        ]
-    elif spec.type is float and (spec.min is not None or spec.max is not None):
-        d.floating_point_range = [
-            FloatingPointRange(
-                from_value=float(spec.min if spec.min is not None else -sys.float_info.max),
-                to_value=float(spec.max if spec.max is not None else sys.float_info.max),
-                step=0.0,
-            )
-        ]
-    if spec.choices:
-        d.additional_constraints = "one of: " + ", ".join(spec.choices)
-    return d
-
-
 class SpatialMllmNode(LifecycleNode):
     """Lifecycle node ``spatial_mllm``: ingests an RGB-D stream into a rolling buffer."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
-        for spec in P.SCHEMA:
-            self.declare_parameter(spec.name, spec.default, _descriptor(spec))
+        declare_schema(self)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
 
@@ -133,8 +106,7 @@ class SpatialMllmNode(LifecycleNode):
         self._callback_errors = 0
         self._rates = RateTracker()
         self._last_rejected = 0
-        self._tf_buffer: Any = None
-        self._tf_listener: Any = None
+        self._tf: TfPoses | None = None
 
         # Diagnostics are published in every state (a plain publisher, not a lifecycle one).
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", reliable_qos(10))
@@ -177,28 +149,15 @@ class SpatialMllmNode(LifecycleNode):
     def _pose_lookup(self, settings: Settings) -> PoseLookup | None:
         if not settings.node.tf_enabled:
             return None
-        if tf2_ros is None:
+        if not tf2_available():
             self.get_logger().warning(
                 "tf.enabled is set but tf2_ros is not importable: tf pose lookup skipped; "
                 "poses come from topics.pose / topics.odometry only"
             )
             return None
-        world = settings.node.tf_world_frame
-        self._tf_buffer = tf2_ros.Buffer()
-        self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
-        limits = settings.ingest.limits
-
-        def lookup(frame_id: str, stamp_ns: int) -> tuple[npt.NDArray[np.float64], str] | None:
-            try:
-                tf = self._tf_buffer.lookup_transform(
-                    world, frame_id, rclpy.time.Time(nanoseconds=stamp_ns)
-                )
-            except Exception:  # not yet available, extrapolation, ...
-                return None
-            return transform_stamped_to_matrix(tf, limits), world
-
-        self.get_logger().info(f"tf pose lookup enabled: {world} <- image frame")
-        return lookup
+        self._tf = TfPoses(self, settings.node.tf_world_frame, settings.ingest.limits)
+        self.get_logger().info(f"tf pose lookup enabled: {self._tf.world_frame} <- image frame")
+        return self._tf.as_lookup()
 
     # ------------------------------------------------------------- lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -243,17 +202,21 @@ class SpatialMllmNode(LifecycleNode):
         if self.settings is None:
             return TransitionCallbackReturn.FAILURE
         node = self.settings.node
-        qos = camera_qos(node.qos_reliability, node.qos_depth)
         try:
             for kind, msg_type in CAMERA_TOPICS.items():
                 topic = node.topics[kind]
-                if topic:
-                    self._subs.append(
-                        self.create_subscription(
-                            msg_type, topic, self._camera_callback(kind), qos,
-                            callback_group=self._camera_groups[kind],
-                        )
+                if not topic:
+                    continue
+                depth = node.qos_depth
+                if kind in SMALL_MESSAGE_TOPICS:
+                    depth = max(depth, SMALL_MESSAGE_DEPTH)
+                self._subs.append(
+                    self.create_subscription(
+                        msg_type, topic, self._camera_callback(kind),
+                        camera_qos(node.qos_reliability, depth),
+                        callback_group=self._camera_groups[kind],
                     )
+                )
             self._poll_timer = self.create_timer(
                 node.poll_period_s, self._poll, callback_group=self._timer_group
             )
@@ -291,7 +254,7 @@ class SpatialMllmNode(LifecycleNode):
                 close()
             self._engine = None
             _release_model_memory()
-        self._tf_listener = self._tf_buffer = None
+        self._tf = None
         self._state_label = "unconfigured"
         return TransitionCallbackReturn.SUCCESS
 
@@ -328,7 +291,9 @@ class SpatialMllmNode(LifecycleNode):
                 ingestor = self.ingestor
                 if ingestor is None:
                     return
-                result = ingestor.ingest(kind, msg, time.monotonic_ns())
+                result = ingestor.ingest(kind, msg, time.monotonic_ns(), self._receive_ns())
+                for event in ingestor.take_events():  # each new time base, logged once
+                    self.get_logger().warning(event)
                 if result.rejected is not None:
                     self.get_logger().warning(
                         f"{kind}: rejected {result.rejected}", throttle_duration_sec=2.0
@@ -346,6 +311,12 @@ class SpatialMllmNode(LifecycleNode):
                 )
 
         return callback
+
+    def _receive_ns(self) -> int | None:
+        """ROS time now (sim time under ``use_sim_time``), for the future-stamp check; None
+        before the sim clock has started (it reads 0 until the first ``/clock``)."""
+        now = self.get_clock().now().nanoseconds
+        return now if now > 0 else None
 
     def _poll(self) -> None:
         try:

@@ -15,8 +15,8 @@ is ever recomputed per frame:
   other frames cover best, i.e. with the largest redundancy ``1 - exclusive / |voxels|``
   (ties: fewer exclusive voxels, then the oldest).  The frame just added is never the victim.
 * **Colour-only frames** (no depth/pose, e.g. a monocular camera) are admitted at most every
-  ``color_min_interval_s`` and live in a bounded share of the buffer
-  (``color_only_share * max_frames`` frames); within that share the frame closest in time to
+  ``colour_min_interval_s`` and live in a bounded share of the buffer
+  (``colour_only_share * max_frames`` frames); within that share the frame closest in time to
   its predecessor is evicted (temporal thinning).  At selection time the ``coverage`` strategy
   runs max coverage over the geometric frames and fills the remaining slots with the ``scored``
   rule over everything else (colour-only frames included).  A snapshot with no geometric frame
@@ -67,8 +67,8 @@ class BufferConfig:
         min_new_fraction: ... and at least this fraction of its own voxels ...
         max_interval_s: ... or when this long has passed since the last admitted geometric frame.
         max_depth_m: depth beyond this is ignored.
-        color_only_share: fraction of ``max_frames`` colour-only frames may occupy.
-        color_min_interval_s: minimum spacing of admitted colour-only frames.
+        colour_only_share: fraction of ``max_frames`` colour-only frames may occupy.
+        colour_min_interval_s: minimum spacing of admitted colour-only frames.
     """
 
     max_frames: int = P.default_int("buffer.max_frames")
@@ -79,21 +79,21 @@ class BufferConfig:
     min_new_fraction: float = 0.0
     max_interval_s: float = P.default_float("buffer.max_interval_s")
     max_depth_m: float = P.default_float("buffer.max_depth_m")
-    color_only_share: float = P.default_float("buffer.color_only_share")
-    color_min_interval_s: float = 0.5
+    colour_only_share: float = P.default_float("buffer.colour_only_share")
+    colour_min_interval_s: float = 0.5
 
     def __post_init__(self) -> None:
         if self.max_frames < 1 or self.max_bytes < 1:
             raise InvalidInputError("max_frames and max_bytes must be >= 1")
         if not self.voxel_size_m > 0 or self.depth_stride < 1:
             raise InvalidInputError("voxel_size_m must be > 0 and depth_stride >= 1")
-        if not 0.0 <= self.color_only_share <= 1.0 or not 0.0 <= self.min_new_fraction <= 1.0:
-            raise InvalidInputError("color_only_share and min_new_fraction must be in [0, 1]")
+        if not 0.0 <= self.colour_only_share <= 1.0 or not 0.0 <= self.min_new_fraction <= 1.0:
+            raise InvalidInputError("colour_only_share and min_new_fraction must be in [0, 1]")
 
     @property
-    def max_color_frames(self) -> int:
+    def max_colour_frames(self) -> int:
         """Colour-only frames held at most."""
-        return math.floor(self.color_only_share * self.max_frames)
+        return math.floor(self.colour_only_share * self.max_frames)
 
 
 @dataclass(frozen=True)
@@ -101,8 +101,8 @@ class AdmitDecision:
     """Outcome of :meth:`SpatialFrameBuffer.add`.
 
     ``reason`` is one of: ``first``, ``new_coverage``, ``interval`` (admitted geometric),
-    ``color_only`` (admitted colour-only), ``redundant``, ``color_throttled``,
-    ``duplicate_stamp``, ``too_large``, ``color_share_zero`` (rejected).
+    ``colour_only`` (admitted colour-only), ``redundant``, ``colour_throttled``,
+    ``duplicate_stamp``, ``too_large``, ``colour_share_zero`` (rejected).
     """
 
     admitted: bool
@@ -143,9 +143,9 @@ class SpatialFrameBuffer:
         self._free_slots: list[int] = list(range(cap - 1, -1, -1))
         self._union = VoxelUnion(cap)
         self._frame_bytes = 0
-        self._n_color = 0
+        self._n_colour = 0
         self._last_geo_stamp: int | None = None
-        self._last_color_stamp: int | None = None
+        self._last_colour_stamp: int | None = None
 
     def __len__(self) -> int:
         with self._lock:
@@ -178,7 +178,7 @@ class SpatialFrameBuffer:
         self._entries.insert(i, entry)
         self._frame_bytes += entry.nbytes
         if entry.keys is None:
-            self._n_color += 1
+            self._n_colour += 1
         else:
             self._union.insert(entry.keys, entry.slot)
 
@@ -188,7 +188,7 @@ class SpatialFrameBuffer:
         del self._stamps[i]
         self._frame_bytes -= entry.nbytes
         if entry.keys is None:
-            self._n_color -= 1
+            self._n_colour -= 1
         else:
             self._union.remove(entry.keys, entry.slot)
         self._free_slots.append(entry.slot)
@@ -213,7 +213,7 @@ class SpatialFrameBuffer:
                 best, victim = key, e
         return victim
 
-    def _color_victim(self, protect: _Entry) -> _Entry | None:
+    def _colour_victim(self, protect: _Entry) -> _Entry | None:
         colour = [e for e in self._entries if e.keys is None]
         if len(colour) == 1:
             return None if colour[0] is protect else colour[0]
@@ -230,19 +230,19 @@ class SpatialFrameBuffer:
         return (
             len(self._entries) > cfg.max_frames
             or self._nbytes_locked() > cfg.max_bytes
-            or self._n_color > cfg.max_color_frames
+            or self._n_colour > cfg.max_colour_frames
         )
 
     def _evict(self, protect: _Entry) -> list[_Entry]:
         evicted: list[_Entry] = []
         while self._over_bounds():
-            n_geo = len(self._entries) - self._n_color
-            colour_first = self._n_color > self.config.max_color_frames or (
+            n_geo = len(self._entries) - self._n_colour
+            colour_first = self._n_colour > self.config.max_colour_frames or (
                 n_geo - (protect.keys is not None) <= 0
             )
-            victim = self._color_victim(protect) if colour_first else self._geo_victim(protect)
+            victim = self._colour_victim(protect) if colour_first else self._geo_victim(protect)
             if victim is None:
-                victim = self._geo_victim(protect) if colour_first else self._color_victim(protect)
+                victim = self._geo_victim(protect) if colour_first else self._colour_victim(protect)
             if victim is None:
                 break
             self._remove_entry(victim)
@@ -266,13 +266,13 @@ class SpatialFrameBuffer:
             ):
                 return AdmitDecision(False, "too_large", 0)
             if keys is None:
-                if cfg.max_color_frames == 0:
-                    return AdmitDecision(False, "color_share_zero", 0)
-                last = self._last_color_stamp
-                if last is not None and frame.stamp_ns - last < cfg.color_min_interval_s * _NS:
-                    return AdmitDecision(False, "color_throttled", 0)
-                reason, new = "color_only", 0
-                self._last_color_stamp = frame.stamp_ns
+                if cfg.max_colour_frames == 0:
+                    return AdmitDecision(False, "colour_share_zero", 0)
+                last = self._last_colour_stamp
+                if last is not None and frame.stamp_ns - last < cfg.colour_min_interval_s * _NS:
+                    return AdmitDecision(False, "colour_throttled", 0)
+                reason, new = "colour_only", 0
+                self._last_colour_stamp = frame.stamp_ns
             else:
                 new = self._union.count_new(keys)
                 last = self._last_geo_stamp

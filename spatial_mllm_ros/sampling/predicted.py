@@ -19,7 +19,7 @@ Point by point against the reference:
    ``sampling.monocular_candidates``) because the prediction runs once per *question* on the
    robot and VGGT's global attention grows quadratically with the frame count; at least ``k``
    so that a large frame budget is not capped by the candidate count; and the snapshot is the
-   buffer's (colour-only frames admitted every ``color_min_interval_s`` and thinned in time),
+   buffer's (colour-only frames admitted every ``colour_min_interval_s`` and thinned in time),
    not every decoded video frame.
 2. **Model input** (not this module) -- the reference resizes frames to 518 pixels wide
    (height a multiple of 14, centre-cropped to 518) and takes the **point head**'s

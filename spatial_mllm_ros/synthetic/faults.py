@@ -43,7 +43,7 @@ def faulty_message(
     """The malformed message of ``kind`` made from ``frame``, stamped ``stamp_ns``.
 
     ``last_colour_ns`` is the stamp of the last good colour image (``stamp_backwards`` goes
-    1 s before it; 0 = before ``stamp_ns``).
+    0.5 s before it, less than ``clock.jump_back_s``; 0 = before ``stamp_ns``).
 
     Returns:
         (ingestion topic kind, message) -- the topic kind as in :data:`INJECT_KINDS`.
@@ -79,7 +79,7 @@ def faulty_message(
         msg = enc.camera_info(CameraIntrinsics(0.0, 0.0, 0.0, 0.0, w, h), stamp_ns, fid)
         msg.k = np.zeros(9, dtype=np.float64)
     elif kind == "stamp_backwards":
-        back = (last_colour_ns or stamp_ns) - 1_000_000_000
+        back = (last_colour_ns or stamp_ns) - 500_000_000  # a reordered frame, not a new time base
         msg = enc.colour_image(frame.rgb, back, fid, "rgb8")
     elif kind == "corrupt_compressed":
         msg = enc.compressed_image(frame.rgb, stamp_ns, fid, "jpeg")

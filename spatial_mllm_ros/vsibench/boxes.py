@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from spatial_mllm_ros.core.frame import CameraIntrinsics
+from spatial_mllm_ros.core.jsonsafe import finite_or_none
 from spatial_mllm_ros.vsibench.errors import BoxError
 
 
@@ -66,7 +67,7 @@ class Box2D:
         """JSON-serialisable form (NaN score -> None, position -> list or None)."""
         return {
             "label": self.label,
-            "score": None if math.isnan(self.score) else self.score,
+            "score": finite_or_none(self.score),
             "bbox": [self.x_min, self.y_min, self.x_max, self.y_max],
             "frame_index": self.frame_index,
             "position": None if self.position is None else [float(v) for v in self.position],

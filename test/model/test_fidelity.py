@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from _spatial_mllm_tiny import SMALL_PIXELS, fresh_copy, real_images, tiny_checkpoint
 from PIL import Image
+from testkit.tiny import SMALL_PIXELS, fresh_copy, real_images, tiny_checkpoint
 
 from spatial_mllm_ros.model.engine import SpatialMLLMEngine
 from spatial_mllm_ros.model.processing import (

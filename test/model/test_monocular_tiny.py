@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 import pytest
-from _spatial_mllm_tiny import require_data, tiny_checkpoint
 from testkit.frames import colour_buffer
+from testkit.tiny import require_data, tiny_checkpoint
 
 from spatial_mllm_ros.answering.monocular import GeometryPredictor, select_frames
 from spatial_mllm_ros.answering.pipeline import AnsweringPipeline, PipelineConfig

@@ -16,7 +16,7 @@ pytest.importorskip("onnx", reason="onnx is not installed (pip install onnx)")
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install onnxruntime)")
 
 import onnx
-from _spatial_mllm_tiny import tiny_checkpoint
+from testkit.tiny import tiny_checkpoint
 
 from spatial_mllm_ros.model import export as onnx_export
 from spatial_mllm_ros.model.cli import checkpoint_main

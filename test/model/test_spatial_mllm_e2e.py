@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from _spatial_mllm_tiny import (
+from testkit.tiny import (
     SMALL_PIXELS,
     real_frames,
     real_images,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from _spatial_mllm_tiny import LAYOUTS_DIR
+from testkit.tiny import LAYOUTS_DIR
 
 from spatial_mllm_ros.model.cli import checkpoint_main
 from spatial_mllm_ros.model.layout import HEAD_NAMES

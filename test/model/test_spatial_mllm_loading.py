@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 import torch
-from _spatial_mllm_tiny import fresh_copy, tiny_checkpoint
 from safetensors.torch import load_file, save_file
+from testkit.tiny import fresh_copy, tiny_checkpoint
 
 from spatial_mllm_ros.model.cli import checkpoint_main
 from spatial_mllm_ros.model.engine import SpatialMLLMEngine, load_model

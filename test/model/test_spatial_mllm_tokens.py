@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from _spatial_mllm_tiny import tiny_checkpoint
+from testkit.tiny import tiny_checkpoint
 
 from spatial_mllm_ros.model.configuration import config_from_dict, load_config
 from spatial_mllm_ros.model.connector import build_connector, merge_v1_0, merge_v1_1

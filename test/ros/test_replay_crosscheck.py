@@ -25,12 +25,13 @@ from typing import Any
 
 import pytest
 import yaml
+from testkit.paths import SHELF
 from testkit.processes import REPO, counter, node_status, stamps_ns, wait_node_state
 
 from spatial_mllm_ros.answering.types import AnswerStatus
 from spatial_mllm_ros.params import NODE_NAME, defaults, load_profile
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real_rgbd_shelf"
+DATA = SHELF
 N_FRAMES = 15
 BUDGET = 4
 STRATEGIES = ("coverage", "uniform")

@@ -88,6 +88,9 @@ class FifoStore:
     def __len__(self) -> int:
         return len(self._frames)
 
+    def clear(self) -> None:
+        self._frames.clear()
+
     @property
     def nbytes(self) -> int:
         return sum(f.nbytes for f in self._frames)

@@ -53,7 +53,7 @@ def colour_buffer(frames: Iterable[Frame], max_frames: int = 128) -> SpatialFram
     """A space-aware buffer holding every frame of ``frames``: colour-only frames may fill it
     and are not throttled.  Asserts that each frame was admitted."""
     buf = SpatialFrameBuffer(
-        BufferConfig(max_frames=max_frames, color_only_share=1.0, color_min_interval_s=0.0)
+        BufferConfig(max_frames=max_frames, colour_only_share=1.0, colour_min_interval_s=0.0)
     )
     for f in frames:
         outcome = buf.add(f)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from testkit.fakes import FifoStore
+from testkit.paths import SHELF
 
 from spatial_mllm_ros.bags import (
     BagError,
@@ -26,7 +27,7 @@ from spatial_mllm_ros.evaluation.cli import bag_from_rgbd_main
 from spatial_mllm_ros.params import defaults
 from spatial_mllm_ros.synthetic import make_walkthrough
 
-REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real_rgbd_shelf"
+REAL = SHELF
 START = 1_700_000_000_000_000_000
 TOPICS = topics_from_params(defaults())
 

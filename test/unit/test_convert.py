@@ -10,6 +10,7 @@ import pytest
 from testkit.msgs import camera_info, image, odometry, pose_stamped
 
 from spatial_mllm_ros.core import convert as C
+from spatial_mllm_ros.core.clock import StampGuard
 from spatial_mllm_ros.core.errors import FrameRejected, RejectReason
 
 RNG = np.random.default_rng(0)
@@ -192,7 +193,7 @@ def test_slightly_off_quaternion_is_normalised():
 
 
 def test_stamp_guard_per_stream():
-    g = C.StampGuard("colour")
+    g = StampGuard("colour")
     g.check(10)
     g.check(10)  # equal: accepted
     g.check(20)

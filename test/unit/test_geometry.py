@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from testkit.paths import SHELF
 
 from spatial_mllm_ros.core.frame import CameraIntrinsics
 from spatial_mllm_ros.core.geometry import (
@@ -22,8 +21,6 @@ from spatial_mllm_ros.core.geometry import (
 from spatial_mllm_ros.core.rgbd_dir import load_rgbd_dir
 from spatial_mllm_ros.synthetic import make_walkthrough
 from spatial_mllm_ros.synthetic.render import render_view
-
-SHELF = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real_rgbd_shelf"
 
 
 @pytest.fixture(scope="module")

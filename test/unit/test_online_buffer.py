@@ -103,7 +103,7 @@ def test_too_large_frame_is_rejected(scene) -> None:  # type: ignore[no-untyped-
 
 
 def test_colour_only_frames_stay_in_their_share_and_fill_selection(scene) -> None:  # type: ignore[no-untyped-def]
-    cfg = _cfg(max_frames=8, color_only_share=0.25, color_min_interval_s=0.0)
+    cfg = _cfg(max_frames=8, colour_only_share=0.25, colour_min_interval_s=0.0)
     buf = SpatialFrameBuffer(cfg)
     for f in scene.frames[:3]:
         buf.add(f)
@@ -112,7 +112,7 @@ def test_colour_only_frames_stay_in_their_share_and_fill_selection(scene) -> Non
         assert buf.add(c).admitted
     snap = buf.snapshot()
     n_colour = sum(s is None for s in snap.voxel_sets)
-    assert n_colour == cfg.max_color_frames == 2
+    assert n_colour == cfg.max_colour_frames == 2
     geo = sum(s is not None for s in snap.voxel_sets)
     sel = buf.select(geo + 2, "coverage")
     assert len(sel.frames) == geo + 2
@@ -121,10 +121,10 @@ def test_colour_only_frames_stay_in_their_share_and_fill_selection(scene) -> Non
 
 
 def test_colour_only_frames_are_throttled(scene) -> None:  # type: ignore[no-untyped-def]
-    buf = SpatialFrameBuffer(_cfg(color_min_interval_s=0.5))
+    buf = SpatialFrameBuffer(_cfg(colour_min_interval_s=0.5))
     rgb = scene.frames[0].rgb
     assert buf.add(Frame(0, "cam", rgb)).admitted
-    assert buf.add(Frame(10**8, "cam", rgb)).reason == "color_throttled"
+    assert buf.add(Frame(10**8, "cam", rgb)).reason == "colour_throttled"
     assert buf.add(Frame(6 * 10**8, "cam", rgb)).admitted
 
 

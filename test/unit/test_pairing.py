@@ -12,10 +12,17 @@ MS = 1_000_000
 PERIOD = 33 * MS
 
 
-def make(slop_ms=10, wait_ms=100, queue=30, partners=None) -> Synchroniser[str]:
-    kw = {} if partners is None else {"partners": partners}
+#: the synchroniser is generic: these tests pair three partner streams of every mode
+PARTNERS = (
+    PartnerSpec("depth", "consume"),
+    PartnerSpec("pose", "reuse"),
+    PartnerSpec("camera_info", "latest", wait=False),
+)
+
+
+def make(slop_ms=10, wait_ms=100, queue=30, partners=PARTNERS, gates=()) -> Synchroniser[str]:
     return Synchroniser(PairingConfig(slop_ns=slop_ms * MS, wait_ns=wait_ms * MS,
-                                      queue_size=queue, **kw))
+                                      queue_size=queue, partners=partners), gates)
 
 
 def identity_holds(s: Synchroniser[str]) -> None:
@@ -206,3 +213,32 @@ def test_config_validation():
         PairingConfig(partners=(PartnerSpec("depth"), PartnerSpec("depth")))
     with pytest.raises(KeyError):
         make().push("nope", 0, "x", 0)
+
+
+class _Gate:
+    """A gate opened by hand, with its own wait."""
+
+    def __init__(self, name: str, wait_ns: int) -> None:
+        self.name, self.wait_ns, self.open = name, wait_ns, False
+
+    def ready(self, colour) -> bool:
+        return self.open
+
+
+def test_a_gate_holds_frames_for_its_own_wait_and_names_itself_when_late():
+    gate = _Gate("camera_info", 500 * MS)
+    s = make(partners=(PartnerSpec("depth", "consume"),), gates=[gate])
+    assert s.push_colour(0, "c0", 0) == []
+    assert s.push("depth", 0, "d0", MS) == []  # depth resolved, the gate still closed
+    assert s.poll(400 * MS) == []  # past the partner wait (100 ms), within the gate's
+    assert s.oldest_wait_deadline() == 500 * MS
+    (late,) = s.poll(500 * MS)
+    assert late.late == {"camera_info"} and not late.flushed
+    gate.open = True
+    s.push_colour(PERIOD, "c1", 600 * MS)
+    (on_time,) = s.push("depth", PERIOD, "d1", 601 * MS)
+    assert on_time.late == frozenset() and on_time.get("depth").value == "d1"
+    s.push_colour(2 * PERIOD, "c2", 700 * MS)
+    (flushed,) = s.flush()
+    assert flushed.flushed and flushed.late == {"depth"}
+    identity_holds(s)

@@ -8,13 +8,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from testkit.paths import SHELF
 
 from spatial_mllm_ros.core.errors import RgbdDirError
 from spatial_mllm_ros.core.frame import Frame
 from spatial_mllm_ros.core.rgbd_dir import load_rgbd_dir, load_scene_json, write_rgbd_dir
 from spatial_mllm_ros.synthetic import make_walkthrough, write_scene_dir
-
-SHELF = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real_rgbd_shelf"
 
 
 @pytest.fixture(scope="module")

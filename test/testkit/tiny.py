@@ -14,11 +14,10 @@ import pytest
 from spatial_mllm_ros.core.frame import Frame
 from spatial_mllm_ros.core.rgbd_dir import load_rgbd_dir
 from spatial_mllm_ros.model.tiny import write_checkpoint
+from testkit.paths import LAYOUTS, SHELF
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real_rgbd_shelf"
-LAYOUTS_DIR = (
-    Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "checkpoint_layouts"
-)
+DATA = SHELF
+LAYOUTS_DIR = LAYOUTS
 SMALL_PIXELS = 128 * 28 * 28  # keeps the tiny runs fast
 
 _ROOT = Path(tempfile.mkdtemp(prefix="spatial_mllm_tiny_"))
