@@ -273,6 +273,14 @@ SCHEMA: tuple[ParamSpec, ...] = (
     _P("question.max_chars", int, 1000,
        "Longest accepted question text, characters (longer: INVALID_QUESTION).",
        min=1, max=100_000),
+    _P("question.max_option_chars", int, 2000,
+       "Longest accepted options of one question, all together, characters (longer: "
+       "INVALID_QUESTION at once). At most 26 options (A-Z).", min=1, max=100_000),
+    _P("question.max_prompt_tokens", int, 8192,
+       "Longest accepted prompt text, tokens of the checkpoint's tokenizer; the checkpoint's "
+       "context, less the video tokens of the largest clip and the answer, bounds it too. "
+       "Checked before a question is queued (INVALID_QUESTION at once).",
+       min=16, max=1_000_000),
 )
 
 _BY_NAME = {p.name: p for p in SCHEMA}

@@ -31,7 +31,12 @@ from spatial_mllm_ros.model.spec import EngineSpec
 from spatial_mllm_ros.params import ParamValue
 from spatial_mllm_ros.sampling.budget import BudgetConfig
 from spatial_mllm_ros.sampling.online import BufferConfig
-from spatial_mllm_ros.sampling.qwen_grid import VIDEO_MAX_PIXELS, VIDEO_MIN_PIXELS
+from spatial_mllm_ros.sampling.qwen_grid import (
+    FACTOR,
+    TEMPORAL_PATCH_SIZE,
+    VIDEO_MAX_PIXELS,
+    VIDEO_MIN_PIXELS,
+)
 
 __all__ = [
     "NodeSettings",
@@ -244,7 +249,16 @@ def _pipeline(v: Mapping[str, ParamValue]) -> PipelineConfig:
         monocular_candidates=int(v["sampling.monocular_candidates"]),
         adaptive_budget=budget if v["sampling.adaptive_budget"] else None,
         prompt_template=str(v["answer.prompt_template"]),
+        max_option_chars=int(v["question.max_option_chars"]),
+        max_prompt_tokens=int(v["question.max_prompt_tokens"]),
+        video_token_cap=_video_token_cap(int(v["sampling.max_frame_budget"]), max_pixels),
     )
+
+
+def _video_token_cap(max_frames: int, max_pixels: int) -> int:
+    """Video tokens of the largest clip: ``max_frames`` frames (merged in pairs) at the largest
+    input size, one token per 28x28 px."""
+    return -(-max_frames // TEMPORAL_PATCH_SIZE) * (max_pixels // (FACTOR * FACTOR))
 
 
 def _engine(v: Mapping[str, ParamValue]) -> EngineSpec:

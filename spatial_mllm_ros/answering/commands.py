@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from spatial_mllm_ros.answering.pipeline import AnsweringPipeline, PipelineConfig
 from spatial_mllm_ros.answering.types import Answerer, AnswerRecord, QuestionRequest
 from spatial_mllm_ros.core.frame import Frame
+from spatial_mllm_ros.model.limits import PromptLimits
 from spatial_mllm_ros.sampling.online import BufferConfig, SpatialFrameBuffer
 
 
@@ -35,6 +36,7 @@ def answer_frames(
     pipeline: PipelineConfig,
     buffer: BufferConfig,
     clock: Callable[[], float] = time.monotonic,
+    limits: PromptLimits | None = None,
 ) -> AnswerRecord:
     """Answer ``request`` about ``frames`` (time order) with the node's pipeline.
 
@@ -46,4 +48,4 @@ def answer_frames(
     """
     filled = fill_buffer(frames, buffer)
     asked = dataclasses.replace(request, received_s=clock())
-    return AnsweringPipeline(answerer, pipeline, clock).answer(asked, filled)
+    return AnsweringPipeline(answerer, pipeline, clock, limits).answer(asked, filled)

@@ -33,13 +33,14 @@ from spatial_mllm_ros.answering.types import (
     QuestionRequest,
 )
 from spatial_mllm_ros.core.frame import Frame
+from spatial_mllm_ros.model.limits import PromptLimits, utf8_token_bound
 from spatial_mllm_ros.sampling.budget import BudgetConfig, adaptive_frame_budget
 from spatial_mllm_ros.sampling.errors import SamplingError
 from spatial_mllm_ros.sampling.online import SpatialFrameBuffer
 from spatial_mllm_ros.sampling.scoring import motion_complexity
 from spatial_mllm_ros.sampling.strategies import available_strategies, uniform_indices
 from spatial_mllm_ros.vsibench.boxes import Box2D, box_position, parse_boxes
-from spatial_mllm_ros.vsibench.errors import AnswersError
+from spatial_mllm_ros.vsibench.errors import AnswersError, InvalidQuestionError
 from spatial_mllm_ros.vsibench.parsing import parse_answer
 from spatial_mllm_ros.vsibench.prompts import (
     build_prompt,
@@ -70,6 +71,11 @@ class PipelineConfig:
         max_new_tokens: generation length for the answer.
         grounding: run the box-grounding generation (see module docstring).
         grounding_max_new_tokens: generation length for the grounding pass.
+        max_option_chars: longest options of one question, all together, characters.
+        max_prompt_tokens: longest prompt text, tokens (see
+            :meth:`AnsweringPipeline.prompt_token_limit`).
+        video_token_cap: video tokens of the largest clip the pipeline may send (the budget's
+            frames at the model's largest input size); 0 = not known.
         prompt_template: the prompt family (:mod:`spatial_mllm_ros.vsibench.templates`), or
             ``auto``: the family of the answerer's checkpoint (its ``checkpoint_layout``; an
             answerer without one is taken as v1.1).
@@ -93,6 +99,9 @@ class PipelineConfig:
     grounding_max_new_tokens: int = P.default_int("answer.grounding_max_new_tokens")
     monocular_candidates: int = P.default_int("sampling.monocular_candidates")
     prompt_template: str = P.default_str("answer.prompt_template")
+    max_option_chars: int = P.default_int("question.max_option_chars")
+    max_prompt_tokens: int = P.default_int("question.max_prompt_tokens")
+    video_token_cap: int = 0
 
 
 class AnsweringPipeline:
@@ -103,10 +112,34 @@ class AnsweringPipeline:
         answerer: Answerer,
         config: PipelineConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
+        limits: PromptLimits | None = None,
     ) -> None:
+        """``limits``: the checkpoint's context and tokenizer (:func:`~spatial_mllm_ros.model.
+        limits.prompt_limits`); None = prompts counted by their UTF-8 bytes (an upper bound)
+        and no context bound."""
         self.answerer = answerer
         self.config = config or PipelineConfig()
         self._clock = clock
+        self.limits = limits
+
+    def prompt_token_limit(self) -> int:
+        """Most tokens a prompt text may have: ``max_prompt_tokens``, and the checkpoint's
+        context less the largest clip's video tokens and the answer's tokens."""
+        limit = self.config.max_prompt_tokens
+        if self.limits is not None:
+            room = (self.limits.context_tokens - self.config.video_token_cap
+                    - max(self.config.max_new_tokens, self.config.grounding_max_new_tokens))
+            limit = min(limit, room)
+        return limit
+
+    def precheck(self, request: QuestionRequest) -> AnswerRecord | None:
+        """The INVALID_QUESTION answer of a bad request, or None: what the node checks before
+        queueing a question, so a bad one is answered at once and never BUSY."""
+        try:
+            self.check_request(request)
+        except (AnswersError, ValueError) as err:
+            return AnswerRecord.failure(request, AnswerStatus.INVALID_QUESTION, str(err))
+        return None
 
     @property
     def prompt_template(self) -> str:
@@ -130,6 +163,11 @@ class AnsweringPipeline:
         """
         question = validate_question(request.question, self.config.max_question_chars)
         options = request.options or None
+        option_chars = sum(len(o) for o in request.options)
+        if option_chars > self.config.max_option_chars:
+            raise InvalidQuestionError(
+                f"the options have {option_chars} characters, more than "
+                f"{self.config.max_option_chars}")
         if request.question_type:
             qtype = check_question_type(request.question_type)
             prompt = build_prompt(question, qtype, options, self.prompt_template)
@@ -137,6 +175,10 @@ class AnsweringPipeline:
             qtype = infer_question_type(question, options)
             form = qtype if options or not is_multiple_choice(qtype) else "open"
             prompt = build_prompt(question, form, options, self.prompt_template)
+        count = self.limits.count if self.limits is not None else utf8_token_bound
+        tokens, limit = count(prompt), self.prompt_token_limit()
+        if tokens > limit:
+            raise InvalidQuestionError(f"the prompt has {tokens} tokens, more than {limit}")
         budget = request.frame_budget or self.config.frame_budget
         if not 1 <= budget <= self.config.max_frame_budget:
             raise ValueError(

@@ -21,7 +21,7 @@ from spatial_mllm_ros.answering.commands import answer_frames
 from spatial_mllm_ros.answering.types import AnswerRecord, AnswerStatus, QuestionRequest
 from spatial_mllm_ros.core.errors import RgbdDirError
 from spatial_mllm_ros.core.rgbd_dir import load_rgbd_dir
-from spatial_mllm_ros.model.spec import load_engine
+from spatial_mllm_ros.model.spec import load_engine, load_prompt_limits
 from spatial_mllm_ros.params import ParamError
 from spatial_mllm_ros.sampling.strategies import available_strategies
 from spatial_mllm_ros.settings import Settings, parse_overrides
@@ -123,7 +123,9 @@ def infer_main(argv: list[str] | None = None) -> int:
     if engine is None:
         record = AnswerRecord.failure(request, AnswerStatus.MODEL_ERROR, error)
     else:
-        record = answer_frames(engine, frames, request, settings.pipeline, settings.buffer)
+        limits, _ = load_prompt_limits(settings.engine)
+        record = answer_frames(engine, frames, request, settings.pipeline, settings.buffer,
+                               limits=limits)
     print(json.dumps(record.to_json(), indent=2, allow_nan=False))
     return EXIT_OK if record.status is AnswerStatus.OK else EXIT_NOT_OK
 

@@ -62,6 +62,7 @@ from spatial_mllm_ros.evaluation.run_plan import (
     run_settings,
 )
 from spatial_mllm_ros.evaluation.thumbnails import frame_captions, write_contact_sheet
+from spatial_mllm_ros.model.spec import load_prompt_limits
 from spatial_mllm_ros.sampling.online import SpatialFrameBuffer
 from spatial_mllm_ros.sampling.predicted import PredictedGeometry
 from spatial_mllm_ros.sampling.strategies import available_strategies
@@ -152,7 +153,8 @@ class EvalRunner:
         self.model_id = model_id
         self._n_answered = 0
         # the node's pipeline, configured as the node is by the same settings
-        self.pipeline = AnsweringPipeline(self.answerer, settings.pipeline)
+        limits, _ = load_prompt_limits(settings.engine)
+        self.pipeline = AnsweringPipeline(self.answerer, settings.pipeline, limits=limits)
 
     def run(
         self, bag: str | Path, questions: Sequence[Question], out_dir: str | Path

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from spatial_mllm_ros.model.decoding import DecodingSpec
+from spatial_mllm_ros.model.limits import PromptLimits, prompt_limits
 
 if TYPE_CHECKING:  # the engine imports torch; the spec itself does not
     from spatial_mllm_ros.model.engine import SpatialMLLMEngine
@@ -23,6 +24,7 @@ __all__ = [
     "EngineSpec",
     "default_checkpoint_dir",
     "load_engine",
+    "load_prompt_limits",
     "resolve_checkpoint",
 ]
 
@@ -109,3 +111,13 @@ def load_engine(spec: EngineSpec) -> tuple[SpatialMLLMEngine | None, str]:
     except Exception as err:  # any failure leaves the node answering MODEL_ERROR
         return None, f"model failed to load from {spec.description!r}: {type(err).__name__}: {err}"
     return engine, ""
+
+
+def load_prompt_limits(spec: EngineSpec) -> tuple[PromptLimits | None, str]:
+    """The prompt limits of ``spec``'s checkpoint (read from its files; the embedded default
+    is not generated here), or ``(None, reason)``; never raises."""
+    path = Path(spec.checkpoint) if spec.checkpoint else default_checkpoint_dir()
+    try:
+        return prompt_limits(path), ""
+    except Exception as err:  # a missing or odd checkpoint: the model load reports it too
+        return None, f"prompt limits of {spec.description!r} unknown: {err}"

@@ -55,6 +55,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from spatial_mllm_ros import params as P
 from spatial_mllm_ros.answering.pipeline import AnsweringPipeline
 from spatial_mllm_ros.core.ingest import Ingestor, PoseLookup
+from spatial_mllm_ros.model.spec import load_prompt_limits
 from spatial_mllm_ros.ros.answer_server import AnswerServer
 from spatial_mllm_ros.ros.diagnostics import RateTracker, answer_status, build_diagnostics
 from spatial_mllm_ros.ros.parameters import declare_schema
@@ -180,7 +181,10 @@ class SpatialMllmNode(LifecycleNode):
         self._engine, model_error = load_answerer(cfg)
         pipeline = None
         if self._engine is not None:
-            pipeline = AnsweringPipeline(self._engine, cfg.pipeline)
+            limits, why = load_prompt_limits(cfg.engine)
+            if limits is None:
+                self.get_logger().warning(f"{why}; prompts are bounded by their UTF-8 bytes")
+            pipeline = AnsweringPipeline(self._engine, cfg.pipeline, limits=limits)
             self.get_logger().info(
                 f"model loaded in {time.monotonic() - t0:.1f} s "
                 f"({cfg.engine.description}, {cfg.engine.device}, {cfg.engine.dtype}"

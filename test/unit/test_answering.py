@@ -289,3 +289,42 @@ def test_adaptive_budget_applies_when_the_question_names_none(scene_frames: list
     # an explicit budget still wins
     rec = pipe.answer(ask("How many chairs are in this room?", frame_budget=6), buf)
     assert len(rec.frame_stamps_ns) == 6
+
+
+# --- bounded work per question ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("request_kw", "why"),
+    [
+        ({"question": "Which one?", "question_type": "object_rel_distance",
+          "options": tuple(f"{chr(65 + i)}. " + "x" * 40_000 for i in range(26))}, "options"),
+        ({"question": "q" * 5_000_000}, "characters"),
+        ({"question": "Which one?", "question_type": "object_rel_distance",
+          "options": tuple(f"o{i}" for i in range(27))}, "26 options"),
+    ],
+)
+def test_oversized_questions_are_refused_before_any_work(request_kw, why) -> None:
+    answerer = ScriptedAnswerer("3")
+    pipe = AnsweringPipeline(answerer, PipelineConfig(), clock=lambda: 1.0)
+    record = pipe.precheck(QuestionRequest(query_id=9, **request_kw))
+    assert record is not None and record.status is AnswerStatus.INVALID_QUESTION
+    assert why in record.error and record.query_id == 9
+    assert answerer.calls == []
+
+
+def test_prompt_tokens_are_bounded_by_the_parameter_and_the_checkpoint_context() -> None:
+    from spatial_mllm_ros.model.limits import PromptLimits
+
+    words = PromptLimits(context_tokens=4096, count=lambda text: len(text.split()))
+    long_q = "how many " + "very " * 300 + "big chairs are here?"
+    config = PipelineConfig(max_question_chars=10_000, max_prompt_tokens=200)
+    refused = AnsweringPipeline(ScriptedAnswerer("3"), config, limits=words).precheck(
+        QuestionRequest(query_id=1, question=long_q))
+    assert refused is not None and "tokens, more than 200" in refused.error
+    roomy = PipelineConfig(max_question_chars=10_000, max_prompt_tokens=100_000,
+                           video_token_cap=3800, max_new_tokens=16)
+    small_context = AnsweringPipeline(ScriptedAnswerer("3"), roomy, limits=words)
+    assert small_context.prompt_token_limit() == 4096 - 3800 - roomy.grounding_max_new_tokens
+    assert small_context.precheck(QuestionRequest(query_id=2, question=long_q)) is not None
+    assert small_context.precheck(QuestionRequest(query_id=3, question="how many chairs?")) is None
