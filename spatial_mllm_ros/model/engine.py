@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
-from transformers import GenerationConfig, Qwen2_5_VLProcessor
+from transformers import GenerationConfig, Qwen2_5_VLProcessor, StoppingCriteriaList
 
 from spatial_mllm_ros.core.frame import Frame
 from spatial_mllm_ros.model.configuration import SpatialMLLMConfig, load_config
@@ -33,6 +33,7 @@ from spatial_mllm_ros.model.processing import (
     sampling_tensor,
 )
 from spatial_mllm_ros.model.result import GenerationResult
+from spatial_mllm_ros.model.streaming import OnToken, StopWhen, TokenStream
 from spatial_mllm_ros.model.vggt import vggt_geometry
 from spatial_mllm_ros.sampling.predicted import PredictedGeometry
 
@@ -163,15 +164,29 @@ class SpatialMLLMEngine:
         prompt: str,
         max_new_tokens: int = 64,
         use_cache: bool = True,
+        on_token: OnToken | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> GenerationResult:
         """Answer ``prompt`` (already in its VSI-Bench form) about (H, W, 3) uint8 RGB images,
-        decoding with :attr:`generation_config` (at most ``max_new_tokens`` new tokens)."""
+        decoding with :attr:`generation_config` (at most ``max_new_tokens`` new tokens).
+
+        ``on_token(ids, text)`` is called after every generated token with everything so far;
+        ``should_stop()`` is checked after every token: once true, generation ends there (within
+        one token of the request) and the result has ``stopped`` set (a cancel, a deadline).
+        """
         clip = self.prepare(images)
         batch = self.model_inputs(clip, prompt)
         self.model.stage_timer.reset()
         generation = copy.deepcopy(self.generation_config)
         generation.max_new_tokens = max_new_tokens
-        out = self.model.generate(**batch, generation_config=generation, use_cache=use_cache)
+        hooks: dict[str, Any] = {}
+        if on_token is not None:
+            hooks["streamer"] = TokenStream(self.processor.tokenizer, on_token)
+        stop = StopWhen(should_stop) if should_stop is not None else None
+        if stop is not None:
+            hooks["stopping_criteria"] = StoppingCriteriaList([stop])
+        out = self.model.generate(**batch, generation_config=generation, use_cache=use_cache,
+                                  **hooks)
         new = out[0, batch["input_ids"].shape[1] :].tolist()
         tokenizer = self.processor.tokenizer
         text = tokenizer.decode(new, skip_special_tokens=True)
@@ -189,6 +204,7 @@ class SpatialMLLMEngine:
             original_size=clip.original_size,
             token_ids=new,
             num_video_tokens=n_video,
+            stopped=stop is not None and stop.stopped,
         )
 
     def answer(

@@ -28,6 +28,8 @@ class GenerationResult:
         token_ids: the generated token ids; empty when not known.
         num_video_tokens: video tokens in the prompt (= merged spatial tokens); 0 when not
             known.
+        stopped: generation was stopped early by the caller (a cancel or a deadline) rather
+            than ending by itself; ``text`` is what was generated until then.
     """
 
     text: str
@@ -38,6 +40,7 @@ class GenerationResult:
     original_size: tuple[int, int] = (0, 0)
     token_ids: list[int] = field(default_factory=list)
     num_video_tokens: int = 0
+    stopped: bool = False
 
     @property
     def box_text(self) -> str:

@@ -191,3 +191,21 @@ def test_geometry_for_sampling_comes_from_the_point_head() -> None:
                                output["world_points"][0, 1].double().numpy(), rtol=1e-5)
     np.testing.assert_allclose(geometry[1].confidence,
                                output["world_points_conf"][0, 1].numpy(), rtol=1e-5)
+
+
+def test_tokens_stream_and_generation_stops_between_tokens(engine: SpatialMLLMEngine) -> None:
+    """on_token sees every token as it comes; should_stop ends generation within one token."""
+    images = real_images(2)
+    seen: list[tuple[list[int], str]] = []
+    full = engine.answer_images(images, "How far is the sofa?", 6,
+                                on_token=lambda ids, text: seen.append((ids, text)))
+    assert [ids for ids, _ in seen] == [full.token_ids[: i + 1] for i in range(len(seen))]
+    assert seen[-1][0] == full.token_ids and not full.stopped
+
+    got: list[list[int]] = []  # a cancel that arrives while the second token is generated
+    cut = engine.answer_images(images, "How far is the sofa?", 6,
+                               on_token=lambda ids, text: got.append(ids),
+                               should_stop=lambda: len(got) >= 2)
+    # the request is seen at the next check: at most one token after the second
+    assert cut.stopped and 2 <= len(cut.token_ids) <= 3 < len(full.token_ids)
+    assert cut.token_ids == full.token_ids[: len(cut.token_ids)]
