@@ -58,6 +58,11 @@ tiny: $(ARTIFACTS)/tiny-v1.1/config.json
 $(ARTIFACTS)/tiny-v1.1/config.json: | build
 	$(RUN) spatial-mllm-checkpoint tiny $(ARTIFACTS)/tiny-v1.1 --layout v1.1
 
+# The demo's processes (node, stream publisher, asker) share the shipped Fast DDS profile: a
+# shared-memory segment that holds several 1-2 MB images (README, "Camera transport").
+DDS_PROFILE := $(CURDIR)/config/fastdds_large_data.xml
+
+demo: export FASTDDS_DEFAULT_PROFILES_FILE := $(DDS_PROFILE)
 demo: setup
 	$(RUN) $(VPY) -m spatial_mllm_ros.demo
 

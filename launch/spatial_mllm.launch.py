@@ -4,9 +4,13 @@
         colour_topic:=/my_cam/color/image_raw
 
 Arguments: ``profile`` (config/<profile>.yaml: cpu_tiny, ...), ``params_file`` (overrides the
-profile with any ROS params file), ``namespace``, and remappings of the camera topics
+profile with any ROS params file), ``namespace``, remappings of the camera topics
 (``colour_topic``, ``depth_topic``, ``camera_info_topic``, ``pose_topic``; empty = as in the
-profile).
+profile), and ``dds_profile``: the Fast DDS XML profile the node runs with, through
+``FASTDDS_DEFAULT_PROFILES_FILE``. Empty (the default) = the caller's
+``FASTDDS_DEFAULT_PROFILES_FILE`` when it is set (a user's own DDS setup wins), else the
+shipped ``config/fastdds_large_data.xml`` (a shared-memory segment that holds several 1-2 MB
+images; README, "Camera transport"); ``none`` = Fast DDS's defaults.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -27,12 +31,28 @@ REMAPS = {
     "pose_topic": "~/camera_pose",
 }
 
+#: The shipped Fast DDS profile for large images on one host (config/ of the package share).
+DDS_PROFILE = "fastdds_large_data.xml"
+DDS_PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
+
+
+def _dds_profile(context, share: str) -> list[SetEnvironmentVariable]:
+    """Sets FASTDDS_DEFAULT_PROFILES_FILE for the processes launched after it (the node)."""
+    choice = LaunchConfiguration("dds_profile").perform(context)
+    if choice == "none":
+        return []
+    if not choice:
+        if getattr(context, "environment", os.environ).get(DDS_PROFILE_ENV):
+            return []  # the caller's own profile is already in the environment
+        choice = os.path.join(share, "config", DDS_PROFILE)
+    return [SetEnvironmentVariable(DDS_PROFILE_ENV, choice)]
+
 
 def _node(context, *args, **kwargs):
     profile = LaunchConfiguration("profile").perform(context)
     params_file = LaunchConfiguration("params_file").perform(context)
+    share = get_package_share_directory("spatial_mllm_ros")
     if not params_file:
-        share = get_package_share_directory("spatial_mllm_ros")
         params_file = os.path.join(share, "config", f"{profile}.yaml")
     remappings = []
     for arg, default_topic in REMAPS.items():
@@ -40,6 +60,7 @@ def _node(context, *args, **kwargs):
         if target:
             remappings.append((default_topic, target))
     return [
+        *_dds_profile(context, share),
         Node(
             package="spatial_mllm_ros",
             executable="spatial_mllm_node",
@@ -61,6 +82,10 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument("params_file", default_value="",
                                   description="ROS params file overriding the profile"),
             DeclareLaunchArgument("namespace", default_value=""),
+            DeclareLaunchArgument(
+                "dds_profile", default_value="",
+                description=f"Fast DDS XML profile ({DDS_PROFILE_ENV}): empty = the caller's "
+                            f"{DDS_PROFILE_ENV}, else config/{DDS_PROFILE}; 'none' = defaults"),
             *[DeclareLaunchArgument(a, default_value="", description=f"remap {t}")
               for a, t in REMAPS.items()],
             OpaqueFunction(function=_node),

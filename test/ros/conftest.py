@@ -2,8 +2,11 @@
 
 Every test session claims a ROS_DOMAIN_ID (1..101) that no other session on this machine
 holds (``testkit.processes.claim_domain_id``) and discovers on localhost only, so concurrent
-runs do not cross-talk.  Each test waits for the node it started (its pid on /diagnostics,
-its name in the ROS graph), never for "a node".  All of test/ros is skipped, with the
+runs do not cross-talk.  Every process of the session (this one's clients, the node, the
+publisher) runs with the shipped Fast DDS profile (``FASTDDS_DEFAULT_PROFILES_FILE``: the
+project's transport for large images; a developer's own profile is not used here).  Each
+test waits for the node it started (its pid on /diagnostics, its name in the ROS graph),
+never for "a node".  All of test/ros is skipped, with the
 reason, when rclpy or the built interfaces (``spatial_mllm_ros.msg``) are not importable.
 The helpers the tests import live in ``testkit.processes``.
 """
@@ -17,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testkit.processes import NodeProcess, claim_domain_id
+from testkit.processes import DDS_PROFILE, NodeProcess, claim_domain_id
 
 
 def _missing() -> str | None:
@@ -34,6 +37,7 @@ SKIP_REASON = _missing()
 DOMAIN_ID = claim_domain_id()
 os.environ["ROS_DOMAIN_ID"] = str(DOMAIN_ID)
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(DDS_PROFILE)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -22,6 +22,7 @@ from spatial_mllm_ros.params import NODE_NAME
 
 __all__ = [
     "ANSWER_NODE_PARAMS",
+    "DDS_PROFILE",
     "REPO",
     "NodeProcess",
     "claim_domain_id",
@@ -33,6 +34,11 @@ __all__ = [
 ]
 
 REPO = Path(__file__).resolve().parents[2]
+
+#: The shipped Fast DDS profile (a shared-memory segment for 1-2 MB images); test/ros/conftest.py
+#: sets it as FASTDDS_DEFAULT_PROFILES_FILE for the session, so that the node, the publisher
+#: and the test's own clients (processes started with ``os.environ``) share the transport.
+DDS_PROFILE = REPO / "config" / "fastdds_large_data.xml"
 
 #: Node parameters for answering tests: the tiny model at a small input size so that an
 #: answer takes about a second on a CPU.
