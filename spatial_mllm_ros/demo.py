@@ -36,12 +36,20 @@ REALISTIC_TIMING = ("--pose-rate", "100", "--pose-delay-ms", "200", "--pose-jitt
                     "--info-rate", "1", "--info-start-s", "0.5", "--depth-lag-ms", "50")
 
 
+#: The Fast DDS profile for large images within one host (README, "Camera transport").
+DDS_PROFILE = REPO / "config" / "fastdds_large_data.xml"
+
+
 def ros_env(domain_id: int | None = None) -> dict[str, str]:
-    """Environment for the demo's processes: a private ROS_DOMAIN_ID, localhost discovery."""
+    """Environment for the demo's processes: a private ROS_DOMAIN_ID, localhost discovery, the
+    shipped Fast DDS profile (when ``FASTDDS_DEFAULT_PROFILES_FILE`` is not set already)."""
     env = dict(os.environ)
     env["ROS_DOMAIN_ID"] = str(domain_id if domain_id is not None else 102 + os.getpid() % 100)
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")})
+    # the shipped large-image transport, unless the user brings their own DDS profile
+    env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(DDS_PROFILE))
+    keys = ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE")
+    os.environ.update({k: env[k] for k in keys})
     return env
 
 

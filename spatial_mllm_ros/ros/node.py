@@ -54,6 +54,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from spatial_mllm_ros import params as P
 from spatial_mllm_ros.answering.pipeline import AnsweringPipeline
+from spatial_mllm_ros.core.errors import RejectReason
 from spatial_mllm_ros.core.ingest import Ingestor, PoseLookup
 from spatial_mllm_ros.model.spec import load_prompt_limits
 from spatial_mllm_ros.ros.answer_server import AnswerServer
@@ -298,6 +299,8 @@ class SpatialMllmNode(LifecycleNode):
                 result = ingestor.ingest(kind, msg, time.monotonic_ns(), self._receive_ns())
                 for event in ingestor.take_events():  # each new time base, logged once
                     self.get_logger().warning(event)
+                if result.rejected is not None and result.rejected.reason in LARGE_REJECTIONS:
+                    release_heap()  # a rejected multi-MB message leaves no memory behind
                 if result.rejected is not None:
                     self.get_logger().warning(
                         f"{kind}: rejected {result.rejected}", throttle_duration_sec=2.0
@@ -359,11 +362,29 @@ class SpatialMllmNode(LifecycleNode):
             self.get_logger().error(f"diagnostics error: {err}", throttle_duration_sec=5.0)
 
 
+#: Rejections of messages that may be large: the heap is trimmed after them.
+LARGE_REJECTIONS = frozenset({RejectReason.OVERSIZED_IMAGE, RejectReason.BAD_SIZE,
+                              RejectReason.BAD_STEP, RejectReason.DECODE_FAILED})
+
+
+def release_heap() -> None:
+    """Return freed heap memory to the system (glibc ``malloc_trim``): rclpy has already
+    deserialised a rejected image (hundreds of MB for an 8192x8192 one) and freed it, but the
+    allocator would keep the pages; without glibc, nothing."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        return
+
+
 def _release_model_memory() -> None:
     """Collect the dropped model and return cached accelerator memory."""
     import gc
 
     gc.collect()
+    release_heap()
     try:
         import torch
 
