@@ -7,44 +7,156 @@ Equivalent ``ros2`` CLI call::
 
 By default the question goes through the ``~/ask`` service; ``--via topic`` publishes a
 ``SpatialQuestion`` on ``~/question`` and waits for the ``SpatialAnswer`` with the same id on
-``~/answer`` (the path a navigation stack uses). Exit status: 0 for an OK answer, 1 for any
-other answer status, 2 when no answer could be obtained (no node, timeout, bad arguments).
+``~/answer`` (the path a navigation stack uses).  Every flag is checked before a message is
+built (``--frames`` within the node's largest frame budget, ``--id`` within uint64, ...).
+Exit status: 0 for an OK answer, 1 for any other answer status, 2 when no answer could be
+obtained (no node, timeout, bad arguments), 130 / 143 when SIGINT / SIGTERM ended the wait.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import re
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
+from spatial_mllm_ros import params as P
+from spatial_mllm_ros.ros.interrupts import Interrupted, interrupting_signals
+from spatial_mllm_ros.vsibench.prompts import OPTION_LETTERS, QUESTION_TYPES
+
+PROG = "spatial-mllm-ask"
 DEFAULT_NODE = "/spatial_mllm"
+EXIT_OK, EXIT_NOT_OK, EXIT_NO_ANSWER = 0, 1, 2
+
+#: Largest frame budget any node accepts: the schema's bound of ``sampling.max_frame_budget``
+#: (the message field, uint16, would take 65535).
+MAX_FRAMES = int(P.spec("sampling.max_frame_budget").max or 0)
+#: ``SpatialQuestion.query_id`` is a uint64.
+MAX_QUERY_ID = 2**64 - 1
+#: A question's deadline (``timeout_s``) within the schema's range of ``queue.timeout_s``.
+TIMEOUT_RANGE = (float(P.spec("queue.timeout_s").min or 0.0),
+                 float(P.spec("queue.timeout_s").max or 0.0))
+#: A ROS 2 name (absolute, relative or ``~``-private): tokens of letters, digits and
+#: underscores, none starting with a digit, separated by single slashes.
+_ROS_NAME = re.compile(r"^(~|/|~/)?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def _int_in(lo: int, hi: int, what: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{value} is outside {lo}..{hi} ({what})")
+        return value
+
+    return parse
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def _timeout(text: str) -> float:
+    value = _float(text)
+    lo, hi = TIMEOUT_RANGE
+    if value != 0 and not lo <= value <= hi:
+        raise argparse.ArgumentTypeError(
+            f"{value} is outside {lo:g}..{hi:g} s (0 = the node's queue.timeout_s)")
+    return value
+
+
+def _wait(text: str) -> float:
+    value = _float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} is not > 0")
+    return value
+
+
+def _question_type(text: str) -> str:
+    if text and text not in QUESTION_TYPES:
+        raise argparse.ArgumentTypeError(
+            f"unknown type {text!r}; one of: {', '.join(QUESTION_TYPES)}")
+    return text
+
+
+def _strategy(text: str) -> str:
+    choices = P.spec("sampling.strategy").choices
+    if text and text not in choices:
+        raise argparse.ArgumentTypeError(f"unknown strategy {text!r}; one of: "
+                                         + ", ".join(choices))
+    return text
+
+
+def _option(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an option is empty")
+    return text
+
+
+def _node(text: str) -> str:
+    if text != "/" and not _ROS_NAME.match(text.rstrip("/")):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a ROS name (e.g. /spatial_mllm or /robot1/spatial_mllm)")
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="spatial-mllm-ask",
+        prog=PROG,
         description="Ask the spatial_mllm node a spatial question and print its answer.",
+        epilog="exit status: 0 OK answer, 1 other answer status, 2 no answer (no node, "
+               "timeout, bad arguments), 130/143 ended by SIGINT/SIGTERM",
     )
     p.add_argument("question", help="the question, e.g. 'How many chairs are in this room?'")
-    p.add_argument("--type", default="", dest="question_type",
+    p.add_argument("--type", default="", dest="question_type", type=_question_type,
                    help="question type (VSI-Bench type or 'open'); default: inferred")
-    p.add_argument("--option", action="append", default=[], dest="options",
-                   help="a multiple-choice option; repeat for each (lettered A, B, ...)")
-    p.add_argument("--frames", type=int, default=0, help="frame budget (0 = node default)")
-    p.add_argument("--strategy", default="", help="coverage | scored | uniform")
-    p.add_argument("--timeout", type=float, default=0.0,
-                   help="deadline the node applies, seconds (0 = node default)")
-    p.add_argument("--wait", type=float, default=120.0,
-                   help="how long this client waits for the answer, seconds")
-    p.add_argument("--node", default=DEFAULT_NODE, help="node namespace/name prefix")
+    p.add_argument("--option", action="append", default=[], dest="options", type=_option,
+                   help="a multiple-choice option; repeat for each, 2 to "
+                        f"{len(OPTION_LETTERS)} (lettered A, B, ...)")
+    p.add_argument("--frames", type=_int_in(0, MAX_FRAMES, "0 = the node's default budget"),
+                   default=0,
+                   help=f"frame budget, 1..{MAX_FRAMES} within the node's "
+                        "sampling.max_frame_budget (0 = node default)")
+    p.add_argument("--strategy", default="", type=_strategy,
+                   help="coverage | scored | uniform (default: the node's)")
+    p.add_argument("--timeout", type=_timeout, default=0.0,
+                   help=f"deadline the node applies, {TIMEOUT_RANGE[0]:g}..{TIMEOUT_RANGE[1]:g}"
+                        " seconds (0 = node default)")
+    p.add_argument("--wait", type=_wait, default=120.0,
+                   help="how long this client waits for the answer, seconds (> 0)")
+    p.add_argument("--node", default=DEFAULT_NODE, type=_node,
+                   help="node namespace/name prefix")
     p.add_argument("--via", choices=("service", "topic"), default="service")
-    p.add_argument("--id", type=int, default=None, dest="query_id",
+    p.add_argument("--id", type=_int_in(0, MAX_QUERY_ID, "uint64"), default=None,
+                   dest="query_id",
                    help="query id for --via topic (default: derived from time and pid)")
     p.add_argument("--json", action="store_true", help="print the full answer as JSON")
     return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The checked arguments (``SystemExit(2)`` with a usage error otherwise)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.question.strip():
+        parser.error("the question is empty")
+    if len(args.options) == 1 or len(args.options) > len(OPTION_LETTERS):
+        parser.error(f"give 2 to {len(OPTION_LETTERS)} --option values, not "
+                     f"{len(args.options)}")
+    return args
 
 
 def answer_to_dict(msg: Any) -> dict[str, Any]:
@@ -71,40 +183,49 @@ def format_answer(d: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def ask(args: argparse.Namespace) -> Any:
-    """Send the question; return the ``SpatialAnswer`` (NoAnswerError when none in time)."""
-    from spatial_mllm_ros.ros.client import AskClient
-
+def ask(client: Any, args: argparse.Namespace) -> Any:
+    """Send the question through ``client`` (an ``AskClient``); return the ``SpatialAnswer``
+    (NoAnswerError when none in time)."""
     fields = {
         "question_type": args.question_type, "options": list(args.options),
         "frame_budget": args.frames, "sampling_strategy": args.strategy,
         "timeout_s": float(args.timeout),
     }
-    with AskClient(f"spatial_mllm_ask_{os.getpid()}", args.node) as client:
-        if args.via == "service":
-            return client.ask(args.question, wait_s=args.wait, **fields)
-        query_id = args.query_id if args.query_id is not None else (
-            (time.time_ns() // 1000) * 1000 + os.getpid() % 1000)
-        client.wait_question_subscriber(min(args.wait, 30.0))
-        client.publish_question(query_id, args.question, **fields)
-        return client.wait_answers([query_id], wait_s=args.wait)[query_id][0]
+    if args.via == "service":
+        return client.ask(args.question, wait_s=args.wait, **fields)
+    query_id = args.query_id if args.query_id is not None else (
+        (time.time_ns() // 1000) * 1000 + os.getpid() % 1000)
+    client.wait_question_subscriber(min(args.wait, 30.0))
+    client.publish_question(query_id, args.question, **fields)
+    return client.wait_answers([query_id], wait_s=args.wait)[query_id][0]
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if not args.question.strip():
-        print("spatial-mllm-ask: the question is empty", file=sys.stderr)
-        return 2
-    from spatial_mllm_ros.ros.client import NoAnswerError
-
+    """Entry point; returns the exit status (see the module docstring)."""
+    args = parse_args(argv)
+    sent: list[int] = []  # questions sent by the client, read after an interruption
     try:
-        msg = ask(args)
-    except NoAnswerError as err:
-        print(f"spatial-mllm-ask: {err}", file=sys.stderr)
-        return 2
+        with interrupting_signals(PROG):
+            from spatial_mllm_ros.ros.client import AskClient, NoAnswerError
+
+            try:
+                with AskClient(f"spatial_mllm_ask_{os.getpid()}", args.node,
+                               rclpy_signal_handlers=False) as client:
+                    try:
+                        msg = ask(client, args)
+                    finally:
+                        sent.append(client.questions_sent)
+            except NoAnswerError as err:
+                print(f"{PROG}: {err}", file=sys.stderr)
+                return EXIT_NO_ANSWER
+    except Interrupted as sig:
+        after = ("the question was sent, the node may still answer it" if sum(sent)
+                 else "no question was sent")
+        print(f"{PROG}: interrupted by {sig.name}; {after}", file=sys.stderr)
+        return sig.exit_code
     d = answer_to_dict(msg)
     print(json.dumps(d, indent=2) if args.json else format_answer(d))
-    return 0 if d["status"] == "OK" else 1
+    return EXIT_OK if d["status"] == "OK" else EXIT_NOT_OK
 
 
 if __name__ == "__main__":

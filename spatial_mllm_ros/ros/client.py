@@ -1,6 +1,9 @@
 """rclpy clients of the node that spin in a background thread: the question client used by
 ``spatial-mllm-ask``, the demo, the benchmarks and the tests, and the base they share with the
-diagnostics reader (``ingest_monitor``)."""
+diagnostics reader (``ingest_monitor``).
+
+Every wait of the calling (main) thread is a ``time.sleep`` or a ``threading`` wait, so a
+signal handler that raises (``spatial_mllm_ros.ros.interrupts``) ends it at once."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from typing import Any, Self
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
 from spatial_mllm_ros.msg import SpatialAnswer, SpatialQuestion
 from spatial_mllm_ros.ros.answer_server import QUESTION_QOS_DEPTH
@@ -27,12 +31,14 @@ class NoAnswerError(TimeoutError):
 
 class BackgroundNode:
     """A node spun by its own executor thread. Initialises rclpy if needed (and shuts it down
-    on close in that case)."""
+    on close in that case); ``rclpy_signal_handlers=False`` keeps rclpy's SIGINT/SIGTERM
+    handlers out of that initialisation (for a tool that handles the signals itself)."""
 
-    def __init__(self, node_name: str) -> None:
+    def __init__(self, node_name: str, *, rclpy_signal_handlers: bool = True) -> None:
         self._own_context = not rclpy.ok()
         if self._own_context:
-            rclpy.init()
+            rclpy.init(signal_handler_options=None if rclpy_signal_handlers
+                       else SignalHandlerOptions.NO)
         self.node = Node(node_name)
         self._executor = SingleThreadedExecutor()
         self._executor.add_node(self.node)
@@ -63,10 +69,16 @@ class BackgroundNode:
 
 class AskClient(BackgroundNode):
     """Asks the node through the ``<prefix>/ask`` service or the ``<prefix>/question`` ->
-    ``<prefix>/answer`` topic pair; keeps every answer seen on the topic (a list per id)."""
+    ``<prefix>/answer`` topic pair; keeps every answer seen on the topic (a list per id).
 
-    def __init__(self, node_name: str, prefix: str = "/spatial_mllm") -> None:
-        super().__init__(node_name)
+    Attributes:
+        questions_sent: service requests and question messages sent so far.
+    """
+
+    def __init__(self, node_name: str, prefix: str = "/spatial_mllm", *,
+                 rclpy_signal_handlers: bool = True) -> None:
+        super().__init__(node_name, rclpy_signal_handlers=rclpy_signal_handlers)
+        self.questions_sent = 0
         prefix = prefix.rstrip("/")
         self._cond = threading.Condition()
         self.answers: dict[int, list[SpatialAnswer]] = {}
@@ -87,10 +99,14 @@ class AskClient(BackgroundNode):
         node's deadline); the answer, or :class:`NoAnswerError` after ``wait_s``."""
         if not self.client.wait_for_service(timeout_sec=min(wait_s, 30.0)):
             raise NoAnswerError(f"no service {self.prefix}/ask")
-        future = self.client.call_async(AskSpatial.Request(question=question, **fields))
+        request = AskSpatial.Request(question=question, **fields)
+        done = threading.Event()
+        future = self.client.call_async(request)
+        self.questions_sent += 1
+        future.add_done_callback(lambda _f: done.set())
         end = time.monotonic() + wait_s
-        while not future.done() and time.monotonic() < end:
-            time.sleep(0.01)
+        while not future.done() and (left := end - time.monotonic()) > 0:
+            done.wait(min(left, 0.1))  # the callback may be scheduled on the executor later
         result = future.result() if future.done() else None
         if result is None:
             raise NoAnswerError(f"no answer from {self.prefix}/ask within {wait_s:.0f} s")
@@ -109,6 +125,7 @@ class AskClient(BackgroundNode):
         """Send a ``SpatialQuestion`` with ``fields`` (question_type, options, ...)."""
         self.question_pub.publish(SpatialQuestion(query_id=query_id, question=question,
                                                   **fields))
+        self.questions_sent += 1
 
     def wait_answers(self, ids: list[int], wait_s: float = 300.0,
                      settle_s: float = 0.0) -> dict[int, list[SpatialAnswer]]:
