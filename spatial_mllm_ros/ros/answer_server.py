@@ -1,9 +1,11 @@
 """The node's answering side: the ``~/ask`` service, the ``~/question`` -> ``~/answer`` topic
 pair, RViz markers, and the bounded question worker behind them.
 
-Threads: the service callback is a coroutine in its own Reentrant callback group: it submits
-the question and awaits an rclpy Future that the worker completes, so a waiting service call
-holds no executor thread and camera callbacks keep running. The model runs only on the
+Threads: the service is served by an executor of its own (``ros.ask_service``): a call
+submits the question and blocks one of that executor's threads on an event that the worker
+sets, so a waiting call holds neither a thread of the node's executor nor the GIL, and camera
+callbacks keep running. (An ``async`` callback awaiting an rclpy Future would make the node's
+executor busy-wait for the whole answer; see ``ros.ask_service``.) The model runs only on the
 worker thread. Every question gets exactly one answer (see ``answering.worker``).
 """
 
@@ -15,9 +17,8 @@ import threading
 import time
 from typing import Any
 
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode
-from rclpy.task import Future
 from visualization_msgs.msg import MarkerArray
 
 from spatial_mllm_ros.answering.errors import QueueClosedError
@@ -31,6 +32,7 @@ from spatial_mllm_ros.answering.types import (
 from spatial_mllm_ros.answering.worker import QuestionWorker
 from spatial_mllm_ros.msg import SpatialAnswer, SpatialQuestion
 from spatial_mllm_ros.ros.answer_msgs import answer_msg, markers_msg, request_from_msg
+from spatial_mllm_ros.ros.ask_service import AnswerWaiter, AskService
 from spatial_mllm_ros.ros.qos import reliable_qos
 from spatial_mllm_ros.sampling.online import SpatialFrameBuffer
 from spatial_mllm_ros.srv import AskSpatial
@@ -71,16 +73,16 @@ class AnswerServer:
         self.pipeline = pipeline
         self.model_error = model_error
         self._markers_enabled = markers
-        self._group = ReentrantCallbackGroup()
+        self._queue_size = queue_size
         self._topic_group = MutuallyExclusiveCallbackGroup()
         self._service_ids = itertools.count(SERVICE_ID_BASE)
-        self._futures: dict[int, Future] = {}
+        self._waiters: dict[int, AnswerWaiter] = {}
         self._lock = threading.Lock()
         self.status_counts: collections.Counter[str] = collections.Counter()
         self.stage_totals_s: collections.Counter[str] = collections.Counter()
         self.last_timings_s: dict[str, float] = {}
         self.worker = QuestionWorker(self._handle, self._deliver, queue_size)
-        self._service: Any = None
+        self._service: AskService | None = None
         self._question_sub: Any = None
         self._answer_pub: Any = None
         self._marker_pub: Any = None
@@ -92,22 +94,25 @@ class AnswerServer:
         self._answer_pub = self.node.create_publisher(SpatialAnswer, "~/answer", qos)
         self._marker_pub = self.node.create_publisher(MarkerArray, "~/markers", 10)
         self.worker.start()
-        self._service = self.node.create_service(
-            AskSpatial, "~/ask", self._on_ask, callback_group=self._group
-        )
+        self._service = AskService(self.node, AskSpatial, "~/ask", self._on_ask,
+                                   max_blocked=self._queue_size + 1)
         self._question_sub = self.node.create_subscription(
             SpatialQuestion, "~/question", self._on_question, qos,
             callback_group=self._topic_group,
         )
 
     def deactivate(self) -> None:
-        """Remove the service and topics; questions still queued are answered MODEL_ERROR."""
-        if self._service is not None:
-            self.node.destroy_service(self._service)
+        """Remove the service and topics; questions still queued are answered MODEL_ERROR,
+        and so is a service call whose question is still being answered when the worker's
+        stop gives up waiting for it."""
         if self._question_sub is not None:
             self.node.destroy_subscription(self._question_sub)
-        self._service = self._question_sub = None
-        self.worker.stop()
+        self._question_sub = None
+        self.worker.stop()  # from here on a new call is answered MODEL_ERROR at once
+        self._release_waiters("node shutting down")
+        if self._service is not None:
+            self._service.close()
+        self._service = None
         for pub in (self._answer_pub, self._marker_pub):
             if pub is not None:
                 self.node.destroy_publisher(pub)
@@ -121,13 +126,17 @@ class AnswerServer:
         self._markers_enabled = markers
 
     # ----------------------------------------------------------------- inputs
-    async def _on_ask(self, req: Any, resp: Any) -> Any:
-        query_id = next(self._service_ids)
-        future: Future = Future(executor=self.node.executor)
+    def _on_ask(self, req: Any, resp: Any) -> Any:
+        """Service callback (a thread of the service's own executor): blocks until answered."""
+        request = request_from_msg(req, next(self._service_ids), time.monotonic())
+        waiter = AnswerWaiter(request)
         with self._lock:
-            self._futures[query_id] = future
-        self._submit(request_from_msg(req, query_id, time.monotonic()))
-        resp.answer = await future
+            self._waiters[request.query_id] = waiter
+        self._submit(request)
+        msg = waiter.wait(self.node.context.ok)
+        if msg is None:  # the process is shutting down: still one answer for the caller
+            msg = self._failure_msg(request, "node shutting down")
+        resp.answer = msg
         return resp
 
     def _on_question(self, msg: SpatialQuestion) -> None:
@@ -161,9 +170,9 @@ class AnswerServer:
             if record.status is AnswerStatus.OK:
                 self.last_timings_s = dict(record.timings_s)
                 self.stage_totals_s.update(record.timings_s)
-            future = self._futures.pop(request.query_id, None)
-        if future is not None:
-            future.set_result(msg)
+            waiter = self._waiters.pop(request.query_id, None)
+        if waiter is not None:
+            waiter.set(msg)
         elif self._answer_pub is not None:
             self._answer_pub.publish(msg)
         if record.status is not AnswerStatus.OK:
@@ -173,6 +182,19 @@ class AnswerServer:
             )
         elif self._markers_enabled and self._marker_pub is not None and record.boxes:
             self._marker_pub.publish(markers_msg(record, now_ns))
+
+    def _failure_msg(self, request: QuestionRequest, reason: str) -> Any:
+        record = AnswerRecord.failure(request, AnswerStatus.MODEL_ERROR, reason)
+        return answer_msg(record, self.node.get_clock().now().nanoseconds)
+
+    def _release_waiters(self, reason: str) -> None:
+        """Answer every service call still waiting MODEL_ERROR. The waiters stay registered
+        until the worker delivers their question, whose answer is then dropped: the call has
+        had its one answer (and it must not reach the ``~/answer`` topic instead)."""
+        with self._lock:
+            waiters = list(self._waiters.values())
+        for waiter in waiters:
+            waiter.set(self._failure_msg(waiter.payload, reason))
 
     # ----------------------------------------------------------------- diagnostics
     def stats(self) -> dict[str, object]:

@@ -19,6 +19,10 @@ publisher drops the samples still in flight, which are the bag's last, largest m
 ``ros2 bag play --wait-for-all-acked`` behaviour).  ``--wait-subscribers`` waits, before the
 first message, until every replayed topic has a subscriber (volatile QoS: a message published
 before a subscriber is matched never reaches it).
+
+SIGINT or SIGTERM (``--loop`` plays until one) stops the replay at once: the count of
+published messages is still printed, without waiting for acknowledgements, and the exit
+status is 130 (SIGINT) or 143 (SIGTERM).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_BAG = 3
 EXIT_ROS = 1
+PROG = "spatial-mllm-replay"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,9 +96,23 @@ def wait_for_acks(pubs: dict[str, Any], timeout_s: float) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code."""
+    """Entry point; returns the exit code (130 / 143 when SIGINT / SIGTERM stopped it)."""
+    from spatial_mllm_ros.ros.interrupts import Interrupted, interrupting_signals
+
     args = _parser().parse_args(argv)
-    prog = "spatial-mllm-replay"
+    try:
+        with interrupting_signals(PROG):
+            return _replay(args)
+    except Interrupted as sig:  # outside the publishing loop (opening the bag, discovery)
+        print(f"{PROG}: interrupted by {sig.name}", file=sys.stderr)
+        return sig.exit_code
+
+
+def _replay(args: argparse.Namespace) -> int:
+    """Play the bag of ``args``; the exit code."""
+    from spatial_mllm_ros.ros.interrupts import Interrupted
+
+    prog = PROG
     if not args.rate > 0 or min(args.delay, args.wait_subscribers, args.ack_timeout) < 0:
         print(f"{prog}: error: --rate must be > 0; --delay, --wait-subscribers and "
               "--ack-timeout >= 0", file=sys.stderr)
@@ -117,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import rclpy
         from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from rclpy.signals import SignalHandlerOptions
 
         from spatial_mllm_ros.ros.conversions import message_class
     except ImportError as err:
@@ -125,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         source.close()
         return EXIT_ROS
 
-    rclpy.init()
+    # rclpy's own handlers would shut the context down under a publish (RCLError)
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node("spatial_mllm_replay")
     qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
     pubs: dict[str, Any] = {}
@@ -142,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAG
     sent = 0
     code = EXIT_OK
-    interrupted = False
+    interrupted: Interrupted | None = None
     try:
         time.sleep(args.delay)
         if args.wait_subscribers > 0:
@@ -164,18 +185,25 @@ def main(argv: list[str] | None = None) -> int:
                 sent += 1
             if not args.loop:
                 break
-    except KeyboardInterrupt:
-        interrupted = True
+    except Interrupted as sig:
+        interrupted = sig
+        code = sig.exit_code
     except BagError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         code = EXIT_BAG
     finally:
-        waiting = sent and not interrupted and rclpy.ok()
-        late = wait_for_acks(pubs, args.ack_timeout) if waiting else []
+        late: list[str] = []
+        try:
+            if sent and interrupted is None and rclpy.ok():
+                late = wait_for_acks(pubs, args.ack_timeout)
+        except Interrupted as sig:
+            interrupted, code = sig, sig.exit_code
         if late:
             print(f"{prog}: warning: not acknowledged within {args.ack_timeout} s: "
                   f"{', '.join(late)}", file=sys.stderr)
-        print(f"{prog}: published {sent} messages on {len(pubs)} topics", file=sys.stderr)
+        stopped = "" if interrupted is None else f" (stopped by {interrupted.name})"
+        print(f"{prog}: published {sent} messages on {len(pubs)} topics{stopped}",
+              file=sys.stderr)
         node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()

@@ -44,7 +44,9 @@ and the rejection reason the node must count:
 At the end one JSON line is printed on stdout, for accounting checks: messages published per
 topic kind, injected counts, messages dropped per sensor kind, the good-frame count and the
 stamps (ns) of the good colour images, depth images, poses and camera infos published (each
-list the last 100,000), and the timing settings.
+list the last 100,000), and the timing settings.  SIGINT or SIGTERM (``--loop`` runs until
+one) ends the stream at once: the summary, with ``"interrupted": "SIGINT"``, is still printed,
+and the exit status is 130 (SIGINT) or 143 (SIGTERM) instead of 0.
 """
 
 from __future__ import annotations
@@ -67,10 +69,12 @@ from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from rclpy.publisher import Publisher
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from spatial_mllm_ros.core.frame import Frame
 from spatial_mllm_ros.ros.conversions import ENCODER
+from spatial_mllm_ros.ros.interrupts import Interrupted, interrupting_signals
 from spatial_mllm_ros.ros.matching import wait_subscribed
 from spatial_mllm_ros.ros.qos import camera_qos
 from spatial_mllm_ros.synthetic.errors import SensorTimingError
@@ -154,6 +158,7 @@ class StreamPublisher:
         self.stamps: dict[str, collections.deque[int]] = {
             k: collections.deque(maxlen=_KEEP) for k in SENSOR_KINDS}
         self._last_colour_ns = 0
+        self.interrupted: Interrupted | None = None  # the signal that ended run(), if any
 
     # ----------------------------------------------------------------- helpers
     def _publish(self, kind: str, msg: Any) -> None:
@@ -208,29 +213,35 @@ class StreamPublisher:
 
     def run(self) -> dict[str, Any]:
         """Publish the plan at the rate (forever with ``loop``), each message at its publish
-        time under the sensor timing; return the summary."""
+        time under the sensor timing; return the summary.  An :class:`Interrupted` (a stop
+        signal under ``interrupting_signals``) ends it at once, with the summary so far."""
         plan = self.schedule()
         kinds = {self._colour_kind(), "depth", "camera_info", "pose", "odometry"}
         kinds = (kinds & set(self.pubs)) | {INJECT_KINDS[k][0] for k in self.s.inject}
-        matched = self.wait_for_subscribers(sorted(kinds))
         period_ns = int(1e9 / self.s.rate_hz)
         sensors = SensorSchedule(self._good_slots(plan, period_ns), self.s.timing)
         bad = (_Injected(i * period_ns, k) for i, k in enumerate(plan) if k is not None)
         events: Iterator[SensorEvent | _Injected] = heapq.merge(
             sensors, bad, key=lambda e: e.publish_ns)
+        matched = False
         start_stamp = time.time_ns()
-        t0 = time.monotonic_ns()
-        for event in events:
-            if not rclpy.ok():
-                break
-            delay = (t0 + event.publish_ns - time.monotonic_ns()) / 1e9
-            if delay > 0:
-                time.sleep(delay)
-            if isinstance(event, _Injected):
-                self.publish_bad(event.kind, start_stamp + event.publish_ns)
-            else:
-                self.publish_event(event, start_stamp)
-        if self.s.reliability == "reliable":
+        try:
+            matched = self.wait_for_subscribers(sorted(kinds))
+            start_stamp = time.time_ns()
+            t0 = time.monotonic_ns()
+            for event in events:
+                if not rclpy.ok():
+                    break
+                delay = (t0 + event.publish_ns - time.monotonic_ns()) / 1e9
+                if delay > 0:
+                    time.sleep(delay)
+                if isinstance(event, _Injected):
+                    self.publish_bad(event.kind, start_stamp + event.publish_ns)
+                else:
+                    self.publish_event(event, start_stamp)
+        except Interrupted as sig:
+            self.interrupted = sig
+        if self.s.reliability == "reliable" and self.interrupted is None:
             for pub in self.pubs.values():
                 pub.wait_for_all_acked(rclpy.duration.Duration(seconds=5.0))
         return {
@@ -245,6 +256,7 @@ class StreamPublisher:
             "pose_stamps_ns": list(self.stamps["pose"]),
             "camera_info_stamps_ns": list(self.stamps["camera_info"]),
             "timing": dataclasses.asdict(self.s.timing),
+            "interrupted": None if self.interrupted is None else self.interrupted.name,
         }
 
 
@@ -337,6 +349,7 @@ def _frames(a: argparse.Namespace) -> list[Frame]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (130 / 143 when SIGINT / SIGTERM ended it)."""
     args_all = sys.argv if argv is None else ["rgbd_stream_publisher", *argv]
     cli = rclpy.utilities.remove_ros_args(args_all)[1:]
     parser = build_parser()
@@ -354,19 +367,31 @@ def main(argv: list[str] | None = None) -> int:
         inject_count=a.inject_count, good_after=a.good_after,
         wait_subscribers_s=a.wait_subscribers, wait_for_node=a.wait_for_node, timing=timing,
     )
-    frames = _frames(a)
-    rclpy.init(args=args_all)
-    node = Node("rgbd_stream_publisher")
+    summary: dict[str, Any] | None = None
+    stopped: Interrupted | None = None
     try:
-        summary = StreamPublisher(node, frames, settings).run()
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    print(json.dumps(summary), flush=True)
-    return 0
-
+        with interrupting_signals("rgbd_stream_publisher"):
+            frames = _frames(a)
+            # rclpy's own handlers would shut the context down under a publish (RCLError)
+            rclpy.init(args=args_all, signal_handler_options=SignalHandlerOptions.NO)
+            node = Node("rgbd_stream_publisher")
+            try:
+                publisher = StreamPublisher(node, frames, settings)
+                summary = publisher.run()
+                stopped = publisher.interrupted
+            finally:
+                node.destroy_node()
+                rclpy.try_shutdown()
+    except Interrupted as sig:
+        stopped = sig
+    if summary is not None:
+        print(json.dumps(summary), flush=True)
+    if stopped is None:
+        return 0
+    done = "before publishing" if summary is None else f"after {summary['good_frames']} " \
+        "good frames"
+    print(f"rgbd_stream_publisher: stopped by {stopped.name} {done}", file=sys.stderr)
+    return stopped.exit_code
 
 if __name__ == "__main__":
     sys.exit(main())

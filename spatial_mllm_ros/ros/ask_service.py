@@ -1,0 +1,118 @@
+"""The ``~/ask`` service on an executor of its own, with blocking (not coroutine) callbacks.
+
+Why not an ``async`` callback awaiting an rclpy Future on the node's executor: rclpy's
+executors (Kilted) treat a task that awaits a pending Future as ready work on every spin
+(ros2/rclpy#1405), so for as long as a question is answered the node's executor thread
+re-submits the waiting task in a tight loop, over a list of submitted handlers that grows by
+one per turn. That spin holds one core and most of the GIL, and the camera callbacks, the
+frame selection and the hand-off to the model process wait for it (``py-spy`` of the node
+while a question was in flight: ~60 % of its samples in ``MultiThreadedExecutor.
+_spin_once_impl`` -> ``Future.done``; ``benchmarks/bench_answering.py`` measures the effect
+on the camera rate).
+
+Here a service call blocks a thread of a small executor that serves only this service (on
+a helper node in the node's context and namespace, named ``<node>_ask``); a blocked thread
+waits on a ``threading.Event`` and holds neither the GIL nor a thread of the node's executor,
+so camera callbacks keep all of theirs. The service keeps its name (the owning node's
+``~/ask``, resolved with its remappings).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, ShutdownException
+from rclpy.node import Node
+
+__all__ = ["AnswerWaiter", "AskService"]
+
+#: How often a waiting call checks that the ROS context is still up (seconds).
+POLL_S = 0.2
+
+
+class AnswerWaiter:
+    """One service call waiting for its answer message (set once, from any thread)."""
+
+    def __init__(self, payload: Any) -> None:
+        self.payload = payload
+        """What the waiter was created for (the question), for whoever releases it."""
+        self._event = threading.Event()
+        self._msg: Any = None
+        self._lock = threading.Lock()
+
+    def set(self, msg: Any) -> bool:
+        """Give the answer; False (and ignored) when one was already given."""
+        with self._lock:
+            if self._event.is_set():
+                return False
+            self._msg = msg
+            self._event.set()
+            return True
+
+    def wait(self, alive: Callable[[], bool]) -> Any:
+        """The answer, or None once ``alive()`` turns false before one came."""
+        while not self._event.wait(POLL_S):
+            if not alive():
+                return None
+        return self._msg
+
+
+class AskService:
+    """A service of ``owner`` (``name`` resolved by it) served by its own executor thread.
+
+    Args:
+        owner: the node whose service it is (context, namespace and name remapping).
+        srv_type: the service type.
+        name: the service name as ``owner`` would use it (e.g. ``~/ask``).
+        callback: ``(request, response) -> response``; may block until the answer exists.
+        max_blocked: calls that may block at once (the question queue plus the one being
+            answered); the executor gets one more thread, so that a call beyond them (the
+            queue is full: answered BUSY at once) is not delayed by waiting ones.
+    """
+
+    def __init__(
+        self,
+        owner: Node,
+        srv_type: Any,
+        name: str,
+        callback: Callable[[Any, Any], Any],
+        max_blocked: int,
+    ) -> None:
+        if max_blocked < 1:
+            raise ValueError(f"max_blocked must be >= 1, got {max_blocked}")
+        self.service_name = owner.resolve_service_name(name)
+        self._node = Node(
+            f"{owner.get_name()}_ask",
+            namespace=owner.get_namespace(),
+            context=owner.context,
+            use_global_arguments=False,  # the name is resolved (and remapped) by the owner
+            start_parameter_services=False,
+        )
+        self._service = self._node.create_service(
+            srv_type, self.service_name, callback, callback_group=ReentrantCallbackGroup()
+        )
+        self._executor = MultiThreadedExecutor(num_threads=max_blocked + 1,
+                                               context=owner.context)
+        self._executor.add_node(self._node)
+        self._thread = threading.Thread(target=self._spin, name="spatial-mllm-ask",
+                                        daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        try:
+            self._executor.spin()
+        except (ExternalShutdownException, ShutdownException):
+            pass  # the context or the executor was shut down
+        except RuntimeError:  # a request taken while closing: its pool is already shut down
+            pass
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Stop serving. Release blocked calls first: the callbacks running or queued are
+        finished (their responses sent) before the service goes away."""
+        self._executor.shutdown(timeout_sec=timeout_s)  # joins the executor's threads
+        self._thread.join(timeout_s)
+        self._node.destroy_service(self._service)
+        self._node.destroy_node()
