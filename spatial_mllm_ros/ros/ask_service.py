@@ -4,11 +4,12 @@ Why not an ``async`` callback awaiting an rclpy Future on the node's executor: r
 executors (Kilted) treat a task that awaits a pending Future as ready work on every spin
 (ros2/rclpy#1405), so for as long as a question is answered the node's executor thread
 re-submits the waiting task in a tight loop, over a list of submitted handlers that grows by
-one per turn. That spin holds one core and most of the GIL, and the camera callbacks, the
-frame selection and the hand-off to the model process wait for it (``py-spy`` of the node
-while a question was in flight: ~60 % of its samples in ``MultiThreadedExecutor.
-_spin_once_impl`` -> ``Future.done``; ``benchmarks/bench_answering.py`` measures the effect
-on the camera rate).
+one per turn. That spin holds a core and much of the GIL, and the camera callbacks, the
+frame selection and the hand-off to the model process wait for it (``py-spy`` of the node,
+30 Hz RGB-D, one question always in flight: the executor thread busy in 84 % of the samples
+against 28 % while only streaming, a third of them in ``Future.done`` over that list; on one
+CPU the camera rate dropped to 0.96 of its rate alone, with 1 s windows at 11 Hz, and each
+answer took 1.2 s instead of 0.7 s; ``benchmarks/bench_answering.py --cpus 1``).
 
 Here a service call blocks a thread of a small executor that serves only this service (on
 a helper node in the node's context and namespace, named ``<node>_ask``); a blocked thread
