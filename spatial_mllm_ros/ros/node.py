@@ -395,8 +395,15 @@ def _release_model_memory() -> None:
 
 
 def main(args: list[str] | None = None) -> int:
-    """Run the node (``ros2 run spatial_mllm_ros spatial_mllm_node`` / ``python -m ...``)."""
-    rclpy.init(args=sys.argv if args is None else args)
+    """Run the node (``ros2 run spatial_mllm_ros spatial_mllm_node`` / ``python -m ...``);
+    ``-h``/``--help`` prints the usage and the parameters instead (rclpy is not started)."""
+    from spatial_mllm_ros.ros.node_cli import node_help, wants_help
+
+    argv = sys.argv if args is None else args
+    if wants_help(argv):
+        print(node_help(), end="")
+        return 0
+    rclpy.init(args=argv)
     node = SpatialMllmNode()
     executor = MultiThreadedExecutor(num_threads=4)
     executor.add_node(node)
