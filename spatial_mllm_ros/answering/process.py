@@ -5,8 +5,9 @@ Why: the node's camera callbacks and the model share one Python interpreter othe
 model's Python work (pre-processing, the generation loop, frame sampling) holds the GIL for
 long stretches; on a small machine ingestion then falls behind while questions are answered
 (measured by ``benchmarks/bench_answering.py``). In a child process the model has its own
-interpreter; the node only pickles the selected frames' colour images to it (a few MB per
-question) and receives the result.
+interpreter; the node hands it the selected frames' colour images through shared memory
+(:mod:`.shared_frames`: one copy into a segment the model process reads; the pipe carries
+only metadata) and receives the result.
 
 The child is started with the ``spawn`` method (no fork of a process holding DDS threads),
 loads the engine of an :class:`~spatial_mllm_ros.model.spec.EngineSpec` with
@@ -18,7 +19,6 @@ MODEL_ERROR with the cause.
 
 from __future__ import annotations
 
-import dataclasses
 import multiprocessing
 import threading
 from collections.abc import Sequence
@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from spatial_mllm_ros.answering.errors import ModelProcessError
+from spatial_mllm_ros.answering.shared_frames import FrameReceiver, FrameSender, PackedFrames
 from spatial_mllm_ros.core.frame import Frame
 from spatial_mllm_ros.model.result import GenerationResult
 from spatial_mllm_ros.model.spec import EngineSpec
@@ -46,11 +47,6 @@ def _plain(method: str, result: Any) -> Any:
         return result
     return [PredictedGeometry(np.asarray(g.world_points, dtype=np.float32),
                               np.asarray(g.confidence, dtype=np.float32)) for g in result]
-
-
-def _light(frames: Sequence[Frame]) -> list[Frame]:
-    """The frames as the model needs them: colour and metadata, no depth (less to pickle)."""
-    return [dataclasses.replace(f, depth_m=None) for f in frames]
 
 
 def _warm_up(engine: Any) -> None:
@@ -77,6 +73,16 @@ def _serve(conn: Connection, spec: EngineSpec) -> None:
     if engine is None:
         conn.close()
         return
+    receiver = FrameReceiver()
+    try:
+        _serve_requests(conn, engine, receiver)
+    finally:
+        receiver.close()
+
+
+def _serve_requests(conn: Connection, engine: Any, receiver: FrameReceiver) -> None:
+    """Child process: answer requests until stopped; a request's first argument is its
+    frames as :class:`PackedFrames` (pixels in shared memory)."""
     while True:
         try:
             request = conn.recv()
@@ -84,9 +90,10 @@ def _serve(conn: Connection, spec: EngineSpec) -> None:
             return
         if request[0] == _STOP:
             return
-        method, args = request
+        method, (packed, *rest) = request
         try:
-            result = _plain(method, getattr(engine, method)(*args))
+            frames = receiver.unpack(packed)
+            result = _plain(method, getattr(engine, method)(frames, *rest))
         except Exception as err:  # reported to the node, which answers MODEL_ERROR
             conn.send(("error", f"{type(err).__name__}: {err}"))
         else:
@@ -112,6 +119,7 @@ class ProcessAnswerer:
             target=_serve, args=(child, spec), name="spatial-mllm-model", daemon=True
         )
         self._lock = threading.Lock()
+        self._frames = FrameSender()  # used under _lock: one request in the segment at a time
         self._proc.start()
         child.close()
         if not self._conn.poll(start_timeout_s):
@@ -135,14 +143,19 @@ class ProcessAnswerer:
         """Process id of the model process."""
         return self._proc.pid
 
-    def _call(self, method: str, *args: Any) -> Any:
-        with self._lock:  # one request at a time on the pipe
+    def _call(self, method: str, frames: Sequence[Frame], *args: Any) -> Any:
+        with self._lock:  # one request at a time on the pipe and in the shared segment
             if not self._proc.is_alive():
                 raise ModelProcessError(
                     f"the model process is not running (exit code {self._proc.exitcode})"
                 )
             try:
-                self._conn.send((method, args))
+                packed: PackedFrames = self._frames.pack(frames)
+            except (OSError, ValueError) as err:  # /dev/shm full, a frame without colour
+                raise ModelProcessError(
+                    f"could not hand the frames to the model process: {err}") from err
+            try:
+                self._conn.send((method, (packed, *args)))
                 status, payload = self._conn.recv()
             except (EOFError, OSError, BrokenPipeError) as err:
                 raise ModelProcessError(
@@ -156,17 +169,17 @@ class ProcessAnswerer:
         self, frames: Sequence[Frame], prompt: str, max_new_tokens: int = 64
     ) -> GenerationResult:
         """The engine's answer, computed in the model process."""
-        result: GenerationResult = self._call("answer", _light(frames), prompt, max_new_tokens)
+        result: GenerationResult = self._call("answer", frames, prompt, max_new_tokens)
         return result
 
     def predict_geometry(self, frames: Sequence[Frame]) -> list[PredictedGeometry]:
         """The engine's per-frame predicted geometry (points and confidence only), computed in
         the model process."""
-        result: list[PredictedGeometry] = self._call("predict_geometry", _light(frames))
+        result: list[PredictedGeometry] = self._call("predict_geometry", frames)
         return result
 
     def close(self, timeout_s: float = 10.0) -> None:
-        """Stop the model process and return its memory."""
+        """Stop the model process and return its memory (and the shared frame segment)."""
         try:
             with self._lock:
                 self._conn.send((_STOP,))
@@ -177,3 +190,5 @@ class ProcessAnswerer:
             self._proc.kill()
             self._proc.join(timeout_s)
         self._conn.close()
+        with self._lock:
+            self._frames.close()

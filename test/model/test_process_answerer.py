@@ -19,6 +19,8 @@ from spatial_mllm_ros.synthetic import make_walkthrough
 
 pytest.importorskip("torch", reason="the tiny-model tier needs torch")
 
+SHM = Path("/dev/shm")
+
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
@@ -46,9 +48,13 @@ def test_child_process_answers_like_the_in_process_engine(settings: Settings) ->
         assert type(got) is GenerationResult
         geometry = remote.predict_geometry(frames[:2])
         assert len(geometry) == 2 and geometry[0].world_points.shape[-1] == 3
+        # the pixels went through one shared-memory segment, which lives as long as the child
+        segment = remote._frames.segment_name
+        assert segment is not None and (SHM / segment).exists()
     finally:
         remote.close()
     assert not remote._proc.is_alive()
+    assert not (SHM / segment).exists(), "close() leaked the shared frame segment"
 
 
 def test_the_result_type_imports_without_torch() -> None:
@@ -68,8 +74,11 @@ def test_a_dead_model_process_gives_clear_errors(settings: Settings) -> None:
     remote = ProcessAnswerer(settings.engine)
     frames = make_walkthrough(seed=2, n_frames=2, width=160, height=120).frames
     assert remote.pid is not None
+    remote.answer(frames, "How many chairs?", 2)  # the frame segment exists
+    segment = remote._frames.segment_name
     os.kill(remote.pid, signal.SIGKILL)
     remote._proc.join(10)
     with pytest.raises(ModelProcessError, match="not running"):
         remote.answer(frames, "How many chairs?", 2)
     remote.close()
+    assert segment is not None and not (SHM / segment).exists()
