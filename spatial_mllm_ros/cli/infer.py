@@ -7,7 +7,8 @@ as ``AnswerRecord.to_json()``, the form ``spatial-mllm-ask --json`` prints for t
 
 Exit status: 0 for an OK answer, 1 for any other answer status (a model that fails to load
 is a MODEL_ERROR answer, as on the node), 2 when no answer could be made (bad arguments, an
-unreadable frame directory).
+unreadable frame directory).  The stages (loading the frames, the model, answering) are
+reported on stderr, a line each (``--no-progress``: none); stdout holds only the JSON.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from spatial_mllm_ros.answering.commands import answer_frames
 from spatial_mllm_ros.answering.types import AnswerRecord, AnswerStatus, QuestionRequest
 from spatial_mllm_ros.core.errors import RgbdDirError
+from spatial_mllm_ros.core.progress import StageLog
 from spatial_mllm_ros.core.rgbd_dir import load_rgbd_dir
 from spatial_mllm_ros.model.spec import load_engine, load_prompt_limits
 from spatial_mllm_ros.params import ParamError
@@ -80,6 +82,7 @@ def infer_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=30.0,
                    help="frame rate that stamps the frames when the directory has no "
                         "scene.json, Hz (default %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="no stage lines on stderr")
     return p
 
 
@@ -104,13 +107,15 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 def infer_main(argv: list[str] | None = None) -> int:
     """``spatial-mllm-infer``: print ``AnswerRecord.to_json()``; returns the exit status."""
     args = infer_parser().parse_args(argv)
+    log = StageLog("spatial-mllm-infer", enabled=not args.no_progress)
     try:
         settings = settings_from_args(args)
     except ParamError as err:
         print(f"spatial-mllm-infer: {err}", file=sys.stderr)
         return EXIT_NO_ANSWER
     try:
-        frames = load_rgbd_dir(args.frames, rate_hz=args.rate)
+        with log.stage(f"loading the frames of {args.frames}"):
+            frames = load_rgbd_dir(args.frames, rate_hz=args.rate)
     except RgbdDirError as err:
         print(f"spatial-mllm-infer: {err}", file=sys.stderr)
         return EXIT_NO_ANSWER
@@ -119,13 +124,16 @@ def infer_main(argv: list[str] | None = None) -> int:
         options=tuple(args.options),
         timeout_s=args.timeout if args.timeout > 0 else NO_DEADLINE_S,
     )
-    engine, error = load_engine(settings.engine)
+    with log.stage(f"loading the model ({settings.engine.description} on "
+                   f"{settings.engine.device})"):
+        engine, error = load_engine(settings.engine)
     if engine is None:
         record = AnswerRecord.failure(request, AnswerStatus.MODEL_ERROR, error)
     else:
         limits, _ = load_prompt_limits(settings.engine)
-        record = answer_frames(engine, frames, request, settings.pipeline, settings.buffer,
-                               limits=limits)
+        with log.stage(f"answering over {len(frames)} frames"):
+            record = answer_frames(engine, frames, request, settings.pipeline,
+                                   settings.buffer, limits=limits)
     print(json.dumps(record.to_json(), indent=2, allow_nan=False))
     return EXIT_OK if record.status is AnswerStatus.OK else EXIT_NOT_OK
 

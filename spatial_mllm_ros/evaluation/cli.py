@@ -2,7 +2,7 @@
 
 * ``spatial-mllm-eval BAG --questions Q.jsonl --out DIR`` -- :func:`eval_main`
 * ``spatial-mllm-bag-from-rgbd SRC_DIR OUT_BAG`` -- :func:`bag_from_rgbd_main`
-* ``spatial-mllm-scene OUT_DIR --seed S`` -- :func:`scene_main`
+* ``spatial-mllm-scene OUT_DIR --seed S`` -- :func:`scene_main` (a line per stage on stderr)
 
 Exit codes: 0 success; 2 bad arguments or input files (questions file, RGB-D directory,
 profile); 3 bag problems (missing, empty, not a bag, without the configured topics, output
@@ -26,6 +26,7 @@ from spatial_mllm_ros.bags import (
     topics_from_params,
     write_frames,
 )
+from spatial_mllm_ros.core.progress import StageLog
 from spatial_mllm_ros.evaluation.errors import EvaluationError, MetricsError, QuestionsFileError
 from spatial_mllm_ros.params import ParamError, load_profile
 from spatial_mllm_ros.settings import Settings, parse_overrides
@@ -171,7 +172,9 @@ def eval_main(argv: list[str] | None = None) -> int:
 
     # the node's rules (model.max_pixels, num_threads, the embedded default, decoding, ...):
     # the model sees the same inputs offline as on the robot
-    engine, error = load_engine(settings.engine)
+    log = StageLog(prog, enabled=not args.no_progress)
+    with log.stage(f"loading the model ({settings.engine.description})"):
+        engine, error = load_engine(settings.engine)
     if engine is None:
         _err(prog, f"{error}. The tiny checkpoint is made with: spatial-mllm-checkpoint tiny "
                    "DIR --layout v1.1")
@@ -327,7 +330,9 @@ def scene_main(argv: list[str] | None = None) -> int:
     p.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3")
     p.add_argument("--max-per-type", type=int, default=2)
     p.add_argument("--config", default="cpu_tiny", help="profile whose topics are used")
+    p.add_argument("--no-progress", action="store_true", help="no stage lines on stderr")
     args = p.parse_args(argv)
+    log = StageLog(prog, enabled=not args.no_progress)
     if args.frames < 1 or args.width < 16 or args.height < 16 or not args.fps > 0 \
             or args.max_per_type < 1:
         _err(prog, "--frames and --max-per-type must be >= 1, --width/--height >= 16, --fps > 0")
@@ -340,11 +345,14 @@ def scene_main(argv: list[str] | None = None) -> int:
     if bag.exists():
         _err(prog, f"{bag} already exists; remove it or pick another OUT_DIR")
         return EXIT_BAG
-    scene = make_walkthrough(args.seed, n_frames=args.frames, fps=args.fps, width=args.width,
-                             height=args.height, start_ns=int(DEFAULT_START_S * 1e9))
+    with log.stage(f"rendering {args.frames} frames {args.width}x{args.height}"):
+        scene = make_walkthrough(args.seed, n_frames=args.frames, fps=args.fps,
+                                 width=args.width, height=args.height,
+                                 start_ns=int(DEFAULT_START_S * 1e9))
     out.mkdir(parents=True, exist_ok=True)
     try:
-        write_frames(scene.frames, bag, topics_from_params(params), args.storage)
+        with log.stage(f"writing {bag} ({args.storage})"):
+            write_frames(scene.frames, bag, topics_from_params(params), args.storage)
     except BagError as err:
         _err(prog, str(err))
         return EXIT_BAG
