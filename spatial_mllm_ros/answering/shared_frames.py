@@ -9,7 +9,8 @@ only the frames' metadata and where each image lies in the segment.
 
 Node side: :class:`FrameSender` owns the segment (one per model process, grown when a request
 needs more, reused otherwise; requests are serialised by the caller, so one segment suffices)
-and unlinks it in :meth:`FrameSender.close`. Child side: :class:`FrameReceiver` attaches to
+and unlinks it in :meth:`FrameSender.close`, or at the latest when the interpreter exits (a
+node stopped by a signal never cleans up its model). Child side: :class:`FrameReceiver` attaches to
 the segment a request names (kept attached until the name changes) and copies the pixels out,
 so the frames it returns stay valid after the node reuses the segment. The child never
 unlinks: a spawned child shares the node's ``multiprocessing`` resource tracker, which also
@@ -19,6 +20,7 @@ removes the segment should the node die without closing it.
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing import shared_memory
@@ -60,12 +62,25 @@ def _aligned(n: int) -> int:
     return -(-n // ALIGN) * ALIGN
 
 
+def _remove(shm: shared_memory.SharedMemory) -> None:
+    """Unmap and unlink ``shm`` (a finalizer: runs once, at close or at interpreter exit)."""
+    try:
+        shm.close()
+    except BufferError:  # a view is still exported: the mapping goes with the process
+        pass
+    try:
+        shm.unlink()
+    except FileNotFoundError:  # already removed (e.g. by the resource tracker)
+        pass
+
+
 class FrameSender:
     """Node side: writes frames' pixels into the segment and describes them (not
     thread-safe: one request at a time)."""
 
     def __init__(self) -> None:
         self._shm: shared_memory.SharedMemory | None = None
+        self._remove: weakref.finalize[[shared_memory.SharedMemory], FrameSender] | None = None
 
     @property
     def segment_name(self) -> str | None:
@@ -77,6 +92,7 @@ class FrameSender:
             size = max(nbytes, MIN_SEGMENT_BYTES, 0 if self._shm is None else 2 * self._shm.size)
             self.close()
             self._shm = shared_memory.SharedMemory(create=True, size=size)
+            self._remove = weakref.finalize(self, _remove, self._shm)  # also at exit
         return self._shm
 
     def pack(self, frames: Sequence[Frame]) -> PackedFrames:
@@ -103,14 +119,9 @@ class FrameSender:
 
     def close(self) -> None:
         """Unmap and remove the segment (idempotent)."""
-        shm, self._shm = self._shm, None
-        if shm is None:
-            return
-        shm.close()
-        try:
-            shm.unlink()
-        except FileNotFoundError:  # already removed (e.g. by the resource tracker)
-            pass
+        remove, self._remove, self._shm = self._remove, None, None
+        if remove is not None:
+            remove()
 
 
 class FrameReceiver:

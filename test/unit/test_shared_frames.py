@@ -149,3 +149,18 @@ def test_packed_frames_carry_no_pixels_through_the_pipe() -> None:
         assert size < sum(f.rgb.nbytes for f in frames) / 20
     finally:
         sender.close()
+
+
+def test_a_sender_never_closed_removes_its_segment_when_its_process_exits() -> None:
+    import subprocess
+    import sys
+
+    code = ("import numpy as np; from spatial_mllm_ros.answering.shared_frames import FrameSender;"
+            "from spatial_mllm_ros.core.frame import Frame; s = FrameSender();"
+            "p = s.pack([Frame(1, 'cam', np.zeros((4, 4, 3), np.uint8))]); print(p.segment)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True)
+    segment = res.stdout.strip()
+    assert segment
+    assert not (SHM / segment).exists()
+    assert "leaked" not in res.stderr  # removed by the sender, not by the resource tracker
