@@ -228,6 +228,31 @@ SCHEMA: tuple[ParamSpec, ...] = (
        "selected frames are not evenly spaced in time, and the released checkpoints were "
        "evaluated with 2.0 (positions 0, 2, 4, ...); keep 2.0 to get their answers.",
        min=0.01, max=1000.0, read_only=True),
+    # --- the vision encoders' backend (spatial_mllm_ros.model.backends)
+    _P("model.vision_backend", str, "torch",
+       "What runs the two vision encoders (Qwen2.5-VL's vision tower, VGGT's aggregator): "
+       "torch, onnxruntime (CPU, or CUDA with onnxruntime-gpu) or tensorrt (GPU). Until an "
+       "input size's engines are built and pass the parity check, torch runs it.",
+       choices=("torch", "onnxruntime", "tensorrt"), read_only=True),
+    _P("model.vision_precision", str, "fp32",
+       "Precision of the TensorRT engines (fp32, fp16, bf16); onnxruntime runs float32.",
+       choices=("fp32", "fp16", "bf16"), read_only=True),
+    _P("model.vision_cache_dir", str, "",
+       "Directory of the cached ONNX graphs and engines; '' = "
+       "$XDG_CACHE_HOME/spatial_mllm_ros/engines (~/.cache by default).", read_only=True),
+    _P("model.vision_sizes", str, "",
+       "Model input sizes HxW (multiples of 28, comma separated, e.g. 476x644) whose "
+       "engines are prepared as soon as the model is loaded; other sizes on first use.",
+       read_only=True),
+    _P("model.vision_parity_tolerance", float, 0.0,
+       "Largest relative RMS error of an accelerated encoder against torch on the probe "
+       "clip before torch is used instead; 0 = per precision (fp32 1e-3, fp16 2e-2, "
+       "bf16 5e-2, the looser of the engine's and the model dtype's).",
+       min=0.0, max=1.0, read_only=True),
+    _P("model.vision_build_wait_s", float, 0.0,
+       "How long an answer at an input size whose engines are still being prepared waits "
+       "for them, seconds; 0 = torch answers meanwhile.", min=0.0, max=86400.0,
+       read_only=True),
     _P("sampling.strategy", str, "coverage", "Default frame sampling strategy.",
        choices=("coverage", "scored", "uniform")),
     _P("sampling.frame_budget", int, 8, "Default number of frames given to the model.",

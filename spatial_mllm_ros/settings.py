@@ -26,6 +26,7 @@ from spatial_mllm_ros.core.convert import ConvertLimits
 from spatial_mllm_ros.core.ingest import IngestConfig
 from spatial_mllm_ros.core.pairing import PairingConfig, PartnerSpec
 from spatial_mllm_ros.core.partners import PoseConfig
+from spatial_mllm_ros.model.backends.config import VisionSpec
 from spatial_mllm_ros.model.decoding import DecodingSpec
 from spatial_mllm_ros.model.spec import EngineSpec
 from spatial_mllm_ros.params import ParamValue
@@ -276,7 +277,15 @@ def _engine(v: Mapping[str, ParamValue]) -> EngineSpec:
             mode=cast(Any, str(v["answer.decoding"])),
             repetition_penalty=float(v["answer.repetition_penalty"]),
         ),
+        vision=_vision(v),
     )
+
+
+def _vision(v: Mapping[str, ParamValue]) -> VisionSpec:
+    try:
+        return VisionSpec.from_values(v)
+    except ValueError as err:
+        raise P.ParamError(f"model.vision_sizes: {err}") from err
 
 
 def _node(v: Mapping[str, ParamValue]) -> NodeSettings:

@@ -1,5 +1,6 @@
 """Console entry point ``spatial-mllm-checkpoint`` -> :func:`checkpoint_main` (``tiny``,
-``layout``, ``inspect``, ``export-onnx``).
+``layout``, ``inspect``, ``export-onnx``, ``build-engines``; the last two:
+:mod:`spatial_mllm_ros.model.vision_commands`).
 
 JSON and paths go to stdout; ``tiny``, ``inspect`` and ``export-onnx`` print a line per stage
 on stderr (``--no-progress``: none).  ``inspect`` diagnoses a checkpoint that does not load
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from spatial_mllm_ros.core.progress import StageLog
+from spatial_mllm_ros.model import vision_commands as engines
 from spatial_mllm_ros.model.errors import ModelError
 
 PROG = "spatial-mllm-checkpoint"
@@ -66,23 +68,24 @@ def _checkpoint_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--vggt-checkpoint", type=Path, default=None)
     export = sub.add_parser(
         "export-onnx",
-        help="export the 2D and spatial vision encoders to ONNX (fixed shapes) for TensorRT",
+        help="export the 2D and spatial vision encoders to ONNX (one input size, any number "
+             "of frames) for onnxruntime and TensorRT",
         parents=[quiet],
     )
-    export.add_argument("dir", type=Path)
-    export.add_argument("out_dir", type=Path)
-    export.add_argument("--frames", type=int, default=2, help="clip length S (even)")
-    export.add_argument("--height", type=int, default=112, help="model input height (x28)")
-    export.add_argument("--width", type=int, default=140, help="model input width (x28)")
-    export.add_argument("--opset", type=int, default=17)
-    export.add_argument(
-        "--no-verify", action="store_true", help="skip the onnxruntime comparison with PyTorch"
+    engines.add_export_arguments(export)
+    build = sub.add_parser(
+        "build-engines",
+        help="prepare a profile's accelerated vision encoders (export, build, parity check) "
+             "into the engine cache ahead of time",
+        parents=[quiet],
     )
+    engines.add_build_arguments(build)
     return parser
 
 
 def checkpoint_main(argv: list[str] | None = None) -> int:
-    """``spatial-mllm-checkpoint {tiny,layout,inspect,export-onnx}``; returns the exit status."""
+    """``spatial-mllm-checkpoint {tiny,layout,inspect,export-onnx,build-engines}``; returns the
+    exit status."""
     args = _checkpoint_parser().parse_args(argv)
     log = StageLog(PROG, enabled=not getattr(args, "no_progress", False))
     try:
@@ -109,58 +112,13 @@ def checkpoint_main(argv: list[str] | None = None) -> int:
             sys.stdout.write(format_layout(real_layout(args.layout)))
             return 0
         if args.command == "export-onnx":
-            return _export_onnx(args, log)
+            return engines.export_onnx(args, log)
+        if args.command == "build-engines":
+            return engines.build_engines(args, log)
         return _inspect(args.dir, args.vggt_checkpoint, log)
     except ModelError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-
-
-def _export_onnx(args: argparse.Namespace, log: StageLog) -> int:
-    """Write ``vision_encoder.onnx``, ``spatial_encoder.onnx`` and ``manifest.json``."""
-    from spatial_mllm_ros.model import export as onnx_export
-    from spatial_mllm_ros.model.engine import load_model
-
-    with log.stage(f"loading the model from {args.dir}"):
-        model, _ = load_model(args.dir)
-    shape = onnx_export.clip_shape(model, args.frames, args.height, args.width)
-    size = (args.frames, args.height, args.width)
-    out: Path = args.out_dir
-    clip = f"{args.frames} frames {args.width}x{args.height}"
-    with log.stage(f"exporting the vision encoder ({clip}) to {out / 'vision_encoder.onnx'}"):
-        vision = onnx_export.export_vision_encoder(
-            model, out / "vision_encoder.onnx", *size, opset=args.opset
-        )
-    with log.stage(f"exporting the spatial encoder to {out / 'spatial_encoder.onnx'}"):
-        spatial = onnx_export.export_spatial_encoder(
-            model, out / "spatial_encoder.onnx", *size, opset=args.opset
-        )
-    graphs = {"vision_encoder": vision, "spatial_encoder": spatial}
-    manifest: dict[str, Any] = {
-        "checkpoint": str(args.dir),
-        "clip": {"frames": args.frames, "height": args.height, "width": args.width},
-        "grid_thw": shape.grid_thw,
-        "fused_video_tokens": "video_embeds + spatial_embeds",
-        "graphs": {},
-    }
-    inputs = onnx_export.example_inputs(shape)
-    modules = {
-        "vision_encoder": onnx_export.VisionEncoder(model, shape.grid_thw),
-        "spatial_encoder": onnx_export.SpatialEncoder(model, (shape.grid_h, shape.grid_w)),
-    }
-    for name, graph in graphs.items():
-        entry = graph.to_dict()
-        entry["trtexec"] = graph.trtexec_command()
-        if not args.no_verify:
-            key = next(iter(graph.inputs))
-            with log.stage(f"comparing {Path(graph.path).name} with PyTorch (onnxruntime)"):
-                entry["max_abs_diff_onnxruntime"] = onnx_export.max_abs_difference(
-                    modules[name], graph.path, {key: inputs[key]}
-                )
-        manifest["graphs"][name] = entry
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(manifest, indent=2))
-    return 0
 
 
 def _inspect(directory: Path, vggt_checkpoint: Path | None, log: StageLog) -> int:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,8 @@ import torch
 from transformers import GenerationConfig, Qwen2_5_VLProcessor, StoppingCriteriaList
 
 from spatial_mllm_ros.core.frame import Frame
+from spatial_mllm_ros.model.backends.config import VisionSpec
+from spatial_mllm_ros.model.backends.status import SizeStatus, VisionStatus
 from spatial_mllm_ros.model.configuration import SpatialMLLMConfig, load_config
 from spatial_mllm_ros.model.decoding import (
     DecodingSpec,
@@ -79,6 +83,12 @@ class SpatialMLLMEngine:
         generation_config: the checkpoint's decoding settings (``generation_config.json``);
             None = derived from the model config (greedy).
         decoding: overrides applied to ``generation_config`` for every answer.
+        vision: how the vision encoders run (:mod:`spatial_mllm_ros.model.backends`);
+            None = PyTorch.
+        fingerprint: names the checkpoint's cached ONNX graphs (None = not cached).
+
+    Thread-safe: :attr:`lock` serialises every use of the model (answers, geometry, and the
+    accelerated encoders' export and parity check in their background worker).
     """
 
     def __init__(
@@ -92,6 +102,8 @@ class SpatialMLLMEngine:
         video_fps: float = DEFAULT_VIDEO_FPS,
         generation_config: GenerationConfig | None = None,
         decoding: DecodingSpec | None = None,
+        vision: VisionSpec | None = None,
+        fingerprint: str | None = None,
     ) -> None:
         self.model = model
         self.processor = processor
@@ -102,6 +114,44 @@ class SpatialMLLMEngine:
         self.video_fps = video_fps
         base = generation_config or GenerationConfig.from_model_config(model.config)
         self.generation_config = generation_config_for(base, decoding or DecodingSpec())
+        self.lock = threading.RLock()
+        self.vision = vision or VisionSpec.torch_only()
+        self._vision: Any = None
+        if self.vision.accelerated:
+            from spatial_mllm_ros.model.backends.accelerated import AcceleratedVision
+
+            self._vision = AcceleratedVision(model, self.vision, self.lock, fingerprint)
+            model.vision_backend = self._vision
+
+    @property
+    def vision_backend_status(self) -> VisionStatus:
+        """What the vision encoders run on, per input size (plain data, for ``/diagnostics``)."""
+        if self._vision is None:
+            return VisionStatus(self.vision.backend, self.vision.precision)
+        status: VisionStatus = self._vision.status()
+        return status
+
+    def prepare_vision(
+        self, height: int, width: int, wait_s: float | None = 0.0
+    ) -> SizeStatus | None:
+        """Prepare the accelerated encoders for model input ``height x width`` ahead of use,
+        waiting up to ``wait_s`` (None = until done); None with the torch backend."""
+        if self._vision is None:
+            return None
+        status: SizeStatus = self._vision.wait(height, width, wait_s)
+        return status
+
+    def warm_up(self) -> None:
+        """One tiny generation, so that one-off first-call costs are paid now; it prepares no
+        accelerated encoders for its (meaningless) input size."""
+        paused = self._vision.paused() if self._vision is not None else contextlib.nullcontext()
+        with paused:
+            self.answer_images([np.zeros((56, 56, 3), dtype=np.uint8)] * 2, "warm-up", 1)
+
+    def close(self) -> None:
+        """Stop the accelerated encoders' background worker (the model stays usable)."""
+        if self._vision is not None:
+            self._vision.close()
 
     @property
     def checkpoint_layout(self) -> str:
@@ -120,20 +170,27 @@ class SpatialMLLMEngine:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         video_fps: float = DEFAULT_VIDEO_FPS,
         decoding: DecodingSpec | None = None,
+        vision: VisionSpec | None = None,
     ) -> SpatialMLLMEngine:
         """Load a local checkpoint directory (safetensors only, no remote code), with its
         ``generation_config.json`` (see :mod:`spatial_mllm_ros.model.decoding`).
 
         ``vggt_checkpoint``: a VGGT-1B safetensors directory/file supplying the geometry heads
-        when the Spatial-MLLM checkpoint lacks them.
+        when the Spatial-MLLM checkpoint lacks them. ``vision``: the vision backend (None =
+        PyTorch); accelerated graphs are cached under the checkpoint's fingerprint.
         """
         extra = [vggt_checkpoint] if vggt_checkpoint is not None else []
         model, report = load_model(checkpoint_dir, dtype=dtype, extra_sources=extra)
         model.to(device)  # type: ignore[arg-type]
         processor = Qwen2_5_VLProcessor.from_pretrained(str(checkpoint_dir))
         generation = load_generation_config(checkpoint_dir, model.config)
+        fingerprint = None
+        if vision is not None and vision.accelerated:
+            from spatial_mllm_ros.model.backends.cache import checkpoint_fingerprint
+
+            fingerprint = checkpoint_fingerprint(checkpoint_dir, f"{vggt_checkpoint}")
         return cls(model, processor, report, device, min_pixels, max_pixels, video_fps,
-                   generation, decoding)
+                   generation, decoding, vision, fingerprint)
 
     # -- question answering ---------------------------------------------------------------------
     def prepare(self, images: Sequence[npt.NDArray[np.uint8]]) -> PreparedClip:
@@ -175,6 +232,21 @@ class SpatialMLLMEngine:
         one token of the request) and the result has ``stopped`` set (a cancel, a deadline).
         """
         clip = self.prepare(images)
+        if self._vision is not None:
+            width, height = clip.resized_size
+            self._vision.before_clip(height, width)
+        with self.lock:
+            return self._generate(clip, prompt, max_new_tokens, use_cache, on_token, should_stop)
+
+    def _generate(
+        self,
+        clip: PreparedClip,
+        prompt: str,
+        max_new_tokens: int,
+        use_cache: bool,
+        on_token: OnToken | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> GenerationResult:
         batch = self.model_inputs(clip, prompt)
         self.model.stage_timer.reset()
         generation = copy.deepcopy(self.generation_config)
@@ -239,5 +311,6 @@ class SpatialMLLMEngine:
             raise InputError("no frames given")
         dtype = next(self.model.spatial_encoder.parameters()).dtype
         x = sampling_tensor(images).to(self.device, dtype)
-        output = self.model.spatial_encoder(x)
+        with self.lock:
+            output = self.model.spatial_encoder(x)
         return vggt_geometry(output, source="points")

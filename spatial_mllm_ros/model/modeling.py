@@ -16,7 +16,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from transformers import Qwen2_5_VLForConditionalGeneration
@@ -26,6 +26,22 @@ from spatial_mllm_ros.model.configuration import SpatialConnectorConfig, Spatial
 from spatial_mllm_ros.model.connector import SpatialConnector, build_connector
 from spatial_mllm_ros.model.errors import InputError
 from spatial_mllm_ros.model.vggt import VGGT
+
+
+class VisionEncoders(Protocol):
+    """The two vision encoders as :meth:`SpatialMLLMForConditionalGeneration.encode_video`
+    calls them; implemented by :class:`spatial_mllm_ros.model.backends.accelerated.
+    AcceleratedVision` (which falls back to the model's own ``torch_*`` methods)."""
+
+    def run_2d(self, pixel_values_videos: torch.Tensor, video_grid_thw: torch.Tensor
+               ) -> torch.Tensor:
+        """As :meth:`SpatialMLLMForConditionalGeneration.torch_vision_2d`."""
+        ...
+
+    def run_spatial(self, video_tchw: torch.Tensor) -> torch.Tensor:
+        """As :meth:`SpatialMLLMForConditionalGeneration.torch_spatial_tokens`."""
+        ...
+
 
 #: Stage names of :class:`StageTimer` (seconds, wall clock, summed over calls).
 STAGES = ("vision_2d", "spatial", "connector", "prefill", "decode")
@@ -78,6 +94,8 @@ class SpatialMLLMForConditionalGeneration(Qwen2_5_VLForConditionalGeneration):
             spatial=int(vision.spatial_merge_size),
         )
         self.stage_timer = StageTimer()
+        self.vision_backend: VisionEncoders | None = None
+        """Accelerated encoders (:mod:`spatial_mllm_ros.model.backends`); None = PyTorch."""
         self.post_init()
 
     # -- encoders -------------------------------------------------------------------------------
@@ -101,20 +119,38 @@ class SpatialMLLMForConditionalGeneration(Qwen2_5_VLForConditionalGeneration):
             raise InputError(
                 f"spatial input {s}x{h}x{w} does not match the video grid t={t} h={gh} w={gw}"
             )
+        backend = self.vision_backend
         with self.stage_timer.measure("vision_2d"):
-            out = self.model.get_video_features(
-                pixel_values_videos, video_grid_thw, return_dict=True
-            )
-            video_embeds = torch.cat(list(out.pooler_output), dim=0)
+            if backend is None:
+                video_embeds = self.torch_vision_2d(pixel_values_videos, video_grid_thw)
+            else:
+                video_embeds = backend.run_2d(pixel_values_videos, video_grid_thw)
         with self.stage_timer.measure("spatial"):
-            aggregator = self.spatial_encoder.aggregator
-            dtype = next(aggregator.parameters()).dtype
-            spatial: Any = self.config.spatial_config
-            layer = self.connector.layer_idx % int(spatial.depth)
-            kept, patch_start_idx = aggregator.forward_layers(video_tchw.to(dtype), [layer])
+            if backend is None:
+                tokens = self.torch_spatial_tokens(video_tchw)
+            else:
+                tokens = backend.run_spatial(video_tchw)
         with self.stage_timer.measure("connector"):
-            fused = self.connector(video_embeds, kept[layer], int(patch_start_idx), (gh, gw))
+            fused = self.connector(video_embeds, tokens, 0, (gh, gw))
         return fused
+
+    def torch_vision_2d(
+        self, pixel_values_videos: torch.Tensor, video_grid_thw: torch.Tensor
+    ) -> torch.Tensor:
+        """Qwen2.5-VL's vision tower in PyTorch: pixel_values (sum T*gh*gw, 1176) -> video
+        embeddings (N, hidden), N = sum T*gh*gw/4 over the videos."""
+        out = self.model.get_video_features(pixel_values_videos, video_grid_thw, return_dict=True)
+        return torch.cat(list(out.pooler_output), dim=0)
+
+    def torch_spatial_tokens(self, video_tchw: torch.Tensor) -> torch.Tensor:
+        """VGGT's aggregator in PyTorch: frames (B, S, 3, H, W) in [0, 1] -> the patch tokens
+        (B, S, gh*gw, 2*embed_dim) of the layer the connector reads (aggregator dtype)."""
+        aggregator = self.spatial_encoder.aggregator
+        dtype = next(aggregator.parameters()).dtype
+        spatial: Any = self.config.spatial_config
+        layer = self.connector.layer_idx % int(spatial.depth)
+        kept, patch_start_idx = aggregator.forward_layers(video_tchw.to(dtype), [layer])
+        return kept[layer][:, :, int(patch_start_idx):]
 
     def _fused_outputs(
         self,

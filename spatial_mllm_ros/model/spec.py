@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from spatial_mllm_ros.model.backends.config import VisionSpec
 from spatial_mllm_ros.model.decoding import DecodingSpec
 from spatial_mllm_ros.model.limits import PromptLimits, prompt_limits
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:  # the engine imports torch; the spec itself does not
 __all__ = [
     "DEFAULT_CHECKPOINT_ENV",
     "EngineSpec",
+    "VisionSpec",
     "default_checkpoint_dir",
     "load_engine",
     "load_prompt_limits",
@@ -46,6 +48,8 @@ class EngineSpec:
         min_pixels, max_pixels: per-frame model input size bounds, pixels.
         video_fps: frame rate the model is told (``second_per_grid_ts`` = 2 / fps).
         decoding: overrides of the checkpoint's ``generation_config.json``.
+        vision: how the two vision encoders run (``model.vision_*``: torch, onnxruntime or
+            tensorrt; see :mod:`spatial_mllm_ros.model.backends`).
     """
 
     checkpoint: str
@@ -57,6 +61,7 @@ class EngineSpec:
     max_pixels: int
     video_fps: float
     decoding: DecodingSpec
+    vision: VisionSpec
 
     @property
     def description(self) -> str:
@@ -107,6 +112,7 @@ def load_engine(spec: EngineSpec) -> tuple[SpatialMLLMEngine | None, str]:
             max_pixels=spec.max_pixels,
             video_fps=spec.video_fps,
             decoding=spec.decoding,
+            vision=spec.vision,
         )
     except Exception as err:  # any failure leaves the node answering MODEL_ERROR
         return None, f"model failed to load from {spec.description!r}: {type(err).__name__}: {err}"
