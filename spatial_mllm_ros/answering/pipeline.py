@@ -19,6 +19,7 @@ coverage of the geometry the model's VGGT heads predict (:mod:`.monocular`).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from spatial_mllm_ros.answering.types import (
     AnswerRecord,
     AnswerStatus,
     PlacedBox,
+    Progress,
     QuestionRequest,
 )
 from spatial_mllm_ros.core.frame import Frame
@@ -178,7 +180,11 @@ class AnsweringPipeline:
         count = self.limits.count if self.limits is not None else utf8_token_bound
         tokens, limit = count(prompt), self.prompt_token_limit()
         if tokens > limit:
-            raise InvalidQuestionError(f"the prompt has {tokens} tokens, more than {limit}")
+            context = "" if self.limits is None else (
+                f" (the checkpoint's context of {self.limits.context_tokens} tokens holds "
+                f"{self.config.video_token_cap} video tokens of the largest clip and the answer)")
+            raise InvalidQuestionError(
+                f"the prompt has {tokens} tokens, more than {limit}{context}")
         budget = request.frame_budget or self.config.frame_budget
         if not 1 <= budget <= self.config.max_frame_budget:
             raise ValueError(
@@ -209,9 +215,20 @@ class AnsweringPipeline:
 
     # -- answering ------------------------------------------------------------------------
 
-    def answer(self, request: QuestionRequest, buffer: SpatialFrameBuffer) -> AnswerRecord:
+    def answer(
+        self,
+        request: QuestionRequest,
+        buffer: SpatialFrameBuffer,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> AnswerRecord:
         """Answer one question from the frames in ``buffer`` (selected over a snapshot, so
-        frames keep arriving meanwhile). Never raises for bad input or model failure."""
+        frames keep arriving meanwhile). Never raises for bad input or model failure.
+
+        ``progress(stage, text, tokens)`` hears each stage and every generated token.
+        Generation stops between tokens at the deadline (TIMEOUT) or once ``cancel`` is set
+        (CANCELED); either answer keeps the text generated until then.
+        """
         start = self._clock()
         timings = {"queue_wait": max(0.0, start - request.received_s)}
         try:
@@ -219,8 +236,17 @@ class AnsweringPipeline:
         except (AnswersError, ValueError) as err:
             return AnswerRecord.failure(request, AnswerStatus.INVALID_QUESTION, str(err))
         deadline = self.deadline(request)
+        if cancel is not None and cancel.is_set():  # canceled while it was queued
+            record = AnswerRecord.failure(request, AnswerStatus.CANCELED,
+                                          "canceled before it was answered")
+            record.question_type = qtype
+            return record
         if self._clock() > deadline:
             return self._late(request, qtype, timings, start, "before sampling")
+        report: Progress = progress or (lambda _stage, _text, _n: None)
+
+        def should_stop() -> bool:
+            return (cancel is not None and cancel.is_set()) or self._clock() > deadline
 
         snapshot = buffer.snapshot(request.until_stamp_ns)
         if len(snapshot) == 0:
@@ -229,6 +255,7 @@ class AnsweringPipeline:
             )
             record.question_type = qtype
             return record
+        report("sampling", "", 0)
         t0 = self._clock()
         if not request.frame_budget and self.config.adaptive_budget is not None:
             budget = min(self.adaptive_budget(snapshot.frames), self.config.max_frame_budget)
@@ -245,30 +272,50 @@ class AnsweringPipeline:
         if self._clock() > deadline:
             return self._late(request, qtype, timings, start, "after sampling")
 
+        report("encoders", "", 0)
         try:
-            result = self.answerer.answer(frames, prompt, self.config.max_new_tokens)
+            result = self.answerer.answer(
+                frames, prompt, self.config.max_new_tokens,
+                on_token=lambda ids, text: report("decode", text, len(ids)),
+                should_stop=should_stop,
+            )
             for stage, seconds in result.timings_s.items():
                 timings[stage] = timings.get(stage, 0.0) + seconds
             boxes = self._boxes(result.box_text, frames[-1], result.resized_size)
-            if self.config.grounding and self._clock() <= deadline:
+            if self.config.grounding and not result.stopped and not should_stop():
                 grounding = self.answerer.answer(
                     [frames[-1]],
                     GROUNDING_PROMPT.format(question=question),
                     self.config.grounding_max_new_tokens,
+                    should_stop=should_stop,
                 )
                 for stage, seconds in grounding.timings_s.items():
                     timings[stage] = timings.get(stage, 0.0) + seconds
                 boxes += self._boxes(grounding.box_text, frames[-1], grounding.resized_size)
         except Exception as err:  # the model is arbitrary code: any failure is MODEL_ERROR
+            if self._clock() > deadline:  # a model stopped at its deadline: that is the cause
+                record = self._late(request, qtype, timings, start, "during generation")
+                record.error += f" ({type(err).__name__}: {err})"
+                return record
             record = AnswerRecord.failure(
                 request, AnswerStatus.MODEL_ERROR, f"{type(err).__name__}: {err}"
             )
             record.question_type = qtype
             return record
-        if self._clock() > deadline:
-            return self._late(request, qtype, timings, start, "during generation")
-
         parsed = parse_answer(result.text, qtype, request.options or None)
+        if cancel is not None and cancel.is_set():
+            record = AnswerRecord.failure(
+                request, AnswerStatus.CANCELED,
+                f"canceled after {result.num_new_tokens} generated tokens")
+            record.question_type, record.answer = qtype, parsed.text
+            timings["total"] = self._clock() - start + timings["queue_wait"]
+            record.timings_s = timings
+            return record
+        if self._clock() > deadline:
+            record = self._late(request, qtype, timings, start, "during generation")
+            record.answer = parsed.text  # what was generated by the deadline
+            return record
+
         timings["total"] = self._clock() - start + timings["queue_wait"]
         world = next((f.world_frame_id for f in frames if f.pose is not None), "")
         return AnswerRecord(

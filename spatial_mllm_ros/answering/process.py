@@ -12,16 +12,27 @@ only metadata) and receives the result.
 The child is started with the ``spawn`` method (no fork of a process holding DDS threads),
 loads the engine of an :class:`~spatial_mllm_ros.model.spec.EngineSpec` with
 :func:`spatial_mllm_ros.model.spec.load_engine`, reports success or the load error, then
-serves requests until told to stop or its pipe closes. A child that dies
-turns every later request into :class:`ModelProcessError`, which the pipeline answers as
-MODEL_ERROR with the cause.
+serves requests until told to stop or its pipe closes.
+
+Supervision (:class:`ProcessAnswerer`): a model process that dies, or that does not return
+within ``grace_s`` after its question's deadline or cancel (a hung or stopped process), fails
+that question (MODEL_ERROR, once) and is killed if needed and started again in the background
+with backoff (1, 2, 4, ... s) -- the node's camera buffer is untouched. While it restarts,
+questions are answered MODEL_ERROR "restarting"; after ``max_restarts`` failed starts in a row
+the state is ``failed``. :meth:`ProcessAnswerer.supervision` reports state, restarts and the
+last error for ``/diagnostics`` (ERROR while the model is down).
+
+Streaming: the child reports every generated token (``("token", ids, text)`` on the pipe) and
+checks for a ``("cancel",)`` from the node between tokens, so a deadline or a cancel stops
+generation within one token.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -29,6 +40,7 @@ import numpy as np
 
 from spatial_mllm_ros.answering.errors import ModelProcessError
 from spatial_mllm_ros.answering.shared_frames import FrameReceiver, FrameSender, PackedFrames
+from spatial_mllm_ros.answering.types import OnToken
 from spatial_mllm_ros.core.frame import Frame
 from spatial_mllm_ros.model.result import GenerationResult
 from spatial_mllm_ros.model.spec import EngineSpec
@@ -37,6 +49,9 @@ from spatial_mllm_ros.sampling.predicted import PredictedGeometry
 __all__ = ["ProcessAnswerer"]
 
 _STOP = "stop"
+_CANCEL = "cancel"
+#: Backoff between restarts of a dead model process, seconds (then the last, repeated).
+RESTART_BACKOFF_S: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)
 
 
 def _plain(method: str, result: Any) -> Any:
@@ -82,7 +97,8 @@ def _serve(conn: Connection, spec: EngineSpec) -> None:
 
 def _serve_requests(conn: Connection, engine: Any, receiver: FrameReceiver) -> None:
     """Child process: answer requests until stopped; a request's first argument is its
-    frames as :class:`PackedFrames` (pixels in shared memory)."""
+    frames as :class:`PackedFrames` (pixels in shared memory). An ``answer`` streams its
+    tokens and stops at a ``("cancel",)`` from the node."""
     while True:
         try:
             request = conn.recv()
@@ -90,65 +106,187 @@ def _serve_requests(conn: Connection, engine: Any, receiver: FrameReceiver) -> N
             return
         if request[0] == _STOP:
             return
+        if request[0] == _CANCEL:  # a cancel that came after its answer: nothing to stop
+            continue
         method, (packed, *rest) = request
         try:
             frames = receiver.unpack(packed)
-            result = _plain(method, getattr(engine, method)(frames, *rest))
+            if method == "answer":
+                result = engine.answer(frames, *rest, on_token=_sender(conn),
+                                       should_stop=_cancel_check(conn))
+            else:
+                result = getattr(engine, method)(frames, *rest)
+            reply = ("ok", _plain(method, result))
+        except _Stop:
+            return
         except Exception as err:  # reported to the node, which answers MODEL_ERROR
-            conn.send(("error", f"{type(err).__name__}: {err}"))
-        else:
-            conn.send(("ok", result))
+            reply = ("error", f"{type(err).__name__}: {err}")
+        conn.send(reply)
+
+
+class _Stop(Exception):
+    """The node asked the child to stop while it was generating."""
+
+
+def _sender(conn: Connection) -> Callable[[list[int], str], None]:
+    def on_token(ids: list[int], text: str) -> None:
+        conn.send(("token", ids, text))
+
+    return on_token
+
+
+def _cancel_check(conn: Connection) -> Callable[[], bool]:
+    """``should_stop`` of the child: true once a cancel (or stop) came on the pipe."""
+    state = {"stop": False}
+
+    def should_stop() -> bool:
+        while not state["stop"] and conn.poll(0):
+            msg = conn.recv()
+            if msg[0] == _STOP:
+                raise _Stop
+            state["stop"] = msg[0] == _CANCEL
+        return state["stop"]
+
+    return should_stop
 
 
 class ProcessAnswerer:
-    """An :class:`Answerer` (and geometry predictor) whose engine lives in a child process.
+    """An :class:`Answerer` (and geometry predictor) whose engine lives in a supervised child
+    process (see the module docstring).
 
     Args:
         spec: the model to load (the node's ``Settings.engine``).
         start_timeout_s: longest wait for the model to load.
+        grace_s: how long a model process may take to return after its question's
+            ``should_stop()`` turned true (deadline or cancel) before it is killed.
+        max_restarts: failed starts in a row before the supervisor gives up (``failed``).
+        hang_timeout_s: longest wait for a request without ``should_stop`` (geometry).
 
     Raises:
-        ModelProcessError: the child could not start or the model failed to load (the message
+        ModelProcessError: the first start failed or the model failed to load (the message
             carries the child's reason).
     """
 
-    def __init__(self, spec: EngineSpec, start_timeout_s: float = 900.0) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(
-            target=_serve, args=(child, spec), name="spatial-mllm-model", daemon=True
-        )
-        self._lock = threading.Lock()
-        self._frames = FrameSender()  # used under _lock: one request in the segment at a time
-        self._proc.start()
-        child.close()
-        if not self._conn.poll(start_timeout_s):
-            self.close()
-            raise ModelProcessError(f"the model process did not load within {start_timeout_s} s")
-        try:
-            loaded, error, layout = self._conn.recv()
-        except EOFError as err:
-            self.close()
-            raise ModelProcessError(
-                f"the model process exited while loading (exit code {self._proc.exitcode})"
-            ) from err
-        if not loaded:
-            self.close()
+    def __init__(
+        self,
+        spec: EngineSpec,
+        start_timeout_s: float = 900.0,
+        grace_s: float = 1.0,
+        max_restarts: int = 5,
+        hang_timeout_s: float = 600.0,
+    ) -> None:
+        self._spec = spec
+        self._start_timeout_s = start_timeout_s
+        self.grace_s = grace_s
+        self.max_restarts = max_restarts
+        self.hang_timeout_s = hang_timeout_s
+        self._lock = threading.Lock()  # one request at a time on the pipe and the segment
+        self._state_lock = threading.Lock()
+        self._frames = FrameSender()  # used under _lock
+        self.state = "starting"
+        self.restarts = 0
+        self.last_error = ""
+        self._closed = threading.Event()
+        self._restarter: threading.Thread | None = None
+        error = self._start()
+        if error:
+            self._frames.close()
             raise ModelProcessError(error)
+        self.state = "ready"
+
+    # ------------------------------------------------------------------ process
+    def _start(self) -> str:
+        """Start a child and wait for its model; "" or the reason it failed."""
+        ctx = multiprocessing.get_context("spawn")
+        conn, child = ctx.Pipe()
+        proc = ctx.Process(
+            target=_serve, args=(child, self._spec), name="spatial-mllm-model", daemon=True
+        )
+        proc.start()
+        child.close()
+        self._conn, self._proc = conn, proc
+        if not conn.poll(self._start_timeout_s):
+            self._kill()
+            return f"the model process did not load within {self._start_timeout_s} s"
+        try:
+            loaded, error, layout = conn.recv()
+        except (EOFError, OSError):
+            self._kill()
+            return f"the model process exited while loading (exit code {proc.exitcode})"
+        if not loaded:
+            self._kill()
+            return str(error)
         self.checkpoint_layout: str = layout
         """``v1.0`` or ``v1.1``: the loaded checkpoint's layout (selects the prompt family)."""
+        return ""
+
+    def _kill(self) -> None:
+        proc = self._proc
+        if proc.is_alive():
+            proc.kill()
+        proc.join(5.0)
+        self._conn.close()
+
+    def _failed(self, reason: str) -> ModelProcessError:
+        """Record that the model process is lost (lock held), kill it, restart it in the
+        background; the error for the question it was answering."""
+        self.last_error = reason
+        self._kill()
+        with self._state_lock:
+            if self.state == "ready" and not self._closed.is_set():
+                self.state = "restarting"
+                self._restarter = threading.Thread(
+                    target=self._restart, name="spatial-mllm-model-restart", daemon=True)
+                self._restarter.start()
+        return ModelProcessError(f"{reason}; the model process is being restarted")
+
+    def _restart(self) -> None:
+        """Start the model again with backoff, up to ``max_restarts`` failures in a row."""
+        for attempt in range(self.max_restarts):
+            delay = RESTART_BACKOFF_S[min(attempt, len(RESTART_BACKOFF_S) - 1)]
+            if self._closed.wait(delay):
+                return
+            with self._lock:
+                if self._closed.is_set():
+                    return
+                error = self._start()
+            if not error:
+                with self._state_lock:
+                    self.restarts += 1
+                    self.state = "ready"
+                return
+            self.last_error = f"restart {attempt + 1} failed: {error}"
+        with self._state_lock:
+            self.state = "failed"
 
     @property
     def pid(self) -> int | None:
-        """Process id of the model process."""
+        """Process id of the (current) model process."""
         return self._proc.pid
 
-    def _call(self, method: str, frames: Sequence[Frame], *args: Any) -> Any:
+    def supervision(self) -> dict[str, object]:
+        """For diagnostics: ``model.state`` (ready, restarting, failed, closed),
+        ``model.restarts``, ``model.last_error``, ``model.pid``."""
+        return {"model.state": self.state, "model.restarts": self.restarts,
+                "model.last_error": self.last_error, "model.pid": self.pid or 0}
+
+    # ------------------------------------------------------------------ requests
+    def _call(
+        self,
+        method: str,
+        frames: Sequence[Frame],
+        *args: Any,
+        on_token: OnToken | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Any:
+        if self.state != "ready":
+            raise ModelProcessError(
+                f"the model process is {self.state}"
+                + (f" (last error: {self.last_error})" if self.last_error else ""))
         with self._lock:  # one request at a time on the pipe and in the shared segment
             if not self._proc.is_alive():
-                raise ModelProcessError(
-                    f"the model process is not running (exit code {self._proc.exitcode})"
-                )
+                raise self._failed(
+                    f"the model process is not running (exit code {self._proc.exitcode})")
             try:
                 packed: PackedFrames = self._frames.pack(frames)
             except (OSError, ValueError) as err:  # /dev/shm full, a frame without colour
@@ -156,20 +294,55 @@ class ProcessAnswerer:
                     f"could not hand the frames to the model process: {err}") from err
             try:
                 self._conn.send((method, (packed, *args)))
-                status, payload = self._conn.recv()
-            except (EOFError, OSError, BrokenPipeError) as err:
-                raise ModelProcessError(
-                    f"the model process died (exit code {self._proc.exitcode})"
-                ) from err
+                status, payload = self._wait(on_token, should_stop)
+            except (EOFError, OSError, BrokenPipeError):
+                raise self._failed(
+                    f"the model process died (exit code {self._proc.exitcode})") from None
         if status == "error":
             raise ModelProcessError(payload)
         return payload
 
+    def _wait(
+        self, on_token: OnToken | None, should_stop: Callable[[], bool] | None
+    ) -> tuple[str, Any]:
+        """The child's reply (lock held), forwarding tokens; past ``should_stop`` the child is
+        told to cancel, and killed if it has not replied ``grace_s`` later."""
+        stop_since: float | None = None
+        started = time.monotonic()
+        while True:
+            if self._conn.poll(0.02):
+                msg = self._conn.recv()
+                if msg[0] == "token":
+                    if on_token is not None:
+                        on_token(msg[1], msg[2])
+                    continue
+                return msg[0], msg[1]
+            if not self._proc.is_alive():
+                raise EOFError
+            now = time.monotonic()
+            if stop_since is None and should_stop is not None and should_stop():
+                stop_since = now
+                self._conn.send((_CANCEL,))
+            late = (stop_since is not None and now - stop_since > self.grace_s) or (
+                should_stop is None and now - started > self.hang_timeout_s)
+            if late:
+                raise self._failed(
+                    f"the model process did not return within {self.grace_s} s of its "
+                    "deadline or cancel (hung or stopped)")
+
     def answer(
-        self, frames: Sequence[Frame], prompt: str, max_new_tokens: int = 64
+        self,
+        frames: Sequence[Frame],
+        prompt: str,
+        max_new_tokens: int = 64,
+        *,
+        on_token: OnToken | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> GenerationResult:
-        """The engine's answer, computed in the model process."""
-        result: GenerationResult = self._call("answer", frames, prompt, max_new_tokens)
+        """The engine's answer, computed in the model process (tokens streamed to
+        ``on_token``; stopped between tokens once ``should_stop()`` is true)."""
+        result: GenerationResult = self._call("answer", frames, prompt, max_new_tokens,
+                                              on_token=on_token, should_stop=should_stop)
         return result
 
     def predict_geometry(self, frames: Sequence[Frame]) -> list[PredictedGeometry]:
@@ -179,10 +352,16 @@ class ProcessAnswerer:
         return result
 
     def close(self, timeout_s: float = 10.0) -> None:
-        """Stop the model process and return its memory (and the shared frame segment)."""
+        """Stop the model process (and any restart) and return its memory and the shared
+        frame segment."""
+        self._closed.set()
+        with self._state_lock:
+            self.state = "closed"
+        restarter = self._restarter
+        if restarter is not None:
+            restarter.join(timeout_s)
         try:
-            with self._lock:
-                self._conn.send((_STOP,))
+            self._conn.send((_STOP,))
         except (OSError, BrokenPipeError, ValueError):
             pass  # already gone
         self._proc.join(timeout_s)

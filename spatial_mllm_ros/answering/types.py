@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -36,6 +36,7 @@ class AnswerStatus(enum.IntEnum):
     NO_FRAMES = 3
     INVALID_QUESTION = 4
     MODEL_ERROR = 5
+    CANCELED = 6
 
 
 @dataclass(frozen=True)
@@ -66,14 +67,29 @@ class QuestionRequest:
     until_stamp_ns: int | None = None
 
 
+#: (token ids so far, text so far) -> None: called after every generated token.
+OnToken = Callable[[list[int], str], None]
+#: (stage, text so far, tokens so far) -> None: an answer's progress (``queued``, ``sampling``,
+#: ``encoders`` -- the 2D and spatial encoders and prefill, until the first token --, ``decode``)
+Progress = Callable[[str, str, int], None]
+
+
 class Answerer(Protocol):
-    """Anything that turns frames and a prompt into text: the Spatial-MLLM engine, or a
-    stand-in used to test the evaluation (an oracle with known errors)."""
+    """Anything that turns frames and a prompt into text: the Spatial-MLLM engine, the model
+    process, or a stand-in used to test the evaluation (an oracle with known errors)."""
 
     def answer(
-        self, frames: Sequence[Frame], prompt: str, max_new_tokens: int = 64
+        self,
+        frames: Sequence[Frame],
+        prompt: str,
+        max_new_tokens: int = 64,
+        *,
+        on_token: OnToken | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> GenerationResult:
-        """Answer ``prompt`` about ``frames`` (time order)."""
+        """Answer ``prompt`` about ``frames`` (time order); report every token to ``on_token``
+        and stop generating (``GenerationResult.stopped``) once ``should_stop()`` is true,
+        checked between tokens."""
         ...
 
 

@@ -49,6 +49,8 @@ class QuestionWorker:
         self._running = False
         self._busy = False
         self._thread: threading.Thread | None = None
+        self._current: QuestionRequest | None = None
+        self._current_answered = False
         self.answered = 0
         self.rejected_busy = 0
 
@@ -76,7 +78,9 @@ class QuestionWorker:
             self._thread.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop the worker; questions still queued are answered MODEL_ERROR."""
+        """Stop the worker; questions still queued are answered MODEL_ERROR, and so is the one
+        being answered when it has not finished ``timeout_s`` later (a stopped or hung model):
+        its own answer, should it come later, is then dropped -- one answer per question."""
         with self._cv:
             self._running = False
             pending = list(self._queue)
@@ -89,6 +93,12 @@ class QuestionWorker:
             )
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout_s)
+        with self._cv:
+            late = self._current if not self._current_answered else None
+            self._current_answered = True
+        if late is not None:
+            self._deliver(late, AnswerRecord.failure(
+                late, AnswerStatus.MODEL_ERROR, "node shutting down (the answer was not ready)"))
         self._thread = None
 
     def submit(self, request: QuestionRequest) -> bool:
@@ -124,6 +134,7 @@ class QuestionWorker:
                     return
                 request = self._queue.popleft()
                 self._busy = True
+                self._current, self._current_answered = request, False
             try:
                 answer = self._handler(request)
             except Exception as err:  # a handler bug must not lose the question
@@ -133,7 +144,10 @@ class QuestionWorker:
             finally:
                 with self._cv:
                     self._busy = False
-            self._deliver(request, answer)
+                    already = self._current_answered  # stop() answered it meanwhile
+                    self._current, self._current_answered = None, True
+            if not already:
+                self._deliver(request, answer)
 
     def _deliver(self, request: QuestionRequest, answer: AnswerRecord) -> None:
         with self._cv:

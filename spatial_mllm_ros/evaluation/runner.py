@@ -39,6 +39,7 @@ from spatial_mllm_ros.answering.types import (
     Answerer,
     AnswerRecord,
     GenerationResult,
+    OnToken,
     QuestionRequest,
 )
 from spatial_mllm_ros.bags import BagSource, FrameTopics, topics_from_params
@@ -89,11 +90,18 @@ class TimedAnswerer:
         return str(getattr(self.inner, "checkpoint_layout", "v1.1"))
 
     def answer(
-        self, frames: Sequence[Frame], prompt: str, max_new_tokens: int = 64
+        self,
+        frames: Sequence[Frame],
+        prompt: str,
+        max_new_tokens: int = 64,
+        *,
+        on_token: OnToken | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> GenerationResult:
         t0 = self._clock()
         try:
-            return self.inner.answer(frames, prompt, max_new_tokens)
+            return self.inner.answer(frames, prompt, max_new_tokens, on_token=on_token,
+                                     should_stop=should_stop)
         finally:
             self.calls += 1
             self.seconds += self._clock() - t0

@@ -118,7 +118,7 @@ def make_config(
         vision_config=vision,
         vocab_size=vocab_size,
         hidden_act="silu",
-        max_position_embeddings=4096,
+        max_position_embeddings=32768,  # long enough for the largest default clip
         rms_norm_eps=1e-6,
         rope_theta=1000000.0,
         rope_scaling={"type": "mrope", "mrope_section": mrope},

@@ -15,6 +15,7 @@ import collections
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -33,6 +34,7 @@ from spatial_mllm_ros.answering.worker import QuestionWorker
 from spatial_mllm_ros.msg import SpatialAnswer, SpatialQuestion
 from spatial_mllm_ros.ros.answer_msgs import answer_msg, markers_msg, request_from_msg
 from spatial_mllm_ros.ros.ask_service import AnswerWaiter, AskService
+from spatial_mllm_ros.ros.ask_stream import AskStreamAction, StreamGoal
 from spatial_mllm_ros.ros.qos import reliable_qos
 from spatial_mllm_ros.sampling.online import SpatialFrameBuffer
 from spatial_mllm_ros.srv import AskSpatial
@@ -45,6 +47,9 @@ QUESTION_QOS_DEPTH = 1000
 
 #: Service query ids start here, far above typical caller-chosen topic ids.
 SERVICE_ID_BASE = 1 << 62
+#: How long deactivation waits for the question being answered before answering it
+#: MODEL_ERROR "node shutting down" (seconds).
+WORKER_STOP_TIMEOUT_S = 2.0
 
 
 class AnswerServer:
@@ -77,12 +82,14 @@ class AnswerServer:
         self._topic_group = MutuallyExclusiveCallbackGroup()
         self._service_ids = itertools.count(SERVICE_ID_BASE)
         self._waiters: dict[int, AnswerWaiter] = {}
+        self._streams: dict[int, StreamGoal] = {}
         self._lock = threading.Lock()
         self.status_counts: collections.Counter[str] = collections.Counter()
         self.stage_totals_s: collections.Counter[str] = collections.Counter()
         self.last_timings_s: dict[str, float] = {}
         self.worker = QuestionWorker(self._handle, self._deliver, queue_size)
         self._service: AskService | None = None
+        self._stream_action: AskStreamAction | None = None
         self._question_sub: Any = None
         self._answer_pub: Any = None
         self._marker_pub: Any = None
@@ -96,6 +103,8 @@ class AnswerServer:
         self.worker.start()
         self._service = AskService(self.node, AskSpatial, "~/ask", self._on_ask,
                                    max_blocked=self._queue_size + 1)
+        self._stream_action = AskStreamAction(self.node, self._on_stream_goal,
+                                              max_goals=self._queue_size + 1)
         self._question_sub = self.node.create_subscription(
             SpatialQuestion, "~/question", self._on_question, qos,
             callback_group=self._topic_group,
@@ -108,11 +117,14 @@ class AnswerServer:
         if self._question_sub is not None:
             self.node.destroy_subscription(self._question_sub)
         self._question_sub = None
-        self.worker.stop()  # from here on a new call is answered MODEL_ERROR at once
+        self.worker.stop(WORKER_STOP_TIMEOUT_S)  # from here on a new call: MODEL_ERROR at once
         self._release_waiters("node shutting down")
         if self._service is not None:
             self._service.close()
         self._service = None
+        if self._stream_action is not None:
+            self._stream_action.close()
+        self._stream_action = None
         for pub in (self._answer_pub, self._marker_pub):
             if pub is not None:
                 self.node.destroy_publisher(pub)
@@ -121,8 +133,9 @@ class AnswerServer:
     def reconfigure(self, pipeline: PipelineConfig, markers: bool) -> None:
         """Use new answering settings from the next question on (writable parameters changed
         at run time); the question being answered keeps the settings it started with."""
-        if self.pipeline is not None:  # a new pipeline: one question never mixes two configs
-            self.pipeline = AnsweringPipeline(self.pipeline.answerer, pipeline)
+        old = self.pipeline
+        if old is not None:  # a new pipeline: one question never mixes two configs
+            self.pipeline = AnsweringPipeline(old.answerer, pipeline, limits=old.limits)
         self._markers_enabled = markers
 
     # ----------------------------------------------------------------- inputs
@@ -139,6 +152,23 @@ class AnswerServer:
         resp.answer = msg
         return resp
 
+    def _on_stream_goal(self, goal: Any, stream: StreamGoal, alive: Callable[[], bool]) -> Any:
+        """Action goal (a thread of the action's own executor): blocks until answered, while
+        the worker streams the progress of its question."""
+        request = request_from_msg(goal, next(self._service_ids), time.monotonic())
+        waiter = AnswerWaiter(request)
+        with self._lock:
+            self._waiters[request.query_id] = waiter
+            self._streams[request.query_id] = stream
+        stream.progress("queued", "", 0)
+        self._submit(request)
+        msg = waiter.wait(alive)
+        with self._lock:
+            self._streams.pop(request.query_id, None)
+        if msg is None:  # the process is shutting down: still one answer for the caller
+            msg = self._failure_msg(request, "node shutting down")
+        return msg
+
     def _on_question(self, msg: SpatialQuestion) -> None:
         try:
             self._submit(request_from_msg(msg, int(msg.query_id), time.monotonic()))
@@ -149,6 +179,14 @@ class AnswerServer:
             )
 
     def _submit(self, request: QuestionRequest) -> None:
+        """Queue ``request``; a bad question is answered INVALID_QUESTION at once, before the
+        queue (never BUSY), on both paths."""
+        pipeline = self.pipeline
+        if pipeline is not None:
+            refused = pipeline.precheck(request)
+            if refused is not None:
+                self._deliver(request, refused)
+                return
         try:
             self.worker.submit(request)
         except QueueClosedError as err:
@@ -160,7 +198,11 @@ class AnswerServer:
         pipeline = self.pipeline  # read once: reconfigure may replace it meanwhile
         if pipeline is None:
             return AnswerRecord.failure(request, AnswerStatus.MODEL_ERROR, self.model_error)
-        return pipeline.answer(request, self.buffer)
+        with self._lock:
+            stream = self._streams.get(request.query_id)
+        if stream is None:
+            return pipeline.answer(request, self.buffer)
+        return pipeline.answer(request, self.buffer, stream.progress, stream.cancel)
 
     def _deliver(self, request: QuestionRequest, record: AnswerRecord) -> None:
         now_ns = self.node.get_clock().now().nanoseconds
@@ -212,4 +254,8 @@ class AnswerServer:
         values["queue.busy"] = self.worker.busy
         values["model.loaded"] = self.pipeline is not None
         values["model.error"] = self.model_error
+        pipeline = self.pipeline
+        supervision = getattr(pipeline.answerer, "supervision", None) if pipeline else None
+        if callable(supervision):  # the model process: ready, restarting or failed
+            values.update(supervision())
         return values

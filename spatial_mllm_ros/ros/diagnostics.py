@@ -83,16 +83,22 @@ def build_diagnostics(
 def answer_status(values: Mapping[str, object], *, hardware_id: str) -> DiagnosticStatus:
     """The answering status: answers by status, queue, model state, per-stage timings.
 
-    Level ERROR while the model is not loaded (every question gets MODEL_ERROR).
+    Level ERROR while the model is not loaded, or its process is restarting or has failed
+    (``model.state``): every question then gets MODEL_ERROR.
     """
     loaded = bool(values.get("model.loaded"))
+    state = str(values.get("model.state", "ready"))  # the model process's supervisor
+    up = loaded and state == "ready"
     answered = sum(int(str(v)) for k, v in values.items() if k.startswith("answers."))
+    model = "loaded" if up else ("NOT loaded" if not loaded else f"{state.upper()}")
     message = (
-        f"model {'loaded' if loaded else 'NOT loaded'}; {answered} answered; "
-        f"{values.get('queue.waiting', 0)} waiting"
+        f"model {model}; {answered} answered; {values.get('queue.waiting', 0)} waiting"
+        + (f"; {values.get('model.restarts')} restarts" if values.get("model.restarts") else "")
+        + (f"; last error: {values.get('model.last_error')}" if not up and
+           values.get("model.last_error") else "")
     )
     return DiagnosticStatus(
-        level=DiagnosticStatus.OK if loaded else DiagnosticStatus.ERROR,
+        level=DiagnosticStatus.OK if up else DiagnosticStatus.ERROR,
         name=ANSWER_STATUS_NAME, message=message, hardware_id=hardware_id,
         values=key_values(dict(values)),
     )

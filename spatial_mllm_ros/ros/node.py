@@ -32,7 +32,9 @@ state (see ``spatial_mllm_ros.ros.diagnostics``).
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -48,6 +50,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
+from rclpy.signals import SignalHandlerOptions
 from rclpy.subscription import Subscription
 from rclpy.timer import Timer
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -249,21 +252,32 @@ class SpatialMllmNode(LifecycleNode):
         """Drop the buffer, ingestion and model, returning their memory."""
         self._destroy_subscriptions()
         if self.answers is not None:
-            self.answers.worker.stop()
+            self.answers.deactivate()  # idempotent: every question has had its answer
         self.answers = None
         self.ingestor = None
         self.store = None
         if self._engine is not None:
             close = getattr(self._engine, "close", None)
             if callable(close):  # the model process: ending it returns all its memory
-                close()
+                close(timeout_s=MODEL_CLOSE_TIMEOUT_S)
             self._engine = None
             _release_model_memory()
         self._tf = None
         self._state_label = "unconfigured"
         return TransitionCallbackReturn.SUCCESS
 
+    def stop_everything(self, reason: str) -> None:
+        """At process exit (SIGINT/SIGTERM): every question still queued or being answered gets
+        its one answer (MODEL_ERROR ``reason``) while the context is up, then the model
+        process ends; bounded in time even when the model process is stopped."""
+        self._destroy_subscriptions()
+        if self.answers is not None:
+            self.answers.deactivate()
+        self.on_cleanup(None)  # type: ignore[arg-type]
+
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self.answers is not None:
+            self.answers.deactivate()
         self.on_cleanup(state)
         self._state_label = "finalized"
         return TransitionCallbackReturn.SUCCESS
@@ -362,6 +376,9 @@ class SpatialMllmNode(LifecycleNode):
             self.get_logger().error(f"diagnostics error: {err}", throttle_duration_sec=5.0)
 
 
+#: How long a model process may take to stop at cleanup before it is killed (seconds).
+MODEL_CLOSE_TIMEOUT_S = 3.0
+
 #: Rejections of messages that may be large: the heap is trimmed after them.
 LARGE_REJECTIONS = frozenset({RejectReason.OVERSIZED_IMAGE, RejectReason.BAD_SIZE,
                               RejectReason.BAD_STEP, RejectReason.DECODE_FAILED})
@@ -403,20 +420,35 @@ def main(args: list[str] | None = None) -> int:
     if wants_help(argv):
         print(node_help(), end="")
         return 0
-    rclpy.init(args=argv)
+    # SIGINT/SIGTERM are ours: rclpy's handlers would shut the context down at once, before
+    # the questions still queued or being answered get their one answer
+    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda _signum, _frame: stop.set())
     node = SpatialMllmNode()
     executor = MultiThreadedExecutor(num_threads=4)
     executor.add_node(node)
+    spinner = threading.Thread(target=_spin, args=(executor,), name="spatial-mllm-spin",
+                               daemon=True)
+    spinner.start()
     try:
         node.autostart()
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        while not stop.wait(0.2) and spinner.is_alive():
+            pass
     finally:
+        node.stop_everything("node shutting down")
         executor.shutdown(timeout_sec=2.0)
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def _spin(executor: MultiThreadedExecutor) -> None:
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
 
 
 if __name__ == "__main__":

@@ -28,7 +28,10 @@ class BlockingPipeline:
     asked: list[str] = field(default_factory=list)
     answerer: Any = None
 
-    def answer(self, request: Any, buffer: Any) -> Any:
+    def precheck(self, request: Any) -> Any:
+        return None  # every question is a good one
+
+    def answer(self, request: Any, buffer: Any, progress: Any = None, cancel: Any = None) -> Any:
         from spatial_mllm_ros.answering.types import AnswerRecord, AnswerStatus
 
         self.asked.append(request.question)

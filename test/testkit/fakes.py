@@ -3,7 +3,7 @@ plain store for the ingestor: they record what they were given."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,14 +31,33 @@ class ScriptedAnswerer:
         return [stamps for stamps, _ in self.calls]
 
     def answer(
-        self, frames: Sequence[Frame], prompt: str, max_new_tokens: int = 64
+        self,
+        frames: Sequence[Frame],
+        prompt: str,
+        max_new_tokens: int = 64,
+        *,
+        on_token: Callable[[list[int], str], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> GenerationResult:
+        """The scripted text, "generated" one word per token: ``on_token`` hears each word,
+        and ``should_stop`` ends it between words (``stopped``)."""
         if self.fail:
             raise RuntimeError("CUDA out of memory (simulated)")
         self.calls.append(([f.stamp_ns for f in frames], prompt))
         text = self.grounding_text if prompt.startswith("Locate") else self.text
+        words = text.split(" ")
+        said: list[str] = []
+        stopped = False
+        for i, word in enumerate(words[:max_new_tokens]):
+            said.append(word)
+            if on_token is not None:
+                on_token(list(range(i + 1)), " ".join(said))
+            if should_stop is not None and should_stop() and i + 1 < len(words):
+                stopped = True
+                break
         w, h = frames[0].width // 2, frames[0].height // 2  # the model saw half size
-        return GenerationResult(text, {"vision_2d": 0.01, "decode": 0.02}, 3, (w, h))
+        return GenerationResult(" ".join(said), {"vision_2d": 0.01, "decode": 0.02}, len(said),
+                                (w, h), stopped=stopped)
 
 
 class GeometryAnswerer(ScriptedAnswerer):

@@ -75,7 +75,7 @@ class Oracle:
         self.crash_after = crash_after
         self.seen: dict[str, list[int]] = {}
 
-    def answer(self, frames, prompt, max_new_tokens=64):
+    def answer(self, frames, prompt, max_new_tokens=64, *, on_token=None, should_stop=None):
         if self.crash_after is not None and self.calls >= self.crash_after:
             raise KeyboardInterrupt("injected crash")
         self.calls += 1

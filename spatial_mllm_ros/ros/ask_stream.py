@@ -1,0 +1,126 @@
+"""The ``~/ask_stream`` action (``AskSpatialStream``): an answer streamed as it is generated.
+
+rclpy's :class:`~rclpy.action.ActionServer`, on a helper node with an executor of its own (as
+``~/ask``, :mod:`.ask_service`): an execute callback blocks until its question is answered,
+and must not take a thread of the node's executor from the camera callbacks.
+
+Per goal: the question goes through the node's answer server like any other (the same queue,
+bounds and one answer); its progress -- ``queued``, ``sampling``, ``encoders`` (2D and spatial
+encoders and prefill), then ``decode`` after every token with the text so far -- comes back as
+feedback. A cancel request sets the question's cancel event: a queued question is answered
+CANCELED when its turn comes, a generating one stops within one token; the result then has
+``canceled`` and the text generated so far. The deadline (``timeout_s``) applies as well.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, ShutdownException
+from rclpy.node import Node
+
+from spatial_mllm_ros.action import AskSpatialStream
+from spatial_mllm_ros.answering.types import AnswerStatus
+
+__all__ = ["AskStreamAction", "StreamGoal"]
+
+#: How often a waiting goal looks for a cancel request and the context (seconds).
+POLL_S = 0.05
+
+
+class StreamGoal:
+    """What the answer server needs of one goal: where its progress goes and its cancel."""
+
+    def __init__(self, publish: Callable[[str, str, int], None]) -> None:
+        self.cancel = threading.Event()
+        self._publish = publish
+        self._started = time.monotonic()
+
+    def progress(self, stage: str, text: str, tokens: int) -> None:
+        self._publish(stage, text, tokens)
+
+
+#: (goal fields, StreamGoal, alive) -> the SpatialAnswer message, blocking until answered
+Submit = Callable[[Any, StreamGoal, Callable[[], bool]], Any]
+
+
+class AskStreamAction:
+    """``~/ask_stream`` of ``owner`` served by its own executor.
+
+    Args:
+        owner: the node whose action it is (context, namespace, name remapping).
+        submit: asks the question of a goal and blocks until its answer message exists.
+        max_goals: goals that may run at once (the question queue plus one).
+    """
+
+    def __init__(self, owner: Node, submit: Submit, max_goals: int) -> None:
+        self.action_name = owner.resolve_service_name("~/ask_stream")
+        self._submit = submit
+        self._node = Node(
+            f"{owner.get_name()}_ask_stream",
+            namespace=owner.get_namespace(),
+            context=owner.context,
+            use_global_arguments=False,
+            start_parameter_services=False,
+        )
+        self._server = ActionServer(
+            self._node, AskSpatialStream, self.action_name,
+            execute_callback=self._execute,
+            goal_callback=lambda _goal: GoalResponse.ACCEPT,  # bad goals get an answer too
+            cancel_callback=lambda _handle: CancelResponse.ACCEPT,
+            callback_group=ReentrantCallbackGroup(),
+        )
+        self._executor = MultiThreadedExecutor(num_threads=max_goals + 2, context=owner.context)
+        self._executor.add_node(self._node)
+        self._thread = threading.Thread(target=self._spin, name="spatial-mllm-ask-stream",
+                                        daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        try:
+            self._executor.spin()
+        except (ExternalShutdownException, ShutdownException, RuntimeError):
+            pass  # shut down (a goal taken while closing finds its pool gone)
+
+    def _execute(self, goal_handle: Any) -> Any:
+        started = time.monotonic()
+
+        def publish(stage: str, text: str, tokens: int) -> None:
+            fb = AskSpatialStream.Feedback(stage=stage, text=text, num_tokens=tokens,
+                                           elapsed_s=time.monotonic() - started)
+            goal_handle.publish_feedback(fb)
+
+        goal = StreamGoal(publish)
+        done = threading.Event()
+
+        def watch_cancel() -> None:  # the cancel request reaches the question at once
+            while not done.wait(POLL_S):
+                if goal_handle.is_cancel_requested:
+                    goal.cancel.set()
+                    return
+
+        watcher = threading.Thread(target=watch_cancel, daemon=True)
+        watcher.start()
+        try:
+            msg = self._submit(goal_handle.request, goal, self._node.context.ok)
+        finally:
+            done.set()
+            watcher.join()
+        canceled = int(msg.status) == int(AnswerStatus.CANCELED)
+        if canceled and goal_handle.is_cancel_requested:
+            goal_handle.canceled()
+        else:
+            goal_handle.succeed()
+        return AskSpatialStream.Result(answer=msg, canceled=canceled)
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Stop serving once running goals have their result."""
+        self._executor.shutdown(timeout_sec=timeout_s)
+        self._thread.join(timeout_s)
+        self._server.destroy()
+        self._node.destroy_node()
