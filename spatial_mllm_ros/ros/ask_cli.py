@@ -140,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--node", default=DEFAULT_NODE, type=_node,
                    help="node namespace/name prefix")
     p.add_argument("--via", choices=("service", "topic"), default="service")
+    p.add_argument("--stream", action="store_true",
+                   help="ask through the ~/ask_stream action and print the answer's tokens "
+                        "on stderr as they are generated (Ctrl-C cancels the question)")
     p.add_argument("--id", type=_int_in(0, MAX_QUERY_ID, "uint64"), default=None,
                    dest="query_id",
                    help="query id for --via topic (default: derived from time and pid)")
@@ -191,6 +194,8 @@ def ask(client: Any, args: argparse.Namespace) -> Any:
         "frame_budget": args.frames, "sampling_strategy": args.strategy,
         "timeout_s": float(args.timeout),
     }
+    if args.stream:
+        return ask_stream(client, args, fields)
     if args.via == "service":
         return client.ask(args.question, wait_s=args.wait, **fields)
     query_id = args.query_id if args.query_id is not None else (
@@ -198,6 +203,51 @@ def ask(client: Any, args: argparse.Namespace) -> Any:
     client.wait_question_subscriber(min(args.wait, 30.0))
     client.publish_question(query_id, args.question, **fields)
     return client.wait_answers([query_id], wait_s=args.wait)[query_id][0]
+
+
+def ask_stream(client: Any, args: argparse.Namespace, fields: dict[str, Any]) -> Any:
+    """Send the question as an ``AskSpatialStream`` goal; print each new piece of text on
+    stderr as feedback brings it; return the result's ``SpatialAnswer``. An interruption
+    (Ctrl-C) cancels the goal before it propagates."""
+    from rclpy.action import ActionClient
+
+    from spatial_mllm_ros.action import AskSpatialStream
+    from spatial_mllm_ros.ros.client import NoAnswerError
+
+    action: Any = ActionClient(client.node, AskSpatialStream, f"{args.node}/ask_stream")
+    if not action.wait_for_server(timeout_sec=min(args.wait, 30.0)):
+        raise NoAnswerError(f"no action {args.node}/ask_stream")
+    shown = {"text": ""}
+
+    def on_feedback(msg: Any) -> None:
+        text = str(msg.feedback.text)
+        if msg.feedback.stage == "decode" and text.startswith(shown["text"]):
+            sys.stderr.write(text[len(shown["text"]):])
+            sys.stderr.flush()
+            shown["text"] = text
+        elif msg.feedback.stage != "decode":
+            sys.stderr.write(f"[{msg.feedback.stage}] ")
+
+    goal = AskSpatialStream.Goal(question=args.question, **fields)
+    handle = _wait_future(action.send_goal_async(goal, on_feedback), args.wait)
+    if handle is None or not handle.accepted:
+        raise NoAnswerError(f"{args.node}/ask_stream did not accept the question")
+    try:
+        result = _wait_future(handle.get_result_async(), args.wait)
+    except BaseException:
+        handle.cancel_goal_async()  # the node stops generating within one token
+        raise
+    sys.stderr.write("\n")
+    if result is None:
+        raise NoAnswerError(f"no result from {args.node}/ask_stream within {args.wait:.0f} s")
+    return result.result.answer
+
+
+def _wait_future(future: Any, wait_s: float) -> Any:
+    end = time.monotonic() + wait_s
+    while not future.done() and time.monotonic() < end:
+        time.sleep(0.01)
+    return future.result() if future.done() else None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -269,3 +269,25 @@ def test_sigint_answers_everything_once_and_exits(
         assert res.answer.status in (AnswerStatus.OK, AnswerStatus.MODEL_ERROR)
     assert code == 0
     assert "Traceback" not in proc.log.read_text()
+
+
+def test_ask_cli_streams_tokens(start_node: Any, monitor: Any) -> None:
+    import subprocess
+    import sys
+
+    from testkit.processes import REPO
+
+    proc = start_node({**ANSWER_NODE_PARAMS, "answer.max_new_tokens": 8,
+                       "answer.grounding": False})
+    wait_node_state(monitor, proc, "active", timeout=120)
+    run_publisher(*PUB_ARGS)
+    node_status(monitor, proc, lambda v: counter(v, "frames.emitted") == 45)
+    res = subprocess.run(
+        [sys.executable, "-m", "spatial_mllm_ros.ros.ask_cli", "--stream", "--json",
+         "What is on the shelf?", "--type", "open"],
+        cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "[queued]" in res.stderr and "[encoders]" in res.stderr
+    import json
+
+    assert json.loads(res.stdout)["status"] == "OK"
