@@ -42,6 +42,7 @@ from spatial_mllm_ros.answering.errors import ModelProcessError
 from spatial_mllm_ros.answering.shared_frames import FrameReceiver, FrameSender, PackedFrames
 from spatial_mllm_ros.answering.types import OnToken
 from spatial_mllm_ros.core.frame import Frame
+from spatial_mllm_ros.model.backends.status import VisionStatus
 from spatial_mllm_ros.model.result import GenerationResult
 from spatial_mllm_ros.model.spec import EngineSpec
 from spatial_mllm_ros.sampling.predicted import PredictedGeometry
@@ -50,6 +51,7 @@ __all__ = ["ProcessAnswerer"]
 
 _STOP = "stop"
 _CANCEL = "cancel"
+_VISION = "vision"  # the engine's vision backend status (model.backends), asked between answers
 #: Backoff between restarts of a dead model process, seconds (then the last, repeated).
 RESTART_BACKOFF_S: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)
 
@@ -68,10 +70,8 @@ def _warm_up(engine: Any) -> None:
     """One tiny generation, so that one-off first-call costs (kernel selection, lazy
     initialisation in the processor and the model) are paid while loading, not by the first
     question. A failure here is left for the first real request to report."""
-    import numpy as np
-
     try:
-        engine.answer_images([np.zeros((56, 56, 3), dtype=np.uint8)] * 2, "warm-up", 1)
+        engine.warm_up()  # prepares no accelerated encoders for its meaningless input size
     except Exception:  # reported by the first request instead, with its context
         return
 
@@ -107,6 +107,9 @@ def _serve_requests(conn: Connection, engine: Any, receiver: FrameReceiver) -> N
         if request[0] == _STOP:
             return
         if request[0] == _CANCEL:  # a cancel that came after its answer: nothing to stop
+            continue
+        if request[0] == _VISION:
+            conn.send(("ok", engine.vision_backend_status))
             continue
         method, (packed, *rest) = request
         try:
@@ -188,6 +191,7 @@ class ProcessAnswerer:
         self.last_error = ""
         self._closed = threading.Event()
         self._restarter: threading.Thread | None = None
+        self._vision: VisionStatus | None = None
         error = self._start()
         if error:
             self._frames.close()
@@ -269,6 +273,25 @@ class ProcessAnswerer:
         ``model.restarts``, ``model.last_error``, ``model.pid``."""
         return {"model.state": self.state, "model.restarts": self.restarts,
                 "model.last_error": self.last_error, "model.pid": self.pid or 0}
+
+    @property
+    def vision_backend_status(self) -> VisionStatus | None:
+        """The model process's vision backend status (what runs the encoders, per input size,
+        parity fallbacks) for ``/diagnostics``; never waits for an answer: while one is in
+        progress (or the process is down) the last status is returned (None before any)."""
+        if self.state != "ready" or not self._lock.acquire(blocking=False):
+            return self._vision
+        try:
+            self._conn.send((_VISION,))
+            if self._conn.poll(10.0):  # the idle child replies at once
+                _, self._vision = self._conn.recv()
+            else:
+                raise self._failed("the model process did not report its status (hung)")
+        except (EOFError, OSError, BrokenPipeError):
+            pass  # the next request finds the dead process and restarts it
+        finally:
+            self._lock.release()
+        return self._vision
 
     # ------------------------------------------------------------------ requests
     def _call(

@@ -72,6 +72,9 @@ def infer_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=None,
                    help="weights dtype (= -p model.dtype:=DTYPE)")
     p.add_argument("--device", default=None, help="torch device (= -p model.device:=DEV)")
+    p.add_argument("--vision-backend", choices=("torch", "onnxruntime", "tensorrt"),
+                   default=None,
+                   help="what runs the vision encoders (= -p model.vision_backend:=NAME)")
     p.add_argument("--vggt-checkpoint", default=None,
                    help="VGGT-1B safetensors supplying the geometry heads "
                         "(= -p model.vggt_checkpoint:=PATH)")
@@ -98,6 +101,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "answer.grounding": False if args.no_grounding else None,
         "model.max_pixels": args.max_pixels, "model.dtype": args.dtype,
         "model.device": args.device, "model.vggt_checkpoint": args.vggt_checkpoint,
+        "model.vision_backend": args.vision_backend,
     }
     overrides = {k: v for k, v in flags.items() if v is not None}
     overrides.update(parse_overrides(args.param))

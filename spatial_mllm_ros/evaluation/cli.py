@@ -86,6 +86,9 @@ def eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None,
                    help="Spatial-MLLM checkpoint directory (= -p model.checkpoint:=DIR)")
     p.add_argument("--device", default=None, help="torch device (= -p model.device:=DEV)")
+    p.add_argument("--vision-backend", choices=("torch", "onnxruntime", "tensorrt"),
+                   default=None,
+                   help="what runs the vision encoders (= -p model.vision_backend:=NAME)")
     p.add_argument("--dtype", default=None, choices=("float32", "float16", "bfloat16"),
                    help="weights dtype (= -p model.dtype:=DTYPE)")
     p.add_argument("--strategies", default="coverage,uniform",
@@ -121,7 +124,8 @@ def eval_settings(args: argparse.Namespace) -> Settings:
     """
     flags = {"model.checkpoint": args.checkpoint, "model.device": args.device,
              "model.dtype": args.dtype, "sampling.frame_budget": args.frame_budget,
-             "answer.max_new_tokens": args.max_new_tokens, "answer.grounding": args.grounding}
+             "answer.max_new_tokens": args.max_new_tokens, "answer.grounding": args.grounding,
+             "model.vision_backend": args.vision_backend}
     overrides = {k: v for k, v in flags.items() if v is not None}
     overrides.update(parse_overrides(args.param))
     return Settings.from_profile(args.config, overrides)

@@ -10,6 +10,7 @@ Tolerances: the encoders' outputs within the fp32 parity tolerance (1e-3 relativ
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import torch
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install onnxruntime)")
 
-from testkit.tiny import SMALL_PIXELS, real_images, tiny_checkpoint
+from testkit.tiny import SMALL_PIXELS, real_frames, real_images, require_data, tiny_checkpoint
 
 from spatial_mllm_ros.model.backends.config import DEFAULT_TOLERANCE, VisionSpec
 from spatial_mllm_ros.model.decoding import DecodingSpec
@@ -198,3 +199,87 @@ def test_tensorrt_engines_build_check_and_heal(precision: str, tmp_path: Path) -
     healed = again.prepare_vision(*SIZE, wait_s=None)
     assert healed is not None and healed.state == "active", healed.message
     assert plans[0].stat().st_size > 100
+
+
+def test_infer_cli_with_onnxruntime_answers_as_with_torch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``spatial-mllm-infer --vision-backend onnxruntime`` (waiting for its engines) prints
+    torch's answer for the shelf frames."""
+    from spatial_mllm_ros.cli.infer import infer_main
+
+    common = ["--checkpoint", str(tiny_checkpoint("v1.1")), "--frames", str(require_data()),
+              "--question", "How many boxes are on the shelf?", "--frame-budget", "4",
+              "--max-new-tokens", "8", "--max-pixels", str(SMALL_PIXELS), "--no-grounding",
+              "--no-progress", "-p", "answer.repetition_penalty:=5.0"]
+    answers = {}
+    for backend in ("torch", "onnxruntime"):
+        extra = ["--vision-backend", backend, "-p", f"model.vision_cache_dir:={tmp_path}",
+                 "-p", "model.vision_build_wait_s:=600"]
+        assert infer_main(common + extra) == 0
+        answers[backend] = json.loads(capsys.readouterr().out)
+    want, got = answers["torch"], answers["onnxruntime"]
+    for key in ("status", "answer", "numeric_value", "option", "frame_stamps_ns"):
+        assert got[key] == want[key], key
+    assert len(want["answer"]) > 1
+    (manifest,) = tmp_path.glob("onnx/*/252x364/export.json")  # its graphs were made and used
+    assert set(json.loads(manifest.read_text())) == {"vision_encoder", "spatial_encoder"}
+
+
+def test_evaluator_with_onnxruntime_answers_as_with_torch(tmp_path: Path) -> None:
+    """``spatial-mllm-eval --vision-backend onnxruntime`` on the shelf recording gives torch's
+    answers for every strategy."""
+    from spatial_mllm_ros.evaluation.cli import bag_from_rgbd_main, eval_main
+    from spatial_mllm_ros.evaluation.results import RESULTS_FILE, load_results
+
+    bag = tmp_path / "shelf_bag"
+    assert bag_from_rgbd_main([str(require_data()), str(bag)]) == 0
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(json.dumps({
+        "id": "shelf-count", "question": "How many boxes are in the shelf bin?",
+        "question_type": "object_counting", "ground_truth": 1}) + "\n", encoding="utf-8")
+    records = {}
+    for backend in ("torch", "onnxruntime"):
+        out = tmp_path / backend
+        assert eval_main([
+            str(bag), "--questions", str(questions), "--out", str(out),
+            "--checkpoint", str(tiny_checkpoint("v1.1")), "--frame-budget", "4",
+            "--max-new-tokens", "8", "--no-grounding", "--no-progress", "--no-thumbnails",
+            "--vision-backend", backend, "-p", f"model.max_pixels:={SMALL_PIXELS}",
+            "-p", "answer.repetition_penalty:=5.0", "-p", f"model.vision_cache_dir:={tmp_path}",
+            "-p", "model.vision_build_wait_s:=600",
+        ]) == 0
+        records[backend] = {r["strategy"]: r["record"] for r in load_results(out / RESULTS_FILE)}
+    assert set(records["torch"]) == {"coverage", "uniform"}
+    for strategy, want in records["torch"].items():
+        got = records["onnxruntime"][strategy]
+        assert want["status"] == "OK" and len(want["answer"]) > 1
+        for key in ("answer", "numeric_value", "frame_stamps_ns"):
+            assert got[key] == want[key], (strategy, key)
+    assert list(tmp_path.glob("onnx/*/*/export.json"))
+
+
+def test_model_process_answers_with_onnxruntime_and_reports_it(
+    torch_engine: SpatialMLLMEngine, tmp_path: Path
+) -> None:
+    """The node's model process: torch's token ids, and its vision status (active, no size
+    queued by its warm-up) readable from the node's side."""
+    from spatial_mllm_ros.answering.process import ProcessAnswerer
+    from spatial_mllm_ros.settings import Settings
+
+    settings = Settings.from_profile("cpu_tiny", {
+        "model.checkpoint": str(tiny_checkpoint("v1.1")), "model.max_pixels": SMALL_PIXELS,
+        "answer.repetition_penalty": 5.0, "model.vision_backend": "onnxruntime",
+        "model.vision_cache_dir": str(tmp_path), "model.vision_sizes": "252x364",
+        "model.vision_build_wait_s": 600.0})
+    answerer = ProcessAnswerer(settings.engine)
+    try:
+        frames = real_frames(4)
+        got = answerer.answer(frames, PROMPT, 10)
+        assert got.token_ids == torch_engine.answer(frames, PROMPT, 10).token_ids
+        status = answerer.vision_backend_status
+        assert status is not None and status.requested == "onnxruntime"
+        (size,) = status.sizes
+        assert (size.size, size.state, size.accelerated_calls) == ("252x364", "active", 2)
+    finally:
+        answerer.close()
