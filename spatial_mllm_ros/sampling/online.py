@@ -3,17 +3,30 @@
 Every incoming RGB-D frame is back-projected once (strided depth, vectorized) into a sorted
 unique int64 voxel-key array at a **fixed** edge ``BufferConfig.voxel_size_m`` (the paper's
 scene-adaptive edge, bbox-shortest-side / 20, needs the whole video; see
-:mod:`spatial_mllm_ros.core.geometry`).  The union of the held frames' voxels and each frame's
-number of *exclusive* voxels are kept incrementally by :class:`~.union.VoxelUnion`, so no union
-is ever recomputed per frame:
+:mod:`spatial_mllm_ros.core.geometry`).  The union of the held frames' voxels and each voxel's
+reference count (how many held frames see it) are kept incrementally by
+:class:`~.union.VoxelUnion`, so no union is ever recomputed per frame.  A held frame's
+**coverage share** is ``sum over its voxels of 1 / count``: its part of the union when every
+voxel is split evenly among the frames that see it (the shares add up to the union's size).  A
+frame with a large share sees much that few others see; greedy max coverage at selection time
+wants such frames, and evicting the smallest share thins densely sampled places first while
+keeping wide views and rarely seen corners.
 
 * **Admission** (geometric frame): the number of voxels not in the union (``new_voxels``) is one
-  ``searchsorted``; the frame is admitted when ``new_voxels >= min_new_voxels`` and
-  ``new_voxels >= min_new_fraction * |frame voxels|``, or when ``max_interval_s`` has passed
-  since the last admitted geometric frame (keeps some temporal context when standing still).
-* **Eviction** when over ``max_frames`` or ``max_bytes``: the geometric frame whose voxels the
-  other frames cover best, i.e. with the largest redundancy ``1 - exclusive / |voxels|``
-  (ties: fewer exclusive voxels, then the oldest).  The frame just added is never the victim.
+  ``searchsorted``; the frame is admitted (``new_coverage``) when ``new_voxels >=
+  min_new_voxels`` and ``new_voxels >= min_new_fraction * |frame voxels|``, or (``interval``)
+  when ``max_interval_s`` has passed since the last admitted geometric frame (keeps some
+  temporal context when standing still).  Otherwise, while the buffer has room (frames and
+  bytes) it is rejected (``redundant``); once the buffer is full it **competes** (``share``):
+  it is admitted only if, once inserted, some held geometric frame has a strictly smaller
+  coverage share than its own -- that frame is then the first one evicted -- and is rejected
+  otherwise (ties go against the newcomer, so a static camera does not churn the buffer).
+* **Eviction** when over ``max_frames`` or ``max_bytes``: the geometric frame with the smallest
+  coverage share (ties: fewer voxels, then the oldest).  A frame admitted by ``first``,
+  ``new_coverage`` or ``interval`` is never the victim of its own add.  On long walkthroughs
+  (>= 1000 frames) the ``coverage`` pick of 16 frames from the buffer covers at least as much
+  of the whole stream as the paper's offline rule (greedy over 128 uniformly pre-sampled frames;
+  ``benchmarks/bench_online_offline.py``, ``test/unit/test_online_offline.py``).
 * **Colour-only frames** (no depth/pose, e.g. a monocular camera) are admitted at most every
   ``colour_min_interval_s`` and live in a bounded share of the buffer
   (``colour_only_share * max_frames`` frames); within that share the frame closest in time to
@@ -25,7 +38,17 @@ is ever recomputed per frame:
   references; key arrays are read-only and never mutated), so a worker may select while camera
   callbacks keep adding (:func:`~.selection.select_on_snapshot`).
 
-All mutation happens under one lock; voxelization of an incoming frame happens outside it.
+Why this rule (issue 11): the earlier rule admitted only frames with new voxels and evicted the
+most redundant one (largest ``1 - exclusive / |voxels|``, oldest first among the many frames
+with no exclusive voxel); on 1000-frame walkthroughs its pick could cover less of the stream
+than the offline rule, since it dropped the wide views greedy wants.  Coverage shares keep them.
+
+Cost per add: voxelization and one lookup; a frame that is inserted also updates the union
+(its own voxels only), and once the buffer is full every add -- an eviction or a competition --
+runs :meth:`~.union.VoxelUnion.smallest_share`, one gather over all held voxel references
+(about 1 ms more per add for 256 frames of 640x480 depth at stride 8 on one core; see
+``benchmarks/bench_sampling.py`` (b)).  All mutation happens under one lock; voxelization of an
+incoming frame happens outside it.
 """
 
 from __future__ import annotations
@@ -45,7 +68,7 @@ from spatial_mllm_ros.core.geometry import frame_voxel_keys
 from spatial_mllm_ros.sampling.errors import InvalidInputError
 from spatial_mllm_ros.sampling.selection import BufferSnapshot, Selection, select_on_snapshot
 from spatial_mllm_ros.sampling.strategies import union_size
-from spatial_mllm_ros.sampling.union import BYTES_PER_VOXEL, VoxelUnion
+from spatial_mllm_ros.sampling.union import BYTES_PER_REF, BYTES_PER_VOXEL, VoxelUnion
 
 __all__ = ["AdmitDecision", "BufferConfig", "BufferSnapshot", "Selection", "SpatialFrameBuffer"]
 
@@ -100,7 +123,8 @@ class BufferConfig:
 class AdmitDecision:
     """Outcome of :meth:`SpatialFrameBuffer.add`.
 
-    ``reason`` is one of: ``first``, ``new_coverage``, ``interval`` (admitted geometric),
+    ``reason`` is one of: ``first``, ``new_coverage``, ``interval``, ``share`` (admitted
+    geometric; ``share``: a full buffer took it in place of a frame with a smaller share),
     ``colour_only`` (admitted colour-only), ``redundant``, ``colour_throttled``,
     ``duplicate_stamp``, ``too_large``, ``colour_share_zero`` (rejected).
     """
@@ -141,6 +165,7 @@ class SpatialFrameBuffer:
         self._entries: list[_Entry] = []
         self._stamps: list[int] = []
         self._free_slots: list[int] = list(range(cap - 1, -1, -1))
+        self._by_slot: list[_Entry | None] = [None] * cap
         self._union = VoxelUnion(cap)
         self._frame_bytes = 0
         self._n_colour = 0
@@ -177,10 +202,11 @@ class SpatialFrameBuffer:
         self._stamps.insert(i, entry.frame.stamp_ns)
         self._entries.insert(i, entry)
         self._frame_bytes += entry.nbytes
+        self._by_slot[entry.slot] = entry
         if entry.keys is None:
             self._n_colour += 1
         else:
-            self._union.insert(entry.keys, entry.slot)
+            self._union.insert(entry.keys, entry.slot, entry.frame.stamp_ns)
 
     def _remove_entry(self, entry: _Entry) -> None:
         i = self._entries.index(entry)
@@ -191,6 +217,7 @@ class SpatialFrameBuffer:
             self._n_colour -= 1
         else:
             self._union.remove(entry.keys, entry.slot)
+        self._by_slot[entry.slot] = None
         self._free_slots.append(entry.slot)
 
     def _find(self, stamp_ns: int) -> _Entry | None:
@@ -200,21 +227,19 @@ class SpatialFrameBuffer:
         return None
 
     # --------------------------------------------------------------- eviction
-    def _geo_victim(self, protect: _Entry) -> _Entry | None:
-        best: tuple[float, int, int] | None = None
-        victim: _Entry | None = None
-        for e in self._entries:
-            if e is protect or e.keys is None:
-                continue
-            n = e.keys.size
-            excl = self._union.exclusive(e.slot)
-            key = (excl / n if n else 0.0, excl, e.frame.stamp_ns)  # min: most redundant
-            if best is None or key < best:
-                best, victim = key, e
-        return victim
+    def _geo_victim(self, protect: _Entry | None, newcomer: _Entry | None = None) -> _Entry | None:
+        """The geometric frame with the smallest coverage share (ties: fewer voxels, then the
+        oldest; ``newcomer``, a frame competing for admission, loses every tie)."""
+        slot = self._union.smallest_share(
+            exclude=-1 if protect is None or protect.keys is None else protect.slot,
+            newcomer=-1 if newcomer is None else newcomer.slot,
+        )
+        return None if slot < 0 else self._by_slot[slot]
 
-    def _colour_victim(self, protect: _Entry) -> _Entry | None:
+    def _colour_victim(self, protect: _Entry | None) -> _Entry | None:
         colour = [e for e in self._entries if e.keys is None]
+        if not colour:
+            return None
         if len(colour) == 1:
             return None if colour[0] is protect else colour[0]
         best_gap: int | None = None
@@ -233,21 +258,42 @@ class SpatialFrameBuffer:
             or self._n_colour > cfg.max_colour_frames
         )
 
-    def _evict(self, protect: _Entry) -> list[_Entry]:
+    def _evict(self, protect: _Entry | None, newcomer: _Entry | None = None) -> list[_Entry]:
+        """Evict until within bounds; ``protect`` is never evicted, ``newcomer`` (a competing
+        frame, only with ``protect`` None) may be the first victim: then nothing else is."""
         evicted: list[_Entry] = []
         while self._over_bounds():
             n_geo = len(self._entries) - self._n_colour
+            protected_geo = protect is not None and protect.keys is not None
             colour_first = self._n_colour > self.config.max_colour_frames or (
-                n_geo - (protect.keys is not None) <= 0
+                n_geo - protected_geo <= 0
             )
-            victim = self._colour_victim(protect) if colour_first else self._geo_victim(protect)
-            if victim is None:
-                victim = self._geo_victim(protect) if colour_first else self._colour_victim(protect)
+            if colour_first:
+                victim = self._colour_victim(protect)
+                if victim is None:
+                    victim = self._geo_victim(protect, newcomer)
+            else:
+                victim = self._geo_victim(protect, newcomer)
+                if victim is None:
+                    victim = self._colour_victim(protect)
             if victim is None:
                 break
             self._remove_entry(victim)
             evicted.append(victim)
+            if victim is newcomer:
+                break
+            if newcomer is not None:
+                protect, newcomer = newcomer, None
         return evicted
+
+    def _is_full(self, entry_bytes: int) -> bool:
+        """Whether a geometric frame of ``entry_bytes`` (with its new union voxels) would push
+        the buffer over a bound."""
+        cfg = self.config
+        return (
+            len(self._entries) + 1 > cfg.max_frames
+            or self._nbytes_locked() + entry_bytes > cfg.max_bytes
+        )
 
     # ------------------------------------------------------------------ public
     def add(self, frame: Frame) -> AdmitDecision:
@@ -259,12 +305,10 @@ class SpatialFrameBuffer:
         with self._lock:
             if self._find(frame.stamp_ns) is not None:
                 return AdmitDecision(False, "duplicate_stamp", 0)
-            entry_bytes = frame.nbytes + (0 if keys is None else int(keys.nbytes))
-            if (
-                entry_bytes + (0 if keys is None else keys.size * BYTES_PER_VOXEL)
-                > cfg.max_bytes
-            ):
+            entry_bytes = frame.nbytes + (0 if keys is None else keys.size * (8 + BYTES_PER_REF))
+            if entry_bytes + (0 if keys is None else keys.size * BYTES_PER_VOXEL) > cfg.max_bytes:
                 return AdmitDecision(False, "too_large", 0)
+            compete = False
             if keys is None:
                 if cfg.max_colour_frames == 0:
                     return AdmitDecision(False, "colour_share_zero", 0)
@@ -272,7 +316,6 @@ class SpatialFrameBuffer:
                 if last is not None and frame.stamp_ns - last < cfg.colour_min_interval_s * _NS:
                     return AdmitDecision(False, "colour_throttled", 0)
                 reason, new = "colour_only", 0
-                self._last_colour_stamp = frame.stamp_ns
             else:
                 new = self._union.count_new(keys)
                 last = self._last_geo_stamp
@@ -282,12 +325,32 @@ class SpatialFrameBuffer:
                     reason = "new_coverage"
                 elif frame.stamp_ns - last >= cfg.max_interval_s * _NS:
                     reason = "interval"
+                elif self._is_full(entry_bytes + new * BYTES_PER_VOXEL):
+                    reason, compete = "share", True
                 else:
                     return AdmitDecision(False, "redundant", new)
-                self._last_geo_stamp = frame.stamp_ns
             entry = _Entry(frame, keys, self._free_slots.pop())
             self._insert_entry(entry)
-            evicted = self._evict(entry)
+            if compete:
+                evicted = self._evict(None, newcomer=entry)
+                if evicted and evicted[0] is entry:
+                    evicted = []
+                    if self._over_bounds():  # only by the union's grown arena or scratch
+                        self._union.trim()
+                        evicted = self._evict(None)
+                    return AdmitDecision(
+                        False,
+                        "redundant",
+                        new,
+                        tuple(e.frame.seq for e in evicted),
+                        tuple(e.frame.stamp_ns for e in evicted),
+                    )
+            else:
+                evicted = self._evict(entry)
+            if keys is None:
+                self._last_colour_stamp = frame.stamp_ns
+            else:
+                self._last_geo_stamp = frame.stamp_ns
         return AdmitDecision(
             True,
             reason,

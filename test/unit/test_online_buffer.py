@@ -15,6 +15,7 @@ from spatial_mllm_ros.sampling import (
     SpatialFrameBuffer,
     UnknownStrategyError,
 )
+from spatial_mllm_ros.sampling.union import VoxelUnion
 from spatial_mllm_ros.synthetic import make_walkthrough
 
 W, H = 80, 60
@@ -51,25 +52,50 @@ def test_bounds_hold_and_union_bookkeeping_is_exact(scene) -> None:  # type: ign
     assert 2 <= len(buf) < cfg.max_frames  # the byte bound was the binding one
 
 
-def test_eviction_removes_the_most_redundant_frame(scene) -> None:  # type: ignore[no-untyped-def]
-    cfg = _cfg(max_frames=6)
+def _shares(sets: list) -> list[float]:  # type: ignore[type-arg]
+    """Brute-force coverage shares: over a set's voxels, sum of 1 / (sets holding it)."""
+    keys, counts = np.unique(np.concatenate(sets), return_counts=True)
+    w = (1.0 / counts).astype(np.float32)  # the buffer's float32 terms
+    return [float(np.sum(w[np.searchsorted(keys, s)], dtype=np.float64)) for s in sets]
+
+
+def test_eviction_removes_the_smallest_coverage_share() -> None:
+    # issue 11: the victim is the frame with the smallest coverage share (ties: fewer voxels,
+    # then the oldest); once full, a redundant frame competes and loses ties
+    dense = make_walkthrough(5, n_frames=150, fps=5.0, width=W, height=H)
+    cfg = _cfg(max_frames=8, depth_stride=1, min_new_voxels=150)
     buf = SpatialFrameBuffer(cfg)
-    checked = 0
-    for f in scene.frames:
+    evictions = 0
+    outcomes = {"share": 0, "redundant": 0}
+    for f in dense.frames:
         before = buf.snapshot()
         keys = frame_voxel_keys(f, cfg.voxel_size_m, cfg.depth_stride, cfg.max_depth_m)
         d = buf.add(f)
-        if not d.evicted_stamps_ns:
+        if len(before) < cfg.max_frames or d.reason not in ("redundant", "share", "new_coverage"):
             continue
         sets = [*before.voxel_sets, keys]
-        redundancy = []
-        for i, s in enumerate(before.voxel_sets):
-            others = np.unique(np.concatenate([x for j, x in enumerate(sets) if j != i]))
-            exclusive = s.size - np.isin(s, others).sum()
-            redundancy.append((exclusive / s.size, exclusive, before.frames[i].stamp_ns))
-        assert d.evicted_stamps_ns[0] == min(redundancy)[2]
-        checked += 1
-    assert checked > 5
+        shares = _shares(sets)
+        held = [(shares[i], s.size, before.frames[i].stamp_ns) for i, s in enumerate(sets[:-1])]
+        newcomer = (shares[-1], keys.size, -1)
+        if d.reason == "new_coverage":  # never its own victim
+            assert d.evicted_stamps_ns == (min(held)[2],)
+            evictions += 1
+            continue
+        outcomes[d.reason] += 1
+        if min([*held, newcomer]) == newcomer:
+            assert not d.admitted and d.reason == "redundant" and not d.evicted_stamps_ns
+            assert buf.snapshot().frames == before.frames
+        else:
+            assert d.admitted and d.reason == "share"
+            assert d.evicted_stamps_ns == (min(held)[2],)
+            evictions += 1
+    assert evictions > 5 and min(outcomes.values()) > 3
+
+
+def test_redundant_frames_are_rejected_while_there_is_room(scene) -> None:  # type: ignore[no-untyped-def]
+    buf = SpatialFrameBuffer(_cfg(max_frames=len(scene.frames)))
+    reasons = {buf.add(f).reason for f in scene.frames}
+    assert "redundant" in reasons and "share" not in reasons
 
 
 def test_redundant_eviction_keeps_more_coverage_than_fifo(scene) -> None:  # type: ignore[no-untyped-def]
@@ -175,3 +201,44 @@ def test_concurrent_add_and_select(scene) -> None:  # type: ignore[no-untyped-de
     assert not errors
     buf.clear()
     assert len(buf) == 0 and buf.nbytes == 0
+
+
+def test_voxel_union_shares_match_brute_force_under_churn() -> None:
+    rng = np.random.default_rng(1)
+    cap = 48
+    union = VoxelUnion(cap)
+    held: dict[int, np.ndarray] = {}
+    tie: dict[int, int] = {}
+    free = list(range(cap))
+    checks = 0
+    for step in range(3000):
+        if held and (rng.random() < 0.45 or len(held) > 40):
+            slot = list(held)[int(rng.integers(len(held)))]
+            union.remove(held.pop(slot), slot)
+            free.append(slot)
+        else:
+            keys = np.unique(rng.integers(0, 3000, int(rng.integers(0, 300)))).astype(np.int64)
+            slot = free.pop()
+            held[slot], tie[slot] = keys, int(rng.integers(0, 50))
+            union.insert(keys, slot, tie[slot])
+        if step % 10 or not held:
+            continue
+        slots = list(held)
+        sets = [held[s] for s in slots]
+        assert union.size == np.unique(np.concatenate(sets)).size
+        want = _shares(sets)
+        np.testing.assert_allclose(union.shares(slots), want, rtol=0, atol=1e-9)
+        excluded, newcomer = slots[0], slots[-1]
+        ranked = sorted(
+            (want[i], sets[i].size, -1 if s == newcomer else tie[s], s)
+            for i, s in enumerate(slots)
+            if s != excluded
+        )
+        got = union.smallest_share(exclude=excluded, newcomer=newcomer)
+        if ranked:
+            best = ranked[0]
+            assert got == best[3] or (  # an exact tie of all keys but the slot
+                [r[:3] for r in ranked if r[3] == got] == [best[:3]]
+            )
+        checks += 1
+    assert checks > 100
