@@ -2,7 +2,9 @@
 
 1. Per-stage time on the tiny checkpoint: 2D encoder, spatial encoder, connector, prefill, decode
    (tokens/s), on real_rgbd_shelf frames (synthetic frames if the data is absent).
-2. Peak memory while loading a generated "medium" checkpoint (~330 MB float32 safetensors),
+2. The vision encoders in PyTorch vs onnxruntime (CPU provider), on the same clip and threads:
+   median times and their ratio (``model.vision_backend: onnxruntime``).
+3. Peak memory while loading a generated "medium" checkpoint (~330 MB float32 safetensors),
    measured in a fresh subprocess as the peak RSS increase (VmHWM) over the RSS before loading,
    compared with the checkpoint's size on disk (target < 1.3x).
 
@@ -17,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -58,15 +61,7 @@ def bench_stages(runs: int, frames: int, max_new_tokens: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = write_checkpoint(Path(tmp) / "tiny", "v1.1")
         engine = SpatialMLLMEngine.from_pretrained(ckpt)
-        if (DATA / "frame-000000.color.png").is_file():
-            from spatial_mllm_ros.core.rgbd_dir import load_rgbd_dir
-
-            images = [f.rgb for f in load_rgbd_dir(DATA, max_frames=frames)]
-            source = "real_rgbd_shelf"
-        else:
-            rng = np.random.default_rng(0)
-            images = [rng.integers(0, 255, (480, 640, 3), dtype=np.uint8) for _ in range(frames)]
-            source = "synthetic"
+        images, source = _images(frames)
         prompt = (
             "These are frames of a video.\nHow many boxes?\n"
             "Please answer the question using a single word or phrase."
@@ -88,6 +83,78 @@ def bench_stages(runs: int, frames: int, max_new_tokens: int) -> None:
     steps = statistics.median(max(r.num_new_tokens - 1, 0) for r in results)
     rate = steps / decode if decode > 0 else float("nan")
     print(f"  decode     {decode * 1e3:8.1f} ms for {steps:.0f} tokens = {rate:.1f} tokens/s")
+
+
+def bench_encoders(runs: int, frames: int) -> None:
+    """torch-CPU vs onnxruntime-CPU times of both vision encoders on one clip, as a ratio."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        print("encoders: onnxruntime is not installed; torch vs onnxruntime not measured")
+        return
+    import torch
+
+    from spatial_mllm_ros.model.backends.config import VisionSpec
+    from spatial_mllm_ros.model.engine import SpatialMLLMEngine
+    from spatial_mllm_ros.model.processing import build_inputs
+    from spatial_mllm_ros.model.tiny import write_checkpoint
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = write_checkpoint(Path(tmp) / "tiny", "v1.1")
+        spec = VisionSpec("onnxruntime", "fp32", str(Path(tmp) / "engines"), (), 2, frames,
+                          frames, 0.0, 0.0)
+        engine = SpatialMLLMEngine.from_pretrained(ckpt, vision=spec)
+        images = _images(frames)[0]
+        clip = engine.prepare(images)
+        width, height = clip.resized_size
+        t0 = time.perf_counter()
+        status = engine.prepare_vision(height, width, wait_s=None)
+        prep_s = time.perf_counter() - t0
+        assert status is not None
+        if status.state != "active":
+            print(f"encoders: onnxruntime {status.state} ({status.message}); not measured")
+            return
+        inputs = build_inputs(engine.processor, clip, "warm-up")
+        pixels, grid, video = (inputs[k] for k in ("pixel_values_videos", "video_grid_thw",
+                                                   "video_tchw"))
+        model, backend = engine.model, engine.model.vision_backend
+        assert backend is not None
+        calls = {
+            "vision_2d": (lambda: model.torch_vision_2d(pixels, grid),
+                          lambda: backend.run_2d(pixels, grid)),
+            "spatial": (lambda: model.torch_spatial_tokens(video),
+                        lambda: backend.run_spatial(video)),
+        }
+        print(f"encoders: torch vs onnxruntime (CPU provider), {frames} frames "
+              f"{height}x{width}, {torch.get_num_threads()} threads, median of {runs} runs "
+              f"(onnxruntime prepared in {prep_s:.1f} s: export + session + parity "
+              f"{', '.join(f'{k} {v:.1e}' for k, v in status.parity.items())})")
+        with torch.no_grad():
+            for stage, (torch_call, ort_call) in calls.items():
+                t_torch, t_ort = _median_s(torch_call, runs), _median_s(ort_call, runs)
+                print(f"  {stage:<10} torch {t_torch * 1e3:8.1f} ms   onnxruntime "
+                      f"{t_ort * 1e3:8.1f} ms   torch/onnxruntime {t_torch / t_ort:5.2f}x")
+        engine.close()
+
+
+def _median_s(call: Callable[[], object], runs: int) -> float:
+    call()  # warm-up
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _images(frames: int) -> tuple[list[np.ndarray], str]:
+    if (DATA / "frame-000000.color.png").is_file():
+        from spatial_mllm_ros.core.rgbd_dir import load_rgbd_dir
+
+        return [f.rgb for f in load_rgbd_dir(DATA, max_frames=frames)], "real_rgbd_shelf"
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 255, (480, 640, 3), dtype=np.uint8) for _ in range(frames)], (
+        "synthetic")
 
 
 def bench_load_memory(dtype: str) -> None:
@@ -132,6 +199,7 @@ def main() -> int:
         frames=4 if args.quick else 8,
         max_new_tokens=8 if args.quick else 16,
     )
+    bench_encoders(runs=3 if args.quick else 7, frames=4 if args.quick else 8)
     bench_load_memory("float32")
     return 0
 

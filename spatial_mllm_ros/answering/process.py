@@ -285,8 +285,8 @@ class ProcessAnswerer:
             self._conn.send((_VISION,))
             if self._conn.poll(10.0):  # the idle child replies at once
                 _, self._vision = self._conn.recv()
-            else:
-                raise self._failed("the model process did not report its status (hung)")
+            else:  # killed and restarted; the next answer reports MODEL_ERROR meanwhile
+                self._failed("the model process did not report its status (hung)")
         except (EOFError, OSError, BrokenPipeError):
             pass  # the next request finds the dead process and restarts it
         finally:

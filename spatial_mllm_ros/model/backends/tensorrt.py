@@ -102,10 +102,12 @@ def build_plan(
     input_name: str,
     shapes: Sequence[Sequence[int]],
     precision: str,
-    workspace_bytes: int = DEFAULT_WORKSPACE,
-    optimization_level: int = DEFAULT_OPTIMIZATION_LEVEL,
+    workspace_bytes: int | None = None,
+    optimization_level: int | None = None,
 ) -> bytes:
-    """A serialised engine of ``onnx_path`` for ``input_name`` in ``shapes`` = (min, opt, max).
+    """A serialised engine of ``onnx_path`` for ``input_name`` in ``shapes`` = (min, opt, max);
+    workspace and optimisation level default to :data:`DEFAULT_WORKSPACE` and
+    :data:`DEFAULT_OPTIMIZATION_LEVEL` (read at call time, so a benchmark may lower it).
 
     Raises:
         BackendUnavailableError: tensorrt is not installed.
@@ -120,8 +122,11 @@ def build_plan(
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
         raise EngineBuildError(f"TensorRT cannot parse {onnx_path}: {'; '.join(errors)}")
     config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes)
-    config.builder_optimization_level = optimization_level
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE,
+                                 workspace_bytes or DEFAULT_WORKSPACE)
+    config.builder_optimization_level = (
+        DEFAULT_OPTIMIZATION_LEVEL if optimization_level is None else optimization_level
+    )
     if precision in ("fp16", "bf16"):
         config.set_flag(trt.BuilderFlag.FP16 if precision == "fp16" else trt.BuilderFlag.BF16)
         config.set_flag(trt.BuilderFlag.PREFER_PRECISION_CONSTRAINTS)
