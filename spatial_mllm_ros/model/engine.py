@@ -280,12 +280,20 @@ class SpatialMLLMEngine:
         )
 
     def answer(
-        self, frames: Sequence[Frame], prompt: str, max_new_tokens: int = 64
+        self,
+        frames: Sequence[Frame],
+        prompt: str,
+        max_new_tokens: int = 64,
+        *,
+        on_token: OnToken | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> GenerationResult:
-        """Answer ``prompt`` about ``frames`` (their ``rgb`` images, in order)."""
+        """Answer ``prompt`` about ``frames`` (their ``rgb`` images, in order); see
+        :meth:`answer_images` for ``on_token`` and ``should_stop``."""
         if not frames:
             raise InputError("no frames given")
-        return self.answer_images([f.rgb for f in frames], prompt, max_new_tokens)
+        return self.answer_images([f.rgb for f in frames], prompt, max_new_tokens,
+                                  on_token=on_token, should_stop=should_stop)
 
     # -- geometry -------------------------------------------------------------------------------
     @torch.no_grad()
