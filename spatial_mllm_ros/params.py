@@ -18,6 +18,7 @@ import yaml
 __all__ = [
     "NODE_NAME",
     "SCHEMA",
+    "TOPIC_PARAMS",
     "ParamError",
     "ParamSpec",
     "config_dir",
@@ -33,6 +34,16 @@ __all__ = [
 ]
 
 NODE_NAME = "spatial_mllm"
+
+#: camera topic kind -> the parameter holding its topic name (the node, the bags, the settings)
+TOPIC_PARAMS: dict[str, str] = {
+    "colour": "topics.colour",
+    "colour_compressed": "topics.colour_compressed",
+    "depth": "topics.depth",
+    "camera_info": "topics.camera_info",
+    "pose": "topics.pose",
+    "odometry": "topics.odometry",
+}
 
 ParamValue = bool | int | float | str
 

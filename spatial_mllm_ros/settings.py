@@ -29,7 +29,7 @@ from spatial_mllm_ros.core.partners import PoseConfig
 from spatial_mllm_ros.model.backends.config import VisionSpec
 from spatial_mllm_ros.model.decoding import DecodingSpec
 from spatial_mllm_ros.model.spec import EngineSpec
-from spatial_mllm_ros.params import ParamValue
+from spatial_mllm_ros.params import TOPIC_PARAMS, ParamValue
 from spatial_mllm_ros.sampling.budget import BudgetConfig
 from spatial_mllm_ros.sampling.online import BufferConfig
 from spatial_mllm_ros.sampling.qwen_grid import (
@@ -46,15 +46,6 @@ __all__ = [
     "parse_overrides",
 ]
 
-#: topic kind -> its parameter
-TOPIC_PARAMS: dict[str, str] = {
-    "colour": "topics.colour",
-    "colour_compressed": "topics.colour_compressed",
-    "depth": "topics.depth",
-    "camera_info": "topics.camera_info",
-    "pose": "topics.pose",
-    "odometry": "topics.odometry",
-}
 
 
 @dataclass(frozen=True)

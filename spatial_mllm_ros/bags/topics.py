@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from spatial_mllm_ros.params import NODE_NAME
+from spatial_mllm_ros.params import NODE_NAME, TOPIC_PARAMS
 
 __all__ = [
     "COLOUR_KINDS",
@@ -22,15 +22,6 @@ __all__ = [
     "topics_from_params",
 ]
 
-#: ingestion topic kind -> parameter holding its topic name
-TOPIC_PARAMS: dict[str, str] = {
-    "colour": "topics.colour",
-    "colour_compressed": "topics.colour_compressed",
-    "depth": "topics.depth",
-    "camera_info": "topics.camera_info",
-    "pose": "topics.pose",
-    "odometry": "topics.odometry",
-}
 
 #: ingestion topic kind -> ROS 2 message type expected on it
 EXPECTED_TYPES: dict[str, str] = {
