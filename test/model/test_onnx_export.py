@@ -149,3 +149,34 @@ def test_rejects_sizes_the_model_cannot_take(exported: tuple, tmp_path: Path) ->
         onnx_export.export_encoders(model, tmp_path, 100, WIDTH)
     with pytest.raises(onnx_export.ExportError):
         _size(model).input_shape("spatial_encoder", 3)
+
+
+def test_build_engines_prepares_a_profile_ahead_of_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """``build-engines`` fills the cache the node will use; a second run reuses the graphs."""
+    argv = ["build-engines", str(tiny_checkpoint("v1.1")), "--config", "cpu_tiny",
+            "--backend", "onnxruntime", "--size", "112x140", "--cache-dir", str(tmp_path),
+            "--no-progress"]
+    assert checkpoint_main(argv) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["requested"] == "onnxruntime"
+    (size,) = status["sizes"]
+    assert (size["size"], size["state"]) == ("112x140", "active")
+    assert size["parity"]["spatial"] < size["tolerance"]
+    (manifest,) = tmp_path.glob("onnx/*/112x140/export.json")
+    stamp = manifest.stat().st_mtime_ns
+    assert checkpoint_main(argv) == 0
+    capsys.readouterr()
+    assert manifest.stat().st_mtime_ns == stamp  # found in the cache, not exported again
+
+
+def test_build_engines_needs_a_size_and_an_accelerated_backend(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    base = ["build-engines", str(tiny_checkpoint("v1.1")), "--cache-dir", str(tmp_path),
+            "--no-progress"]
+    assert checkpoint_main(base) == 1  # cpu_tiny runs torch
+    assert "model.vision_backend is torch" in capsys.readouterr().err
+    assert checkpoint_main([*base, "--backend", "onnxruntime"]) == 1
+    assert "--size" in capsys.readouterr().err
