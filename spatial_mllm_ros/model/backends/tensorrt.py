@@ -91,7 +91,9 @@ def _keep_float32(trt: Any, network: Any) -> None:
         if layer.type == trt.LayerType.ELEMENTWISE:
             layer.__class__ = trt.IElementWiseLayer
             keep = layer.op == trt.ElementWiseOperation.POW
-        if keep:
+        floats = all(layer.get_output(j).dtype in (trt.float32, trt.float16, trt.bfloat16)
+                     for j in range(layer.num_outputs))
+        if keep and floats:  # not the integer shape arithmetic
             layer.precision = trt.float32
             for j in range(layer.num_outputs):
                 layer.set_output_type(j, trt.float32)
