@@ -9,6 +9,7 @@ state label) and ``pid``.  Level WARN when messages were rejected during the las
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
@@ -17,9 +18,11 @@ from spatial_mllm_ros.ros.conversions import key_values, ns_to_time
 __all__ = [
     "ANSWER_STATUS_NAME",
     "INGEST_STATUS_NAME",
+    "VISION_STATUS_NAME",
     "RateTracker",
     "answer_status",
     "build_diagnostics",
+    "vision_status",
 ]
 
 INGEST_STATUS_NAME = "spatial_mllm: ingest"
@@ -102,3 +105,15 @@ def answer_status(values: Mapping[str, object], *, hardware_id: str) -> Diagnost
         name=ANSWER_STATUS_NAME, message=message, hardware_id=hardware_id,
         values=key_values(dict(values)),
     )
+
+
+VISION_STATUS_NAME = "spatial_mllm: vision"
+
+
+def vision_status(status: Any, *, hardware_id: str) -> DiagnosticStatus:
+    """The vision encoders' backend (``model.vision_backend``): what runs per input size, the
+    parity against torch; WARN when the requested backend is not what runs (a fallback past
+    the parity tolerance, a failed build, a missing package)."""
+    level = DiagnosticStatus.WARN if status.level == "warn" else DiagnosticStatus.OK
+    return DiagnosticStatus(level=level, name=VISION_STATUS_NAME, message=status.message,
+                            hardware_id=hardware_id, values=key_values(status.to_values()))

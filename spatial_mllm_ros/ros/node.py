@@ -61,7 +61,12 @@ from spatial_mllm_ros.core.errors import RejectReason
 from spatial_mllm_ros.core.ingest import Ingestor, PoseLookup
 from spatial_mllm_ros.model.spec import load_prompt_limits
 from spatial_mllm_ros.ros.answer_server import AnswerServer
-from spatial_mllm_ros.ros.diagnostics import RateTracker, answer_status, build_diagnostics
+from spatial_mllm_ros.ros.diagnostics import (
+    RateTracker,
+    answer_status,
+    build_diagnostics,
+    vision_status,
+)
 from spatial_mllm_ros.ros.parameters import declare_schema
 from spatial_mllm_ros.ros.qos import camera_qos, reliable_qos
 from spatial_mllm_ros.ros.tf_poses import TfPoses, tf2_available
@@ -370,6 +375,10 @@ class SpatialMllmNode(LifecycleNode):
             answers = self.answers
             if answers is not None:
                 msg.status.append(answer_status(answers.stats(),
+                                                hardware_id=self.get_fully_qualified_name()))
+            vision = getattr(self._engine, "vision_backend_status", None)
+            if vision is not None:  # the model process may not have reported it yet
+                msg.status.append(vision_status(vision,
                                                 hardware_id=self.get_fully_qualified_name()))
             self._diag_pub.publish(msg)
         except Exception as err:
