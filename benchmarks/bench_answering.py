@@ -1,6 +1,6 @@
 """Ingestion while answering: does the node keep its camera rate while a question is answered?
 
-    python benchmarks/bench_answering.py [--quick] [--no-threads-run]
+    python benchmarks/bench_answering.py [--quick] [--no-threads-run] [--timeline] [--cpus N]
 
 Real processes over DDS (needs the colcon build and ``source install/setup.bash``):
 
@@ -13,13 +13,20 @@ Real processes over DDS (needs the colcon build and ``source install/setup.bash`
 * phase B again on a fresh node with ``model.num_threads`` 0 (torch default: every core)
   instead of the profile's 1, to show why the profile leaves a core to ingestion.
 
-Per phase, from the node's ``/diagnostics`` counters (deltas over the phase): messages
-published / received / accepted / rejected per topic, frames emitted, pairing drops and
-pending, the accounting identities (``published == received == accepted + rejected`` per
-topic; ``accepted colour == emitted + dropped + pending``), the ingest rate per topic while
-the stream ran (counter deltas over full diagnostics periods, node clock), the worst
-0.2 s period, the share of diagnostics periods in which the model was busy, and in phase B the
-answers completed and their mean per-stage timings.  Printed: a table, ratios B/A.
+Per phase, the CPU the node (and its busiest thread) and the model process used
+(``/proc``, in cores), and from the node's ``/diagnostics`` counters (deltas over the
+phase): messages published / received / accepted / rejected per topic, frames emitted,
+pairing drops and pending, the accounting identities (``published == received == accepted
++ rejected`` per topic; ``accepted colour == emitted + dropped + pending``), the ingest rate
+per topic while the stream ran (counter deltas over full diagnostics periods, node clock),
+the worst 0.2 s period, the share of diagnostics periods in which the model was busy, and
+in phase B the answers completed and their mean per-stage timings.  Printed: a table,
+ratios B/A, and the target line of node 1 (colour rate while answering / alone >= 0.95
+with 1 model thread, every frame accounted for), with the load average before and after
+(the machine may be shared).
+``--cpus N`` pins this process and everything it starts (node, model process, publisher) to
+N of its CPUs: less CPU for the same work (what else runs there still competes).
+``--timeline`` prints the messages received in each diagnostics period.
 """
 
 from __future__ import annotations
@@ -48,6 +55,8 @@ QUESTIONS = (
      "object_size_estimation"),
 )
 DIAG_PERIOD_S = 0.2
+#: colour rate while answering / rate alone that the 1-thread node must keep
+TARGET_RATIO = 0.95
 
 
 # --------------------------------------------------------------------------- monitoring
@@ -146,6 +155,12 @@ class PhaseResult:
     busy_share: float
     answers: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     asker_errors: list[str] = field(default_factory=list)
+    #: per diagnostics period: (node seconds since the phase's first sample, colour and
+    #: depth messages received in the period, model busy)
+    timeline: list[tuple[float, int, int, bool]] = field(default_factory=list)
+    #: cores busy over the phase (CPU seconds / wall seconds): node, its busiest thread,
+    #: the model process
+    cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def colour_ratio(self) -> float:
@@ -207,8 +222,58 @@ def _topic_rate(samples: list[tuple[int, dict[str, str], dict[str, str]]], key: 
                      stamp[last])
 
 
+def _cpu_s(stat: Path) -> float:
+    """CPU seconds (user + system) of the process or thread whose ``/proc/.../stat`` this is."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):  # a process that just ended
+            continue
+    return kids
+
+
+def cpu_sample(pid: int) -> dict[str, float]:
+    """CPU seconds so far of the node (all threads), of each of its threads (``tid:N``), and
+    of its child processes (the model process; the resource tracker is idle)."""
+    try:
+        sample = {"node": _cpu_s(Path(f"/proc/{pid}/stat"))}
+        for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+            try:
+                sample[f"tid:{stat.parent.name}"] = _cpu_s(stat)
+            except OSError:  # a thread that just ended
+                continue
+        model = 0.0
+        for kid in _children(pid):
+            try:
+                model += _cpu_s(Path(f"/proc/{kid}/stat"))
+            except OSError:
+                continue
+    except OSError:  # the node is gone
+        return {}
+    sample["model process"] = model
+    return sample
+
+
+def cpu_use(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
+    """Cores used between two :func:`cpu_sample` s: node, its busiest thread (the executor's
+    dispatch loop or a callback thread), model process."""
+    if not before or not after or seconds <= 0:
+        return {}
+    threads = [after[k] - before.get(k, 0.0) for k in after if k.startswith("tid:")]
+    return {"node": (after["node"] - before["node"]) / seconds,
+            "busiest node thread": max(threads, default=0.0) / seconds,
+            "model process": (after["model process"] - before["model process"]) / seconds}
+
+
 def run_phase(label: str, env: dict[str, str], mon: Any, seconds: float,
-              ask: bool) -> PhaseResult:
+              ask: bool, node_pid: int) -> PhaseResult:
     """One stream of ``seconds`` at 30 Hz (with back-to-back questions when ``ask``)."""
     from spatial_mllm_ros.demo import run_stream
 
@@ -225,6 +290,7 @@ def run_phase(label: str, env: dict[str, str], mon: Any, seconds: float,
                 a.get("queue.busy") == "True" for _, _, a in mon.since(mark)):
             time.sleep(0.05)
     t_start = time.monotonic()
+    cpu0 = cpu_sample(node_pid)
     count = round(30 * seconds)
     try:
         summary = run_stream(env, "--rate", "30", "--count", str(count), "--reliability",
@@ -238,6 +304,7 @@ def run_phase(label: str, env: dict[str, str], mon: Any, seconds: float,
         except TimeoutError:
             after = mon.wait_for_update(10)
         t_end = time.monotonic()
+        cpu1 = cpu_sample(node_pid)
     finally:
         if asker is not None:
             asker.stop()
@@ -274,6 +341,14 @@ def run_phase(label: str, env: dict[str, str], mon: Any, seconds: float,
     lag_s = {t: max((r.complete_ns - tr["colour"].start_ns) / 1e9
                     - (published[t] - 1) / 30.0, 0.0) for t, r in tr.items()}
     busy = [samples[k][2].get("queue.busy") == "True" for k in window if samples[k][2]]
+    cpu = cpu_use(cpu0, cpu1, t_end - t_start)
+    timeline = [
+        ((samples[k][0] - samples[0][0]) / 1e9,
+         _n(samples[k][1], "in.colour.received") - _n(samples[k - 1][1], "in.colour.received"),
+         _n(samples[k][1], "in.depth.received") - _n(samples[k - 1][1], "in.depth.received"),
+         samples[k][2].get("queue.busy") == "True")
+        for k in range(1, len(samples))
+    ]
     answers: list[tuple[float, dict[str, Any]]] = []
     if asker is not None:
         answers = [(lat, d) for t, lat, d in asker.answers if t_start <= t <= t_end]
@@ -282,12 +357,12 @@ def run_phase(label: str, env: dict[str, str], mon: Any, seconds: float,
         rejected=rejected, rate_hz=rates, min_period_hz=min_hz, lag_s=lag_s, emitted=emitted,
         dropped=dropped, pending_delta=pending, accounted=not notes, identity_notes=notes,
         busy_share=(sum(busy) / len(busy)) if busy else 0.0, answers=answers,
-        asker_errors=asker.errors if asker is not None else [],
+        asker_errors=asker.errors if asker is not None else [], timeline=timeline, cpu=cpu,
     )
 
 
 def run_node(env: dict[str, str], num_threads: int | None, phases: list[tuple[str, bool]],
-             seconds: float) -> list[PhaseResult]:
+             seconds: float, answer_tokens: int = 0) -> list[PhaseResult]:
     """Start a node, run the phases, stop the node (always)."""
     from spatial_mllm_ros.demo import start_node_with_profile, stop
 
@@ -295,6 +370,8 @@ def run_node(env: dict[str, str], num_threads: int | None, phases: list[tuple[st
                                  "diagnostics.period_s": DIAG_PERIOD_S}
     if num_threads is not None:
         overrides["model.num_threads"] = num_threads
+    if answer_tokens:
+        overrides["answer.max_new_tokens"] = answer_tokens
     node = start_node_with_profile(env, str(REPO / "config" / "cpu_tiny.yaml"), overrides)
     results = []
     try:
@@ -315,7 +392,7 @@ def run_node(env: dict[str, str], num_threads: int | None, phases: list[tuple[st
                 print(f"  phase {label}: {seconds:g} s of 30 Hz 640x480 RGB-D"
                       + (", one question always in flight" if ask else ", no questions"),
                       flush=True)
-                results.append(run_phase(label, env, mon, seconds, ask))
+                results.append(run_phase(label, env, mon, seconds, ask, node.pid))
     finally:
         rc = stop(node)
         print(f"  node stopped (exit code {rc})", flush=True)
@@ -327,7 +404,12 @@ def _ok(r: PhaseResult) -> list[tuple[float, dict[str, Any]]]:
     return [(lat, d) for lat, d in r.answers if d["status"] == "OK"]
 
 
-def print_phase(r: PhaseResult) -> None:
+def print_timeline(r: PhaseResult) -> None:
+    print("  timeline (node s: colour/depth received in the period, * = model busy): "
+          + " ".join(f"{t:.1f}:{c}/{d}{'*' if b else ''}" for t, c, d, b in r.timeline))
+
+
+def print_phase(r: PhaseResult, timeline: bool = False) -> None:
     print(f"\n-- {r.label}")
     print(f"  {'topic':12s} {'published':>9s} {'received':>8s} {'accepted':>8s} "
           f"{'rejected':>8s} {'rate Hz':>8s} {'slowest 1 s Hz':>15s} {'late by s':>9s}")
@@ -342,6 +424,11 @@ def print_phase(r: PhaseResult) -> None:
           f"{DIAG_PERIOD_S:g} s diagnostics periods while colour arrived")
     print("  every published frame accounted for: "
           + ("YES" if r.accounted else "NO -- " + "; ".join(r.identity_notes)))
+    if r.cpu:
+        print("  CPU over the phase, in cores: " + ", ".join(f"{k} {v:.2f}"
+                                                          for k, v in r.cpu.items()))
+    if timeline:
+        print_timeline(r)
     if r.asker_errors:
         print(f"  asker errors: {r.asker_errors}")
     if r.answers:
@@ -356,6 +443,10 @@ def print_phase(r: PhaseResult) -> None:
                   + ", ".join(f"{s} {means[s] * 1000:.0f} ms" for s in STAGES))
             print(f"  mean client-side latency (request -> answer): "
                   f"{statistics.fmean(lat for lat, _ in ok) * 1000:.0f} ms")
+
+
+def _load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg()) + " (1/5/15 min)"
 
 
 def _ratio(x: float, y: float) -> float:
@@ -387,6 +478,43 @@ def print_summary(pairs: list[tuple[PhaseResult, PhaseResult]]) -> None:
               f"A {a.colour_ratio:.3f}, B {b.colour_ratio:.3f} (colour); every frame "
               f"accounted for: {'yes' if a.accounted and b.accounted else 'NO'}; "
               f"{len(ok)} answers OK, mean {total:.2f} s each")
+        if a.cpu and b.cpu:
+            print("    CPU in cores, A -> B: " + ", ".join(
+                f"{k} {a.cpu[k]:.2f} -> {b.cpu[k]:.2f}" for k in b.cpu if k in a.cpu))
+
+
+def print_target(a: PhaseResult, b: PhaseResult) -> None:
+    ratio = _ratio(b.rate_hz["colour"], a.rate_hz["colour"])
+    accounted = a.accounted and b.accounted
+    verdict = "met" if ratio >= TARGET_RATIO and accounted else "NOT met"
+    print(f"  target (1 model thread, one question always in flight): colour rate while "
+          f"answering / alone {ratio:.3f} >= {TARGET_RATIO} and every frame accounted for "
+          f"({'yes' if accounted else 'NO'}): {verdict}")
+
+
+def _burn() -> None:
+    while True:
+        pass
+
+
+def start_burners(n: int) -> list[Any]:
+    """``n`` processes that each keep a CPU busy (pure Python loops): other users' work."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_burn, daemon=True, name=f"burner-{i}") for i in range(n)]
+    for proc in procs:
+        proc.start()
+    return procs
+
+
+def _pin(cpus: int) -> str:
+    """Pin this process (and so every process it starts) to ``cpus`` of its CPUs."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if not 1 <= cpus <= len(allowed):
+        raise SystemExit(f"--cpus must be 1..{len(allowed)}")
+    os.sched_setaffinity(0, allowed[:cpus])
+    return ",".join(str(c) for c in allowed[:cpus])
 
 
 def main() -> int:
@@ -395,7 +523,19 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="~3 s phases")
     p.add_argument("--no-threads-run", action="store_true",
                    help="skip phase B with model.num_threads 0")
+    p.add_argument("--timeline", action="store_true",
+                   help="print the messages received per diagnostics period of each phase")
+    p.add_argument("--cpus", type=int, default=0,
+                   help="pin the whole run (node, model process, publisher) to N CPUs")
+    p.add_argument("--burners", type=int, default=0,
+                   help="N busy-loop processes on the same CPUs for the whole run (both "
+                        "phases): a loaded machine, reproducibly")
+    p.add_argument("--answer-tokens", type=int, default=0,
+                   help="answer.max_new_tokens of both nodes (the tiny model's random "
+                        "weights rarely stop early: longer answers, like a full model on a CPU)")
     a = p.parse_args()
+    pinned = _pin(a.cpus) if a.cpus else ""
+    burners = start_burners(a.burners)
     try:
         import spatial_mllm_ros.srv  # noqa: F401
     except ImportError as err:
@@ -407,22 +547,29 @@ def main() -> int:
     env = ros_env(216 + os.getpid() % 16)  # FastDDS: domain ids above 232 have no ports
     seconds = 3.0 if a.quick else 8.0
     print(f"== ingestion while answering: node cpu_tiny, reliable QoS depth 100, "
-          f"ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f} (other processes compete for the cores)")
+          f"ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}, {os.cpu_count()} CPUs"
+          + (f" (this run pinned to CPU {pinned})" if pinned else "")
+          + (f", {a.burners} busy-loop process(es) beside it" if a.burners else "")
+          + f", load average {_load()} (other processes compete for the cores)")
     print("node 1: model.num_threads 1 (the profile)")
     a1, b1 = run_node(env, None, [("A: stream only", False),
-                                  ("B: stream + answering, 1 thread", True)], seconds)
+                                  ("B: stream + answering, 1 thread", True)], seconds,
+                      a.answer_tokens)
     pairs = [(a1, b1)]
     if not a.no_threads_run:
         print("node 2: model.num_threads 0 (torch default: every core)")
         a2, b2 = run_node(env, 0, [("A': stream only (node 2)", False),
-                                   ("B': stream + answering, all cores", True)], seconds)
+                                   ("B': stream + answering, all cores", True)], seconds,
+                          a.answer_tokens)
         pairs.append((a2, b2))
     for pair in pairs:
         for r in pair:
-            print_phase(r)
+            print_phase(r, a.timeline)
     print_summary(pairs)
-    print(f"  load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print_target(a1, b1)
+    print(f"  load average at the end: {_load()} on {os.cpu_count()} CPUs")
+    for proc in burners:
+        proc.kill()
     return 0 if all(r.accounted for pair in pairs for r in pair) else 1
 
 
