@@ -1,15 +1,15 @@
 """The ``~/ask`` service on an executor of its own, with blocking (not coroutine) callbacks.
 
 Why not an ``async`` callback awaiting an rclpy Future on the node's executor: rclpy's
-executors (Kilted) treat a task that awaits a pending Future as ready work on every spin
-(ros2/rclpy#1405), so for as long as a question is answered the node's executor thread
-re-submits the waiting task in a tight loop, over a list of submitted handlers that grows by
-one per turn. That spin holds a core and much of the GIL, and the camera callbacks, the
-frame selection and the hand-off to the model process wait for it (``py-spy`` of the node,
-30 Hz RGB-D, one question always in flight: the executor thread busy in 84 % of the samples
-against 28 % while only streaming, a third of them in ``Future.done`` over that list; on one
-CPU the camera rate dropped to 0.96 of its rate alone, with 1 s windows at 11 Hz, and each
-answer took 1.2 s instead of 0.7 s; ``benchmarks/bench_answering.py --cpus 1``).
+executors (Kilted) treat a task that awaits a pending Future as ready work whenever they wake
+(ros2/rclpy#1405). While a question is answered, every camera message therefore also resumes
+the waiting coroutine on a pool thread (one more thread hop, with the GIL, per wake-up) and
+appends the same task once more to the executor's list of submitted handlers, which it
+scans on every dispatch until the answer comes (measured: up to ~700 entries within one
+answer of about a second, 30 Hz RGB-D), so the executor's work per camera message grows with
+the time the question has been in flight. On the tiny model, even with 6 s answers, the
+camera rate stayed within noise of its rate alone with either design
+(``benchmarks/bench_answering.py``): the cost is for long answers on busy CPUs.
 
 Here a service call blocks a thread of a small executor that serves only this service (on
 a helper node in the node's context and namespace, named ``<node>_ask``); a blocked thread
