@@ -49,8 +49,9 @@ class QuestionWorker:
         self._running = False
         self._busy = False
         self._thread: threading.Thread | None = None
-        self._current: QuestionRequest | None = None
-        self._current_answered = False
+        self._generation = 0  # a thread serves only the generation it was started for
+        self._in_flight: dict[int, QuestionRequest] = {}  # generation -> question answered
+        self._answered_by_stop: set[int] = set()  # generations whose question stop() answered
         self.answered = 0
         self.rejected_busy = 0
 
@@ -72,8 +73,10 @@ class QuestionWorker:
             if self._running:
                 return
             self._running = True
+            self._generation += 1
             self._thread = threading.Thread(
-                target=self._run, name="spatial-mllm-answer", daemon=True
+                target=self._run, args=(self._generation,), name="spatial-mllm-answer",
+                daemon=True,
             )
             self._thread.start()
 
@@ -94,8 +97,10 @@ class QuestionWorker:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout_s)
         with self._cv:
-            late = self._current if not self._current_answered else None
-            self._current_answered = True
+            generation = self._generation
+            late = self._in_flight.get(generation)
+            if late is not None:
+                self._answered_by_stop.add(generation)
         if late is not None:
             self._deliver(late, AnswerRecord.failure(
                 late, AnswerStatus.MODEL_ERROR, "node shutting down (the answer was not ready)"))
@@ -125,16 +130,16 @@ class QuestionWorker:
         )
         return False
 
-    def _run(self) -> None:
+    def _run(self, generation: int) -> None:
         while True:
             with self._cv:
-                while self._running and not self._queue:
+                while self._running and not self._queue and generation == self._generation:
                     self._cv.wait()
-                if not self._running:
-                    return
+                if not self._running or generation != self._generation:
+                    return  # stopped, or a thread that outlived its stop: a newer one serves
                 request = self._queue.popleft()
                 self._busy = True
-                self._current, self._current_answered = request, False
+                self._in_flight[generation] = request
             try:
                 answer = self._handler(request)
             except Exception as err:  # a handler bug must not lose the question
@@ -144,8 +149,9 @@ class QuestionWorker:
             finally:
                 with self._cv:
                     self._busy = False
-                    already = self._current_answered  # stop() answered it meanwhile
-                    self._current, self._current_answered = None, True
+                    self._in_flight.pop(generation, None)
+                    already = generation in self._answered_by_stop  # stop() answered it
+                    self._answered_by_stop.discard(generation)
             if not already:
                 self._deliver(request, answer)
 

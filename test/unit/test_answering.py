@@ -328,3 +328,35 @@ def test_prompt_tokens_are_bounded_by_the_parameter_and_the_checkpoint_context()
     assert small_context.prompt_token_limit() == 4096 - 3800 - roomy.grounding_max_new_tokens
     assert small_context.precheck(QuestionRequest(query_id=2, question=long_q)) is not None
     assert small_context.precheck(QuestionRequest(query_id=3, question="how many chairs?")) is None
+
+
+def test_a_worker_restarted_while_its_old_thread_is_stuck_serves_with_one_thread() -> None:
+    """stop() gives up on a stuck question; start() again must not leave two workers."""
+    release = threading.Event()
+    handled: list[str] = []
+    delivered: list[tuple[int, AnswerStatus]] = []
+
+    def handler(request: QuestionRequest) -> AnswerRecord:
+        handled.append(threading.current_thread().name + str(request.query_id))
+        if request.query_id == 1:
+            release.wait(10)
+        return AnswerRecord.failure(request, AnswerStatus.NO_FRAMES, "stand-in")
+
+    worker = QuestionWorker(handler, lambda r, a: delivered.append((r.query_id, a.status)), 4)
+    worker.start()
+    worker.submit(QuestionRequest(query_id=1, question="stuck"))
+    while not handled:
+        threading.Event().wait(0.01)
+    worker.stop(timeout_s=0.1)  # gives up: query 1 answered MODEL_ERROR
+    worker.start()
+    release.set()  # the old thread finishes query 1: its late answer is dropped
+    for i in range(2, 6):
+        worker.submit(QuestionRequest(query_id=i, question="q"))
+    end = threading.Event()
+    for _ in range(500):
+        if len(delivered) >= 5:
+            break
+        end.wait(0.01)
+    worker.stop()
+    assert sorted(q for q, _ in delivered) == [1, 2, 3, 4, 5]  # one answer each
+    assert dict(delivered)[1] is AnswerStatus.MODEL_ERROR
