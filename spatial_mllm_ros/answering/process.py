@@ -329,18 +329,25 @@ class ProcessAnswerer:
         self, on_token: OnToken | None, should_stop: Callable[[], bool] | None
     ) -> tuple[str, Any]:
         """The child's reply (lock held), forwarding tokens; past ``should_stop`` the child is
-        told to cancel, and killed if it has not replied ``grace_s`` later."""
+        told to cancel, and killed if it has not replied ``grace_s`` later.
+
+        A token message carries all the tokens so far, so when the child is ahead of
+        ``on_token`` the waiting ones are merged into the newest: the node never lags the
+        child by more than one message, and ``should_stop`` is looked at after each one."""
         stop_since: float | None = None
         started = time.monotonic()
         while True:
-            if self._conn.poll(0.02):
+            newest: Any = None
+            while self._conn.poll(0.02 if newest is None else 0):
                 msg = self._conn.recv()
-                if msg[0] == "token":
-                    if on_token is not None:
-                        on_token(msg[1], msg[2])
-                    continue
-                return msg[0], msg[1]
-            if not self._proc.is_alive():
+                if msg[0] != "token":
+                    if newest is not None and on_token is not None:
+                        on_token(newest[1], newest[2])
+                    return msg[0], msg[1]
+                newest = msg
+            if newest is not None and on_token is not None:
+                on_token(newest[1], newest[2])
+            if newest is None and not self._proc.is_alive():
                 raise EOFError
             now = time.monotonic()
             if stop_since is None and should_stop is not None and should_stop():

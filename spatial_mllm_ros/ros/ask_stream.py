@@ -7,9 +7,10 @@ and must not take a thread of the node's executor from the camera callbacks.
 Per goal: the question goes through the node's answer server like any other (the same queue,
 bounds and one answer); its progress -- ``queued``, ``sampling``, ``encoders`` (2D and spatial
 encoders and prefill), then ``decode`` after every token with the text so far -- comes back as
-feedback. A cancel request sets the question's cancel event: a queued question is answered
-CANCELED when its turn comes, a generating one stops within one token; the result then has
-``canceled`` and the text generated so far. The deadline (``timeout_s``) applies as well.
+feedback. The cancel callback sets the question's cancel event (no polling): a queued
+question is answered CANCELED when its turn comes, a generating one stops within one token; the
+result then has ``canceled`` and the text generated so far. The deadline (``timeout_s``)
+applies as well.
 """
 
 from __future__ import annotations
@@ -28,10 +29,6 @@ from spatial_mllm_ros.action import AskSpatialStream
 from spatial_mllm_ros.answering.types import AnswerStatus
 
 __all__ = ["AskStreamAction", "StreamGoal"]
-
-#: How often a waiting goal looks for a cancel request and the context (seconds).
-POLL_S = 0.05
-
 
 class StreamGoal:
     """What the answer server needs of one goal: where its progress goes and its cancel."""
@@ -61,6 +58,8 @@ class AskStreamAction:
     def __init__(self, owner: Node, submit: Submit, max_goals: int) -> None:
         self.action_name = owner.resolve_service_name("~/ask_stream")
         self._submit = submit
+        self._goals: dict[bytes, StreamGoal] = {}  # running goals by goal id
+        self._goals_lock = threading.Lock()
         self._node = Node(
             f"{owner.get_name()}_ask_stream",
             namespace=owner.get_namespace(),
@@ -72,7 +71,7 @@ class AskStreamAction:
             self._node, AskSpatialStream, self.action_name,
             execute_callback=self._execute,
             goal_callback=lambda _goal: GoalResponse.ACCEPT,  # bad goals get an answer too
-            cancel_callback=lambda _handle: CancelResponse.ACCEPT,
+            cancel_callback=self._on_cancel,
             callback_group=ReentrantCallbackGroup(),
         )
         self._executor = MultiThreadedExecutor(num_threads=max_goals + 2, context=owner.context)
@@ -87,6 +86,18 @@ class AskStreamAction:
         except (ExternalShutdownException, ShutdownException, RuntimeError):
             pass  # shut down (a goal taken while closing finds its pool gone)
 
+    @staticmethod
+    def _key(goal_handle: Any) -> bytes:
+        return bytes(goal_handle.goal_id.uuid)
+
+    def _on_cancel(self, goal_handle: Any) -> CancelResponse:
+        """Every cancel is accepted; it reaches the running question at once."""
+        with self._goals_lock:
+            goal = self._goals.get(self._key(goal_handle))
+        if goal is not None:
+            goal.cancel.set()
+        return CancelResponse.ACCEPT
+
     def _execute(self, goal_handle: Any) -> Any:
         started = time.monotonic()
 
@@ -96,21 +107,16 @@ class AskStreamAction:
             goal_handle.publish_feedback(fb)
 
         goal = StreamGoal(publish)
-        done = threading.Event()
-
-        def watch_cancel() -> None:  # the cancel request reaches the question at once
-            while not done.wait(POLL_S):
-                if goal_handle.is_cancel_requested:
-                    goal.cancel.set()
-                    return
-
-        watcher = threading.Thread(target=watch_cancel, daemon=True)
-        watcher.start()
+        key = self._key(goal_handle)
+        with self._goals_lock:
+            self._goals[key] = goal
+        if goal_handle.is_cancel_requested:  # canceled before it started to execute
+            goal.cancel.set()
         try:
             msg = self._submit(goal_handle.request, goal, self._node.context.ok)
         finally:
-            done.set()
-            watcher.join()
+            with self._goals_lock:
+                self._goals.pop(key, None)
         canceled = int(msg.status) == int(AnswerStatus.CANCELED)
         if canceled and goal_handle.is_cancel_requested:
             goal_handle.canceled()

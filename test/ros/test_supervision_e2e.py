@@ -166,8 +166,15 @@ def test_huge_questions_are_refused_at_once_on_both_paths(
     assert proc.alive()
 
 
-def _stream(client_node: Any, goal_fields: dict[str, Any], cancel_after_token: bool
-            ) -> tuple[list[Any], Any]:
+def _stream(client_node: Any, goal_fields: dict[str, Any], freeze_pid: int | None = None
+            ) -> tuple[list[Any], Any, int]:
+    """One goal of ``~/ask_stream``: its feedback, its result, and (with ``freeze_pid``) the
+    tokens generated when it was canceled.
+
+    To cancel after the first token whatever the machine's speed, the model process
+    ``freeze_pid`` is stopped (SIGSTOP) at the first ``decode`` feedback; once its feedback
+    has stopped coming, the goal is canceled, the cancel is accepted, and the process resumes.
+    """
     from rclpy.action import ActionClient
     from spatial_mllm_ros.action import AskSpatialStream
 
@@ -177,26 +184,38 @@ def _stream(client_node: Any, goal_fields: dict[str, Any], cancel_after_token: b
     first_token = threading.Event()
 
     def on_feedback(msg: Any) -> None:
-        feedback.append(msg.feedback)
-        if msg.feedback.stage == "decode":
+        if msg.feedback.stage == "decode" and freeze_pid is not None \
+                and not first_token.is_set():
+            os.kill(freeze_pid, signal.SIGSTOP)
             first_token.set()
+        feedback.append(msg.feedback)
 
-    sent = action.send_goal_async(AskSpatialStream.Goal(**goal_fields), on_feedback)
-    end = time.monotonic() + 60
-    while not sent.done() and time.monotonic() < end:
-        time.sleep(0.01)
-    handle = sent.result()
+    def wait(future: Any, timeout_s: float) -> Any:
+        end = time.monotonic() + timeout_s
+        while not future.done() and time.monotonic() < end:
+            time.sleep(0.01)
+        assert future.done()
+        return future.result()
+
+    handle = wait(action.send_goal_async(AskSpatialStream.Goal(**goal_fields), on_feedback), 60)
     assert handle.accepted
-    if cancel_after_token:
-        assert first_token.wait(120)
-        handle.cancel_goal_async()
-    result = handle.get_result_async()
-    end = time.monotonic() + 180
-    while not result.done() and time.monotonic() < end:
-        time.sleep(0.01)
-    assert result.done()
+    at_cancel = 0
+    if freeze_pid is not None:
+        try:
+            assert first_token.wait(120)
+            seen = -1
+            while seen != len(feedback):  # the tokens sent before the stop have all come
+                seen = len(feedback)
+                time.sleep(1.0)
+            at_cancel = max(f.num_tokens for f in feedback if f.stage == "decode")
+            response = wait(handle.cancel_goal_async(), 30)
+            assert len(response.goals_canceling) == 1  # accepted: the question's event is set
+            time.sleep(1.0)  # the node's answering thread passes the cancel on to the pipe
+        finally:
+            os.kill(freeze_pid, signal.SIGCONT)
+    result = wait(handle.get_result_async(), 180)
     action.destroy()
-    return feedback, result.result().result
+    return feedback, result.result, at_cancel
 
 
 def test_the_action_streams_and_cancels(start_node: Any, monitor: Any,
@@ -206,19 +225,22 @@ def test_the_action_streams_and_cancels(start_node: Any, monitor: Any,
     wait_node_state(monitor, proc, "active", timeout=120)
     run_publisher(*PUB_ARGS)
     node_status(monitor, proc, lambda v: counter(v, "frames.emitted") == 45)
-    feedback, result = _stream(answer_client.node, {"question": "What is on the shelf?",
-                                                    "question_type": "open"}, False)
+    feedback, result, _ = _stream(answer_client.node, {"question": "What is on the shelf?",
+                                                       "question_type": "open"})
     stages = [f.stage for f in feedback]
     assert len(feedback) >= 2 and stages[0] == "queued" and "decode" in stages
     assert not result.canceled and result.answer.status == AnswerStatus.OK
     tokens = [f.num_tokens for f in feedback if f.stage == "decode"]
     assert tokens == sorted(tokens) and tokens[-1] <= 2000
 
-    feedback, result = _stream(answer_client.node, {"question": "What is on the shelf?",
-                                                    "question_type": "open"}, True)
+    feedback, result, at_cancel = _stream(
+        answer_client.node, {"question": "What is on the shelf?", "question_type": "open"},
+        freeze_pid=model_pid(proc.pid))
     assert result.canceled and result.answer.status == AnswerStatus.CANCELED
     decoded = [f.num_tokens for f in feedback if f.stage == "decode"]
-    assert decoded and decoded[-1] < 2000  # stopped long before the 2000 tokens
+    assert 1 <= at_cancel < 2000
+    assert decoded[-1] <= at_cancel + 1  # stopped within one token of the cancel
+    assert f"after {decoded[-1]} generated tokens" in result.answer.error
     assert proc.alive()
 
 
@@ -242,7 +264,7 @@ def test_sigint_answers_everything_once_and_exits(
     def ask_action() -> None:
         try:
             results["action"].append(_stream(answer_client.node,
-                                             {"question": "How many chairs?"}, False)[1])
+                                             {"question": "How many chairs?"})[1])
         except Exception as err:
             results["action"].append(err)
 
