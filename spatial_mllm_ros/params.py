@@ -226,6 +226,14 @@ SCHEMA: tuple[ParamSpec, ...] = (
        "Run the model in a child process, so that its Python work never competes with camera "
        "ingestion for the interpreter lock; cleanup ends the process and returns its memory.",
        read_only=True),
+    _P("model.stop_grace_s", float, 1.0,
+       "Seconds the model process may take to stop after its question's deadline or cancel; "
+       "one that has not stopped by then (hung, or stopped by a signal) is killed and started "
+       "again.", min=0.1, max=600.0, read_only=True),
+    _P("model.max_restarts", int, 5,
+       "Failed starts in a row of the model process before the supervisor gives up (model "
+       "state `failed`, every question MODEL_ERROR until cleanup + configure).",
+       min=0, max=100, read_only=True),
     _P("model.num_threads", int, 0,
        "CPU threads torch may use for the model; 0 = torch's default. On small machines, "
        "leave a core to ingestion.", min=0, max=256, read_only=True),

@@ -62,6 +62,9 @@ class NodeSettings:
         queue_size: question queue bound.
         markers: publish RViz markers of each answer's boxes.
         model_process: run the model in its own process.
+        model_stop_grace_s: how long the model process may take to stop after a deadline or
+            cancel before it is killed and restarted, seconds.
+        model_max_restarts: failed restarts in a row before the model is given up.
         poll_period_s: period of the pairing poll timer, seconds (half of ``pairing.wait_s``).
     """
 
@@ -75,6 +78,8 @@ class NodeSettings:
     queue_size: int
     markers: bool
     model_process: bool
+    model_stop_grace_s: float
+    model_max_restarts: int
     poll_period_s: float
 
 
@@ -291,6 +296,8 @@ def _node(v: Mapping[str, ParamValue]) -> NodeSettings:
         queue_size=int(v["queue.size"]),
         markers=bool(v["answer.markers"]),
         model_process=bool(v["model.process"]),
+        model_stop_grace_s=float(v["model.stop_grace_s"]),
+        model_max_restarts=int(v["model.max_restarts"]),
         poll_period_s=max(float(v["pairing.wait_s"]) / 2.0, 0.01),
     )
 
@@ -308,6 +315,7 @@ def load_answerer(settings: Settings) -> tuple[Any | None, str]:
     from spatial_mllm_ros.answering.process import ProcessAnswerer
 
     try:
-        return ProcessAnswerer(settings.engine), ""
+        return ProcessAnswerer(settings.engine, grace_s=settings.node.model_stop_grace_s,
+                               max_restarts=settings.node.model_max_restarts), ""
     except ModelProcessError as err:
         return None, str(err)

@@ -25,6 +25,11 @@ last error for ``/diagnostics`` (ERROR while the model is down).
 Streaming: the child reports every generated token (``("token", ids, text)`` on the pipe) and
 checks for a ``("cancel",)`` from the node between tokens, so a deadline or a cancel stops
 generation within one token.
+
+The vision backend status (what runs the encoders, for ``/diagnostics``) comes with the load
+report and with every reply: the node never asks an idle child anything, so a stopped idle
+child costs nothing until a question needs it (its deadline + ``grace_s`` then applies); a
+child found dead while idle is restarted at once (:meth:`ProcessAnswerer.supervision`).
 """
 
 from __future__ import annotations
@@ -51,7 +56,6 @@ __all__ = ["ProcessAnswerer"]
 
 _STOP = "stop"
 _CANCEL = "cancel"
-_VISION = "vision"  # the engine's vision backend status (model.backends), asked between answers
 #: Backoff between restarts of a dead model process, seconds (then the last, repeated).
 RESTART_BACKOFF_S: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)
 
@@ -84,7 +88,7 @@ def _serve(conn: Connection, spec: EngineSpec) -> None:
     if engine is not None:
         _warm_up(engine)
     layout = str(engine.checkpoint_layout) if engine is not None else ""
-    conn.send((engine is not None, error, layout))
+    conn.send((engine is not None, error, layout, _vision_of(engine)))
     if engine is None:
         conn.close()
         return
@@ -95,10 +99,22 @@ def _serve(conn: Connection, spec: EngineSpec) -> None:
         receiver.close()
 
 
+def _vision_of(engine: Any) -> VisionStatus | None:
+    """The engine's vision backend status (None without one, or when it cannot say)."""
+    if engine is None:
+        return None
+    try:
+        status: VisionStatus = engine.vision_backend_status
+    except Exception:  # a status must never cost an answer
+        return None
+    return status
+
+
 def _serve_requests(conn: Connection, engine: Any, receiver: FrameReceiver) -> None:
     """Child process: answer requests until stopped; a request's first argument is its
     frames as :class:`PackedFrames` (pixels in shared memory). An ``answer`` streams its
-    tokens and stops at a ``("cancel",)`` from the node."""
+    tokens and stops at a ``("cancel",)`` from the node. A reply is (status, payload, vision
+    backend status)."""
     while True:
         try:
             request = conn.recv()
@@ -107,9 +123,6 @@ def _serve_requests(conn: Connection, engine: Any, receiver: FrameReceiver) -> N
         if request[0] == _STOP:
             return
         if request[0] == _CANCEL:  # a cancel that came after its answer: nothing to stop
-            continue
-        if request[0] == _VISION:
-            conn.send(("ok", engine.vision_backend_status))
             continue
         method, (packed, *rest) = request
         try:
@@ -124,7 +137,7 @@ def _serve_requests(conn: Connection, engine: Any, receiver: FrameReceiver) -> N
             return
         except Exception as err:  # reported to the node, which answers MODEL_ERROR
             reply = ("error", f"{type(err).__name__}: {err}")
-        conn.send(reply)
+        conn.send((*reply, _vision_of(engine)))
 
 
 class _Stop(Exception):
@@ -213,7 +226,7 @@ class ProcessAnswerer:
             self._kill()
             return f"the model process did not load within {self._start_timeout_s} s"
         try:
-            loaded, error, layout = conn.recv()
+            loaded, error, layout, self._vision = conn.recv()
         except (EOFError, OSError):
             self._kill()
             return f"the model process exited while loading (exit code {proc.exitcode})"
@@ -270,27 +283,25 @@ class ProcessAnswerer:
 
     def supervision(self) -> dict[str, object]:
         """For diagnostics: ``model.state`` (ready, restarting, failed, closed),
-        ``model.restarts``, ``model.last_error``, ``model.pid``."""
+        ``model.restarts``, ``model.last_error``, ``model.pid``. A model process found dead
+        while no question uses it is restarted now (never waits: a busy one is left to its
+        question)."""
+        if self.state == "ready" and not self._closed.is_set() \
+                and self._lock.acquire(blocking=False):
+            try:
+                if self.state == "ready" and not self._proc.is_alive():
+                    self._failed(
+                        f"the model process is not running (exit code {self._proc.exitcode})")
+            finally:
+                self._lock.release()
         return {"model.state": self.state, "model.restarts": self.restarts,
                 "model.last_error": self.last_error, "model.pid": self.pid or 0}
 
     @property
     def vision_backend_status(self) -> VisionStatus | None:
         """The model process's vision backend status (what runs the encoders, per input size,
-        parity fallbacks) for ``/diagnostics``; never waits for an answer: while one is in
-        progress (or the process is down) the last status is returned (None before any)."""
-        if self.state != "ready" or not self._lock.acquire(blocking=False):
-            return self._vision
-        try:
-            self._conn.send((_VISION,))
-            if self._conn.poll(10.0):  # the idle child replies at once
-                _, self._vision = self._conn.recv()
-            else:  # killed and restarted; the next answer reports MODEL_ERROR meanwhile
-                self._failed("the model process did not report its status (hung)")
-        except (EOFError, OSError, BrokenPipeError):
-            pass  # the next request finds the dead process and restarts it
-        finally:
-            self._lock.release()
+        parity fallbacks) for ``/diagnostics``, as of its load or its last reply (None when
+        its engine cannot say); never touches the pipe."""
         return self._vision
 
     # ------------------------------------------------------------------ requests
@@ -343,6 +354,8 @@ class ProcessAnswerer:
                 if msg[0] != "token":
                     if newest is not None and on_token is not None:
                         on_token(newest[1], newest[2])
+                    if msg[2] is not None:
+                        self._vision = msg[2]
                     return msg[0], msg[1]
                 newest = msg
             if newest is not None and on_token is not None:

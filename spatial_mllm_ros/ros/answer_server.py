@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode
 from visualization_msgs.msg import MarkerArray
 
@@ -50,6 +51,8 @@ SERVICE_ID_BASE = 1 << 62
 #: How long deactivation waits for the question being answered before answering it
 #: MODEL_ERROR "node shutting down" (seconds).
 WORKER_STOP_TIMEOUT_S = 2.0
+#: Longest wait at deactivate for the last answers to be acknowledged (seconds).
+ACKED_WAIT_S = 1.0
 
 
 class AnswerServer:
@@ -83,6 +86,9 @@ class AnswerServer:
         self._service_ids = itertools.count(SERVICE_ID_BASE)
         self._waiters: dict[int, AnswerWaiter] = {}
         self._streams: dict[int, StreamGoal] = {}
+        self._cancels: dict[int, threading.Event] = {}  # the question being answered
+        self._stopped_by_shutdown: set[int] = set()  # questions deactivate stopped
+        self._stopping = threading.Event()  # set from deactivate until the next activate
         self._lock = threading.Lock()
         self.status_counts: collections.Counter[str] = collections.Counter()
         self.stage_totals_s: collections.Counter[str] = collections.Counter()
@@ -100,6 +106,7 @@ class AnswerServer:
         qos = reliable_qos(QUESTION_QOS_DEPTH)
         self._answer_pub = self.node.create_publisher(SpatialAnswer, "~/answer", qos)
         self._marker_pub = self.node.create_publisher(MarkerArray, "~/markers", 10)
+        self._stopping.clear()
         self.worker.start()
         self._service = AskService(self.node, AskSpatial, "~/ask", self._on_ask,
                                    max_blocked=self._queue_size + 1)
@@ -112,11 +119,18 @@ class AnswerServer:
 
     def deactivate(self) -> None:
         """Remove the service and topics; questions still queued are answered MODEL_ERROR,
-        and so is a service call whose question is still being answered when the worker's
-        stop gives up waiting for it."""
+        and so is the one being answered: its generation is stopped (between tokens, as a
+        cancel), and the worker's stop gives up waiting for it after a bounded time (a stopped
+        model process; the supervisor kills it ``grace_s`` after the stop)."""
         if self._question_sub is not None:
             self.node.destroy_subscription(self._question_sub)
         self._question_sub = None
+        with self._lock:
+            self._stopping.set()
+            for query_id, cancel in self._cancels.items():
+                if not cancel.is_set():
+                    self._stopped_by_shutdown.add(query_id)
+                    cancel.set()
         self.worker.stop(WORKER_STOP_TIMEOUT_S)  # from here on a new call: MODEL_ERROR at once
         self._release_waiters("node shutting down")
         if self._service is not None:
@@ -127,6 +141,9 @@ class AnswerServer:
         self._stream_action = None
         for pub in (self._answer_pub, self._marker_pub):
             if pub is not None:
+                # the answers just given (MODEL_ERROR "shutting down") reach their
+                # subscribers before the writer goes (bounded: a subscriber may be gone)
+                pub.wait_for_all_acked(Duration(seconds=ACKED_WAIT_S))
                 self.node.destroy_publisher(pub)
         self._answer_pub = self._marker_pub = None
 
@@ -200,9 +217,26 @@ class AnswerServer:
             return AnswerRecord.failure(request, AnswerStatus.MODEL_ERROR, self.model_error)
         with self._lock:
             stream = self._streams.get(request.query_id)
-        if stream is None:
-            return pipeline.answer(request, self.buffer)
-        return pipeline.answer(request, self.buffer, stream.progress, stream.cancel)
+            cancel = stream.cancel if stream is not None else threading.Event()
+            if self._stopping.is_set() and not cancel.is_set():
+                self._stopped_by_shutdown.add(request.query_id)
+                cancel.set()
+            self._cancels[request.query_id] = cancel
+        try:
+            record = pipeline.answer(request, self.buffer,
+                                     stream.progress if stream is not None else None, cancel)
+        finally:
+            with self._lock:
+                self._cancels.pop(request.query_id, None)
+                by_shutdown = request.query_id in self._stopped_by_shutdown
+                self._stopped_by_shutdown.discard(request.query_id)
+        if by_shutdown and record.status in (AnswerStatus.CANCELED, AnswerStatus.MODEL_ERROR):
+            # stopped by deactivate, not by its caller (or its model process did not return
+            # in time after the stop): the answer says why
+            why = "generation stopped" if record.status is AnswerStatus.CANCELED else record.error
+            return AnswerRecord.failure(request, AnswerStatus.MODEL_ERROR,
+                                        f"node shutting down ({why})")
+        return record
 
     def _deliver(self, request: QuestionRequest, record: AnswerRecord) -> None:
         now_ns = self.node.get_clock().now().nanoseconds

@@ -374,7 +374,7 @@ class SpatialMllmNode(LifecycleNode):
             self._last_rejected = rejected
             answers = self.answers
             if answers is not None:
-                msg.status.append(answer_status(answers.stats(),
+                msg.status.append(answer_status({**answers.stats(), "pid": os.getpid()},
                                                 hardware_id=self.get_fully_qualified_name()))
             vision = getattr(self._engine, "vision_backend_status", None)
             if vision is not None:  # the model process may not have reported it yet

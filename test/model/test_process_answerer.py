@@ -82,3 +82,33 @@ def test_a_dead_model_process_gives_clear_errors(settings: Settings) -> None:
         remote.answer(frames, "How many chairs?", 2)
     remote.close()
     assert segment is not None and not (SHM / segment).exists()
+
+
+def test_supervision_settings_flow_from_the_parameters_and_an_idle_death_restarts(
+    settings: Settings,
+) -> None:
+    import time
+
+    tuned = settings.with_overrides({"model.stop_grace_s": 7.5, "model.max_restarts": 2})
+    answerer, error = load_answerer(tuned)
+    assert isinstance(answerer, ProcessAnswerer), error
+    try:
+        assert (answerer.grace_s, answerer.max_restarts) == (7.5, 2)
+        assert answerer.vision_backend_status is not None  # reported with the load
+        first = answerer.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)  # no question is being answered
+        answerer._proc.join(10)
+        end = time.monotonic() + 60
+        report = answerer.supervision()  # finds it dead and restarts it, not waiting
+        assert report["model.state"] in ("restarting", "ready")
+        while answerer.supervision()["model.state"] != "ready" and time.monotonic() < end:
+            time.sleep(0.2)
+        report = answerer.supervision()
+        assert report["model.state"] == "ready" and report["model.restarts"] == 1
+        assert "not running" in str(report["model.last_error"])
+        assert answerer.pid != first
+        frames = make_walkthrough(seed=3, n_frames=2, width=160, height=120).frames
+        assert answerer.answer(frames, "How many chairs?", 2).num_new_tokens >= 1
+    finally:
+        answerer.close()

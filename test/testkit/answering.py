@@ -1,0 +1,175 @@
+"""Helpers of the real-process answering tests: the node's model process, its answering
+status on /diagnostics, ``~/ask_stream`` goals and lifecycle transitions.
+
+Everything here looks at the node process a test started (its pid), never at any node.
+Importing this module needs neither rclpy nor the built interfaces.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "AnswerDiagnostics",
+    "change_state",
+    "model_pid",
+    "stream_goal",
+    "wait_future",
+]
+
+
+def model_pid(node_pid: int, timeout_s: float = 60.0) -> int:
+    """The model process: the node's child running ``spatial-mllm-model`` (multiprocessing's
+    ``spawn_main``, not its resource tracker)."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) != node_pid:
+                    continue
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:  # gone meanwhile
+                continue
+            if b"spawn_main" in cmdline:
+                return int(entry.name)
+        time.sleep(0.2)
+    raise AssertionError(f"node {node_pid} has no model process")
+
+
+def wait_future(future: Any, timeout_s: float) -> Any:
+    """The result of an rclpy future completed by the client's own executor thread."""
+    end = time.monotonic() + timeout_s
+    while not future.done() and time.monotonic() < end:
+        time.sleep(0.01)
+    assert future.done(), f"no response within {timeout_s} s"
+    return future.result()
+
+
+class AnswerDiagnostics:
+    """Every ``spatial_mllm: answering`` status of /diagnostics, as (level, values), of the
+    node with pid ``node_pid`` (all nodes' when None)."""
+
+    def __init__(self, node: Any, node_pid: int | None = None) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        from spatial_mllm_ros.ros.diagnostics import ANSWER_STATUS_NAME
+        from spatial_mllm_ros.ros.qos import reliable_qos
+
+        self.seen: list[tuple[int, dict[str, str]]] = []
+        self._cond = threading.Condition()
+        pid = None if node_pid is None else str(node_pid)
+
+        def on_diag(msg: Any) -> None:
+            for st in msg.status:
+                if st.name != ANSWER_STATUS_NAME:
+                    continue
+                values = {kv.key: kv.value for kv in st.values}
+                if pid is not None and values.get("pid") != pid:
+                    continue
+                level = (int.from_bytes(st.level, "little") if isinstance(st.level, bytes)
+                         else int(st.level))
+                with self._cond:
+                    self.seen.append((level, values))
+                    self._cond.notify_all()
+
+        self.sub = node.create_subscription(DiagnosticArray, "/diagnostics", on_diag,
+                                            reliable_qos(50))
+
+    def states(self) -> list[str]:
+        with self._cond:
+            return [v.get("model.state", "") for _, v in self.seen]
+
+    def error_seen(self) -> bool:
+        with self._cond:
+            return any(level == 2 for level, _ in self.seen)
+
+    def wait(self, predicate: Callable[[dict[str, str]], bool], timeout_s: float = 60.0
+             ) -> dict[str, str]:
+        """The first status from now on whose values satisfy ``predicate``."""
+        end = time.monotonic() + timeout_s
+        with self._cond:
+            start = len(self.seen)
+            while True:
+                for _, values in self.seen[start:]:
+                    if predicate(values):
+                        return values
+                start = len(self.seen)
+                left = end - time.monotonic()
+                if left <= 0:
+                    last = self.seen[-1][1] if self.seen else {}
+                    raise AssertionError(f"no answering status as wanted within {timeout_s} s;"
+                                         f" last: {last}")
+                self._cond.wait(left)
+
+
+def change_state(node: Any, node_name: str, transition_id: int, timeout_s: float = 60.0
+                 ) -> bool:
+    """Ask ``/node_name/change_state`` for a lifecycle transition; whether it succeeded."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    client = node.create_client(ChangeState, f"/{node_name}/change_state")
+    try:
+        assert client.wait_for_service(timeout_sec=30), "no change_state service"
+        response = wait_future(client.call_async(
+            ChangeState.Request(transition=Transition(id=transition_id))), timeout_s)
+        return bool(response.success)
+    finally:
+        node.destroy_client(client)
+
+
+def stream_goal(client_node: Any, goal_fields: dict[str, Any], freeze_pid: int | None = None,
+                action_name: str = "/spatial_mllm/ask_stream") -> tuple[list[Any], Any, int]:
+    """One goal of ``~/ask_stream``: its feedback, its result, and (with ``freeze_pid``) the
+    tokens generated when it was canceled.
+
+    To cancel after the first token whatever the machine's speed, the model process
+    ``freeze_pid`` is stopped (SIGSTOP) at the first ``decode`` feedback; once its feedback
+    has stopped coming, the goal is canceled, the cancel is accepted, and the process resumes.
+    """
+    from rclpy.action import ActionClient
+    from spatial_mllm_ros.action import AskSpatialStream
+
+    action = ActionClient(client_node, AskSpatialStream, action_name)
+    assert action.wait_for_server(timeout_sec=30)
+    feedback: list[Any] = []
+    first_token = threading.Event()
+
+    def on_feedback(msg: Any) -> None:
+        if msg.feedback.stage == "decode" and freeze_pid is not None \
+                and not first_token.is_set():
+            os.kill(freeze_pid, signal.SIGSTOP)
+            first_token.set()
+        feedback.append(msg.feedback)
+
+    try:
+        handle = wait_future(
+            action.send_goal_async(AskSpatialStream.Goal(**goal_fields), on_feedback), 60)
+        assert handle.accepted
+        at_cancel = 0
+        if freeze_pid is not None:
+            try:
+                assert first_token.wait(120)
+                seen = -1
+                while seen != len(feedback):  # the tokens sent before the stop have all come
+                    seen = len(feedback)
+                    time.sleep(1.0)
+                at_cancel = max(f.num_tokens for f in feedback if f.stage == "decode")
+                response = wait_future(handle.cancel_goal_async(), 30)
+                assert len(response.goals_canceling) == 1  # accepted: the event is set
+                time.sleep(1.0)  # the node's answering thread passes the cancel to the pipe
+            finally:
+                os.kill(freeze_pid, signal.SIGCONT)
+        result = wait_future(handle.get_result_async(), 180)
+    finally:
+        action.destroy()
+    return feedback, result.result, at_cancel
