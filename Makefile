@@ -34,7 +34,7 @@ $(VPY):
 
 REQUIREMENTS := requirements/ros-wheels.txt requirements/python.txt
 
-$(STAMP): $(REQUIREMENTS) | $(VPY)
+$(STAMP): $(REQUIREMENTS) setup.cfg setup.py pyproject.toml | $(VPY)
 	$(VPY) -m pip install --quiet $(addprefix -r ,$(REQUIREMENTS))
 	$(VPY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(VPY) scripts/fix_ros_wheel_cmake.py $(VENV)

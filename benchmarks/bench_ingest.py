@@ -184,7 +184,7 @@ def bench_dds(mon: Any, phase: DdsPhase, seconds: float, env: dict[str, str],
     else:
         env[DDS_PROFILE_ENV] = str(phase.profile)
     log = log_dir / f"node-{phase.label.replace(' ', '_')}.log"
-    cmd = [sys.executable, "-m", "spatial_mllm_ros.ros.node", "--ros-args",
+    cmd = [sys.executable, "-m", "spatial_mllm_ros.ros.node_main", "--ros-args",
            "--params-file", str(REPO / "config" / "cpu_tiny.yaml"),
            "-p", f"qos.reliability:={phase.reliability}", "-p", "diagnostics.period_s:=0.5"]
     with log.open("wb") as fh:

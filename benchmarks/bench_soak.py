@@ -94,7 +94,7 @@ def main() -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="soak_"))
     node = subprocess.Popen(
-        [sys.executable, "-m", "spatial_mllm_ros.ros.node", "--ros-args", "--params-file",
+        [sys.executable, "-m", "spatial_mllm_ros.ros.node_main", "--ros-args", "--params-file",
          str(REPO / "config" / "cpu_tiny.yaml"), "-p", f"buffer.max_bytes:={BUFFER_BYTES}",
          "-p", "diagnostics.period_s:=1.0", "-p", "model.max_pixels:=15680"],
         cwd=REPO, env=env, stdout=(tmp / "node.log").open("w"), stderr=subprocess.STDOUT)

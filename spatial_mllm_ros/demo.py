@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
 def start_node_with_profile(env: dict[str, str], profile: str,
                             overrides: dict[str, Any]) -> subprocess.Popen[bytes]:
     """The node with a ROS params file, then individual overrides."""
-    args = [sys.executable, "-m", "spatial_mllm_ros.ros.node", "--ros-args",
+    args = [sys.executable, "-m", "spatial_mllm_ros.ros.node_main", "--ros-args",
             "--params-file", profile]
     for k, v in overrides.items():
         args += ["-p", f"{k}:={str(v).lower() if isinstance(v, bool) else v}"]

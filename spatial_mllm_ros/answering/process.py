@@ -12,7 +12,8 @@ only metadata) and receives the result.
 The child is started with the ``spawn`` method (no fork of a process holding DDS threads),
 loads the engine of an :class:`~spatial_mllm_ros.model.spec.EngineSpec` with
 :func:`spatial_mllm_ros.model.spec.load_engine`, reports success or the load error, then
-serves requests until told to stop or its pipe closes.
+serves requests until told to stop or its pipe closes (:mod:`.child`: its side, and the
+protocol on the pipe).
 
 Supervision (:class:`ProcessAnswerer`): a model process that dies, or that does not return
 within ``grace_s`` after its question's deadline or cancel (a hung or stopped process), fails
@@ -38,13 +39,11 @@ import multiprocessing
 import threading
 import time
 from collections.abc import Callable, Sequence
-from multiprocessing.connection import Connection
 from typing import Any
 
-import numpy as np
-
+from spatial_mllm_ros.answering.child import CANCEL, STOP, serve
 from spatial_mllm_ros.answering.errors import ModelProcessError
-from spatial_mllm_ros.answering.shared_frames import FrameReceiver, FrameSender, PackedFrames
+from spatial_mllm_ros.answering.shared_frames import FrameSender, PackedFrames
 from spatial_mllm_ros.answering.types import OnToken
 from spatial_mllm_ros.core.frame import Frame
 from spatial_mllm_ros.model.backends.status import VisionStatus
@@ -54,116 +53,8 @@ from spatial_mllm_ros.sampling.predicted import PredictedGeometry
 
 __all__ = ["ProcessAnswerer"]
 
-_STOP = "stop"
-_CANCEL = "cancel"
 #: Backoff between restarts of a dead model process, seconds (then the last, repeated).
 RESTART_BACKOFF_S: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)
-
-
-def _plain(method: str, result: Any) -> Any:
-    """The engine's result in types the node can unpickle without importing torch or
-    transformers (otherwise the first answer would pay for those imports in the node)."""
-    if method == "answer":
-        assert isinstance(result, GenerationResult)  # plain Python already
-        return result
-    return [PredictedGeometry(np.asarray(g.world_points, dtype=np.float32),
-                              np.asarray(g.confidence, dtype=np.float32)) for g in result]
-
-
-def _warm_up(engine: Any) -> None:
-    """One tiny generation, so that one-off first-call costs (kernel selection, lazy
-    initialisation in the processor and the model) are paid while loading, not by the first
-    question. A failure here is left for the first real request to report."""
-    try:
-        engine.warm_up()  # prepares no accelerated encoders for its meaningless input size
-    except Exception:  # reported by the first request instead, with its context
-        return
-
-
-def _serve(conn: Connection, spec: EngineSpec) -> None:
-    """Child process: load the engine, then answer requests until stopped."""
-    from spatial_mllm_ros.model.spec import load_engine
-
-    engine, error = load_engine(spec)
-    if engine is not None:
-        _warm_up(engine)
-    layout = str(engine.checkpoint_layout) if engine is not None else ""
-    conn.send((engine is not None, error, layout, _vision_of(engine)))
-    if engine is None:
-        conn.close()
-        return
-    receiver = FrameReceiver()
-    try:
-        _serve_requests(conn, engine, receiver)
-    finally:
-        receiver.close()
-
-
-def _vision_of(engine: Any) -> VisionStatus | None:
-    """The engine's vision backend status (None without one, or when it cannot say)."""
-    if engine is None:
-        return None
-    try:
-        status: VisionStatus = engine.vision_backend_status
-    except Exception:  # a status must never cost an answer
-        return None
-    return status
-
-
-def _serve_requests(conn: Connection, engine: Any, receiver: FrameReceiver) -> None:
-    """Child process: answer requests until stopped; a request's first argument is its
-    frames as :class:`PackedFrames` (pixels in shared memory). An ``answer`` streams its
-    tokens and stops at a ``("cancel",)`` from the node. A reply is (status, payload, vision
-    backend status)."""
-    while True:
-        try:
-            request = conn.recv()
-        except (EOFError, OSError):  # the node went away
-            return
-        if request[0] == _STOP:
-            return
-        if request[0] == _CANCEL:  # a cancel that came after its answer: nothing to stop
-            continue
-        method, (packed, *rest) = request
-        try:
-            frames = receiver.unpack(packed)
-            if method == "answer":
-                result = engine.answer(frames, *rest, on_token=_sender(conn),
-                                       should_stop=_cancel_check(conn))
-            else:
-                result = getattr(engine, method)(frames, *rest)
-            reply = ("ok", _plain(method, result))
-        except _Stop:
-            return
-        except Exception as err:  # reported to the node, which answers MODEL_ERROR
-            reply = ("error", f"{type(err).__name__}: {err}")
-        conn.send((*reply, _vision_of(engine)))
-
-
-class _Stop(Exception):
-    """The node asked the child to stop while it was generating."""
-
-
-def _sender(conn: Connection) -> Callable[[list[int], str], None]:
-    def on_token(ids: list[int], text: str) -> None:
-        conn.send(("token", ids, text))
-
-    return on_token
-
-
-def _cancel_check(conn: Connection) -> Callable[[], bool]:
-    """``should_stop`` of the child: true once a cancel (or stop) came on the pipe."""
-    state = {"stop": False}
-
-    def should_stop() -> bool:
-        while not state["stop"] and conn.poll(0):
-            msg = conn.recv()
-            if msg[0] == _STOP:
-                raise _Stop
-            state["stop"] = msg[0] == _CANCEL
-        return state["stop"]
-
-    return should_stop
 
 
 class ProcessAnswerer:
@@ -217,7 +108,7 @@ class ProcessAnswerer:
         ctx = multiprocessing.get_context("spawn")
         conn, child = ctx.Pipe()
         proc = ctx.Process(
-            target=_serve, args=(child, self._spec), name="spatial-mllm-model", daemon=True
+            target=serve, args=(child, self._spec), name="spatial-mllm-model", daemon=True
         )
         proc.start()
         child.close()
@@ -365,7 +256,7 @@ class ProcessAnswerer:
             now = time.monotonic()
             if stop_since is None and should_stop is not None and should_stop():
                 stop_since = now
-                self._conn.send((_CANCEL,))
+                self._conn.send((CANCEL,))
             late = (stop_since is not None and now - stop_since > self.grace_s) or (
                 should_stop is None and now - started > self.hang_timeout_s)
             if late:
@@ -404,7 +295,7 @@ class ProcessAnswerer:
         if restarter is not None:
             restarter.join(timeout_s)
         try:
-            self._conn.send((_STOP,))
+            self._conn.send((STOP,))
         except (OSError, BrokenPipeError, ValueError):
             pass  # already gone
         self._proc.join(timeout_s)

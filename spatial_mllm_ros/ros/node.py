@@ -32,14 +32,10 @@ state (see ``spatial_mllm_ros.ros.diagnostics``).
 from __future__ import annotations
 
 import os
-import signal
-import sys
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry
@@ -47,18 +43,16 @@ from rcl_interfaces.msg import (
     SetParametersResult,
 )
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.signals import SignalHandlerOptions
 from rclpy.subscription import Subscription
 from rclpy.timer import Timer
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from spatial_mllm_ros import params as P
 from spatial_mllm_ros.answering.pipeline import AnsweringPipeline
-from spatial_mllm_ros.core.errors import RejectReason
 from spatial_mllm_ros.core.ingest import Ingestor, PoseLookup
+from spatial_mllm_ros.core.memory import LARGE_REJECTIONS, release_heap, release_model_memory
 from spatial_mllm_ros.model.spec import load_prompt_limits
 from spatial_mllm_ros.ros.answer_server import AnswerServer
 from spatial_mllm_ros.ros.diagnostics import (
@@ -73,9 +67,12 @@ from spatial_mllm_ros.ros.tf_poses import TfPoses, tf2_available
 from spatial_mllm_ros.sampling.online import SpatialFrameBuffer
 from spatial_mllm_ros.settings import Settings, load_answerer
 
-__all__ = ["NODE_NAME", "SpatialMllmNode", "main"]
+__all__ = ["NODE_NAME", "SpatialMllmNode"]
 
 NODE_NAME = P.NODE_NAME
+
+#: How long a model process may take to stop at cleanup before it is killed (seconds).
+MODEL_CLOSE_TIMEOUT_S = 3.0
 
 #: Poses (100 Hz and more) and camera info are small: their subscriptions keep at least this
 #: many messages, so a busy interpreter that takes them late loses none (``qos.depth`` bounds
@@ -266,7 +263,7 @@ class SpatialMllmNode(LifecycleNode):
             if callable(close):  # the model process: ending it returns all its memory
                 close(timeout_s=MODEL_CLOSE_TIMEOUT_S)
             self._engine = None
-            _release_model_memory()
+            release_model_memory()
         self._tf = None
         self._state_label = "unconfigured"
         return TransitionCallbackReturn.SUCCESS
@@ -383,82 +380,3 @@ class SpatialMllmNode(LifecycleNode):
             self._diag_pub.publish(msg)
         except Exception as err:
             self.get_logger().error(f"diagnostics error: {err}", throttle_duration_sec=5.0)
-
-
-#: How long a model process may take to stop at cleanup before it is killed (seconds).
-MODEL_CLOSE_TIMEOUT_S = 3.0
-
-#: Rejections of messages that may be large: the heap is trimmed after them.
-LARGE_REJECTIONS = frozenset({RejectReason.OVERSIZED_IMAGE, RejectReason.BAD_SIZE,
-                              RejectReason.BAD_STEP, RejectReason.DECODE_FAILED})
-
-
-def release_heap() -> None:
-    """Return freed heap memory to the system (glibc ``malloc_trim``): rclpy has already
-    deserialised a rejected image (hundreds of MB for an 8192x8192 one) and freed it, but the
-    allocator would keep the pages; without glibc, nothing."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        return
-
-
-def _release_model_memory() -> None:
-    """Collect the dropped model and return cached accelerator memory."""
-    import gc
-
-    gc.collect()
-    release_heap()
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except ImportError:  # pragma: no cover - torch is a dependency of the model
-        pass
-
-
-def main(args: list[str] | None = None) -> int:
-    """Run the node (``ros2 run spatial_mllm_ros spatial_mllm_node`` / ``python -m ...``);
-    ``-h``/``--help`` prints the usage and the parameters instead (rclpy is not started)."""
-    from spatial_mllm_ros.ros.node_cli import node_help, wants_help
-
-    argv = sys.argv if args is None else args
-    if wants_help(argv):
-        print(node_help(), end="")
-        return 0
-    # SIGINT/SIGTERM are ours: rclpy's handlers would shut the context down at once, before
-    # the questions still queued or being answered get their one answer
-    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda _signum, _frame: stop.set())
-    node = SpatialMllmNode()
-    executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(node)
-    spinner = threading.Thread(target=_spin, args=(executor,), name="spatial-mllm-spin",
-                               daemon=True)
-    spinner.start()
-    try:
-        node.autostart()
-        while not stop.wait(0.2) and spinner.is_alive():
-            pass
-    finally:
-        node.stop_everything("node shutting down")
-        executor.shutdown(timeout_sec=2.0)
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
-
-
-def _spin(executor: MultiThreadedExecutor) -> None:
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -88,7 +88,7 @@ examples:
   {PROG} --ros-args --params-file config/cpu_tiny.yaml
   ros2 run spatial_mllm_ros {PROG} --ros-args --params-file config/jetson_orin.yaml \\
       -p model.checkpoint:=/models/Spatial-MLLM-v1.1-Instruct-135K
-  python -m spatial_mllm_ros.ros.node --ros-args -p model.device:=cuda
+  python -m spatial_mllm_ros.ros.node_main --ros-args -p model.device:=cuda
 
 On a running node: `ros2 param describe /{P.NODE_NAME} NAME` (ranges, read-only flags),
 `ros2 param set /{P.NODE_NAME} NAME VALUE` for the others. See README.md, "The node".

@@ -85,7 +85,7 @@ class NodeProcess:
     """The spatial_mllm node as a subprocess (``params``: ROS parameters; output in ``log``)."""
 
     def __init__(self, params: dict[str, Any], log: Path) -> None:
-        args = [sys.executable, "-m", "spatial_mllm_ros.ros.node", "--ros-args"]
+        args = [sys.executable, "-m", "spatial_mllm_ros.ros.node_main", "--ros-args"]
         for k, v in params.items():
             val = str(v).lower() if isinstance(v, bool) else str(v)
             args += ["-p", f"{k}:={val}"]

@@ -1,0 +1,139 @@
+"""The model process's side of :mod:`.process`: load the engine, then serve the node's
+requests on the pipe until told to stop or the pipe closes.
+
+The protocol, one pickled tuple per message:
+
+* node -> child: ``(method, (packed frames, *args))`` for ``answer`` or ``predict_geometry``;
+  ``("cancel",)`` to stop the generation in progress between tokens; ``("stop",)`` to end.
+* child -> node: ``(loaded, error, checkpoint layout, vision status)`` once after loading;
+  ``("token", ids so far, text so far)`` after every generated token of an ``answer``; then
+  the reply ``(status, payload, vision status)``, status ``ok`` or ``error``.
+
+Pixels travel through shared memory (:mod:`.shared_frames`), never through the pipe. Nothing
+here imports torch or transformers before the engine loads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+
+from spatial_mllm_ros.answering.shared_frames import FrameReceiver
+from spatial_mllm_ros.model.backends.status import VisionStatus
+from spatial_mllm_ros.model.result import GenerationResult
+from spatial_mllm_ros.model.spec import EngineSpec
+from spatial_mllm_ros.sampling.predicted import PredictedGeometry
+
+__all__ = ["CANCEL", "STOP", "serve"]
+
+STOP = "stop"
+CANCEL = "cancel"
+
+
+def _plain(method: str, result: Any) -> Any:
+    """The engine's result in types the node can unpickle without importing torch or
+    transformers (otherwise the first answer would pay for those imports in the node)."""
+    if method == "answer":
+        assert isinstance(result, GenerationResult)  # plain Python already
+        return result
+    return [PredictedGeometry(np.asarray(g.world_points, dtype=np.float32),
+                              np.asarray(g.confidence, dtype=np.float32)) for g in result]
+
+
+def _warm_up(engine: Any) -> None:
+    """One tiny generation, so that one-off first-call costs (kernel selection, lazy
+    initialisation in the processor and the model) are paid while loading, not by the first
+    question. A failure here is left for the first real request to report."""
+    try:
+        engine.warm_up()  # prepares no accelerated encoders for its meaningless input size
+    except Exception:  # reported by the first request instead, with its context
+        return
+
+
+def serve(conn: Connection, spec: EngineSpec) -> None:
+    """Child process: load the engine, then answer requests until stopped."""
+    from spatial_mllm_ros.model.spec import load_engine
+
+    engine, error = load_engine(spec)
+    if engine is not None:
+        _warm_up(engine)
+    layout = str(engine.checkpoint_layout) if engine is not None else ""
+    conn.send((engine is not None, error, layout, _vision_of(engine)))
+    if engine is None:
+        conn.close()
+        return
+    receiver = FrameReceiver()
+    try:
+        _serve_requests(conn, engine, receiver)
+    finally:
+        receiver.close()
+
+
+def _vision_of(engine: Any) -> VisionStatus | None:
+    """The engine's vision backend status (None without one, or when it cannot say)."""
+    if engine is None:
+        return None
+    try:
+        status: VisionStatus = engine.vision_backend_status
+    except Exception:  # a status must never cost an answer
+        return None
+    return status
+
+
+def _serve_requests(conn: Connection, engine: Any, receiver: FrameReceiver) -> None:
+    """Child process: answer requests until stopped; a request's first argument is its
+    frames as :class:`PackedFrames` (pixels in shared memory). An ``answer`` streams its
+    tokens and stops at a ``("cancel",)`` from the node. A reply is (status, payload, vision
+    backend status)."""
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):  # the node went away
+            return
+        if request[0] == STOP:
+            return
+        if request[0] == CANCEL:  # a cancel that came after its answer: nothing to stop
+            continue
+        method, (packed, *rest) = request
+        try:
+            frames = receiver.unpack(packed)
+            if method == "answer":
+                result = engine.answer(frames, *rest, on_token=_sender(conn),
+                                       should_stop=_cancel_check(conn))
+            else:
+                result = getattr(engine, method)(frames, *rest)
+            reply = ("ok", _plain(method, result))
+        except _Stop:
+            return
+        except Exception as err:  # reported to the node, which answers MODEL_ERROR
+            reply = ("error", f"{type(err).__name__}: {err}")
+        conn.send((*reply, _vision_of(engine)))
+
+
+class _Stop(Exception):
+    """The node asked the child to stop while it was generating."""
+
+
+def _sender(conn: Connection) -> Callable[[list[int], str], None]:
+    def on_token(ids: list[int], text: str) -> None:
+        conn.send(("token", ids, text))
+
+    return on_token
+
+
+def _cancel_check(conn: Connection) -> Callable[[], bool]:
+    """``should_stop`` of the child: true once a cancel (or stop) came on the pipe."""
+    state = {"stop": False}
+
+    def should_stop() -> bool:
+        while not state["stop"] and conn.poll(0):
+            msg = conn.recv()
+            if msg[0] == STOP:
+                raise _Stop
+            state["stop"] = msg[0] == CANCEL
+        return state["stop"]
+
+    return should_stop

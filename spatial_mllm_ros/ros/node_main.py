@@ -1,0 +1,66 @@
+"""``spatial_mllm_node``: run the node in its own process.
+
+``-h``/``--help`` prints the usage and the parameters without starting rclpy
+(:mod:`.node_cli`). SIGINT and SIGTERM are handled here, not by rclpy: rclpy's handlers would
+shut the context down at once, before the questions still queued or being answered get their
+one answer; here a signal stops the node (:meth:`SpatialMllmNode.stop_everything`: every
+question answered, the model process ended), then the executor and the context.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
+
+from spatial_mllm_ros.ros.node import SpatialMllmNode
+from spatial_mllm_ros.ros.node_cli import node_help, wants_help
+
+__all__ = ["main"]
+
+#: Executor threads of the node (camera groups, timers, lifecycle and parameter services).
+EXECUTOR_THREADS = 4
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run the node (``ros2 run spatial_mllm_ros spatial_mllm_node`` / ``python -m ...``);
+    ``-h``/``--help`` prints the usage and the parameters instead (rclpy is not started)."""
+    argv = sys.argv if args is None else args
+    if wants_help(argv):
+        print(node_help(), end="")
+        return 0
+    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda _signum, _frame: stop.set())
+    node = SpatialMllmNode()
+    executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
+    executor.add_node(node)
+    spinner = threading.Thread(target=_spin, args=(executor,), name="spatial-mllm-spin",
+                               daemon=True)
+    spinner.start()
+    try:
+        node.autostart()
+        while not stop.wait(0.2) and spinner.is_alive():
+            pass
+    finally:
+        node.stop_everything("node shutting down")
+        executor.shutdown(timeout_sec=2.0)
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+def _spin(executor: MultiThreadedExecutor) -> None:
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())
