@@ -64,3 +64,18 @@ def test_launch_file_ships_this_profile() -> None:
     assert names.get("DDS_PROFILE") == DDS_PROFILE.name
     assert names.get("DDS_PROFILE_ENV") == "FASTDDS_DEFAULT_PROFILES_FILE"
     assert DDS_PROFILE.parent == REPO / "config"  # CMakeLists installs config/ to share/
+
+
+def test_reliable_writers_repair_a_lost_sample_well_before_a_frame_stops_waiting() -> None:
+    from spatial_mllm_ros.params import default_float
+
+    root = ET.parse(DDS_PROFILE).getroot()
+    writers = [w for w in root.iterfind("f:profiles/f:data_writer", NS)
+               if w.get("is_default_profile") == "true"]
+    assert len(writers) == 1, "rmw_fastrtps starts every writer from the default profile"
+    period = writers[0].find("f:times/f:heartbeat_period", NS)
+    assert period is not None
+    seconds = int(period.findtext("f:sec", default="0", namespaces=NS)) + int(
+        period.findtext("f:nanosec", default="0", namespaces=NS)) / 1e9
+    # a lost pose is asked for again after the next heartbeat: several repairs fit the wait
+    assert 0 < seconds <= default_float("pairing.wait_s") / 10
