@@ -44,6 +44,14 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from procstats import (  # noqa: E402  (benchmarks/, this script's folder)
+    cpu_sample,
+    cpu_use,
+    load_average,
+    pin,
+    start_burners,
+)
+
 TOPICS = ("colour", "depth", "camera_info", "pose")
 STAGES = ("queue_wait", "sampling", "vision_2d", "spatial", "connector", "prefill", "decode",
           "total")
@@ -222,56 +230,6 @@ def _topic_rate(samples: list[tuple[int, dict[str, str], dict[str, str]]], key: 
                      stamp[last])
 
 
-def _cpu_s(stat: Path) -> float:
-    """CPU seconds (user + system) of the process or thread whose ``/proc/.../stat`` this is."""
-    fields = stat.read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _children(pid: int) -> list[int]:
-    kids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                kids.append(int(stat.parent.name))
-        except (OSError, ValueError, IndexError):  # a process that just ended
-            continue
-    return kids
-
-
-def cpu_sample(pid: int) -> dict[str, float]:
-    """CPU seconds so far of the node (all threads), of each of its threads (``tid:N``), and
-    of its child processes (the model process; the resource tracker is idle)."""
-    try:
-        sample = {"node": _cpu_s(Path(f"/proc/{pid}/stat"))}
-        for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
-            try:
-                sample[f"tid:{stat.parent.name}"] = _cpu_s(stat)
-            except OSError:  # a thread that just ended
-                continue
-        model = 0.0
-        for kid in _children(pid):
-            try:
-                model += _cpu_s(Path(f"/proc/{kid}/stat"))
-            except OSError:
-                continue
-    except OSError:  # the node is gone
-        return {}
-    sample["model process"] = model
-    return sample
-
-
-def cpu_use(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
-    """Cores used between two :func:`cpu_sample` s: node, its busiest thread (the executor's
-    dispatch loop or a callback thread), model process."""
-    if not before or not after or seconds <= 0:
-        return {}
-    threads = [after[k] - before.get(k, 0.0) for k in after if k.startswith("tid:")]
-    return {"node": (after["node"] - before["node"]) / seconds,
-            "busiest node thread": max(threads, default=0.0) / seconds,
-            "model process": (after["model process"] - before["model process"]) / seconds}
-
-
 def run_phase(label: str, env: dict[str, str], mon: Any, seconds: float,
               ask: bool, node_pid: int) -> PhaseResult:
     """One stream of ``seconds`` at 30 Hz (with back-to-back questions when ``ask``)."""
@@ -445,10 +403,6 @@ def print_phase(r: PhaseResult, timeline: bool = False) -> None:
                   f"{statistics.fmean(lat for lat, _ in ok) * 1000:.0f} ms")
 
 
-def _load() -> str:
-    return "/".join(f"{x:.1f}" for x in os.getloadavg()) + " (1/5/15 min)"
-
-
 def _ratio(x: float, y: float) -> float:
     return x / y if y else 0.0
 
@@ -492,31 +446,6 @@ def print_target(a: PhaseResult, b: PhaseResult) -> None:
           f"({'yes' if accounted else 'NO'}): {verdict}")
 
 
-def _burn() -> None:
-    while True:
-        pass
-
-
-def start_burners(n: int) -> list[Any]:
-    """``n`` processes that each keep a CPU busy (pure Python loops): other users' work."""
-    import multiprocessing
-
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_burn, daemon=True, name=f"burner-{i}") for i in range(n)]
-    for proc in procs:
-        proc.start()
-    return procs
-
-
-def _pin(cpus: int) -> str:
-    """Pin this process (and so every process it starts) to ``cpus`` of its CPUs."""
-    allowed = sorted(os.sched_getaffinity(0))
-    if not 1 <= cpus <= len(allowed):
-        raise SystemExit(f"--cpus must be 1..{len(allowed)}")
-    os.sched_setaffinity(0, allowed[:cpus])
-    return ",".join(str(c) for c in allowed[:cpus])
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -534,7 +463,7 @@ def main() -> int:
                    help="answer.max_new_tokens of both nodes (the tiny model's random "
                         "weights rarely stop early: longer answers, like a full model on a CPU)")
     a = p.parse_args()
-    pinned = _pin(a.cpus) if a.cpus else ""
+    pinned = pin(a.cpus) if a.cpus else ""
     burners = start_burners(a.burners)
     try:
         import spatial_mllm_ros.srv  # noqa: F401
@@ -550,7 +479,7 @@ def main() -> int:
           f"ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}, {os.cpu_count()} CPUs"
           + (f" (this run pinned to CPU {pinned})" if pinned else "")
           + (f", {a.burners} busy-loop process(es) beside it" if a.burners else "")
-          + f", load average {_load()} (other processes compete for the cores)")
+          + f", load average {load_average()} (other processes compete for the cores)")
     print("node 1: model.num_threads 1 (the profile)")
     a1, b1 = run_node(env, None, [("A: stream only", False),
                                   ("B: stream + answering, 1 thread", True)], seconds,
@@ -567,7 +496,7 @@ def main() -> int:
             print_phase(r, a.timeline)
     print_summary(pairs)
     print_target(a1, b1)
-    print(f"  load average at the end: {_load()} on {os.cpu_count()} CPUs")
+    print(f"  load average at the end: {load_average()} on {os.cpu_count()} CPUs")
     for proc in burners:
         proc.kill()
     return 0 if all(r.accounted for pair in pairs for r in pair) else 1

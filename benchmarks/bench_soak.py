@@ -32,26 +32,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from procstats import children, rss_mib  # noqa: E402  (benchmarks/, this script's folder)
+
 BUFFER_BYTES = 256 * 2**20
-
-
-def rss_mib(pid: int) -> float:
-    """Resident set size of ``pid`` in MiB (0 when the process is gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return 0.0
-    return 0.0
-
-
-def children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(p) for p in text.split()]
 
 
 def send_huge_image(client: Any) -> None:
