@@ -4,7 +4,9 @@
 (:mod:`.node_cli`). SIGINT and SIGTERM are handled here, not by rclpy: rclpy's handlers would
 shut the context down at once, before the questions still queued or being answered get their
 one answer; here a signal stops the node (:meth:`SpatialMllmNode.stop_everything`: every
-question answered, the model process ended), then the executor and the context.
+question answered, the model process ended), then the executor and the context. The heap
+is bounded first (:func:`spatial_mllm_ros.core.memory.bound_heap`): camera images are
+megabytes, 30 to 60 a second.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 
+from spatial_mllm_ros.core.memory import bound_heap
 from spatial_mllm_ros.ros.node import SpatialMllmNode
 from spatial_mllm_ros.ros.node_cli import node_help, wants_help
 
@@ -33,6 +36,7 @@ def main(args: list[str] | None = None) -> int:
     if wants_help(argv):
         print(node_help(), end="")
         return 0
+    bound_heap()  # before rclpy and DDS start their threads
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
