@@ -13,12 +13,15 @@ Lifecycle (rclpy.lifecycle; services under ``/spatial_mllm/``, e.g. ``change_sta
     Parameter ``autostart`` (default true) configures and activates at start-up, because the
     ``ros2 lifecycle`` CLI and nav2's lifecycle manager may be absent.
 
-Threads: camera callbacks run in one MutuallyExclusive callback group per topic (a slow topic
-never delays another), timers (pairing poll, diagnostics) in their own group, lifecycle and
-parameter services in the node's default group; ``main`` spins a MultiThreadedExecutor, so
-the answering worker added later never blocks ingestion.  Callbacks only convert, pair and
-buffer; no exception escapes them: rejections are counted by reason and logged through the
-node logger with ``throttle_duration_sec``.
+Threads: the node's executor (:mod:`.node_main`, parameter ``executor.threads``: 1 =
+single-threaded, the default, which keeps up with 30 Hz RGB-D and 100 Hz poses where rclpy's
+MultiThreadedExecutor fell seconds behind) runs the camera, pose, timer, lifecycle and
+parameter callbacks; with more threads, camera callbacks run in one MutuallyExclusive callback
+group per topic and timers in their own. Questions never run there: the answering worker,
+``~/ask`` and ``~/ask_stream`` have threads and executors of their own, so answering never
+blocks ingestion.  Callbacks only convert, pair and buffer; no exception escapes them:
+rejections are counted by reason and logged through the node logger with
+``throttle_duration_sec``.
 
 Conversion: every incoming message goes through ``spatial_mllm_ros.core.convert`` (the same
 code the offline bag evaluator uses); ``cv_bridge`` is not needed.  A tf2 lookup of the

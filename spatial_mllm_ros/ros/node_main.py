@@ -16,7 +16,13 @@ import sys
 import threading
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.context import Context
+from rclpy.executors import (
+    Executor,
+    ExternalShutdownException,
+    MultiThreadedExecutor,
+    SingleThreadedExecutor,
+)
 from rclpy.signals import SignalHandlerOptions
 
 from spatial_mllm_ros.core.memory import bound_heap
@@ -24,10 +30,6 @@ from spatial_mllm_ros.ros.node import SpatialMllmNode
 from spatial_mllm_ros.ros.node_cli import node_help, wants_help
 
 __all__ = ["main"]
-
-#: Executor threads of the node (camera groups, timers, lifecycle and parameter services).
-EXECUTOR_THREADS = 4
-
 
 def main(args: list[str] | None = None) -> int:
     """Run the node (``ros2 run spatial_mllm_ros spatial_mllm_node`` / ``python -m ...``);
@@ -42,7 +44,7 @@ def main(args: list[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda _signum, _frame: stop.set())
     node = SpatialMllmNode()
-    executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
+    executor = make_executor(int(node.get_parameter("executor.threads").value))
     executor.add_node(node)
     spinner = threading.Thread(target=_spin, args=(executor,), name="spatial-mllm-spin",
                                daemon=True)
@@ -54,12 +56,21 @@ def main(args: list[str] | None = None) -> int:
     finally:
         node.stop_everything("node shutting down")
         executor.shutdown(timeout_sec=2.0)
+        spinner.join(5.0)  # out of its wait before the node and the context go
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
 
 
-def _spin(executor: MultiThreadedExecutor) -> None:
+def make_executor(threads: int, context: Context | None = None) -> Executor:
+    """The node's executor (parameter ``executor.threads``): single-threaded for 1, else a
+    MultiThreadedExecutor of ``threads`` (see the parameter's description for why 1)."""
+    if threads <= 1:
+        return SingleThreadedExecutor(context=context)
+    return MultiThreadedExecutor(num_threads=threads, context=context)
+
+
+def _spin(executor: Executor) -> None:
     try:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):

@@ -22,9 +22,7 @@ NODE_PARAMS = {
     "qos.depth": 100,
     "diagnostics.period_s": 0.2,
     "image.max_pixels": 640 * 480,
-    # a reliable sample lost on the wire is repaired at Fast DDS's next heartbeat (3 s by
-    # default): a frame waits longer than that for its pose here
-    "pairing.wait_s": 5.0,
+    # pairing (pairing.wait_s, the pose and camera info waits) and the executor as shipped
 }
 REALISTIC = (
     "--reliability", "reliable", "--qos-depth", "100", "--rate", "30", "--count", "300",
