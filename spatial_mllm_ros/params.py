@@ -235,10 +235,12 @@ SCHEMA: tuple[ParamSpec, ...] = (
        "Run the model in a child process, so that its Python work never competes with camera "
        "ingestion for the interpreter lock; cleanup ends the process and returns its memory.",
        read_only=True),
-    _P("model.stop_grace_s", float, 1.0,
-       "Seconds the model process may take to stop after its question's deadline or cancel; "
-       "one that has not stopped by then (hung, or stopped by a signal) is killed and started "
-       "again.", min=0.1, max=600.0, read_only=True),
+    _P("model.stop_grace_s", float, 0.5,
+       "Seconds the model process may stay silent after its question's deadline or cancel "
+       "before it is taken for hung (or stopped by a signal), killed and started again. A "
+       "working model process sends a token or a heartbeat (every 0.1 s) all along, also "
+       "through a long encoder pass or prefill, and is left to reach its next token.",
+       min=0.1, max=600.0, read_only=True),
     _P("model.max_restarts", int, 5,
        "Failed starts in a row of the model process before the supervisor gives up (model "
        "state `failed`, every question MODEL_ERROR until cleanup + configure).",

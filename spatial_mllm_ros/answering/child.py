@@ -6,8 +6,11 @@ The protocol, one pickled tuple per message:
 * node -> child: ``(method, (packed frames, *args))`` for ``answer`` or ``predict_geometry``;
   ``("cancel",)`` to stop the generation in progress between tokens; ``("stop",)`` to end.
 * child -> node: ``(loaded, error, checkpoint layout, vision status)`` once after loading;
-  ``("token", ids so far, text so far)`` after every generated token of an ``answer``; then
-  the reply ``(status, payload, vision status)``, status ``ok`` or ``error``.
+  ``("token", ids so far, text so far)`` after every generated token of an ``answer``;
+  ``("alive",)`` every :data:`HEARTBEAT_S` while a request is being worked on (from a thread
+  of its own, so also during a long encoder pass or prefill, where no token comes); then the
+  reply ``(status, payload, vision status)``, status ``ok`` or ``error``. A child that is
+  stopped or hung sends nothing: the node tells it from a busy one by the silence.
 
 Pixels travel through shared memory (:mod:`.shared_frames`), never through the pipe. Nothing
 here imports torch or transformers before the engine loads.
@@ -15,6 +18,7 @@ here imports torch or transformers before the engine loads.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
@@ -27,10 +31,52 @@ from spatial_mllm_ros.model.result import GenerationResult
 from spatial_mllm_ros.model.spec import EngineSpec
 from spatial_mllm_ros.sampling.predicted import PredictedGeometry
 
-__all__ = ["CANCEL", "STOP", "serve"]
+__all__ = ["ALIVE", "CANCEL", "HEARTBEAT_S", "STOP", "serve"]
 
 STOP = "stop"
 CANCEL = "cancel"
+ALIVE = "alive"
+#: Period of the child's heartbeat while it works on a request (seconds).
+HEARTBEAT_S = 0.1
+
+
+class _Outbox:
+    """The child's sending end: one message at a time on the pipe (the request's thread and
+    the heartbeat thread share it); heartbeats only between :meth:`begin` and :meth:`reply`,
+    when the node is reading."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._lock = threading.Lock()
+        self._busy = False
+        self._closed = threading.Event()
+        threading.Thread(target=self._beat, name="spatial-mllm-heartbeat", daemon=True).start()
+
+    def send(self, msg: tuple[Any, ...]) -> None:
+        with self._lock:
+            self.conn.send(msg)
+
+    def begin(self) -> None:
+        with self._lock:
+            self._busy = True
+
+    def reply(self, msg: tuple[Any, ...]) -> None:
+        with self._lock:
+            self._busy = False
+            self.conn.send(msg)
+
+    def close(self) -> None:
+        self._closed.set()
+
+    def _beat(self) -> None:
+        while not self._closed.wait(HEARTBEAT_S):
+            with self._lock:
+                if not self._busy:
+                    continue
+                try:
+                    self.conn.send((ALIVE,))
+                except OSError:  # the node went away
+                    return
 
 
 def _plain(method: str, result: Any) -> Any:
@@ -66,9 +112,11 @@ def serve(conn: Connection, spec: EngineSpec) -> None:
         conn.close()
         return
     receiver = FrameReceiver()
+    outbox = _Outbox(conn)
     try:
-        _serve_requests(conn, engine, receiver)
+        _serve_requests(conn, outbox, engine, receiver)
     finally:
+        outbox.close()
         receiver.close()
 
 
@@ -83,7 +131,8 @@ def _vision_of(engine: Any) -> VisionStatus | None:
     return status
 
 
-def _serve_requests(conn: Connection, engine: Any, receiver: FrameReceiver) -> None:
+def _serve_requests(conn: Connection, outbox: _Outbox, engine: Any,
+                    receiver: FrameReceiver) -> None:
     """Child process: answer requests until stopped; a request's first argument is its
     frames as :class:`PackedFrames` (pixels in shared memory). An ``answer`` streams its
     tokens and stops at a ``("cancel",)`` from the node. A reply is (status, payload, vision
@@ -98,10 +147,11 @@ def _serve_requests(conn: Connection, engine: Any, receiver: FrameReceiver) -> N
         if request[0] == CANCEL:  # a cancel that came after its answer: nothing to stop
             continue
         method, (packed, *rest) = request
+        outbox.begin()
         try:
             frames = receiver.unpack(packed)
             if method == "answer":
-                result = engine.answer(frames, *rest, on_token=_sender(conn),
+                result = engine.answer(frames, *rest, on_token=_sender(outbox),
                                        should_stop=_cancel_check(conn))
             else:
                 result = getattr(engine, method)(frames, *rest)
@@ -110,16 +160,16 @@ def _serve_requests(conn: Connection, engine: Any, receiver: FrameReceiver) -> N
             return
         except Exception as err:  # reported to the node, which answers MODEL_ERROR
             reply = ("error", f"{type(err).__name__}: {err}")
-        conn.send((*reply, _vision_of(engine)))
+        outbox.reply((*reply, _vision_of(engine)))
 
 
 class _Stop(Exception):
     """The node asked the child to stop while it was generating."""
 
 
-def _sender(conn: Connection) -> Callable[[list[int], str], None]:
+def _sender(outbox: _Outbox) -> Callable[[list[int], str], None]:
     def on_token(ids: list[int], text: str) -> None:
-        conn.send(("token", ids, text))
+        outbox.send(("token", ids, text))
 
     return on_token
 

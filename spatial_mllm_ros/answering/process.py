@@ -15,9 +15,9 @@ loads the engine of an :class:`~spatial_mllm_ros.model.spec.EngineSpec` with
 serves requests until told to stop or its pipe closes (:mod:`.child`: its side, and the
 protocol on the pipe).
 
-Supervision (:class:`ProcessAnswerer`): a model process that dies, or that does not return
-within ``grace_s`` after its question's deadline or cancel (a hung or stopped process), fails
-that question (MODEL_ERROR, once) and is killed if needed and started again in the background
+Supervision (:class:`ProcessAnswerer`): a model process that dies, or that stays silent (no
+token, no heartbeat) for ``grace_s`` after its question's deadline or cancel (a hung or stopped
+process; a busy one keeps its heartbeat), fails that question (MODEL_ERROR, once) and is killed if needed and started again in the background
 with backoff (1, 2, 4, ... s) -- the node's camera buffer is untouched. While it restarts,
 questions are answered MODEL_ERROR "restarting"; after ``max_restarts`` failed starts in a row
 the state is ``failed``. :meth:`ProcessAnswerer.supervision` reports state, restarts and the
@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from spatial_mllm_ros.answering.child import CANCEL, STOP, serve
+from spatial_mllm_ros.answering.child import ALIVE, CANCEL, STOP, serve
 from spatial_mllm_ros.answering.errors import ModelProcessError
 from spatial_mllm_ros.answering.shared_frames import FrameSender, PackedFrames
 from spatial_mllm_ros.answering.types import OnToken
@@ -64,8 +64,8 @@ class ProcessAnswerer:
     Args:
         spec: the model to load (the node's ``Settings.engine``).
         start_timeout_s: longest wait for the model to load.
-        grace_s: how long a model process may take to return after its question's
-            ``should_stop()`` turned true (deadline or cancel) before it is killed.
+        grace_s: how long a model process may stay silent (no token, no heartbeat) after its
+            question's ``should_stop()`` turned true (deadline or cancel) before it is killed.
         max_restarts: failed starts in a row before the supervisor gives up (``failed``).
         hang_timeout_s: longest wait for a request without ``should_stop`` (geometry).
 
@@ -78,7 +78,7 @@ class ProcessAnswerer:
         self,
         spec: EngineSpec,
         start_timeout_s: float = 900.0,
-        grace_s: float = 1.0,
+        grace_s: float = 0.5,
         max_restarts: int = 5,
         hang_timeout_s: float = 600.0,
     ) -> None:
@@ -231,17 +231,22 @@ class ProcessAnswerer:
         self, on_token: OnToken | None, should_stop: Callable[[], bool] | None
     ) -> tuple[str, Any]:
         """The child's reply (lock held), forwarding tokens; past ``should_stop`` the child is
-        told to cancel, and killed if it has not replied ``grace_s`` later.
+        told to cancel, and killed once it has been silent for ``grace_s`` since (no token, no
+        heartbeat: stopped or hung). A busy child -- a long encoder pass or prefill, which no
+        stopping criterion interrupts -- keeps its heartbeat and is left to finish.
 
         A token message carries all the tokens so far, so when the child is ahead of
         ``on_token`` the waiting ones are merged into the newest: the node never lags the
         child by more than one message, and ``should_stop`` is looked at after each one."""
         stop_since: float | None = None
-        started = time.monotonic()
+        started = heard = time.monotonic()
         while True:
             newest: Any = None
             while self._conn.poll(0.02 if newest is None else 0):
                 msg = self._conn.recv()
+                heard = time.monotonic()
+                if msg[0] == ALIVE:
+                    continue
                 if msg[0] != "token":
                     if newest is not None and on_token is not None:
                         on_token(newest[1], newest[2])
@@ -257,12 +262,13 @@ class ProcessAnswerer:
             if stop_since is None and should_stop is not None and should_stop():
                 stop_since = now
                 self._conn.send((CANCEL,))
-            late = (stop_since is not None and now - stop_since > self.grace_s) or (
+            silent = now - heard > self.grace_s
+            late = (stop_since is not None and now - stop_since > self.grace_s and silent) or (
                 should_stop is None and now - started > self.hang_timeout_s)
             if late:
                 raise self._failed(
                     f"the model process did not return within {self.grace_s} s of its "
-                    "deadline or cancel (hung or stopped)")
+                    "deadline or cancel and sent nothing meanwhile (hung or stopped)")
 
     def answer(
         self,

@@ -45,7 +45,7 @@ def streamed(start_node: Any, monitor: Any) -> tuple[Any, set[int]]:
 
 
 def test_a_killed_or_stopped_model_process_is_restarted(
-    streamed: tuple[Any, set[int]], answer_client: Any
+    streamed: tuple[Any, set[int]], answer_client: Any, record_property: Any
 ) -> None:
     proc, published = streamed
     diag = AnswerDiagnostics(answer_client.node, proc.pid)
@@ -58,7 +58,8 @@ def test_a_killed_or_stopped_model_process_is_restarted(
     late = answer_client.ask("How many chairs are in this room?", timeout_s=5.0, wait_s=60)
     waited = time.monotonic() - t0
     assert late.status == AnswerStatus.TIMEOUT, late.error
-    assert waited < 5.0 + 5.0, waited  # deadline + grace, not the 20 s the stop lasts
+    record_property("timeout_after_s", round(waited, 3))  # the figure: --junitxml
+    assert waited < 5.0 + 5.0, waited  # about deadline + grace, not the 20 s the stop lasts
 
     def ok_again(deadline_s: float = 90.0) -> Any:
         end = time.monotonic() + deadline_s
