@@ -240,7 +240,7 @@ SCHEMA: tuple[ParamSpec, ...] = (
        "before it is taken for hung (or stopped by a signal), killed and started again. A "
        "working model process sends a token or a heartbeat (every 0.1 s) all along, also "
        "through a long encoder pass or prefill, and is left to reach its next token.",
-       min=0.1, max=600.0, read_only=True),
+       min=0.3, max=600.0, read_only=True),
     _P("model.max_restarts", int, 5,
        "Failed starts in a row of the model process before the supervisor gives up (model "
        "state `failed`, every question MODEL_ERROR until cleanup + configure).",

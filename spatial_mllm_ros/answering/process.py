@@ -17,8 +17,10 @@ protocol on the pipe).
 
 Supervision (:class:`ProcessAnswerer`): a model process that dies, or that stays silent (no
 token, no heartbeat) for ``grace_s`` after its question's deadline or cancel (a hung or stopped
-process; a busy one keeps its heartbeat), fails that question (MODEL_ERROR, once) and is killed if needed and started again in the background
-with backoff (1, 2, 4, ... s) -- the node's camera buffer is untouched. While it restarts,
+process; a busy one keeps its heartbeat), or that has not returned ``stop_limit_s`` after it
+(hung in native code, its heartbeat going on), fails that question (MODEL_ERROR, once) and is
+killed if needed and started again in the background with backoff (1, 2, 4, ... s) -- the
+node's camera buffer is untouched. While it restarts,
 questions are answered MODEL_ERROR "restarting"; after ``max_restarts`` failed starts in a row
 the state is ``failed``. :meth:`ProcessAnswerer.supervision` reports state, restarts and the
 last error for ``/diagnostics`` (ERROR while the model is down).
@@ -68,6 +70,9 @@ class ProcessAnswerer:
             question's ``should_stop()`` turned true (deadline or cancel) before it is killed.
         max_restarts: failed starts in a row before the supervisor gives up (``failed``).
         hang_timeout_s: longest wait for a request without ``should_stop`` (geometry).
+        stop_limit_s: longest wait after ``should_stop()`` turned true even for a child that
+            keeps its heartbeat (its request thread hung in native code, say): longer than
+            any stage no stopping criterion interrupts (an encoder pass, a prefill).
 
     Raises:
         ModelProcessError: the first start failed or the model failed to load (the message
@@ -81,12 +86,14 @@ class ProcessAnswerer:
         grace_s: float = 0.5,
         max_restarts: int = 5,
         hang_timeout_s: float = 600.0,
+        stop_limit_s: float = 30.0,
     ) -> None:
         self._spec = spec
         self._start_timeout_s = start_timeout_s
         self.grace_s = grace_s
         self.max_restarts = max_restarts
         self.hang_timeout_s = hang_timeout_s
+        self.stop_limit_s = stop_limit_s
         self._lock = threading.Lock()  # one request at a time on the pipe and the segment
         self._state_lock = threading.Lock()
         self._frames = FrameSender()  # used under _lock
@@ -254,6 +261,7 @@ class ProcessAnswerer:
                         self._vision = msg[2]
                     return msg[0], msg[1]
                 newest = msg
+            silent = time.monotonic() - heard > self.grace_s  # before the feedback's time
             if newest is not None and on_token is not None:
                 on_token(newest[1], newest[2])
             if newest is None and not self._proc.is_alive():
@@ -262,13 +270,17 @@ class ProcessAnswerer:
             if stop_since is None and should_stop is not None and should_stop():
                 stop_since = now
                 self._conn.send((CANCEL,))
-            silent = now - heard > self.grace_s
-            late = (stop_since is not None and now - stop_since > self.grace_s and silent) or (
-                should_stop is None and now - started > self.hang_timeout_s)
-            if late:
+            if stop_since is not None and now - stop_since > self.grace_s and silent:
                 raise self._failed(
                     f"the model process did not return within {self.grace_s} s of its "
                     "deadline or cancel and sent nothing meanwhile (hung or stopped)")
+            if stop_since is not None and now - stop_since > self.stop_limit_s:
+                raise self._failed(  # its heartbeat goes on, its work does not (native hang)
+                    f"the model process did not return within {self.stop_limit_s} s of its "
+                    "deadline or cancel")
+            if should_stop is None and now - started > self.hang_timeout_s:
+                raise self._failed(
+                    f"the model process did not return within {self.hang_timeout_s} s")
 
     def answer(
         self,

@@ -86,6 +86,7 @@ class AnswerServer:
         self._service_ids = itertools.count(SERVICE_ID_BASE)
         self._waiters: dict[int, AnswerWaiter] = {}
         self._streams: dict[int, StreamGoal] = {}
+        # by the request object's id (topic query ids are the callers' and may repeat)
         self._cancels: dict[int, threading.Event] = {}  # the question being answered
         self._stopped_by_shutdown: set[int] = set()  # questions deactivate stopped
         self._stopping = threading.Event()  # set from deactivate until the next activate
@@ -127,9 +128,9 @@ class AnswerServer:
         self._question_sub = None
         with self._lock:
             self._stopping.set()
-            for query_id, cancel in self._cancels.items():
+            for key, cancel in self._cancels.items():
                 if not cancel.is_set():
-                    self._stopped_by_shutdown.add(query_id)
+                    self._stopped_by_shutdown.add(key)
                     cancel.set()
         self.worker.stop(WORKER_STOP_TIMEOUT_S)  # from here on a new call: MODEL_ERROR at once
         self._release_waiters("node shutting down")
@@ -143,7 +144,10 @@ class AnswerServer:
             if pub is not None:
                 # the answers just given (MODEL_ERROR "shutting down") reach their
                 # subscribers before the writer goes (bounded: a subscriber may be gone)
-                pub.wait_for_all_acked(Duration(seconds=ACKED_WAIT_S))
+                try:
+                    pub.wait_for_all_acked(Duration(seconds=ACKED_WAIT_S))
+                except Exception as err:  # an RMW without it: the writer goes anyway
+                    self.node.get_logger().debug(f"wait_for_all_acked: {err}")
                 self.node.destroy_publisher(pub)
         self._answer_pub = self._marker_pub = None
 
@@ -218,18 +222,19 @@ class AnswerServer:
         with self._lock:
             stream = self._streams.get(request.query_id)
             cancel = stream.cancel if stream is not None else threading.Event()
+            key = id(request)  # unique while it is being answered
             if self._stopping.is_set() and not cancel.is_set():
-                self._stopped_by_shutdown.add(request.query_id)
+                self._stopped_by_shutdown.add(key)
                 cancel.set()
-            self._cancels[request.query_id] = cancel
+            self._cancels[key] = cancel
         try:
             record = pipeline.answer(request, self.buffer,
                                      stream.progress if stream is not None else None, cancel)
         finally:
             with self._lock:
-                self._cancels.pop(request.query_id, None)
-                by_shutdown = request.query_id in self._stopped_by_shutdown
-                self._stopped_by_shutdown.discard(request.query_id)
+                self._cancels.pop(key, None)
+                by_shutdown = key in self._stopped_by_shutdown
+                self._stopped_by_shutdown.discard(key)
         if by_shutdown and record.status in (AnswerStatus.CANCELED, AnswerStatus.MODEL_ERROR):
             # stopped by deactivate, not by its caller (or its model process did not return
             # in time after the stop): the answer says why

@@ -30,6 +30,9 @@ from spatial_mllm_ros.answering.types import AnswerStatus
 
 __all__ = ["AskStreamAction", "StreamGoal"]
 
+#: Longest wait for rclpy to mark a goal canceling after its accepted cancel (seconds).
+CANCELING_WAIT_S = 1.0
+
 class StreamGoal:
     """What the answer server needs of one goal: where its progress goes and its cancel."""
 
@@ -59,6 +62,7 @@ class AskStreamAction:
         self.action_name = owner.resolve_service_name("~/ask_stream")
         self._submit = submit
         self._goals: dict[bytes, StreamGoal] = {}  # running goals by goal id
+        self._early_cancels: set[bytes] = set()  # canceled before they were registered
         self._goals_lock = threading.Lock()
         self._node = Node(
             f"{owner.get_name()}_ask_stream",
@@ -92,8 +96,11 @@ class AskStreamAction:
 
     def _on_cancel(self, goal_handle: Any) -> CancelResponse:
         """Every cancel is accepted; it reaches the running question at once."""
+        key = self._key(goal_handle)
         with self._goals_lock:
-            goal = self._goals.get(self._key(goal_handle))
+            goal = self._goals.get(key)
+            if goal is None:  # accepted, not executing yet: it finds the cancel when it starts
+                self._early_cancels.add(key)
         if goal is not None:
             goal.cancel.set()
         return CancelResponse.ACCEPT
@@ -110,7 +117,9 @@ class AskStreamAction:
         key = self._key(goal_handle)
         with self._goals_lock:
             self._goals[key] = goal
-        if goal_handle.is_cancel_requested:  # canceled before it started to execute
+            early = key in self._early_cancels
+            self._early_cancels.discard(key)
+        if early or goal_handle.is_cancel_requested:  # canceled before it started to execute
             goal.cancel.set()
         try:
             msg = self._submit(goal_handle.request, goal, self._node.context.ok)
@@ -118,6 +127,11 @@ class AskStreamAction:
             with self._goals_lock:
                 self._goals.pop(key, None)
         canceled = int(msg.status) == int(AnswerStatus.CANCELED)
+        # rclpy moves the goal to CANCELING only after the cancel callback returned: a
+        # question stopped by that cancel may finish first
+        end = time.monotonic() + CANCELING_WAIT_S
+        while canceled and not goal_handle.is_cancel_requested and time.monotonic() < end:
+            time.sleep(0.005)
         if canceled and goal_handle.is_cancel_requested:
             goal_handle.canceled()
         else:

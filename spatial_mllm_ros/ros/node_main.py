@@ -44,8 +44,11 @@ def main(args: list[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda _signum, _frame: stop.set())
     node = SpatialMllmNode()
-    executor = make_executor(int(node.get_parameter("executor.threads").value))
+    threads = int(node.get_parameter("executor.threads").value)
+    executor = make_executor(threads)
     executor.add_node(node)
+    node.get_logger().info(f"executor: {type(executor).__name__}"
+                           + (f" ({threads} threads)" if threads > 1 else ""))
     spinner = threading.Thread(target=_spin, args=(executor,), name="spatial-mllm-spin",
                                daemon=True)
     spinner.start()

@@ -115,6 +115,8 @@ def test_huge_questions_are_refused_at_once_on_both_paths(
 
 def test_the_action_streams_and_cancels(start_node: Any, monitor: Any,
                                         answer_client: Any) -> None:
+    from action_msgs.msg import GoalStatus
+
     # a long stop grace: the model process is frozen (SIGSTOP) while its cancel is pending,
     # and must not be taken for hung meanwhile
     proc = start_node({**ANSWER_NODE_PARAMS, "answer.max_new_tokens": 2000,
@@ -122,18 +124,20 @@ def test_the_action_streams_and_cancels(start_node: Any, monitor: Any,
     wait_node_state(monitor, proc, "active", timeout=120)
     run_publisher(*PUB_ARGS)
     node_status(monitor, proc, lambda v: counter(v, "frames.emitted") == 45)
-    feedback, result, _ = stream_goal(answer_client.node, {"question": "What is on the shelf?",
-                                                       "question_type": "open"})
+    feedback, result, _, status = stream_goal(
+        answer_client.node, {"question": "What is on the shelf?", "question_type": "open"})
     stages = [f.stage for f in feedback]
     assert len(feedback) >= 2 and stages[0] == "queued" and "decode" in stages
     assert not result.canceled and result.answer.status == AnswerStatus.OK
+    assert status == GoalStatus.STATUS_SUCCEEDED
     tokens = [f.num_tokens for f in feedback if f.stage == "decode"]
     assert tokens == sorted(tokens) and tokens[-1] <= 2000
 
-    feedback, result, at_cancel = stream_goal(
+    feedback, result, at_cancel, status = stream_goal(
         answer_client.node, {"question": "What is on the shelf?", "question_type": "open"},
         freeze_pid=model_pid(proc.pid))
     assert result.canceled and result.answer.status == AnswerStatus.CANCELED
+    assert status == GoalStatus.STATUS_CANCELED  # the goal's state agrees with the answer
     decoded = [f.num_tokens for f in feedback if f.stage == "decode"]
     assert 1 <= at_cancel < 2000
     assert decoded[-1] <= at_cancel + 1  # stopped within one token of the cancel

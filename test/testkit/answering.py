@@ -128,9 +128,10 @@ def change_state(node: Any, node_name: str, transition_id: int, timeout_s: float
 
 
 def stream_goal(client_node: Any, goal_fields: dict[str, Any], freeze_pid: int | None = None,
-                action_name: str = "/spatial_mllm/ask_stream") -> tuple[list[Any], Any, int]:
-    """One goal of ``~/ask_stream``: its feedback, its result, and (with ``freeze_pid``) the
-    tokens generated when it was canceled.
+                action_name: str = "/spatial_mllm/ask_stream"
+                ) -> tuple[list[Any], Any, int, int]:
+    """One goal of ``~/ask_stream``: its feedback, its result, (with ``freeze_pid``) the
+    tokens generated when it was canceled, and the goal's final status (``GoalStatus``).
 
     To cancel after the first token whatever the machine's speed, the model process
     ``freeze_pid`` is stopped (SIGSTOP) at the first ``decode`` feedback; once its feedback
@@ -172,4 +173,4 @@ def stream_goal(client_node: Any, goal_fields: dict[str, Any], freeze_pid: int |
         result = wait_future(handle.get_result_async(), 180)
     finally:
         action.destroy()
-    return feedback, result.result, at_cancel
+    return feedback, result.result, at_cancel, int(result.status)
