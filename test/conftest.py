@@ -2,6 +2,7 @@
 
     test/unit   -> ``unit``   pure code, no model, no ROS processes (seconds)
     test/model  -> ``model``  the tiny generated checkpoint (minutes on a CPU)
+    test/cli    -> ``cli``    the README's command lines run as processes, as a user types them
     test/ros    -> ``ros``    real node and publisher processes over DDS (minutes)
 
 so that ``pytest -m unit``, ``pytest -m "not ros"`` and the like select by tier as well as by
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-TIERS = ("unit", "model", "ros")
+TIERS = ("unit", "model", "cli", "ros")
 HERE = Path(__file__).resolve().parent
 
 
