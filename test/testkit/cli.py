@@ -42,6 +42,8 @@ NOISE_PATTERNS: tuple[str, ...] = (
     r"\bwarnings\.warn",
     r"KeyboardInterrupt",
     r"^\s*WARNING:",      # a library's warning through logging
+    r"\[transformers\]",  # transformers' logger (its warnings and advice)
+    r"\bdeprecated\b",
 )
 
 

@@ -1,0 +1,263 @@
+"""The README top to bottom, as a new user runs it: every command line of its bash blocks is
+run, as a process with the README's words, by a test named in ``RUN_BY`` below (or is
+listed in ``NOT_HERE`` with the reason it cannot run on this machine).  A README line
+without an entry fails ``test_every_readme_command_line_is_run_by_a_test``.
+
+The walk-through itself (shell-ready line, the node with the default profile, the bag of
+the shelf frames replayed into it, the three ``spatial-mllm-ask`` lines, the checkpoint
+commands, ``make demo``) is in this file; the other commands' lines are run by the test
+files named in the table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from testkit.cli import assert_clean, assert_refused, run_command, start_command
+from testkit.paths import REPO
+from testkit.readme import readme_command_lines, words
+
+from spatial_mllm_ros.exitcodes import ExitCode
+
+HERE = Path(__file__).resolve().parent
+
+#: README command line (its words, as ``testkit.readme.words`` splits it) -> the test that
+#: runs it: ``file.py::test_name`` under test/cli.
+RUN_BY: dict[str, str] = {
+    "make demo": "test_readme_walkthrough.py::test_make_demo",
+    "source .venv/bin/activate && source install/setup.bash":
+        "test_readme_walkthrough.py::test_shell_ready_line",
+    "spatial-mllm-ask 'How many chairs are in this room?'":
+        "test_readme_walkthrough.py::test_node_replay_and_ask",
+    "spatial-mllm-ask 'Which is closer to the sofa?' --type object_rel_distance "
+    "--option 'A. table' --option 'B. tv' --frames 16 --strategy coverage --json":
+        "test_readme_walkthrough.py::test_node_replay_and_ask",
+    "spatial-mllm-ask 'How far is the sofa from the stove?' --via topic --id 17":
+        "test_readme_walkthrough.py::test_node_replay_and_ask",
+    "spatial_mllm_node --ros-args --params-file config/cpu_tiny.yaml":
+        "test_readme_walkthrough.py::test_node_replay_and_ask",
+    "spatial-mllm-bag-from-rgbd ../shared/data/real_rgbd_shelf /tmp/shelf_bag":
+        "test_readme_walkthrough.py::test_node_replay_and_ask",
+    "spatial-mllm-replay /tmp/shelf_bag --rate 1.0":
+        "test_readme_walkthrough.py::test_node_replay_and_ask",
+    "spatial-mllm-checkpoint tiny OUT_DIR --layout v1.1":
+        "test_readme_walkthrough.py::test_checkpoint_commands",
+    "spatial-mllm-checkpoint layout --layout v1.0":
+        "test_readme_walkthrough.py::test_checkpoint_commands",
+    "spatial-mllm-checkpoint inspect DIR": "test_readme_walkthrough.py::test_checkpoint_commands",
+    "spatial-mllm-checkpoint export-onnx DIR OUT --height 476 --width 644":
+        "test_readme_walkthrough.py::test_checkpoint_commands",
+    "spatial-mllm-checkpoint build-engines --config desktop_gpu":
+        "test_readme_walkthrough.py::test_build_engines_without_the_profiles_checkpoint",
+    "spatial-mllm-checkpoint build-engines --config jetson_orin":
+        "test_readme_walkthrough.py::test_build_engines_without_the_profiles_checkpoint",
+    "spatial-mllm-checkpoint build-engines --config desktop_gpu --size 476x644 --size 364x504":
+        "test_readme_walkthrough.py::test_build_engines_without_the_profiles_checkpoint",
+    "spatial-mllm-infer --checkpoint DIR --frames ../shared/data/real_rgbd_shelf "
+    "--question 'How many boxes are there?'": "test_infer_cli.py::test_readme_infer_line",
+    "spatial-mllm-scene /tmp/scene --seed 3": "test_eval_cli.py::test_readme_offline_lines",
+    "spatial-mllm-eval /tmp/scene/bag --questions /tmp/scene/questions.jsonl --out /tmp/eval "
+    "--strategies coverage,uniform": "test_eval_cli.py::test_readme_offline_lines",
+}
+
+#: README command lines that cannot run on this machine, and why (their tests, where they
+#: exist, run on a ROS install: test/ros/test_launch.py, test/ros/test_ros_standard_path.py).
+NOT_HERE: dict[str, str] = {
+    "make test": "the command that runs this test",
+    "cd ~/ros2_ws/src && git clone '<this' 'repository>' spatial_mllm_ros":
+        "a ROS 2 install's workspace; no network here",
+    "pip install -r spatial_mllm_ros/requirements/python.txt":
+        "a ROS 2 install's workspace (make setup installs the same file here)",
+    "cd ~/ros2_ws && colcon build && source install/setup.bash":
+        "a ROS 2 install's workspace (make build runs colcon here)",
+    "ros2 launch spatial_mllm_ros spatial_mllm.launch.py profile:=desktop_gpu":
+        "the ros2 CLI and launch are not on PyPI",
+    "ros2 run spatial_mllm_ros spatial_mllm_node --ros-args --params-file '<profile.yaml>'":
+        "the ros2 CLI is not on PyPI (spatial_mllm_node is run instead)",
+    "ros2 service call /spatial_mllm/ask spatial_mllm_ros/srv/AskSpatial "
+    "'{question: '\"'\"'How many chairs are in this room?'\"'\"'}'":
+        "the ros2 CLI is not on PyPI (spatial-mllm-ask is run instead)",
+    "export 'FASTDDS_DEFAULT_PROFILES_FILE=$(ros2' pkg prefix "
+    "'spatial_mllm_ros)/share/spatial_mllm_ros/config/fastdds_large_data.xml'":
+        "the ros2 CLI is not on PyPI (install/setup.bash sets the profile here)",
+    "ros2 run spatial_mllm_ros spatial_mllm_node": "the ros2 CLI is not on PyPI",
+    "python3 -c 'import tensorrt; print(tensorrt.__version__)'":
+        "TensorRT needs a GPU; this machine has none",
+}
+
+
+def _key(w: tuple[str, ...]) -> str:
+    import shlex
+
+    return shlex.join(w)
+
+
+def readme_argv(line: str, **subs: str) -> list[str]:
+    """The README command line ``line`` (which must be in the README) as an argument vector,
+    with words replaced as ``subs`` says (``{"/tmp/scene": str(tmp)}``: a placeholder or a
+    fixed path of the README by this test's own)."""
+    w = words(line)
+    assert w in readme_command_lines(), f"the README no longer shows {line!r}"
+    out = []
+    for word in w:
+        for old, new in subs.items():
+            word = word.replace(old, new)
+        out.append(word)
+    return out
+
+
+def test_every_readme_command_line_is_run_by_a_test() -> None:
+    lines = {_key(w) for w in readme_command_lines()}
+    missing = sorted(lines - RUN_BY.keys() - NOT_HERE.keys())
+    assert not missing, f"README command lines that no test runs: {missing}"
+    stale = sorted((RUN_BY.keys() | NOT_HERE.keys()) - lines
+                   - {"spatial_mllm_node --ros-args --params-file config/cpu_tiny.yaml"})
+    assert not stale, f"entries for lines the README no longer shows: {stale}"
+    for line, where in RUN_BY.items():
+        file, name = where.split("::")
+        source = (HERE / file).read_text() if (HERE / file).exists() else ""
+        assert re.search(rf"^def {name}\(", source, re.MULTILINE), (
+            f"{line!r}: {where} does not exist")
+
+
+def test_shell_ready_line() -> None:
+    """From a login-like environment (no venv, no ROS variables), the README's line makes a
+    shell in which the interfaces import and the commands are on the PATH."""
+    line = " ".join(readme_argv("source .venv/bin/activate && source install/setup.bash"))
+    env = {"HOME": os.environ.get("HOME", "/root"), "PATH": "/usr/local/bin:/usr/bin:/bin",
+           "LANG": "C.UTF-8"}
+    script = (f"{line} && python -c 'import spatial_mllm_ros.msg, spatial_mllm_ros.srv' "
+              "&& command -v spatial-mllm-ask spatial_mllm_node spatial-mllm-infer")
+    res = subprocess.run(["bash", "-c", script], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("\n") == 3, res.stdout
+    assert not res.stderr.strip(), res.stderr
+
+
+@pytest.fixture
+def node() -> Iterator[subprocess.Popen[str]]:
+    """The node as the README starts it on this machine."""
+    proc = start_command(readme_argv_inline_node())
+    yield proc
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+
+def readme_argv_inline_node() -> list[str]:
+    """``spatial_mllm_node --ros-args --params-file config/cpu_tiny.yaml``, which the README
+    shows in a bash block as the way to start the node without the ros2 CLI."""
+    return readme_argv("spatial_mllm_node --ros-args --params-file config/cpu_tiny.yaml")
+
+
+def _wait_active(proc: subprocess.Popen[str]) -> None:
+    from spatial_mllm_ros.ros.ingest_monitor import IngestMonitor
+
+    with IngestMonitor(f"walkthrough_monitor_{os.getpid()}") as mon:
+        try:
+            mon.wait_for(lambda v: v.get("pid") == str(proc.pid) and v.get("state") == "active",
+                         timeout_s=180)
+        except TimeoutError as err:
+            alive = proc.poll() is None
+            raise AssertionError(f"the node (alive={alive}) never became active: {err}") from err
+
+
+def test_node_replay_and_ask(node: subprocess.Popen[str], shelf: Path, tmp_path: Path) -> None:
+    """The README's flow on this machine: the node with the default profile, the shelf frames
+    as a bag replayed into it, then the three ``spatial-mllm-ask`` lines."""
+    _wait_active(node)
+    bag = tmp_path / "shelf_bag"
+    res = run_command(readme_argv(
+        "spatial-mllm-bag-from-rgbd ../shared/data/real_rgbd_shelf /tmp/shelf_bag",
+        **{"../shared/data/real_rgbd_shelf": str(shelf), "/tmp/shelf_bag": str(bag)}))
+    assert_clean(res)
+    res = run_command(readme_argv("spatial-mllm-replay /tmp/shelf_bag --rate 1.0",
+                                  **{"/tmp/shelf_bag": str(bag)}), timeout=180)
+    assert_clean(res)
+
+    res = run_command(readme_argv("spatial-mllm-ask 'How many chairs are in this room?'"),
+                      timeout=300)
+    assert_clean(res)
+    assert "OK" in res.stdout, res.describe()
+
+    res = run_command(readme_argv(
+        "spatial-mllm-ask 'Which is closer to the sofa?' --type object_rel_distance "
+        "--option 'A. table' --option 'B. tv' --frames 16 --strategy coverage --json"),
+        timeout=300)
+    assert_clean(res)
+    answer: dict[str, Any] = res.json()
+    assert answer["status"] == "OK", answer
+    # 16 asked, the 15 shelf frames held: every one of them is used, and the answer says so.
+    assert len(answer["frame_stamps_ns"]) == 15, answer
+    assert "15" in json.dumps(answer.get("notes", answer.get("frames_note", ""))), answer
+
+    res = run_command(readme_argv(
+        "spatial-mllm-ask 'How far is the sofa from the stove?' --via topic --id 17"),
+        timeout=300)
+    assert_clean(res)
+    assert "17" in res.stdout, res.describe()
+
+
+def test_checkpoint_commands(tmp_path: Path) -> None:
+    """``spatial-mllm-checkpoint`` tiny, layout, inspect and export-onnx as the README shows
+    them (OUT_DIR, DIR and OUT are this test's folders)."""
+    ckpt = tmp_path / "tiny"
+    res = run_command(readme_argv("spatial-mllm-checkpoint tiny OUT_DIR --layout v1.1",
+                                  OUT_DIR=str(ckpt)))
+    assert_clean(res)
+    assert (ckpt / "config.json").is_file() and (ckpt / "model.safetensors").is_file()
+
+    res = run_command(readme_argv("spatial-mllm-checkpoint layout --layout v1.0"))
+    assert_clean(res)
+    rows = [ln.split("\t") for ln in res.stdout.splitlines()]
+    assert len(rows) > 100 and all(len(r) == 2 for r in rows), res.stdout[:400]
+    assert any(name.startswith("vggt_embedding_merger.") for name, _ in rows)
+
+    res = run_command(readme_argv("spatial-mllm-checkpoint inspect DIR", DIR=str(ckpt)))
+    assert_clean(res)
+    report = res.json()
+    assert report["layout"] == "v1.1", report
+
+    out = tmp_path / "onnx"
+    res = run_command(readme_argv(
+        "spatial-mllm-checkpoint export-onnx DIR OUT --height 476 --width 644",
+        DIR=str(ckpt), OUT=str(out)))
+    assert_clean(res)
+    assert (out / "vision_encoder.onnx").is_file() and (out / "spatial_encoder.onnx").is_file()
+
+
+@pytest.mark.parametrize("line", [
+    "spatial-mllm-checkpoint build-engines --config desktop_gpu",
+    "spatial-mllm-checkpoint build-engines --config jetson_orin",
+    "spatial-mllm-checkpoint build-engines --config desktop_gpu --size 476x644 --size 364x504",
+])
+def test_build_engines_without_the_profiles_checkpoint(line: str) -> None:
+    """The GPU profiles name a released checkpoint under /opt/models, which this machine does
+    not have: the command says so in one line and exits INPUT, before loading anything."""
+    res = run_command(readme_argv(line))
+    assert_refused(res, ExitCode.INPUT, "does not exist")
+
+
+def test_make_demo() -> None:
+    """``make demo`` (setup is already done: its second run takes seconds) runs the main job:
+    five questions answered over the service, each beside the scene's ground truth."""
+    res = run_command(readme_argv("make demo"), timeout=900)
+    # make's own lines ("make[1]: ...") are not noise; the demo's output is checked below.
+    assert_clean(res)
+    assert res.stdout.count("\nQ [") == 5, res.describe()
+    assert res.stdout.count("ground truth:") == 5, res.describe()
+    assert res.stdout.count("answer: [OK]") == 5, res.describe()
+    assert "demo: node stopped (exit code 0)" in res.stdout, res.describe()
