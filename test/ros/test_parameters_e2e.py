@@ -7,11 +7,10 @@ service (what ``ros2 param set /spatial_mllm ...`` calls).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
-from rclpy.parameter import Parameter
+from testkit.answering import set_parameters
 from testkit.processes import (
     ANSWER_NODE_PARAMS,
     counter,
@@ -27,24 +26,6 @@ from spatial_mllm_ros.evaluation.cli import eval_parser, eval_settings
 from spatial_mllm_ros.settings import Settings
 
 PROFILES = ("cpu_tiny", "desktop_gpu", "jetson_orin")
-
-
-def _set_parameters(client_node: Any, values: dict[str, Any], wait_s: float = 30.0) -> list[Any]:
-    from rcl_interfaces.srv import SetParameters
-
-    cli = client_node.create_client(SetParameters, "/spatial_mllm/set_parameters")
-    try:
-        assert cli.wait_for_service(timeout_sec=wait_s), "no set_parameters service"
-        req = SetParameters.Request(
-            parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()])
-        future = cli.call_async(req)
-        end = time.monotonic() + wait_s
-        while not future.done() and time.monotonic() < end:
-            time.sleep(0.01)
-        assert future.done(), "set_parameters did not answer"
-        return list(future.result().results)
-    finally:
-        client_node.destroy_client(cli)
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -77,7 +58,7 @@ def test_a_writable_parameter_changed_at_run_time_takes_effect(
     assert before.status == AnswerStatus.OK, before.error
     assert len(stamps_ns(before)) == 4
 
-    results = _set_parameters(answer_client.node, {"sampling.frame_budget": 6})
+    results = set_parameters(answer_client.node, {"sampling.frame_budget": 6})
     assert results[0].successful, results[0].reason
     after = answer_client.ask("How many chairs are in this room?", sampling_strategy="uniform")
     assert after.status == AnswerStatus.OK, after.error
@@ -85,9 +66,9 @@ def test_a_writable_parameter_changed_at_run_time_takes_effect(
     assert set(stamps_ns(after)) <= published
 
     # out of the schema's range, or read-only: refused, and nothing changes
-    refused = _set_parameters(answer_client.node, {"sampling.frame_budget": 0})
+    refused = set_parameters(answer_client.node, {"sampling.frame_budget": 0})
     assert not refused[0].successful and "sampling.frame_budget" in refused[0].reason
-    read_only = _set_parameters(answer_client.node, {"buffer.max_frames": 10})
+    read_only = set_parameters(answer_client.node, {"buffer.max_frames": 10})
     assert not read_only[0].successful
     again = answer_client.ask("How many chairs are in this room?", sampling_strategy="uniform")
     assert len(stamps_ns(again)) == 6

@@ -19,6 +19,7 @@ __all__ = [
     "AnswerDiagnostics",
     "change_state",
     "model_pid",
+    "set_parameters",
     "stream_goal",
     "wait_future",
 ]
@@ -127,8 +128,29 @@ def change_state(node: Any, node_name: str, transition_id: int, timeout_s: float
         node.destroy_client(client)
 
 
+def set_parameters(client_node: Any, values: dict[str, Any], wait_s: float = 30.0) -> list[Any]:
+    """Set ``values`` on the node under test through its ``set_parameters`` service (what
+    ``ros2 param set`` calls); the per-parameter results (``successful``, ``reason``)."""
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+
+    cli = client_node.create_client(SetParameters, "/spatial_mllm/set_parameters")
+    try:
+        assert cli.wait_for_service(timeout_sec=wait_s), "no set_parameters service"
+        req = SetParameters.Request(
+            parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()])
+        future = cli.call_async(req)
+        end = time.monotonic() + wait_s
+        while not future.done() and time.monotonic() < end:
+            time.sleep(0.01)
+        assert future.done(), "set_parameters did not answer"
+        return list(future.result().results)
+    finally:
+        client_node.destroy_client(cli)
+
+
 def stream_goal(client_node: Any, goal_fields: dict[str, Any], freeze_pid: int | None = None,
-                action_name: str = "/spatial_mllm/ask_stream"
+                action_name: str = "/spatial_mllm/ask_stream", kill_pid: int | None = None
                 ) -> tuple[list[Any], Any, int, int]:
     """One goal of ``~/ask_stream``: its feedback, its result, (with ``freeze_pid``) the
     tokens generated when it was canceled, and the goal's final status (``GoalStatus``).
@@ -136,6 +158,8 @@ def stream_goal(client_node: Any, goal_fields: dict[str, Any], freeze_pid: int |
     To cancel after the first token whatever the machine's speed, the model process
     ``freeze_pid`` is stopped (SIGSTOP) at the first ``decode`` feedback; once its feedback
     has stopped coming, the goal is canceled, the cancel is accepted, and the process resumes.
+    With ``kill_pid`` instead, the model process is stopped and then killed (SIGKILL) at the
+    first ``decode`` feedback: it dies mid-answer, between two tokens, at a known point.
     """
     from rclpy.action import ActionClient
     from spatial_mllm_ros.action import AskSpatialStream
@@ -146,9 +170,12 @@ def stream_goal(client_node: Any, goal_fields: dict[str, Any], freeze_pid: int |
     first_token = threading.Event()
 
     def on_feedback(msg: Any) -> None:
-        if msg.feedback.stage == "decode" and freeze_pid is not None \
-                and not first_token.is_set():
-            os.kill(freeze_pid, signal.SIGSTOP)
+        if msg.feedback.stage == "decode" and not first_token.is_set():
+            if freeze_pid is not None:
+                os.kill(freeze_pid, signal.SIGSTOP)
+            if kill_pid is not None:
+                os.kill(kill_pid, signal.SIGSTOP)  # no further token from here on
+                os.kill(kill_pid, signal.SIGKILL)
             first_token.set()
         feedback.append(msg.feedback)
 
