@@ -183,6 +183,7 @@ def format_answer(d: dict[str, Any]) -> str:
         )
         for b in d["boxes"]:
             lines.append(f"  box {b['label']!r} {b['xyxy']} position={b['position']}")
+    lines += [f"  note: {n}" for n in d.get("notes", [])]
     return "\n".join(lines)
 
 
