@@ -14,7 +14,9 @@ depth and intrinsics, in the world frame when the frame has a pose.
 
 Frame selection: ``buffer.select`` with the question's strategy, except for a monocular camera
 (no frame in the buffer has depth + pose) under ``coverage``, where the frames are chosen by
-coverage of the geometry the model's VGGT heads predict (:mod:`.monocular`).
+coverage of the geometry the model's VGGT heads predict (:mod:`.monocular`).  An OK answer's
+``notes`` say when fewer frames than asked were used and why, and what the frames lacked for
+the coverage figure (:mod:`spatial_mllm_ros.sampling.notes`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from spatial_mllm_ros import params as P
+from spatial_mllm_ros.answering.errors import ModelBusyError
 from spatial_mllm_ros.answering.monocular import select_frames
 from spatial_mllm_ros.answering.types import (
     Answerer,
@@ -38,6 +41,7 @@ from spatial_mllm_ros.core.frame import Frame
 from spatial_mllm_ros.model.limits import PromptLimits, utf8_token_bound
 from spatial_mllm_ros.sampling.budget import BudgetConfig, adaptive_frame_budget
 from spatial_mllm_ros.sampling.errors import SamplingError
+from spatial_mllm_ros.sampling.notes import selection_notes
 from spatial_mllm_ros.sampling.online import SpatialFrameBuffer
 from spatial_mllm_ros.sampling.scoring import motion_complexity
 from spatial_mllm_ros.sampling.strategies import available_strategies, uniform_indices
@@ -292,6 +296,10 @@ class AnsweringPipeline:
                 for stage, seconds in grounding.timings_s.items():
                     timings[stage] = timings.get(stage, 0.0) + seconds
                 boxes += self._boxes(grounding.box_text, frames[-1], grounding.resized_size)
+        except ModelBusyError as err:  # a saturated model server: at once, as a full queue
+            record = AnswerRecord.failure(request, AnswerStatus.BUSY, str(err))
+            record.question_type = qtype
+            return record
         except Exception as err:  # the model is arbitrary code: any failure is MODEL_ERROR
             if self._clock() > deadline:  # a model stopped at its deadline: that is the cause
                 record = self._late(request, qtype, timings, start, "during generation")
@@ -333,6 +341,7 @@ class AnsweringPipeline:
             uniform_coverage=selection.uniform_coverage,
             timings_s=timings,
             world_frame_id=world,
+            notes=selection_notes(budget, snapshot, selection),
         )
 
     def _late(

@@ -118,7 +118,13 @@ class PlacedBox:
 
 @dataclass
 class AnswerRecord:
-    """The full answer to one question (the pure twin of ``SpatialAnswer.msg``)."""
+    """The full answer to one question (the pure twin of ``SpatialAnswer.msg``).
+
+    ``notes``: sentences about how the answer was made that a caller should know although it
+    is OK, e.g. that fewer frames than asked were used and why, or that the frames had no
+    depth and coverage was not measured (then ``coverage`` is NaN); empty when there is
+    nothing to say.  They are not errors: ``error`` stays the reason of a non-OK status.
+    """
 
     query_id: int
     question: str
@@ -135,6 +141,7 @@ class AnswerRecord:
     timings_s: dict[str, float] = field(default_factory=dict)
     error: str = ""
     world_frame_id: str = ""
+    notes: list[str] = field(default_factory=list)
 
     @classmethod
     def failure(
@@ -190,4 +197,5 @@ class AnswerRecord:
             "timings_s": {s: float(self.timings_s.get(s, 0.0)) for s in STAGES},
             "error": self.error,
             "world_frame_id": self.world_frame_id,
+            "notes": list(self.notes),
         }

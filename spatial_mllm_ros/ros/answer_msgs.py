@@ -72,6 +72,7 @@ def answer_msg(record: AnswerRecord, now_ns: int) -> SpatialAnswer:
     msg.timings = timings
     msg.status = int(record.status)
     msg.error = record.error
+    msg.notes = list(record.notes)
     return msg
 
 
@@ -116,6 +117,7 @@ def record_from_msg(msg: SpatialAnswer) -> AnswerRecord:
         timings_s={name: float(getattr(msg.timings, name)) for name in STAGES},
         error=str(msg.error),
         world_frame_id=str(msg.header.frame_id),
+        notes=[str(n) for n in msg.notes],
     )
 
 

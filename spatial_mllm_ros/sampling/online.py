@@ -16,23 +16,31 @@ keeping wide views and rarely seen corners.
   ``searchsorted``; the frame is admitted (``new_coverage``) when ``new_voxels >=
   min_new_voxels`` and ``new_voxels >= min_new_fraction * |frame voxels|``, or (``interval``)
   when ``max_interval_s`` has passed since the last admitted geometric frame (keeps some
-  temporal context when standing still).  Otherwise, while the buffer has room (frames and
-  bytes) it is rejected (``redundant``); once the buffer is full it **competes** (``share``):
-  it is admitted only if, once inserted, some held geometric frame has a strictly smaller
-  coverage share than its own -- that frame is then the first one evicted -- and is rejected
-  otherwise (ties go against the newcomer, so a static camera does not churn the buffer).
+  temporal context when standing still).  Otherwise, **while the buffer has room** (frames and
+  bytes) it is admitted all the same (``room``): a frame that adds no voxel still serves the
+  ``uniform`` and ``scored`` strategies, the greedy's fill and the model's temporal context,
+  and costs nothing while the bounds are not reached.  Once the buffer is full it
+  **competes** (``share``): it is admitted only if, once inserted, some held geometric frame
+  has a strictly smaller coverage share than its own -- that frame is then the first one
+  evicted -- and is rejected (``redundant``) otherwise (ties go against the newcomer, so a
+  static camera does not churn the buffer).  A full buffer thus holds the same kind of set
+  as before (issue 16: the earlier rule rejected redundant frames while there was room, and
+  the 15-frame shelf sequence kept 3 of its 15 frames).
 * **Eviction** when over ``max_frames`` or ``max_bytes``: the geometric frame with the smallest
   coverage share (ties: fewer voxels, then the oldest).  A frame admitted by ``first``,
   ``new_coverage`` or ``interval`` is never the victim of its own add.  On long walkthroughs
   (>= 1000 frames) the ``coverage`` pick of 16 frames from the buffer covers at least as much
   of the whole stream as the paper's offline rule (greedy over 128 uniformly pre-sampled frames;
   ``benchmarks/bench_online_offline.py``, ``test/unit/test_online_offline.py``).
-* **Colour-only frames** (no depth/pose, e.g. a monocular camera) are admitted at most every
-  ``colour_min_interval_s`` and live in a bounded share of the buffer
-  (``colour_only_share * max_frames`` frames); within that share the frame closest in time to
-  its predecessor is evicted (temporal thinning).  At selection time the ``coverage`` strategy
-  runs max coverage over the geometric frames and fills the remaining slots with the ``scored``
-  rule over everything else (colour-only frames included).  A snapshot with no geometric frame
+* **Colour-only frames** (no depth or no pose, e.g. a monocular camera or a folder of colour
+  images) live in a bounded share of the buffer (``colour_only_share * max_frames`` frames).
+  While that share and the buffer have room every one is admitted (``colour_only``); once
+  either is full a frame closer than ``colour_min_interval_s`` to the last admitted
+  colour-only frame is rejected (``colour_throttled``) and any other one is admitted and the
+  colour-only frame closest in time to its predecessor is evicted (temporal thinning).  At
+  selection time the ``coverage`` strategy runs max coverage over the geometric frames and
+  fills the remaining slots with the ``scored`` rule over everything else (colour-only frames
+  included).  A snapshot with no geometric frame
   at all can instead be selected on geometry the model predicts for it (:mod:`.predicted`).
 * **Selection** works on an immutable :class:`~.selection.BufferSnapshot` (tuples of
   references; key arrays are read-only and never mutated), so a worker may select while camera
@@ -88,10 +96,13 @@ class BufferConfig:
         depth_stride: pixel stride when back-projecting depth (8 -> 80x60 points at 640x480).
         min_new_voxels: a geometric frame is admitted when it adds at least this many voxels ...
         min_new_fraction: ... and at least this fraction of its own voxels ...
-        max_interval_s: ... or when this long has passed since the last admitted geometric frame.
+        max_interval_s: ... or when this long has passed since the last admitted geometric
+            frame (any other frame is admitted while the buffer has room, and competes by
+            coverage share once it is full).
         max_depth_m: depth beyond this is ignored.
         colour_only_share: fraction of ``max_frames`` colour-only frames may occupy.
-        colour_min_interval_s: minimum spacing of admitted colour-only frames.
+        colour_min_interval_s: minimum spacing of admitted colour-only frames once the
+            buffer or the colour-only share is full (none while there is room).
     """
 
     max_frames: int = P.default_int("buffer.max_frames")
@@ -123,8 +134,9 @@ class BufferConfig:
 class AdmitDecision:
     """Outcome of :meth:`SpatialFrameBuffer.add`.
 
-    ``reason`` is one of: ``first``, ``new_coverage``, ``interval``, ``share`` (admitted
-    geometric; ``share``: a full buffer took it in place of a frame with a smaller share),
+    ``reason`` is one of: ``first``, ``new_coverage``, ``interval``, ``room``, ``share``
+    (admitted geometric; ``room``: it adds too few voxels but the buffer had room; ``share``: a
+    full buffer took it in place of a frame with a smaller share),
     ``colour_only`` (admitted colour-only), ``redundant``, ``colour_throttled``,
     ``duplicate_stamp``, ``too_large``, ``colour_share_zero`` (rejected).
     """
@@ -295,6 +307,11 @@ class SpatialFrameBuffer:
             or self._nbytes_locked() + entry_bytes > cfg.max_bytes
         )
 
+    def _colour_full(self, entry_bytes: int) -> bool:
+        """Whether a colour-only frame of ``entry_bytes`` would push the buffer or the
+        colour-only share over a bound."""
+        return self._n_colour + 1 > self.config.max_colour_frames or self._is_full(entry_bytes)
+
     # ------------------------------------------------------------------ public
     def add(self, frame: Frame) -> AdmitDecision:
         """Offer a frame; voxelizes it (outside the lock), admits or rejects, evicts if needed."""
@@ -313,7 +330,8 @@ class SpatialFrameBuffer:
                 if cfg.max_colour_frames == 0:
                     return AdmitDecision(False, "colour_share_zero", 0)
                 last = self._last_colour_stamp
-                if last is not None and frame.stamp_ns - last < cfg.colour_min_interval_s * _NS:
+                if (last is not None and frame.stamp_ns - last < cfg.colour_min_interval_s * _NS
+                        and self._colour_full(entry_bytes)):
                     return AdmitDecision(False, "colour_throttled", 0)
                 reason, new = "colour_only", 0
             else:
@@ -328,7 +346,7 @@ class SpatialFrameBuffer:
                 elif self._is_full(entry_bytes + new * BYTES_PER_VOXEL):
                     reason, compete = "share", True
                 else:
-                    return AdmitDecision(False, "redundant", new)
+                    reason = "room"
             entry = _Entry(frame, keys, self._free_slots.pop())
             self._insert_entry(entry)
             if compete:

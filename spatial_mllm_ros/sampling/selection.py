@@ -8,6 +8,7 @@ order, coverage figures, uniform baseline); both the buffer's selection
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -52,8 +53,9 @@ class Selection:
         selection_order: the same indices in the order the strategy picked them.
         strategy: strategy name.
         coverage: |union of chosen frames' voxels| / |union of the candidates' voxels|
-            (0.0 if no geometry); the candidates are the whole snapshot, or the frames whose
-            geometry was predicted.
+            (NaN when the candidates have no voxel: not measured, e.g. frames without depth
+            or pose); the candidates are the whole snapshot, or the frames whose geometry
+            was predicted.
         uniform_coverage: the same for ``uniform`` picks of the same k over the same candidates.
         frame_stamps_ns: stamps of ``frames``.
     """
@@ -91,7 +93,7 @@ def build_selection(
     total = union_size(sets, range(len(sets))) if union_voxels is None else union_voxels
 
     def cov(ids: Sequence[int]) -> float:
-        return union_size(sets, ids) / total if total else 0.0
+        return union_size(sets, ids) / total if total else math.nan
 
     return Selection(
         frames=tuple(candidates.frames[j] for j in chosen),

@@ -25,7 +25,7 @@ def _records() -> list[AnswerRecord]:
         frame_stamps_ns=[1_699_999_999_000_000_001, 1_700_000_000_123_456_789],
         strategy="coverage", coverage=0.5, uniform_coverage=0.375,
         timings_s={"queue_wait": 0.001, "sampling": 0.25, "decode": 1.5, "total": 2.0},
-        world_frame_id="map",
+        world_frame_id="map", notes=["16 frames asked, 2 used: the buffer holds 2 frames"],
     )
     mc = AnswerRecord(query_id=5, question="Which is closer?", status=AnswerStatus.OK,
                       question_type="object_rel_distance", answer="B", option="B",

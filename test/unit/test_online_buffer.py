@@ -92,10 +92,19 @@ def test_eviction_removes_the_smallest_coverage_share() -> None:
     assert evictions > 5 and min(outcomes.values()) > 3
 
 
-def test_redundant_frames_are_rejected_while_there_is_room(scene) -> None:  # type: ignore[no-untyped-def]
-    buf = SpatialFrameBuffer(_cfg(max_frames=len(scene.frames)))
-    reasons = {buf.add(f).reason for f in scene.frames}
-    assert "redundant" in reasons and "share" not in reasons
+def test_every_frame_is_kept_while_there_is_room(scene) -> None:  # type: ignore[no-untyped-def]
+    # issue 16: redundant frames were rejected while the buffer had room (the shelf's 15
+    # frames left 3); now a frame adding too few voxels is kept (``room``) until the bounds
+    # are reached, and only then competes by coverage share
+    n = len(scene.frames)
+    buf = SpatialFrameBuffer(_cfg(max_frames=n))
+    decisions = [buf.add(f) for f in scene.frames]
+    assert all(d.admitted for d in decisions) and len(buf) == n
+    assert {d.reason for d in decisions} == {"first", "new_coverage", "room"}
+    again = [replace(f, stamp_ns=f.stamp_ns + 10**12) for f in scene.frames[:10]]
+    full = [buf.add(f) for f in again]  # max_interval_s 1000: only a smaller share gives way
+    assert len(buf) == n and {d.reason for d in full} <= {"share", "redundant", "new_coverage"}
+    assert any(d.reason == "redundant" and not d.admitted for d in full)
 
 
 def test_redundant_eviction_keeps_more_coverage_than_fifo(scene) -> None:  # type: ignore[no-untyped-def]
@@ -109,8 +118,8 @@ def test_redundant_eviction_keeps_more_coverage_than_fifo(scene) -> None:  # typ
     assert buf.union_voxels >= fifo
 
 
-def test_admission_rejects_redundant_frames_until_interval(scene) -> None:  # type: ignore[no-untyped-def]
-    buf = SpatialFrameBuffer(_cfg(max_interval_s=2.0))
+def test_a_full_buffer_rejects_redundant_frames_until_interval(scene) -> None:  # type: ignore[no-untyped-def]
+    buf = SpatialFrameBuffer(_cfg(max_frames=1, max_interval_s=2.0))
     f = scene.frames[0]
     assert buf.add(f).reason == "first"
     assert buf.add(f).reason == "duplicate_stamp"
@@ -118,8 +127,9 @@ def test_admission_rejects_redundant_frames_until_interval(scene) -> None:  # ty
     d = buf.add(again)
     assert not d.admitted and d.reason == "redundant" and d.new_voxels == 0
     later = replace(f, stamp_ns=f.stamp_ns + 3 * 10**9)
-    assert buf.add(later).reason == "interval"
-    assert len(buf) == 2
+    d = buf.add(later)
+    assert d.reason == "interval" and d.evicted_stamps_ns == (f.stamp_ns,)
+    assert [x.stamp_ns for x in buf.snapshot().frames] == [later.stamp_ns]
 
 
 def test_too_large_frame_is_rejected(scene) -> None:  # type: ignore[no-untyped-def]
@@ -146,12 +156,15 @@ def test_colour_only_frames_stay_in_their_share_and_fill_selection(scene) -> Non
     assert list(sel.frame_stamps_ns) == sorted(sel.frame_stamps_ns)
 
 
-def test_colour_only_frames_are_throttled(scene) -> None:  # type: ignore[no-untyped-def]
-    buf = SpatialFrameBuffer(_cfg(colour_min_interval_s=0.5))
+def test_colour_only_frames_are_throttled_once_their_share_is_full(scene) -> None:  # type: ignore[no-untyped-def]
+    buf = SpatialFrameBuffer(_cfg(colour_min_interval_s=0.5))  # 3 colour-only frames at most
     rgb = scene.frames[0].rgb
-    assert buf.add(Frame(0, "cam", rgb)).admitted
+    for i in range(3):  # room: every frame of a 30 Hz stream (issue 16: a folder kept one)
+        assert buf.add(Frame(i * 33 * 10**6, "cam", rgb)).admitted
     assert buf.add(Frame(10**8, "cam", rgb)).reason == "colour_throttled"
-    assert buf.add(Frame(6 * 10**8, "cam", rgb)).admitted
+    d = buf.add(Frame(6 * 10**8, "cam", rgb))
+    assert d.admitted and d.evicted_stamps_ns == (33 * 10**6,)  # the closest in time
+    assert len(buf) == 3
 
 
 def test_selection_reports_coverage_and_is_never_below_uniform() -> None:
