@@ -2,7 +2,8 @@
 
 1. renders a synthetic room walkthrough (colour, depth, intrinsics, poses, ground truth);
 2. starts the ``spatial_mllm`` node as a real process (profile ``config/cpu_tiny.yaml``: the
-   tiny generated checkpoint on the CPU) on its own ROS_DOMAIN_ID;
+   tiny generated checkpoint on the CPU) on the user's ROS_DOMAIN_ID when set, else on one of
+   its own (:func:`choose_domain_id`; the first line of output says which);
 3. plays the walkthrough over real topics at 30 Hz from a second process (then a few
    malformed messages of each kind, which the node rejects and counts);
 4. asks VSI-style questions through the ``~/ask`` service and prints each answer, its boxes,
@@ -25,8 +26,12 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from spatial_mllm_ros.exitcodes import ExitCode
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,11 +45,45 @@ REALISTIC_TIMING = ("--pose-rate", "100", "--pose-delay-ms", "200", "--pose-jitt
 DDS_PROFILE = REPO / "config" / "fastdds_large_data.xml"
 
 
+@dataclass(frozen=True)
+class DomainChoice:
+    """The ROS_DOMAIN_ID the demo runs on, and whether it is the user's own."""
+
+    domain_id: int
+    yours: bool
+
+    def describe(self) -> str:
+        """E.g. ``ROS_DOMAIN_ID=42 (yours)``."""
+        why = ("yours" if self.yours else
+               "picked from the process id; set ROS_DOMAIN_ID to choose it")
+        return f"ROS_DOMAIN_ID={self.domain_id} ({why})"
+
+
+#: The ROS_DOMAIN_IDs Fast DDS can map to ports (above 232 the ports overflow).
+MAX_DOMAIN_ID = 232
+
+
+def choose_domain_id(environ: Mapping[str, str], pid: int) -> DomainChoice:
+    """The user's ``ROS_DOMAIN_ID`` when set (non-empty), else a private one, ``102 + pid %
+    100`` (102..201: away from the default 0 and the tests' 1..101).  ValueError (with the
+    message for the user) when the user's is not an integer in 0..232."""
+    value = environ.get("ROS_DOMAIN_ID", "").strip()
+    if not value:
+        return DomainChoice(102 + pid % 100, yours=False)
+    if not value.isdigit() or int(value) > MAX_DOMAIN_ID:
+        raise ValueError(f"ROS_DOMAIN_ID={value!r} is not an integer in 0..{MAX_DOMAIN_ID}; "
+                         "set one, or unset it and the demo picks its own")
+    return DomainChoice(int(value), yours=True)
+
+
 def ros_env(domain_id: int | None = None) -> dict[str, str]:
-    """Environment for the demo's processes: a private ROS_DOMAIN_ID, localhost discovery, the
-    shipped Fast DDS profile (when ``FASTDDS_DEFAULT_PROFILES_FILE`` is not set already)."""
+    """Environment for the demo's processes: ROS_DOMAIN_ID ``domain_id`` (default: the
+    user's, else a private one, :func:`choose_domain_id`), localhost discovery, the shipped
+    Fast DDS profile (when ``FASTDDS_DEFAULT_PROFILES_FILE`` is not set already)."""
     env = dict(os.environ)
-    env["ROS_DOMAIN_ID"] = str(domain_id if domain_id is not None else 102 + os.getpid() % 100)
+    if domain_id is None:
+        domain_id = choose_domain_id(os.environ, os.getpid()).domain_id
+    env["ROS_DOMAIN_ID"] = str(domain_id)
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     # the shipped large-image transport, unless the user brings their own DDS profile
     env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(DDS_PROFILE))
@@ -153,6 +192,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="stream with realistic sensor timing: " + " ".join(REALISTIC_TIMING))
     a = p.parse_args(argv)
     timing = (*REALISTIC_TIMING, "--seed", str(a.seed)) if a.realistic_timing else ()
+    try:
+        domain = choose_domain_id(os.environ, os.getpid())
+    except ValueError as err:
+        print(f"demo: error: {err}", file=sys.stderr)
+        return int(ExitCode.USAGE)
+    print(f"demo: {domain.describe()}", flush=True)
 
     from spatial_mllm_ros.evaluation.scene_questions import generate_scene_questions
     from spatial_mllm_ros.ros.ingest_monitor import IngestMonitor
@@ -166,8 +211,8 @@ def main(argv: list[str] | None = None) -> int:
           + ", ".join(sorted(o.label for o in layout.objects)))
     questions = pick_questions(generate_scene_questions(layout, scene.first_seen_ns()))
 
-    env = ros_env()
-    print(f"demo: ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}; starting the spatial_mllm node "
+    env = ros_env(domain.domain_id)
+    print(f"demo: starting the spatial_mllm node on {domain.describe()} "
           f"(profile {Path(a.profile).name})")
     code = 0
     with tempfile.TemporaryDirectory(prefix="spatial_mllm_demo_") as tmp:

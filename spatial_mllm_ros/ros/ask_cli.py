@@ -9,8 +9,20 @@ By default the question goes through the ``~/ask`` service; ``--via topic`` publ
 ``SpatialQuestion`` on ``~/question`` and waits for the ``SpatialAnswer`` with the same id on
 ``~/answer`` (the path a navigation stack uses).  Every flag is checked before a message is
 built (``--frames`` within the node's largest frame budget, ``--id`` within uint64, ...).
-Exit status: 0 for an OK answer, 1 for any other answer status, 2 when no answer could be
-obtained (no node, timeout, bad arguments), 130 / 143 when SIGINT / SIGTERM ended the wait.
+While it waits for the node (more than a second), it says on stderr what it waits for: the
+service, action or topic, the node, and the ROS_DOMAIN_ID.
+
+``--stream`` asks through the ``~/ask_stream`` action and shows the answer's text on stderr as
+it is generated (``[queued] [sampling] [encoders] [decode] `` and then the text).  Ctrl-C (or
+SIGTERM) once the question is sent cancels it: the node stops within one token, and the
+CANCELED answer, with the text generated so far, is printed as any answer is (``--json``:
+the JSON), waited for at most :data:`CANCEL_WAIT_S`.  Without ``--stream`` an interruption
+ends the wait at once and says whether the question was sent (the node may still answer it).
+
+Exit status (:class:`~spatial_mllm_ros.exitcodes.ExitCode`): OK (0) for an OK answer, NOT_OK
+(1) for any other answer status, USAGE (2) for bad arguments, NO_ANSWER (6) when no answer
+came (no node, no answer within ``--wait``), INTERRUPTED (130) / TERMINATED (143) when SIGINT
+/ SIGTERM ended it -- also after a streamed question's CANCELED answer was printed.
 """
 
 from __future__ import annotations
@@ -26,12 +38,14 @@ from collections.abc import Callable
 from typing import Any
 
 from spatial_mllm_ros import params as P
+from spatial_mllm_ros.exitcodes import ExitCode
 from spatial_mllm_ros.ros.interrupts import Interrupted, interrupting_signals
 from spatial_mllm_ros.vsibench.prompts import OPTION_LETTERS, QUESTION_TYPES
 
 PROG = "spatial-mllm-ask"
 DEFAULT_NODE = "/spatial_mllm"
-EXIT_OK, EXIT_NOT_OK, EXIT_NO_ANSWER = 0, 1, 2
+#: Longest wait, after Ctrl-C, for a canceled streamed question's answer (seconds).
+CANCEL_WAIT_S = 5.0
 
 #: Largest frame budget any node accepts: the schema's bound of ``sampling.max_frame_budget``
 #: (the message field, uint16, would take 65535).
@@ -117,8 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
         description="Ask the spatial_mllm node a spatial question and print its answer.",
-        epilog="exit status: 0 OK answer, 1 other answer status, 2 no answer (no node, "
-               "timeout, bad arguments), 130/143 ended by SIGINT/SIGTERM",
+        epilog="exit status: 0 OK answer, 1 other answer status, 2 bad arguments, 6 no "
+               "answer (no node, no answer within --wait), 130/143 ended by SIGINT/SIGTERM "
+               "(with --stream after printing the canceled answer)",
     )
     p.add_argument("question", help="the question, e.g. 'How many chairs are in this room?'")
     p.add_argument("--type", default="", dest="question_type", type=_question_type,
@@ -187,6 +202,22 @@ def format_answer(d: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: Longest wait for the node's service, action or question subscriber (the client's own).
+SERVER_WAIT = 30.0
+
+
+def _domain() -> str:
+    return os.environ.get("ROS_DOMAIN_ID", "").strip() or "0"
+
+
+def _notice(args: argparse.Namespace, what: str) -> Callable[[], None]:
+    """What to print when the node is not there at once."""
+    def say() -> None:
+        print(f"{PROG}: waiting for {what} (node {args.node}) on ROS_DOMAIN_ID={_domain()} "
+              f"(up to {min(args.wait, SERVER_WAIT):g} s) ...", file=sys.stderr, flush=True)
+    return say
+
+
 def ask(client: Any, args: argparse.Namespace) -> Any:
     """Send the question through ``client`` (an ``AskClient``); return the ``SpatialAnswer``
     (NoAnswerError when none in time)."""
@@ -195,88 +226,105 @@ def ask(client: Any, args: argparse.Namespace) -> Any:
         "frame_budget": args.frames, "sampling_strategy": args.strategy,
         "timeout_s": float(args.timeout),
     }
+    node = args.node.rstrip("/")
+    server_wait = min(args.wait, SERVER_WAIT)
     if args.stream:
-        return ask_stream(client, args, fields)
+        client.wait_for_action(server_wait, _notice(args, f"{node}/ask_stream"))
+        return client.ask_stream(args.question, wait_s=args.wait,
+                                 on_feedback=FeedbackPrinter(), **fields)
     if args.via == "service":
+        client.wait_for_service(server_wait, _notice(args, f"{node}/ask"))
         return client.ask(args.question, wait_s=args.wait, **fields)
     query_id = args.query_id if args.query_id is not None else (
         (time.time_ns() // 1000) * 1000 + os.getpid() % 1000)
-    client.wait_question_subscriber(min(args.wait, 30.0))
+    client.wait_question_subscriber(server_wait, _notice(args, f"a subscriber of {node}/question"))
     client.publish_question(query_id, args.question, **fields)
     return client.wait_answers([query_id], wait_s=args.wait)[query_id][0]
 
 
-def ask_stream(client: Any, args: argparse.Namespace, fields: dict[str, Any]) -> Any:
-    """Send the question as an ``AskSpatialStream`` goal; print each new piece of text on
-    stderr as feedback brings it; return the result's ``SpatialAnswer``. An interruption
-    (Ctrl-C) cancels the goal before it propagates."""
-    from rclpy.action import ActionClient
+class FeedbackPrinter:
+    """Shows a streamed answer on stderr: ``[stage] `` for each stage (``[decode] `` once), then
+    each new piece of the text as feedback brings it."""
 
-    from spatial_mllm_ros.action import AskSpatialStream
-    from spatial_mllm_ros.ros.client import NoAnswerError
+    def __init__(self) -> None:
+        self.shown = ""
+        self.stage = ""
 
-    action: Any = ActionClient(client.node, AskSpatialStream, f"{args.node}/ask_stream")
-    if not action.wait_for_server(timeout_sec=min(args.wait, 30.0)):
-        raise NoAnswerError(f"no action {args.node}/ask_stream")
-    shown = {"text": ""}
-
-    def on_feedback(msg: Any) -> None:
-        text = str(msg.feedback.text)
-        if msg.feedback.stage == "decode" and text.startswith(shown["text"]):
-            sys.stderr.write(text[len(shown["text"]):])
-            sys.stderr.flush()
-            shown["text"] = text
-        elif msg.feedback.stage != "decode":
-            sys.stderr.write(f"[{msg.feedback.stage}] ")
-
-    goal = AskSpatialStream.Goal(question=args.question, **fields)
-    handle = _wait_future(action.send_goal_async(goal, on_feedback), args.wait)
-    if handle is None or not handle.accepted:
-        raise NoAnswerError(f"{args.node}/ask_stream did not accept the question")
-    try:
-        result = _wait_future(handle.get_result_async(), args.wait)
-    except BaseException:
-        handle.cancel_goal_async()  # the node stops generating within one token
-        raise
-    sys.stderr.write("\n")
-    if result is None:
-        raise NoAnswerError(f"no result from {args.node}/ask_stream within {args.wait:.0f} s")
-    return result.result.answer
+    def __call__(self, feedback: Any) -> None:
+        stage, text = str(feedback.stage), str(feedback.text)
+        if stage != self.stage:
+            sys.stderr.write(f"[{stage}] ")
+            self.stage = stage
+        if stage == "decode" and text.startswith(self.shown):
+            sys.stderr.write(text[len(self.shown):])
+            self.shown = text
+        sys.stderr.flush()
 
 
-def _wait_future(future: Any, wait_s: float) -> Any:
-    end = time.monotonic() + wait_s
-    while not future.done() and time.monotonic() < end:
-        time.sleep(0.01)
-    return future.result() if future.done() else None
+def print_answer(msg: Any, args: argparse.Namespace) -> str:
+    """Print the answer on stdout (JSON with ``--json``); its status name."""
+    d = answer_to_dict(msg)
+    print(json.dumps(d, indent=2) if args.json else format_answer(d), flush=True)
+    return str(d["status"])
+
+
+def _interrupted(client: Any, args: argparse.Namespace, sig: Interrupted) -> int:
+    """After SIGINT/SIGTERM: cancel a streamed question and print its CANCELED answer, or
+    say whether the question was sent; the exit code."""
+    stream = client.stream if args.stream else None
+    if stream is not None:
+        sys.stderr.write("\n")
+        answer = stream.cancel(CANCEL_WAIT_S)
+        if answer is not None:
+            status = print_answer(answer, args)
+            after = ("the question was canceled" if status == "CANCELED"
+                     else f"the answer ({status}) came before the cancel")
+        else:
+            after = (f"the question was canceled; no answer came within {CANCEL_WAIT_S:g} s")
+    elif client.questions_sent:
+        after = "the question was sent, the node may still answer it"
+    else:
+        after = "no question was sent"
+    print(f"{PROG}: interrupted by {sig.name}; {after}", file=sys.stderr)
+    return sig.exit_code
+
+
+def _hint(client: Any) -> str:
+    """What to do after a NoAnswerError: find the node, or wait longer for its answer."""
+    if client.questions_sent:
+        return (" (--wait waits longer; --timeout sets the node's own deadline)")
+    return (f" on ROS_DOMAIN_ID={_domain()}: start the node on this ROS_DOMAIN_ID "
+            "(spatial_mllm_node --ros-args --params-file config/cpu_tiny.yaml), or give "
+            "its name with --node")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (see the module docstring)."""
     args = parse_args(argv)
-    sent: list[int] = []  # questions sent by the client, read after an interruption
+    client_up = False
     try:
         with interrupting_signals(PROG):
             from spatial_mllm_ros.ros.client import AskClient, NoAnswerError
 
-            try:
-                with AskClient(f"spatial_mllm_ask_{os.getpid()}", args.node,
-                               rclpy_signal_handlers=False) as client:
-                    try:
-                        msg = ask(client, args)
-                    finally:
-                        sent.append(client.questions_sent)
-            except NoAnswerError as err:
-                print(f"{PROG}: {err}", file=sys.stderr)
-                return EXIT_NO_ANSWER
-    except Interrupted as sig:
-        after = ("the question was sent, the node may still answer it" if sum(sent)
-                 else "no question was sent")
-        print(f"{PROG}: interrupted by {sig.name}; {after}", file=sys.stderr)
+            with AskClient(f"spatial_mllm_ask_{os.getpid()}", args.node,
+                           rclpy_signal_handlers=False) as client:
+                client_up = True
+                try:
+                    msg = ask(client, args)
+                except NoAnswerError as err:
+                    print(f"{PROG}: error: {err}{_hint(client)}", file=sys.stderr)
+                    return ExitCode.NO_ANSWER
+                except Interrupted as sig:
+                    return _interrupted(client, args, sig)
+                if args.stream:
+                    sys.stderr.write("\n")
+    except Interrupted as sig:  # before the client was up, or while it closed
+        print(f"{PROG}: interrupted by {sig.name}" + ("" if client_up else
+                                                       "; no question was sent"),
+              file=sys.stderr)
         return sig.exit_code
-    d = answer_to_dict(msg)
-    print(json.dumps(d, indent=2) if args.json else format_answer(d))
-    return EXIT_OK if d["status"] == "OK" else EXIT_NOT_OK
+    status = print_answer(msg, args)
+    return ExitCode.OK if status == "OK" else ExitCode.NOT_OK
 
 
 if __name__ == "__main__":

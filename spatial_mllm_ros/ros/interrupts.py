@@ -19,12 +19,12 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-__all__ = ["STOP_SIGNALS", "Interrupted", "interrupting_signals"]
+__all__ = ["STOP_SIGNALS", "Interrupted", "interrupting_signals", "raise_on_stop_signals"]
 
 #: The signals that end a tool: Ctrl-C and ``kill``/``docker stop``/``ros2 launch`` shutdown.
 STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
@@ -80,3 +80,32 @@ def interrupting_signals(prog: str) -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, signal.SIG_DFL if old is None else old)
+
+
+def raise_on_stop_signals() -> Callable[[], None]:
+    """For a library that lets rclpy handle the signals (``BackgroundNode``): SIGINT and
+    SIGTERM raise :class:`Interrupted` in the main thread, each time, where the program left
+    them at Python's defaults (SIGINT: KeyboardInterrupt; SIGTERM: the process ends).  Call
+    it before ``rclpy.init``: rclpy's handlers shut the context down, then call these.
+    (rclpy alone turns SIGTERM into a context shutdown, so a program waiting in the main
+    thread would not end.)  A signal the program ignores or handles itself is left alone;
+    outside the main thread nothing is changed.  Returns the function that restores the
+    previous handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        raise Interrupted(signum)
+
+    defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+    previous: dict[signal.Signals, Any] = {}
+    for sig, default in defaults.items():
+        if signal.getsignal(sig) is default:
+            previous[sig] = signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            if signal.getsignal(sig) is handler:
+                signal.signal(sig, old)
+
+    return restore
