@@ -35,7 +35,9 @@ class ExitCode(IntEnum):
     OUTPUT = 5
     #: No answer came: the node was not found, or did not answer in time.
     NO_ANSWER = 6
-    #: Interrupted by SIGINT (Ctrl-C); 128 + the signal's number, as shells report it.
+    #: Interrupted by SIGINT (Ctrl-C); 128 + the signal's number, as shells report it.  Also
+    #: after ``spatial-mllm-ask --stream`` printed the CANCELED answer (the text so far) of
+    #: the question the interruption canceled.
     INTERRUPTED = 130
-    #: Ended by SIGTERM.
+    #: Ended by SIGTERM (as INTERRUPTED otherwise).
     TERMINATED = 143

@@ -46,7 +46,9 @@ topic kind, injected counts, messages dropped per sensor kind, the good-frame co
 stamps (ns) of the good colour images, depth images, poses and camera infos published (each
 list the last 100,000), and the timing settings.  SIGINT or SIGTERM (``--loop`` runs until
 one) ends the stream at once: the summary, with ``"interrupted": "SIGINT"``, is still printed,
-and the exit status is 130 (SIGINT) or 143 (SIGTERM) instead of 0.
+and the exit status is 130 (SIGINT) or 143 (SIGTERM) instead of 0.  Exit status
+(:class:`~spatial_mllm_ros.exitcodes.ExitCode`): OK, USAGE for a bad flag, INPUT for a
+``--folder`` that cannot be read, INTERRUPTED / TERMINATED.
 """
 
 from __future__ import annotations
@@ -72,7 +74,9 @@ from rclpy.publisher import Publisher
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+from spatial_mllm_ros.core.errors import RgbdDirError
 from spatial_mllm_ros.core.frame import Frame
+from spatial_mllm_ros.exitcodes import ExitCode
 from spatial_mllm_ros.ros.conversions import ENCODER
 from spatial_mllm_ros.ros.interrupts import Interrupted, interrupting_signals
 from spatial_mllm_ros.ros.matching import wait_subscribed
@@ -89,6 +93,8 @@ from spatial_mllm_ros.synthetic.sensor_timing import (
 )
 
 __all__ = ["StreamPublisher", "StreamSettings", "build_parser", "main"]
+
+PROG = "rgbd_stream_publisher"
 
 
 # --------------------------------------------------------------------------- publisher
@@ -262,7 +268,7 @@ class StreamPublisher:
 
 # --------------------------------------------------------------------------- CLI
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rgbd_stream_publisher", description=__doc__,
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     d = StreamSettings()
     p.add_argument("--source", choices=("procedural", "synthetic", "folder"),
@@ -335,9 +341,8 @@ def _timing(p: argparse.ArgumentParser, a: argparse.Namespace) -> SensorTiming:
 
 
 def _frames(a: argparse.Namespace) -> list[Frame]:
+    """The frames of ``--source`` (RgbdDirError for a folder that cannot be read)."""
     if a.source == "folder":
-        if a.folder is None:
-            raise SystemExit("--source folder needs --folder")
         from spatial_mllm_ros.core.rgbd_dir import load_rgbd_dir
 
         return load_rgbd_dir(a.folder)
@@ -358,7 +363,9 @@ def main(argv: list[str] | None = None) -> int:
     inject = tuple(k for k in a.inject.split(",") if k)
     for k in inject:
         if k not in INJECT_KINDS:
-            raise SystemExit(f"unknown --inject kind {k!r}; one of {', '.join(INJECT_KINDS)}")
+            parser.error(f"unknown --inject kind {k!r}; one of {', '.join(INJECT_KINDS)}")
+    if a.source == "folder" and a.folder is None:
+        parser.error("--source folder needs --folder DIR")
     settings = StreamSettings(
         rate_hz=a.rate, count=a.count, loop=a.loop, colour_format=a.colour_format,
         colour_encoding=a.colour_encoding, depth_encoding=a.depth_encoding,
@@ -370,8 +377,12 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict[str, Any] | None = None
     stopped: Interrupted | None = None
     try:
-        with interrupting_signals("rgbd_stream_publisher"):
-            frames = _frames(a)
+        with interrupting_signals(PROG):
+            try:
+                frames = _frames(a)
+            except RgbdDirError as err:
+                print(f"{PROG}: error: {err}", file=sys.stderr)
+                return ExitCode.INPUT
             # rclpy's own handlers would shut the context down under a publish (RCLError)
             rclpy.init(args=args_all, signal_handler_options=SignalHandlerOptions.NO)
             node = Node("rgbd_stream_publisher")
@@ -387,10 +398,10 @@ def main(argv: list[str] | None = None) -> int:
     if summary is not None:
         print(json.dumps(summary), flush=True)
     if stopped is None:
-        return 0
+        return ExitCode.OK
     done = "before publishing" if summary is None else f"after {summary['good_frames']} " \
         "good frames"
-    print(f"rgbd_stream_publisher: stopped by {stopped.name} {done}", file=sys.stderr)
+    print(f"{PROG}: stopped by {stopped.name} {done}", file=sys.stderr)
     return stopped.exit_code
 
 if __name__ == "__main__":

@@ -137,6 +137,18 @@ def test_replay_with_no_node_says_so(shelf_bag: Path) -> None:
     assert "published 0 messages" in res.stderr, res.describe()
 
 
+# --------------------------------------------------------------------------- stream publisher
+@pytest.mark.parametrize(("args", "code", "says"), [
+    (["--source", "folder"], ExitCode.USAGE, "needs --folder"),
+    (["--inject", "bogus"], ExitCode.USAGE, "unknown --inject kind"),
+    (["--source", "folder", "--folder", "/nonexistent/frames"], ExitCode.INPUT,
+     "not a directory"),
+], ids=["no-folder", "bad-inject", "missing-folder"])
+def test_stream_publisher_refuses_with_its_exit_code(args: list[str], code: ExitCode,
+                                                     says: str) -> None:
+    assert_refused(run_command(["rgbd_stream_publisher", *args], timeout=120), code, says)
+
+
 # --------------------------------------------------------------------------- ask
 def test_ask_with_no_node_says_what_it_waits_for() -> None:
     res = run_command(["spatial-mllm-ask", "How many chairs are in this room?", "--wait", "2"],
