@@ -197,7 +197,8 @@ SCHEMA: tuple[ParamSpec, ...] = (
        "Pixel stride when back-projecting depth for coverage (8: 80x60 points at 640x480).",
        min=1, max=64, read_only=True),
     _P("buffer.min_new_voxels", int, 20,
-       "A frame with geometry is admitted when it adds at least this many new voxels ...",
+       "Every frame is kept while the buffer is under its bounds; once it is full, a frame "
+       "with geometry is admitted when it adds at least this many new voxels ...",
        min=0, max=10_000_000, read_only=True),
     _P("buffer.max_interval_s", float, 5.0,
        "... or when this long has passed since the last admitted frame, seconds.",
