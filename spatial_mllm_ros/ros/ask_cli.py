@@ -185,9 +185,11 @@ def answer_to_dict(msg: Any) -> dict[str, Any]:
     return record_from_msg(msg).to_json()
 
 
-def format_answer(d: dict[str, Any]) -> str:
-    """Human-readable summary of :func:`answer_to_dict`'s output."""
-    lines = [f"[{d['status']}] {d['answer']!r}" + (f"  error: {d['error']}" if d["error"] else "")]
+def format_answer(d: dict[str, Any], show_id: bool = False) -> str:
+    """Human-readable summary of :func:`answer_to_dict`'s output (``show_id``: with the
+    query id, the caller's own with ``--via topic``)."""
+    lines = [f"[{d['status']}] {d['answer']!r}" + (f"  error: {d['error']}" if d["error"] else "")
+             + (f"  (query id {d['query_id']})" if show_id else "")]
     if d["status"] == "OK":
         cov, uni = d["coverage"], d["uniform_coverage"]
         lines.append(
@@ -264,7 +266,8 @@ class FeedbackPrinter:
 def print_answer(msg: Any, args: argparse.Namespace) -> str:
     """Print the answer on stdout (JSON with ``--json``); its status name."""
     d = answer_to_dict(msg)
-    print(json.dumps(d, indent=2) if args.json else format_answer(d), flush=True)
+    show_id = args.via == "topic" and not args.stream
+    print(json.dumps(d, indent=2) if args.json else format_answer(d, show_id), flush=True)
     return str(d["status"])
 
 
