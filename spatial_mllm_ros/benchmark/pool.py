@@ -19,6 +19,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,8 @@ __all__ = ["CRASH_MARKER_ENV", "RayPool"]
 CRASH_MARKER_ENV = "SPATIAL_MLLM_VSIBENCH_CRASH_MARKER"
 #: Times one scene is submitted again after its actor died.
 MAX_SCENE_RETRIES = 3
+#: Longest wait for a dead actor to come back (it loads its model again), and the poll period.
+RESTART_WAIT_S, RESTART_POLL_S = 600.0, 0.5
 _DONE = object()
 
 
@@ -58,6 +61,23 @@ class _SceneActor:
             if marker and not Path(marker).exists():
                 Path(marker).write_text(f"pid {os.getpid()}\n", encoding="utf-8")
                 os._exit(1)
+
+
+def _await_restart(actor: Any, limit_s: float = RESTART_WAIT_S) -> bool:
+    """Wait until ``actor``, restarted by Ray after it died, answers again (it loads its model
+    first); False when it is dead for good or not back within ``limit_s`` seconds."""
+    import ray
+
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        try:
+            return bool(ray.get(actor.ready.remote(), timeout=max(deadline - time.monotonic(),
+                                                                   0.1)))
+        except ray.exceptions.ActorUnavailableError:  # still restarting
+            time.sleep(RESTART_POLL_S)
+        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+            return False
+    return False
 
 
 @dataclass(frozen=True)
@@ -134,6 +154,8 @@ class RayPool:
                 elif rest:
                     for q in rest:
                         out.put(QuestionOutcome(q.id, task.key, error=f"worker died: {err}"))
+                if not _await_restart(actor):
+                    break  # dead for good: the other actors take the rest
             except ray.exceptions.RayError as err:
                 for q in task.questions:
                     if str(q.id) not in delivered:
