@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testkit.cli import assert_clean, assert_refused, noise, run_command, signal_group, start_command
+from testkit.cli import (
+    assert_clean,
+    assert_refused,
+    noise,
+    run_command,
+    signal_group,
+    start_command,
+)
 from testkit.vsibench_data import PARQUET, write_dataset, write_parquet
 
 from spatial_mllm_ros.benchmark.pool import CRASH_MARKER_ENV
@@ -103,7 +110,7 @@ def test_sigint_then_rerun_resumes_without_recomputing(dataset: Path, tmp_path: 
             assert time.monotonic() < deadline, "no result line in 600 s"
             time.sleep(0.02)
         signal_group(proc, signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=120)
+        _stdout, stderr = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
