@@ -200,16 +200,16 @@ def test_ctrl_c_during_a_streamed_answer_prints_the_canceled_answer(
                 and counter(v, "pair.colour.pending") == 0, timeout=60)
     proc = start_command(["spatial-mllm-ask", "What is on the shelf?", "--type", "open",
                           "--stream", "--json", "--timeout", "600"])
-    err = _Lines(proc.stderr)
+    err, stdout = _Lines(proc.stderr), _Lines(proc.stdout)
     try:
         assert err.wait_for("[decode]", timeout=180), err.text
         signal_group(proc, signal.SIGINT)  # Ctrl-C in its terminal
-        out, _ = proc.communicate(timeout=END_S)
+        proc.wait(timeout=END_S)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    stderr = err.close()
+    stderr, out = err.close(), stdout.close()
     assert proc.returncode == ExitCode.INTERRUPTED, (proc.returncode, out, stderr)
     assert "no question was sent" not in stderr
     assert "Traceback" not in stderr
