@@ -11,13 +11,37 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from spatial_mllm_ros.answering.pipeline import AnsweringPipeline, PipelineConfig
-from spatial_mllm_ros.answering.types import Answerer, AnswerRecord, QuestionRequest
+from spatial_mllm_ros.answering.types import STAGES, Answerer, AnswerRecord, QuestionRequest
 from spatial_mllm_ros.core.frame import Frame
 from spatial_mllm_ros.model.limits import PromptLimits
 from spatial_mllm_ros.sampling.online import BufferConfig, SpatialFrameBuffer
+
+
+#: The part of an answer's ``total`` that no stage of :data:`~.types.STAGES` names.
+OTHER = "other"
+
+
+def timings_with_other(timings: Mapping[str, float]) -> dict[str, float]:
+    """An answer's stage timings (seconds) with :data:`OTHER` before ``total``, so that the
+    stages add up to ``total`` (to float rounding).
+
+    The stages: ``queue_wait`` (asked until the pipeline took the question), ``sampling``
+    (choosing the frames), ``vision_2d`` and ``spatial`` (the two vision encoders),
+    ``connector`` (fusing their tokens), ``prefill`` and ``decode`` (the language model) --
+    each summed over the answer's generations (the grounding one too).  ``other``: the
+    pipeline's own work (question checks, prompt, buffer snapshot, answer and box parsing)
+    and the model's unstaged work (resizing the frames, tokenising, moving tensors,
+    ``generate``'s per-token bookkeeping, decoding the text).  ``total``: the whole answer,
+    queue wait included.  ``other`` is 0 for an answer refused before it was timed (total 0).
+    """
+    out = {stage: float(timings.get(stage, 0.0)) for stage in STAGES if stage != "total"}
+    total = float(timings.get("total", 0.0))
+    out[OTHER] = max(0.0, total - sum(out.values())) if total > 0 else 0.0
+    out["total"] = total
+    return out
 
 
 def fill_buffer(frames: Sequence[Frame], config: BufferConfig) -> SpatialFrameBuffer:

@@ -132,6 +132,7 @@ def write_report(
     summary: RunSummary | None = None,
     title: str = "Offline evaluation",
     max_sheets: int = 60,
+    vision: str = "",
 ) -> ReportFiles:
     """Write metrics.json, the plots and report.md for ``out_dir`` (see module docstring).
 
@@ -158,6 +159,7 @@ def write_report(
         },
         "comparison": comparison,
         "run": summary.to_dict() if summary is not None else None,
+        "vision_backend": vision or None,
     }
     metrics_path = out / "metrics.json"
     metrics_path.write_text(json.dumps(json_safe(doc), indent=2, allow_nan=False),
@@ -175,6 +177,8 @@ def write_report(
         "",
         *_tables(metrics, stats, comparison),
     ]
+    if vision:  # what ran the vision encoders (the engine's VisionUsage.line), "" = unknown
+        lines += ["", f"Vision encoders: {vision}."]
     if summary is not None:
         share = finite_or_none(summary.outside_model_share)
         lines += [

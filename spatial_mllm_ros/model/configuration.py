@@ -21,10 +21,10 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar
 
-from transformers import PretrainedConfig, Qwen2_5_VLConfig
+from transformers import AutoConfig, PretrainedConfig, Qwen2_5_VLConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from spatial_mllm_ros.model.errors import ConfigError
+from spatial_mllm_ros.model.errors import ConfigError, require_checkpoint
 from spatial_mllm_ros.model.vggt import VGGTConfig
 
 #: Connector types: the two released ones and the project's fine-tuning variant (no weights).
@@ -121,6 +121,20 @@ class SpatialMLLMConfig(Qwen2_5_VLConfig):
         return "v1.0" if self.connector_type == CONNECTOR_V1_0 else "v1.1"
 
 
+def register_auto_config() -> None:
+    """Make transformers' ``AutoConfig`` read a v1.1 ``config.json`` (``model_type``
+    ``spatial-mllm``) as :class:`SpatialMLLMConfig`.  Idempotent.
+
+    Why: ``Qwen2_5_VLProcessor.from_pretrained(dir)`` loads the tokenizer through
+    ``AutoTokenizer``, which reads ``dir/config.json`` with ``AutoConfig``; a model type it
+    does not know makes it fall back to the bare ``PretrainedConfig``, which warns that the
+    types differ and then, given Qwen2.5-VL's flat ``rope_scaling`` (``mrope``), that it knows
+    neither key.  Registered, the file is read by the class that understands it, silently.
+    (A v1.0 ``config.json`` is a plain ``qwen2_5_vl`` one, which transformers knows.)
+    """
+    AutoConfig.register(V1_1_MODEL_TYPE, SpatialMLLMConfig, exist_ok=True)
+
+
 def qwen2_5_vl_3b_kwargs() -> dict[str, Any]:
     """Qwen2.5-VL-3B-Instruct configuration values (flat transformers-4 form of its config.json)."""
     return {
@@ -203,8 +217,13 @@ def config_from_dict(data: dict[str, Any]) -> SpatialMLLMConfig:
 
 
 def load_config(checkpoint_dir: str | Path) -> SpatialMLLMConfig:
-    """Read ``checkpoint_dir/config.json`` into a :class:`SpatialMLLMConfig`."""
-    path = Path(checkpoint_dir) / "config.json"
+    """Read ``checkpoint_dir/config.json`` into a :class:`SpatialMLLMConfig`.
+
+    Raises:
+        CheckpointNotFoundError: ``checkpoint_dir`` does not exist.
+        ConfigError: no readable Spatial-MLLM ``config.json`` in it.
+    """
+    path = require_checkpoint(checkpoint_dir) / "config.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as err:

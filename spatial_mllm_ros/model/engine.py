@@ -16,8 +16,12 @@ from transformers import GenerationConfig, Qwen2_5_VLProcessor, StoppingCriteria
 
 from spatial_mllm_ros.core.frame import Frame
 from spatial_mllm_ros.model.backends.config import VisionSpec
-from spatial_mllm_ros.model.backends.status import SizeStatus, VisionStatus
-from spatial_mllm_ros.model.configuration import SpatialMLLMConfig, load_config
+from spatial_mllm_ros.model.backends.status import SizeStatus, VisionStatus, VisionUsage
+from spatial_mllm_ros.model.configuration import (
+    SpatialMLLMConfig,
+    load_config,
+    register_auto_config,
+)
 from spatial_mllm_ros.model.decoding import (
     DecodingSpec,
     generation_config_for,
@@ -69,6 +73,15 @@ def load_model(
                 sub._buffers[name] = buf.to(target)
     model.eval()
     return model, report
+
+
+def load_processor(checkpoint_dir: str | Path) -> Any:
+    """The checkpoint's Qwen2.5-VL processor (tokenizer, image and video processors, chat
+    template), read with the checkpoint's model type known to ``AutoConfig``
+    (:func:`~spatial_mllm_ros.model.configuration.register_auto_config`: without it the
+    tokenizer's loader warns three times about the unknown ``spatial-mllm`` type)."""
+    register_auto_config()
+    return Qwen2_5_VLProcessor.from_pretrained(str(checkpoint_dir))
 
 
 class SpatialMLLMEngine:
@@ -148,8 +161,21 @@ class SpatialMLLMEngine:
         with paused:
             self.answer_images([np.zeros((56, 56, 3), dtype=np.uint8)] * 2, "warm-up", 1)
 
+    @property
+    def vision_usage(self) -> VisionUsage:
+        """What ran each vision encoder of this engine's answers so far (per backend, in
+        calls), with :attr:`vision_backend_status`'s message: the truthful answer to "did
+        the requested backend answer?" (torch runs a size until its engines are ready)."""
+        with self.lock:
+            calls = self.model.encoder_calls.snapshot()
+        return VisionUsage(self.vision.backend, calls, self.vision_backend_status.message)
+
     def close(self) -> None:
-        """Stop the accelerated encoders' background worker (the model stays usable)."""
+        """Stop the accelerated encoders' background worker and wait for it to end (a step
+        in progress -- an export, an engine build -- finishes first); the model stays usable,
+        on the torch encoders.  Every process that loads an accelerated engine closes it
+        before it exits (the worker is also joined at interpreter exit if it was not), never
+        while holding :attr:`lock`."""
         if self._vision is not None:
             self._vision.close()
 
@@ -182,7 +208,7 @@ class SpatialMLLMEngine:
         extra = [vggt_checkpoint] if vggt_checkpoint is not None else []
         model, report = load_model(checkpoint_dir, dtype=dtype, extra_sources=extra)
         model.to(device)  # type: ignore[arg-type]
-        processor = Qwen2_5_VLProcessor.from_pretrained(str(checkpoint_dir))
+        processor = load_processor(checkpoint_dir)
         generation = load_generation_config(checkpoint_dir, model.config)
         fingerprint = None
         if vision is not None and vision.accelerated:
@@ -251,14 +277,16 @@ class SpatialMLLMEngine:
         self.model.stage_timer.reset()
         generation = copy.deepcopy(self.generation_config)
         generation.max_new_tokens = max_new_tokens
+        # in the config, not as generate()'s argument: transformers deprecates (and warns
+        # about) generation arguments passed beside a generation_config
+        generation.use_cache = use_cache
         hooks: dict[str, Any] = {}
         if on_token is not None:
             hooks["streamer"] = TokenStream(self.processor.tokenizer, on_token)
         stop = StopWhen(should_stop) if should_stop is not None else None
         if stop is not None:
             hooks["stopping_criteria"] = StoppingCriteriaList([stop])
-        out = self.model.generate(**batch, generation_config=generation, use_cache=use_cache,
-                                  **hooks)
+        out = self.model.generate(**batch, generation_config=generation, **hooks)
         new = out[0, batch["input_ids"].shape[1] :].tolist()
         tokenizer = self.processor.tokenizer
         text = tokenizer.decode(new, skip_special_tokens=True)

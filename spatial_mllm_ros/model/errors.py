@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class ModelError(Exception):
     """Base class of model errors."""
@@ -21,6 +23,23 @@ class UnsafeCheckpointError(CheckpointError):
 
 class MissingShardError(CheckpointError):
     """A shard listed in ``model.safetensors.index.json`` is absent, or no weights file exists."""
+
+
+class CheckpointNotFoundError(MissingShardError):
+    """The checkpoint directory (or file) named does not exist."""
+
+
+def require_checkpoint(path: str | Path, what: str = "checkpoint directory") -> Path:
+    """``path`` as a Path, checked to exist (a directory, or a weights file) before anything
+    is loaded from it; ``what`` names it in the error (e.g. "VGGT checkpoint").
+
+    Raises:
+        CheckpointNotFoundError: "<what> <path> does not exist".
+    """
+    found = Path(path)
+    if not found.exists():
+        raise CheckpointNotFoundError(f"{what} {found} does not exist")
+    return found
 
 
 class ShapeMismatchError(CheckpointError):

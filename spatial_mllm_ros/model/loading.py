@@ -28,6 +28,7 @@ from spatial_mllm_ros.model.errors import (
     ShapeMismatchError,
     UnexpectedTensorError,
     UnsafeCheckpointError,
+    require_checkpoint,
 )
 from spatial_mllm_ros.model.layout import HEAD_NAMES, detect_layout, is_optional, to_internal
 
@@ -67,16 +68,15 @@ def weight_files(checkpoint_dir: str | Path) -> list[Path]:
     """Safetensors files of a checkpoint directory, in load order.
 
     Raises:
+        CheckpointNotFoundError: ``checkpoint_dir`` does not exist.
         UnsafeCheckpointError: only pickle weights are present.
         MissingShardError: a shard named by the index is absent, or there are no weights.
     """
-    root = Path(checkpoint_dir)
+    root = require_checkpoint(checkpoint_dir)
     if root.is_file():
         if root.suffix in PICKLE_SUFFIXES:
             raise UnsafeCheckpointError(f"{root} is a pickle file. {CONVERT_HINT}")
         return [root]
-    if not root.is_dir():
-        raise MissingShardError(f"checkpoint directory {root} does not exist")
     index = root / INDEX_FILE
     if index.is_file():
         try:

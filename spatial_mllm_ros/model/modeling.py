@@ -28,10 +28,30 @@ from spatial_mllm_ros.model.errors import InputError
 from spatial_mllm_ros.model.vggt import VGGT
 
 
+class EncoderCalls:
+    """How many times each vision encoder ran on each backend (``torch``, ``onnxruntime``,
+    ``tensorrt``), counted by whatever ran it: the model's torch path or the accelerated
+    encoders (their torch fallback included).  Only clips of answers count, not the parity
+    probe or geometry.  Updated under the engine's lock."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, dict[str, int]] = {}
+
+    def add(self, encoder: str, backend: str) -> None:
+        """One call of ``encoder`` on ``backend``."""
+        per = self._counts.setdefault(encoder, {})
+        per[backend] = per.get(backend, 0) + 1
+
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        """encoder -> backend -> calls (a copy)."""
+        return {encoder: dict(per) for encoder, per in self._counts.items()}
+
+
 class VisionEncoders(Protocol):
     """The two vision encoders as :meth:`SpatialMLLMForConditionalGeneration.encode_video`
     calls them; implemented by :class:`spatial_mllm_ros.model.backends.accelerated.
-    AcceleratedVision` (which falls back to the model's own ``torch_*`` methods)."""
+    AcceleratedVision` (which falls back to the model's own ``torch_*`` methods).  Each call
+    is counted in the model's ``encoder_calls`` under the backend that actually ran it."""
 
     def run_2d(self, pixel_values_videos: torch.Tensor, video_grid_thw: torch.Tensor
                ) -> torch.Tensor:
@@ -96,6 +116,9 @@ class SpatialMLLMForConditionalGeneration(Qwen2_5_VLForConditionalGeneration):
         self.stage_timer = StageTimer()
         self.vision_backend: VisionEncoders | None = None
         """Accelerated encoders (:mod:`spatial_mllm_ros.model.backends`); None = PyTorch."""
+        self.encoder_calls = EncoderCalls()
+        """What ran each encoder of :meth:`encode_video` (torch here, the accelerated
+        encoders count their own calls)."""
         self.post_init()
 
     # -- encoders -------------------------------------------------------------------------------
@@ -123,11 +146,13 @@ class SpatialMLLMForConditionalGeneration(Qwen2_5_VLForConditionalGeneration):
         with self.stage_timer.measure("vision_2d"):
             if backend is None:
                 video_embeds = self.torch_vision_2d(pixel_values_videos, video_grid_thw)
+                self.encoder_calls.add("vision_2d", "torch")
             else:
                 video_embeds = backend.run_2d(pixel_values_videos, video_grid_thw)
         with self.stage_timer.measure("spatial"):
             if backend is None:
                 tokens = self.torch_spatial_tokens(video_tchw)
+                self.encoder_calls.add("spatial", "torch")
             else:
                 tokens = backend.run_spatial(video_tchw)
         with self.stage_timer.measure("connector"):

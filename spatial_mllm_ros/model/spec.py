@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from spatial_mllm_ros.model.backends.config import VisionSpec
 from spatial_mllm_ros.model.decoding import DecodingSpec
+from spatial_mllm_ros.model.errors import require_checkpoint
 from spatial_mllm_ros.model.limits import PromptLimits, prompt_limits
 
 if TYPE_CHECKING:  # the engine imports torch; the spec itself does not
@@ -24,6 +25,7 @@ __all__ = [
     "DEFAULT_CHECKPOINT_ENV",
     "EngineSpec",
     "VisionSpec",
+    "check_checkpoint",
     "default_checkpoint_dir",
     "load_engine",
     "load_prompt_limits",
@@ -89,14 +91,31 @@ def resolve_checkpoint(spec: EngineSpec) -> Path:
     return ensure_checkpoint(default_checkpoint_dir())
 
 
+def check_checkpoint(spec: EngineSpec) -> None:
+    """Check, before any load, that the checkpoint and VGGT checkpoint ``spec`` names exist
+    (the embedded default, "", is generated on first use and never missing).  Torch-free and
+    fast: a command calls it first and refuses a mistyped path in one line.
+
+    Raises:
+        CheckpointNotFoundError: "checkpoint directory DIR does not exist" (or "VGGT
+            checkpoint PATH ...").
+    """
+    if spec.checkpoint:
+        require_checkpoint(spec.checkpoint)
+    if spec.vggt_checkpoint:
+        require_checkpoint(spec.vggt_checkpoint, "VGGT checkpoint")
+
+
 def load_engine(spec: EngineSpec) -> tuple[SpatialMLLMEngine | None, str]:
     """Load the engine of ``spec``; never raises.
 
     Applies ``num_threads``. Returns ``(engine, "")`` or ``(None, reason)``: a node whose
     model failed to load stays up and answers MODEL_ERROR with the reason; the evaluator
-    reports it and exits.
+    reports it and exits.  A checkpoint that does not exist is reported as such
+    (:func:`check_checkpoint`) before torch is imported.
     """
     try:
+        check_checkpoint(spec)
         import torch
 
         from spatial_mllm_ros.model.engine import SpatialMLLMEngine

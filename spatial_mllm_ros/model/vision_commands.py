@@ -103,7 +103,7 @@ def build_engines(args: argparse.Namespace, log: StageLog) -> int:
     from spatial_mllm_ros.model.decoding import DecodingSpec
     from spatial_mllm_ros.model.engine import SpatialMLLMEngine
     from spatial_mllm_ros.model.errors import ModelError
-    from spatial_mllm_ros.model.spec import EngineSpec, resolve_checkpoint
+    from spatial_mllm_ros.model.spec import EngineSpec, check_checkpoint, resolve_checkpoint
     from spatial_mllm_ros.params import ParamError, load_profile
 
     try:
@@ -131,6 +131,7 @@ def build_engines(args: argparse.Namespace, log: StageLog) -> int:
         num_threads=int(values["model.num_threads"]), min_pixels=0, max_pixels=0,
         video_fps=float(values["model.video_fps"]), decoding=DecodingSpec(), vision=vision,
     )
+    check_checkpoint(spec)  # CheckpointNotFoundError before anything loads
     with log.stage(f"loading the model from {spec.description}"):
         engine = SpatialMLLMEngine.from_pretrained(
             resolve_checkpoint(spec), device=spec.device, dtype=spec.dtype,

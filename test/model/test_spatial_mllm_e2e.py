@@ -20,6 +20,7 @@ from spatial_mllm_ros.answering import types as answering_types
 from spatial_mllm_ros.answering.commands import fill_buffer
 from spatial_mllm_ros.cli.infer import infer_main
 from spatial_mllm_ros.core.rgbd_dir import load_rgbd_dir
+from spatial_mllm_ros.exitcodes import ExitCode
 from spatial_mllm_ros.model.engine import SpatialMLLMEngine, load_model
 from spatial_mllm_ros.model.modeling import STAGES
 from spatial_mllm_ros.model.processing import SAMPLING_WIDTH, sampling_tensor
@@ -110,10 +111,11 @@ INFER_ARGS = [
 
 
 def _json_keys() -> set[str]:
-    """The keys of the answer's one JSON form."""
+    """The keys of infer's JSON: the answer's one JSON form and infer's own additions."""
     request = answering_types.QuestionRequest(query_id=0, question="q")
     status = answering_types.AnswerStatus.OK
-    return set(answering_types.AnswerRecord.failure(request, status, "").to_json())
+    record = answering_types.AnswerRecord.failure(request, status, "").to_json()
+    return set(record) | {"vision_backend", "command_timings_s"}
 
 
 @pytest.mark.parametrize("layout", ["v1.0", "v1.1"])
@@ -138,7 +140,8 @@ def test_infer_command_answers_through_the_pipeline(
     assert out["strategy"] == "coverage"
     assert out["coverage"] is not None and 0.0 < out["coverage"] <= 1.0
     assert out["world_frame_id"] != ""
-    assert list(out["timings_s"]) == list(answering_types.STAGES)
+    assert list(out["timings_s"]) == [*answering_types.STAGES[:-1], "other", "total"]
+    assert out["vision_backend"]["used"] == {"vision_2d": "torch", "spatial": "torch"}
     assert out["timings_s"]["decode"] > 0 and out["timings_s"]["total"] > 0
     # boxes, if the random model wrote any, are on the last selected frame
     assert all(b["stamp_ns"] == out["frame_stamps_ns"][-1] for b in out["boxes"])
@@ -147,21 +150,34 @@ def test_infer_command_answers_through_the_pipeline(
 def test_infer_command_model_that_cannot_load_is_a_model_error_answer(
     tmp_path: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    status = infer_main(["--checkpoint", str(tmp_path / "missing"), "--frames",
+    (tmp_path / "config.json").write_text("{}")  # a folder, but no Spatial-MLLM config
+    status = infer_main(["--checkpoint", str(tmp_path), "--frames",
                          str(require_data()), *INFER_ARGS])
     out = json.loads(capsys.readouterr().out)
-    assert status == 1
+    assert status == ExitCode.MODEL
     assert set(out) == _json_keys()
     assert out["status"] == "MODEL_ERROR" and "model failed to load" in out["error"]
+    assert out["vision_backend"]["used"] == {"vision_2d": "none", "spatial": "none"}
+
+
+def test_infer_command_missing_checkpoint_is_refused_before_loading(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = infer_main(["--checkpoint", str(tmp_path / "missing"), "--frames",
+                         str(require_data()), *INFER_ARGS])
+    captured = capsys.readouterr()
+    assert status == ExitCode.INPUT and captured.out == ""
+    assert f"checkpoint directory {tmp_path / 'missing'} does not exist" in captured.err
 
 
 def test_infer_command_without_frames_gives_no_answer(
     tmp_path: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    status = infer_main(["--checkpoint", str(tmp_path / "never-loaded"), "--frames",
+    status = infer_main(["--checkpoint", str(tiny_checkpoint("v1.1")), "--frames",
                          str(tmp_path), *INFER_ARGS])
     captured = capsys.readouterr()
-    assert status == 2 and captured.out == ""
+    assert status == ExitCode.INPUT and captured.out == ""
+    assert "loading the model" not in captured.err
     assert "no frame-NNNNNN.color.png" in captured.err
 
 

@@ -20,10 +20,18 @@ beyond an export (``model.vision_build_wait_s`` lets an offline caller wait inst
 ``model.vision_sizes`` are queued at load; any other size is queued when first seen. A clip
 whose frame count lies outside the profile (TensorRT) also runs torch. Every state change is
 logged once.
+
+Ending: :meth:`AcceleratedVision.close` stops the worker between steps and joins it, and is
+called at interpreter exit for any instance still open.  The worker must never outlive the
+interpreter: it spends its time in native code (torch's ONNX exporter, onnxruntime, TensorRT),
+and a daemon thread that re-enters Python during finalisation is ended by a forced unwind
+that C++ frames turn into ``std::terminate`` -- ``terminate called without an active
+exception``, exit 134, after an answer that was already printed.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
@@ -31,6 +39,7 @@ import queue
 import shutil
 import tempfile
 import threading
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +66,20 @@ __all__ = ["AcceleratedVision", "relative_error"]
 LOG = logging.getLogger(__name__)
 #: Encoder names in statuses and parity reports, per graph.
 ENCODER = {VISION: "vision_2d", SPATIAL: "spatial"}
+#: Instances not yet closed: :func:`_close_open` closes them at interpreter exit.
+_OPEN: weakref.WeakSet[AcceleratedVision] = weakref.WeakSet()
+
+
+class _Closed(Exception):
+    """The instance was closed while its worker prepared a size: the worker stops there."""
+
+
+@atexit.register
+def _close_open() -> None:
+    """At exit (after the main thread ended, before daemon threads are cut off), join the
+    workers of instances their owner did not close; see the module docstring."""
+    for vision in list(_OPEN):
+        vision.close()
 
 
 class Runner(Protocol):
@@ -134,8 +157,10 @@ class AcceleratedVision:
         self._state_lock = threading.Lock()
         self._queue: queue.Queue[_Slot | None] = queue.Queue()
         self._worker: threading.Thread | None = None
+        self._closed = threading.Event()
         self._paused = False
         self._outside: set[tuple[str, int]] = set()
+        _OPEN.add(self)
         for height, width in spec.sizes:
             self.prepare(height, width)
 
@@ -178,12 +203,25 @@ class AcceleratedVision:
         return VisionStatus(self.spec.backend, self.spec.precision, sizes, self.note)
 
     def close(self) -> None:
-        """Stop the worker after the current step and drop temporary graphs."""
+        """Stop the worker and wait until it has ended; drop temporary graphs.  Idempotent.
+
+        Sizes still queued are not prepared.  A step in progress (an export, a session or
+        engine build, the parity check: native code that cannot be interrupted) ends first,
+        then the worker stops before the next one; until then this waits -- seconds for an
+        export of the real encoders -- rather than leave a thread inside native code while
+        the interpreter finalises (see the module docstring).  Afterwards every clip runs the
+        torch encoders.  Not to be called while holding the engine's lock (the export takes
+        it).
+        """
+        self._closed.set()
+        _OPEN.discard(self)
         self._queue.put(None)
-        if self._worker is not None:
-            self._worker.join(timeout=1.0)
+        worker = self._worker
+        if worker is not None and worker is not threading.current_thread():
+            worker.join()
         if self._tmp is not None:
             self._tmp.cleanup()
+            self._tmp = None
 
     # -- the hooks (VisionEncoders) -------------------------------------------------------------
     def run_2d(self, pixel_values_videos: torch.Tensor, video_grid_thw: torch.Tensor
@@ -202,9 +240,11 @@ class AcceleratedVision:
                 self._failed(slot, f"{runner.backend} failed at run time: {err}")
             else:
                 slot.accelerated_calls += 1
+                self.model.encoder_calls.add(ENCODER[VISION], runner.backend)
                 return out.to(self.device, self.dtype)
         if slot is not None:
             slot.torch_calls += 1
+        self.model.encoder_calls.add(ENCODER[VISION], "torch")
         return self.model.torch_vision_2d(pixel_values_videos, video_grid_thw)
 
     def run_spatial(self, video_tchw: torch.Tensor) -> torch.Tensor:
@@ -219,9 +259,11 @@ class AcceleratedVision:
                 self._failed(slot, f"{runner.backend} failed at run time: {err}")
             else:
                 slot.accelerated_calls += 1
+                self.model.encoder_calls.add(ENCODER[SPATIAL], runner.backend)
                 return out.to(self.device, self.model.spatial_encoder.aggregator.camera_token.dtype)
         if slot is not None:
             slot.torch_calls += 1
+        self.model.encoder_calls.add(ENCODER[SPATIAL], "torch")
         return self.model.torch_spatial_tokens(video_tchw)
 
     # -- slots ----------------------------------------------------------------------------------
@@ -229,11 +271,13 @@ class AcceleratedVision:
         self, height: int, width: int, create: bool, explicit: bool = False
     ) -> _Slot | None:
         """The size's slot; a new one is queued when ``create`` (unless paused and not
-        ``explicit``)."""
+        ``explicit``, or closed)."""
         with self._state_lock:
             slot = self._slots.get((height, width))
             if slot is not None or not create or (self._paused and not explicit):
                 return slot
+            if self._closed.is_set():
+                return None
             slot = _Slot(onnx_export.graph_size(self.model, height, width))
             self._slots[(height, width)] = slot
         if self.note:
@@ -278,15 +322,25 @@ class AcceleratedVision:
         while (slot := self._queue.get()) is not None:
             try:
                 self._prepare(slot)
+            except _Closed:
+                pass  # closing: the size stays where it was, torch runs it
             except Exception as err:  # reported in the status; torch keeps answering
                 self._failed(slot, f"{type(err).__name__}: {err}")
             finally:
                 slot.done.set()
 
+    def _step(self, slot: _Slot, state: str) -> None:
+        """Enter ``state`` unless the instance was closed (then :class:`_Closed`)."""
+        if self._closed.is_set():
+            raise _Closed
+        self._set(slot, state)
+
     # -- preparation ----------------------------------------------------------------------------
     def _prepare(self, slot: _Slot) -> None:
+        if self._closed.is_set():
+            raise _Closed
         graphs, cached = self._graphs(slot)
-        self._set(slot, "building")
+        self._step(slot, "building")
         try:
             runners = self._load(graphs, slot.size)
         except BackendError:
@@ -297,7 +351,7 @@ class AcceleratedVision:
             shutil.rmtree(Path(graphs[VISION].path).parent, ignore_errors=True)
             graphs, _ = self._graphs(slot)
             runners = self._load(graphs, slot.size)
-        self._set(slot, "checking")
+        self._step(slot, "checking")
         slot.parity = self._check(slot.size, runners)
         worst = {k: v for k, v in slot.parity.items() if not v <= self.tolerance}
         if worst:
@@ -319,7 +373,7 @@ class AcceleratedVision:
                     f.is_file() for g in graphs.values() for f in g.files
                 ):
                     return graphs, True
-            self._set(slot, "exporting")
+            self._step(slot, "exporting")
             with self.lock:
                 graphs = onnx_export.export_encoders(
                     self.model, folder, slot.size.height, slot.size.width

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["SIZE_STATES", "SizeStatus", "VisionStatus"]
+__all__ = ["ENCODERS", "SIZE_STATES", "SizeStatus", "VisionStatus", "VisionUsage"]
+
+#: The two vision encoders, as statuses, parity reports and usage name them.
+ENCODERS = ("vision_2d", "spatial")
 
 #: States of one input size's accelerated encoders, in the order they are passed through.
 #: ``active``: the accelerated encoders run; ``fallback``: they disagreed with torch beyond the
@@ -88,3 +91,47 @@ class VisionStatus:
             for name, err in s.parity.items():
                 values[f"vision.{s.size}.parity.{name}"] = f"{err:.3g}"
         return values
+
+
+@dataclass(frozen=True)
+class VisionUsage:
+    """What ran the vision encoders of an engine's answers so far (plain data).
+
+    Attributes:
+        requested: the configured backend (``model.vision_backend``).
+        calls: encoder (:data:`ENCODERS`) -> backend -> calls.
+        status: :attr:`VisionStatus.message` at the time: why a requested backend did not
+            run (a size still being prepared, a fallback, a missing package).
+    """
+
+    requested: str
+    calls: dict[str, dict[str, int]]
+    status: str = ""
+
+    def used(self, encoder: str) -> str:
+        """The backend(s) that ran ``encoder``: ``torch``, ``onnxruntime``,
+        ``onnxruntime+torch`` (some clips each; accelerated first), or ``none``."""
+        backends = sorted(self.calls.get(encoder, {}), key=lambda b: (b == "torch", b))
+        return "+".join(backends) or "none"
+
+    def to_json(self) -> dict[str, object]:
+        """``{"requested": ..., "used": {encoder: backend}, "calls": {encoder: {backend:
+        n}}, "status": ...}``: the ``vision_backend`` of ``spatial-mllm-infer``'s answer."""
+        return {
+            "requested": self.requested,
+            "used": {e: self.used(e) for e in ENCODERS},
+            "calls": {e: dict(self.calls.get(e, {})) for e in ENCODERS},
+            "status": self.status,
+        }
+
+    @property
+    def line(self) -> str:
+        """One line for a report: ``requested onnxruntime; vision_2d ran on torch (2 calls),
+        spatial on torch (2 calls)``."""
+        parts = []
+        for encoder in ENCODERS:
+            calls = self.calls.get(encoder, {})
+            counts = ", ".join(f"{b} {n}" for b, n in sorted(calls.items()))
+            parts.append(f"{encoder} ran on {self.used(encoder)}"
+                         + (f" (calls: {counts})" if calls else ""))
+        return f"requested {self.requested}; " + "; ".join(parts)
