@@ -101,7 +101,6 @@ def build_engines(args: argparse.Namespace, log: StageLog) -> int:
     """Prepare the profile's accelerated encoders; print their status; 0 if all active."""
     from spatial_mllm_ros.model.backends.config import VisionSpec, parse_sizes
     from spatial_mllm_ros.model.decoding import DecodingSpec
-    from spatial_mllm_ros.model.engine import SpatialMLLMEngine
     from spatial_mllm_ros.model.errors import ModelError
     from spatial_mllm_ros.model.spec import EngineSpec, check_checkpoint, resolve_checkpoint
     from spatial_mllm_ros.params import ParamError, load_profile
@@ -132,6 +131,8 @@ def build_engines(args: argparse.Namespace, log: StageLog) -> int:
         video_fps=float(values["model.video_fps"]), decoding=DecodingSpec(), vision=vision,
     )
     check_checkpoint(spec)  # CheckpointNotFoundError before anything loads
+    from spatial_mllm_ros.model.engine import SpatialMLLMEngine  # torch: after the check
+
     with log.stage(f"loading the model from {spec.description}"):
         engine = SpatialMLLMEngine.from_pretrained(
             resolve_checkpoint(spec), device=spec.device, dtype=spec.dtype,
