@@ -279,4 +279,8 @@ def ask_questions(questions: list[Any]) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl-C: the node (same process group) stopped itself cleanly
+        print("demo: interrupted", file=sys.stderr)
+        sys.exit(ExitCode.INTERRUPTED)

@@ -8,6 +8,7 @@ and the offline evaluator loads the same profiles with :func:`load_profile`.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +18,10 @@ import yaml
 
 __all__ = [
     "NODE_NAME",
+    "RULES",
     "SCHEMA",
     "TOPIC_PARAMS",
+    "CrossRule",
     "ParamError",
     "ParamSpec",
     "config_dir",
@@ -221,6 +224,20 @@ SCHEMA: tuple[ParamSpec, ...] = (
     _P("diagnostics.period_s", float, 1.0,
        "Period of the DiagnosticArray on /diagnostics, seconds.", min=0.05, max=60.0,
        read_only=True),
+    # --- start-up and what other participants may do (README "Security and multi-tenant
+    # domains")
+    _P("startup.name_check_s", float, 2.0,
+       "At start-up, before it configures, how long the node watches for another node of "
+       "its fully qualified name, seconds: one that publishes /diagnostics (a running node "
+       "of this package) = it refuses to start (exit 2); one only in the ROS graph (the "
+       "entry of a stopped node stays ~20 s) = a warning. At least the other node's "
+       "diagnostics.period_s plus discovery (about a second on one host). 0 = no check.",
+       min=0.0, max=60.0, read_only=True),
+    _P("security.allow_cancel_all", bool, False,
+       "Accept a CancelGoal on ~/ask_stream that names no goal (cancel every goal) or a "
+       "time stamp (every goal accepted before it): another caller's goals with it. "
+       "false = refused (ERROR_REJECTED); a cancel of one goal by its id is always accepted.",
+       read_only=True),
     # --- the model
     _P("model.checkpoint", str, "",
        "Spatial-MLLM checkpoint directory (v1.0 or v1.1 layout, safetensors). '' = the "
@@ -344,11 +361,17 @@ _BY_NAME = {p.name: p for p in SCHEMA}
 
 
 def spec(name: str) -> ParamSpec:
-    """The schema entry of ``name``."""
+    """The schema entry of ``name``.
+
+    Raises:
+        ParamError: ``name`` is not a parameter (the message names the closest one, if any).
+    """
     try:
         return _BY_NAME[name]
     except KeyError as err:
-        raise ParamError(f"unknown parameter {name!r}") from err
+        close = difflib.get_close_matches(name, list(_BY_NAME), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ParamError(f"unknown parameter {name!r}{hint}") from err
 
 
 def defaults() -> dict[str, ParamValue]:
@@ -388,8 +411,9 @@ def validate(values: Mapping[str, Any], *, partial: bool = False) -> dict[str, P
     """Check a dict of dotted-name parameters against the schema.
 
     Unknown names, wrong types and out-of-range values raise :class:`ParamError` (all problems
-    listed in one message).  Returns the full parameter set (defaults filled in), or only the
-    given names when ``partial``.
+    listed in one line); a full set is then checked against the cross-field :data:`RULES`.
+    Returns the full parameter set (defaults filled in), or only the given names when
+    ``partial``.
     """
     out: dict[str, ParamValue] = {} if partial else defaults()
     problems: list[str] = []
@@ -398,9 +422,46 @@ def validate(values: Mapping[str, Any], *, partial: bool = False) -> dict[str, P
             out[name] = spec(name).check(value)
         except ParamError as err:
             problems.append(str(err))
+    if not problems and not partial:
+        problems = [rule.problem(out) for rule in RULES if not rule.holds(out)]
+    if len(problems) == 1:
+        raise ParamError(problems[0])
     if problems:
-        raise ParamError("invalid parameters:\n  " + "\n  ".join(problems))
+        raise ParamError("invalid parameters: " + "; ".join(problems))
     return out
+
+
+@dataclass(frozen=True)
+class CrossRule:
+    """A rule between two parameters of one parameter set: ``low`` <= ``high``.
+
+    Attributes:
+        low, high: the dotted names.
+        why: what breaks when the rule does not hold.
+    """
+
+    low: str
+    high: str
+    why: str
+
+    def holds(self, values: Mapping[str, ParamValue]) -> bool:
+        """Whether the full parameter set ``values`` keeps the rule."""
+        return float(values[self.low]) <= float(values[self.high])
+
+    def problem(self, values: Mapping[str, ParamValue]) -> str:
+        """One line: the values that break the rule and why it matters."""
+        return (f"{self.low} {values[self.low]!r} is above {self.high} "
+                f"{values[self.high]!r} ({self.why})")
+
+
+#: The cross-field rules of a full parameter set, checked by :func:`validate` (and so by
+#: ``Settings.from_values``): at start-up of the node and of every command, and on every
+#: run-time parameter change of the node (the change is refused with the rule's line).
+RULES: tuple[CrossRule, ...] = (
+    CrossRule("sampling.frame_budget", "sampling.max_frame_budget",
+              "every question without its own budget would be INVALID_QUESTION; raise "
+              "sampling.max_frame_budget first"),
+)
 
 
 def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -13,6 +13,7 @@ and ``evaluation``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -302,9 +303,11 @@ def _node(v: Mapping[str, ParamValue]) -> NodeSettings:
     )
 
 
-def load_answerer(settings: Settings) -> tuple[Any | None, str]:
+def load_answerer(settings: Settings, abort: threading.Event | None = None
+                  ) -> tuple[Any | None, str]:
     """The node's answerer: the engine in a child process when ``model.process`` is set
-    (:class:`~spatial_mllm_ros.answering.process.ProcessAnswerer`), else in this process
+    (:class:`~spatial_mllm_ros.answering.process.ProcessAnswerer`; ``abort`` set while it
+    loads ends the load at once), else in this process
     (:func:`~spatial_mllm_ros.model.spec.load_engine`). Never raises; ``(None, reason)`` when
     the model cannot load."""
     if not settings.node.model_process:
@@ -316,6 +319,7 @@ def load_answerer(settings: Settings) -> tuple[Any | None, str]:
 
     try:
         return ProcessAnswerer(settings.engine, grace_s=settings.node.model_stop_grace_s,
-                               max_restarts=settings.node.model_max_restarts), ""
+                               max_restarts=settings.node.model_max_restarts,
+                               abort=abort), ""
     except ModelProcessError as err:
         return None, str(err)

@@ -18,6 +18,7 @@ here imports torch or transformers before the engine loads.
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -100,7 +101,14 @@ def _warm_up(engine: Any) -> None:
 
 
 def serve(conn: Connection, spec: EngineSpec) -> None:
-    """Child process: load the engine, then answer requests until stopped."""
+    """Child process: load the engine, then answer requests until stopped.
+
+    SIGINT is ignored: a Ctrl-C in the node's terminal reaches the whole process group, and
+    the node, which supervises this process, stops it (``("stop",)``, or a kill while it
+    loads). The node starts it with SIGINT blocked (:mod:`.process`), so a Ctrl-C that came
+    before this point is discarded here too."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     from spatial_mllm_ros.model.spec import load_engine
 
     engine, error = load_engine(spec)

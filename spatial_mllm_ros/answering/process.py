@@ -37,10 +37,12 @@ child found dead while idle is restarted at once (:meth:`ProcessAnswerer.supervi
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from spatial_mllm_ros.answering.child import ALIVE, CANCEL, STOP, serve
@@ -54,6 +56,25 @@ from spatial_mllm_ros.model.spec import EngineSpec
 from spatial_mllm_ros.sampling.predicted import PredictedGeometry
 
 __all__ = ["ProcessAnswerer"]
+
+#: How often a load in progress checks whether it is to stop (seconds).
+LOAD_POLL_S = 0.1
+#: The load error of a model process stopped while it loaded (shutdown, not a failure).
+LOAD_STOPPED = "model loading stopped: the node is shutting down"
+
+
+@contextlib.contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """SIGINT blocked in the calling thread: a child started here inherits the mask across
+    exec, so a Ctrl-C (SIGINT to the terminal's whole process group) before the child runs
+    :func:`.child.serve`, which ignores it, never reaches it either. The node (the parent)
+    handles Ctrl-C and stops the child itself."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
 
 #: Backoff between restarts of a dead model process, seconds (then the last, repeated).
 RESTART_BACKOFF_S: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)
@@ -87,6 +108,7 @@ class ProcessAnswerer:
         max_restarts: int = 5,
         hang_timeout_s: float = 600.0,
         stop_limit_s: float = 30.0,
+        abort: threading.Event | None = None,
     ) -> None:
         self._spec = spec
         self._start_timeout_s = start_timeout_s
@@ -103,6 +125,7 @@ class ProcessAnswerer:
         self._closed = threading.Event()
         self._restarter: threading.Thread | None = None
         self._vision: VisionStatus | None = None
+        self._abort = abort if abort is not None else self._closed
         error = self._start()
         if error:
             self._frames.close()
@@ -117,12 +140,18 @@ class ProcessAnswerer:
         proc = ctx.Process(
             target=serve, args=(child, self._spec), name="spatial-mllm-model", daemon=True
         )
-        proc.start()
+        with _sigint_blocked():  # the child starts with SIGINT blocked, then ignores it
+            proc.start()
         child.close()
         self._conn, self._proc = conn, proc
-        if not conn.poll(self._start_timeout_s):
-            self._kill()
-            return f"the model process did not load within {self._start_timeout_s} s"
+        end = time.monotonic() + self._start_timeout_s
+        while not conn.poll(LOAD_POLL_S):
+            if self._abort.is_set() or self._closed.is_set():
+                self._kill()
+                return LOAD_STOPPED
+            if time.monotonic() > end:
+                self._kill()
+                return f"the model process did not load within {self._start_timeout_s} s"
         try:
             loaded, error, layout, self._vision = conn.recv()
         except (EOFError, OSError):

@@ -7,7 +7,9 @@ and must not take a thread of the node's executor from the camera callbacks.
 Per goal: the question goes through the node's answer server like any other (the same queue,
 bounds and one answer); its progress -- ``queued``, ``sampling``, ``encoders`` (2D and spatial
 encoders and prefill), then ``decode`` after every token with the text so far -- comes back as
-feedback. The cancel callback sets the question's cancel event (no polling): a queued
+feedback. A cancel that names no goal (cancel all) or a stamp is refused unless
+``security.allow_cancel_all`` (:mod:`.cancel_guard`). The cancel callback sets the
+question's cancel event (no polling): a queued
 question is answered CANCELED when its turn comes, a generating one stops within one token; the
 result then has ``canceled`` and the text generated so far. The deadline (``timeout_s``)
 applies as well.
@@ -20,13 +22,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.action import CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, ShutdownException
 from rclpy.node import Node
 
 from spatial_mllm_ros.action import AskSpatialStream
 from spatial_mllm_ros.answering.types import AnswerStatus
+from spatial_mllm_ros.ros.cancel_guard import GuardedActionServer
 
 __all__ = ["AskStreamAction", "StreamGoal"]
 
@@ -71,8 +74,9 @@ class AskStreamAction:
             use_global_arguments=False,
             start_parameter_services=False,
         )
-        self._server = ActionServer(
+        self._server = GuardedActionServer(  # a cancel of every goal: refused by default
             self._node, AskSpatialStream, self.action_name,
+            allow_broad=bool(owner.get_parameter("security.allow_cancel_all").value),
             execute_callback=self._execute,
             goal_callback=lambda _goal: GoalResponse.ACCEPT,  # bad goals get an answer too
             cancel_callback=self._on_cancel,

@@ -35,6 +35,7 @@ state (see ``spatial_mllm_ros.ros.diagnostics``).
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -66,6 +67,7 @@ from spatial_mllm_ros.ros.diagnostics import (
 )
 from spatial_mllm_ros.ros.parameters import declare_schema
 from spatial_mllm_ros.ros.qos import camera_qos, reliable_qos
+from spatial_mllm_ros.ros.startup import lifecycle_status
 from spatial_mllm_ros.ros.tf_poses import TfPoses, tf2_available
 from spatial_mllm_ros.sampling.online import SpatialFrameBuffer
 from spatial_mllm_ros.settings import Settings, load_answerer
@@ -97,9 +99,16 @@ CAMERA_TOPICS: dict[str, type] = {
 class SpatialMllmNode(LifecycleNode):
     """Lifecycle node ``spatial_mllm``: ingests an RGB-D stream into a rolling buffer."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, stopping: threading.Event | None = None, **kwargs: Any) -> None:
+        """``stopping``: set when the process is to end (SIGINT/SIGTERM); a model load in
+        progress then stops at once. Raises ParamError for a start-up parameter value the
+        schema refuses (:func:`.parameters.declare_schema`)."""
         super().__init__(NODE_NAME, **kwargs)
         declare_schema(self)
+        self.stopping = stopping if stopping is not None else threading.Event()
+        #: set by a lifecycle shutdown (from any participant): the process then ends
+        self.finalized = threading.Event()
+        self._lifecycle_error = ""  # why the last transition failed ("" = none)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
 
@@ -183,11 +192,17 @@ class SpatialMllmNode(LifecycleNode):
             self.store = SpatialFrameBuffer(cfg.buffer)
             self.ingestor = Ingestor(self.store, cfg.ingest, self._pose_lookup(cfg))
         except Exception as err:
-            self.get_logger().error(f"configure failed: {err}")
+            self._lifecycle_error = f"configure failed: {err}"
+            self.get_logger().error(self._lifecycle_error)
             self.store = self.ingestor = None
             return TransitionCallbackReturn.FAILURE
         t0 = time.monotonic()
-        self._engine, model_error = load_answerer(cfg)
+        self.get_logger().info(f"loading the model ({cfg.engine.description})")
+        self._engine, model_error = load_answerer(cfg, abort=self.stopping)
+        if self.stopping.is_set():  # SIGINT/SIGTERM during the load: not an error
+            self.get_logger().info("model loading stopped: the node is shutting down")
+            self.store = self.ingestor = None
+            return TransitionCallbackReturn.FAILURE
         pipeline = None
         if self._engine is not None:
             limits, why = load_prompt_limits(cfg.engine)
@@ -206,6 +221,7 @@ class SpatialMllmNode(LifecycleNode):
             queue_size=cfg.node.queue_size, markers=cfg.node.markers,
         )
         self._state_label = "inactive"
+        self._lifecycle_error = ""
         self.get_logger().info(
             f"configured: buffer {cfg.buffer.max_frames} frames / {cfg.buffer.max_bytes} B"
         )
@@ -236,7 +252,8 @@ class SpatialMllmNode(LifecycleNode):
             if self.answers is not None:
                 self.answers.activate()
         except Exception as err:
-            self.get_logger().error(f"activate failed: {err}")
+            self._lifecycle_error = f"activate failed: {err}"
+            self.get_logger().error(self._lifecycle_error)
             self._destroy_subscriptions()
             return TransitionCallbackReturn.FAILURE
         self._state_label = "active"
@@ -285,6 +302,8 @@ class SpatialMllmNode(LifecycleNode):
             self.answers.deactivate()
         self.on_cleanup(state)
         self._state_label = "finalized"
+        self.get_logger().info("lifecycle shutdown: finalized; the process ends")
+        self.finalized.set()  # node_main ends the process (exit 0)
         return TransitionCallbackReturn.SUCCESS
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -376,6 +395,8 @@ class SpatialMllmNode(LifecycleNode):
             if answers is not None:
                 msg.status.append(answer_status({**answers.stats(), "pid": os.getpid()},
                                                 hardware_id=self.get_fully_qualified_name()))
+            msg.status.append(lifecycle_status(self._state_label, self._lifecycle_error,
+                                               self.get_fully_qualified_name()))
             vision = getattr(self._engine, "vision_backend_status", None)
             if vision is not None:  # the model process may not have reported it yet
                 msg.status.append(vision_status(vision,

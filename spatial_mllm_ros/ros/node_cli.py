@@ -71,7 +71,10 @@ usage: {PROG} [-h] [--ros-args [-p NAME:=VALUE ...] [--params-file FILE] [-r FRO
 
 The spatial_mllm lifecycle node: colour/depth/pose camera streams in, spatial answers
 (~/ask service, ~/question -> ~/answer topics) and 3D boxes (~/markers) out. With
-autostart (default) it configures and activates at start-up; SIGINT or SIGTERM stops it.
+autostart (default) it configures and activates at start-up; SIGINT, SIGTERM or a lifecycle
+shutdown stops it (exit 0). A parameter the schema refuses (unknown name, wrong type, out of
+range, not a choice, a cross-field rule), a missing --params-file or another running node of
+the same name: one line on stderr, exit 2, before the model loads.
 Every setting is a ROS parameter, given after --ros-args.
 
 options:
