@@ -1,15 +1,16 @@
 """Progress of long commands: one line per stage on stderr (stdout stays for their JSON).
 
 ``prog: loading the model ...`` when a stage starts, ``prog: loading the model: 3.2 s`` when
-it ends (``failed after 3.2 s`` when it raises).  Pure: used by the model, evaluation and
-answering command lines alike.
+it ends (``failed after 3.2 s`` when it raises); inside a long stage, ``prog: rendering:
+12/60 frames`` at each tenth of the work (:meth:`StageLog.counter`).  Pure: used by the
+model, evaluation and answering command lines alike.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
@@ -35,6 +36,17 @@ class StageLog:
         if self.enabled:
             out = self._stream if self._stream is not None else sys.stderr
             print(f"{self.prog}: {text}", file=out, flush=True)
+
+    def counter(self, what: str, unit: str, steps: int = 10) -> Callable[[int, int], None]:
+        """A callback ``count(done, total)`` for a long stage's loop: it writes
+        ``prog: what: done/total unit`` when ``done`` reaches each ``1/steps`` of ``total``
+        (so at most ``steps`` lines, the last at ``total``)."""
+
+        def count(done: int, total: int) -> None:
+            if total > 0 and done * steps // total > (done - 1) * steps // total:
+                self.note(f"{what}: {done}/{total} {unit}")
+
+        return count
 
     @contextmanager
     def stage(self, what: str) -> Iterator[None]:

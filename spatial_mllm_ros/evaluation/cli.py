@@ -2,20 +2,25 @@
 
 * ``spatial-mllm-eval BAG --questions Q.jsonl --out DIR`` -- :func:`eval_main`
 * ``spatial-mllm-bag-from-rgbd SRC_DIR OUT_BAG`` -- :func:`bag_from_rgbd_main`
-* ``spatial-mllm-scene OUT_DIR --seed S`` -- :func:`scene_main` (a line per stage on stderr)
+* ``spatial-mllm-scene OUT_DIR --seed S`` -- :func:`scene_main` (a line per stage on stderr,
+  and the rendered frames counted)
 
-Exit codes: 0 success; 2 bad arguments or input files (questions file, RGB-D directory,
-profile); 3 bag problems (missing, empty, not a bag, without the configured topics, output
-exists); 4 model problems (checkpoint missing or failing to load); 5 an output directory that
-cannot be resumed; 130 interrupted (re-run the same command to resume).  User errors print one
-clear message on stderr, never a traceback.
+Exit codes are :class:`~spatial_mllm_ros.exitcodes.ExitCode` (the README's "Exit codes"):
+USAGE for a wrong flag, parameter or strategy; INPUT for a bag, questions file, RGB-D folder
+or checkpoint directory that does not exist or cannot be read; MODEL for a model that fails
+to load; OUTPUT for an output that exists (a bag) or cannot be resumed or written;
+INTERRUPTED after Ctrl-C (re-run the same command to resume).  Everything the command line
+names is checked before the model is loaded.  A refusal is one line on stderr, never a
+traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,33 +33,37 @@ from spatial_mllm_ros.bags import (
 )
 from spatial_mllm_ros.core.progress import StageLog
 from spatial_mllm_ros.evaluation.errors import EvaluationError, MetricsError, QuestionsFileError
+from spatial_mllm_ros.exitcodes import ExitCode
 from spatial_mllm_ros.params import ParamError, load_profile
 from spatial_mllm_ros.settings import Settings, parse_overrides
 
 if TYPE_CHECKING:
-    pass
-
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_BAG = 3
-EXIT_MODEL = 4
-EXIT_RESUME = 5
-EXIT_INTERRUPTED = 130
+    from spatial_mllm_ros.evaluation.questions import Question
+    from spatial_mllm_ros.evaluation.run_plan import RunSummary
 
 #: First stamp of generated bags: 2023-11-14T22:13:20Z (fixed, so output is reproducible).
 DEFAULT_START_S = 1_700_000_000.0
+
+
+class Refused(Exception):
+    """A command refuses to go on: ``message`` (what is wrong and what to do) and its
+    exit ``code``."""
+
+    def __init__(self, code: ExitCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 def _err(prog: str, msg: str) -> None:
     print(f"{prog}: error: {msg}", file=sys.stderr)
 
 
-def _params(profile: str, prog: str) -> dict[str, Any] | None:
+def _params(profile: str) -> dict[str, Any]:
     try:
         return dict(load_profile(profile))
     except ParamError as err:
-        _err(prog, f"profile {profile!r}: {err}")
-        return None
+        raise Refused(ExitCode.USAGE, f"profile {profile!r}: {err}") from err
 
 
 def _topic_overrides(items: Sequence[str]) -> dict[str, str]:
@@ -65,6 +74,23 @@ def _topic_overrides(items: Sequence[str]) -> dict[str, str]:
             raise ValueError(f"--topic {item!r}: expected KIND=TOPIC (e.g. colour=/cam/image)")
         out[kind.strip()] = name.strip()
     return out
+
+
+def _writable_folder(path: Path, flag: str) -> None:
+    """Refuse (OUTPUT) an output folder that is a file or cannot be created."""
+    if path.exists() and not path.is_dir():
+        raise Refused(ExitCode.OUTPUT, f"{flag} {path} is a file, not a folder; pick another "
+                                       f"{flag}")
+    parent = next((p for p in path.absolute().parents if p.exists()), Path("/"))
+    if not path.exists() and not (parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)):
+        raise Refused(ExitCode.OUTPUT, f"{flag} {path} cannot be created ({parent} is not a "
+                                       "writable folder)")
+
+
+def format_sig(x: float | None, digits: int = 3, sign: bool = False) -> str:
+    """``x`` to ``digits`` significant places, trailing zeros kept (``-`` for None):
+    0.8624743 -> ``0.862``, 0.84 -> ``0.840``; ``sign``: always a sign (``+0.0159``)."""
+    return "-" if x is None else f"{x:{'+' if sign else ''}#.{digits}g}"
 
 
 # ----------------------------------------------------------------------------- eval
@@ -83,6 +109,9 @@ def eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--config", default="cpu_tiny",
                    help="parameter profile: config/<NAME>.yaml or a YAML path (default cpu_tiny)")
+    p.add_argument("--endpoint", default=None, metavar="URL",
+                   help="ask the model server (spatial-mllm-serve) at URL instead of loading "
+                        "the model here (= -p model.endpoint:=URL; token: $SPATIAL_MLLM_TOKEN)")
     p.add_argument("--checkpoint", default=None,
                    help="Spatial-MLLM checkpoint directory (= -p model.checkpoint:=DIR)")
     p.add_argument("--device", default=None, help="torch device (= -p model.device:=DEV)")
@@ -125,116 +154,211 @@ def eval_settings(args: argparse.Namespace) -> Settings:
     flags = {"model.checkpoint": args.checkpoint, "model.device": args.device,
              "model.dtype": args.dtype, "sampling.frame_budget": args.frame_budget,
              "answer.max_new_tokens": args.max_new_tokens, "answer.grounding": args.grounding,
-             "model.vision_backend": args.vision_backend}
+             "model.vision_backend": args.vision_backend, "model.endpoint": args.endpoint}
     overrides = {k: v for k, v in flags.items() if v is not None}
     overrides.update(parse_overrides(args.param))
     return Settings.from_profile(args.config, overrides)
 
 
-def eval_main(argv: list[str] | None = None) -> int:
-    """``spatial-mllm-eval``; returns the exit code."""
-    from spatial_mllm_ros.evaluation.errors import ResultsFileError, ResumeMismatchError
-    from spatial_mllm_ros.evaluation.questions import load_questions
-    from spatial_mllm_ros.evaluation.report import write_report
-    from spatial_mllm_ros.evaluation.run_plan import EvalConfig
-    from spatial_mllm_ros.evaluation.runner import EvalRunner
+@dataclass(frozen=True)
+class EvalInputs:
+    """Everything an evaluation reads, checked before the model is loaded.
 
-    prog = "spatial-mllm-eval"
-    args = eval_parser().parse_args(argv)
-    strategies = tuple(s.strip() for s in args.strategies.split(",") if s.strip())
+    Attributes:
+        settings: the profile with the flags and ``-p`` overrides.
+        strategies: the sampling strategies to compare, known ones.
+        topics: the bag's topics to read.
+        questions: the questions file's questions.
+        warnings: what the bag's plan warns of (topics absent, ...).
+    """
+
+    settings: Settings
+    strategies: tuple[str, ...]
+    topics: FrameTopics
+    questions: list[Question]
+    warnings: list[str]
+
+
+def _strategies(text: str) -> tuple[str, ...]:
+    from spatial_mllm_ros.sampling.strategies import available_strategies
+
+    strategies = tuple(s.strip() for s in text.split(",") if s.strip())
+    known = available_strategies()
+    unknown = [s for s in strategies if s not in known]
+    if unknown or not strategies:
+        raise Refused(ExitCode.USAGE, f"--strategies {text!r}: unknown "
+                                      f"{', '.join(unknown) or '(none given)'}; "
+                                      f"known: {', '.join(known)}")
+    return strategies
+
+
+def _checkpoint_exists(settings: Settings) -> None:
+    """Refuse (INPUT) a checkpoint that is not there ("" is the embedded default, generated
+    when absent)."""
+    from spatial_mllm_ros.model.errors import CheckpointNotFoundError
+    from spatial_mllm_ros.model.spec import check_checkpoint
+
+    try:
+        check_checkpoint(settings.engine)
+    except CheckpointNotFoundError as err:
+        raise Refused(ExitCode.INPUT, f"{err}; pass an existing checkpoint folder (or no "
+                                      "--checkpoint for the embedded tiny one)") from err
+
+
+def eval_inputs(args: argparse.Namespace) -> EvalInputs:
+    """Check every argument and input of ``spatial-mllm-eval``, loading nothing heavy.
+
+    Raises:
+        Refused: USAGE (flags, parameters, strategies), INPUT (bag, questions file,
+            checkpoint folder), OUTPUT (``--out`` is a file or cannot be created).
+    """
+    from spatial_mllm_ros.evaluation.questions import load_questions
+
     if args.limit is not None and args.limit < 1:
-        _err(prog, "--limit must be >= 1")
-        return EXIT_USAGE
+        raise Refused(ExitCode.USAGE, "--limit must be >= 1")
+    strategies = _strategies(args.strategies)
     try:
         settings = eval_settings(args)
     except ParamError as err:
-        _err(prog, f"profile {args.config!r}: {err}")
-        return EXIT_USAGE
-    params = settings.values
+        raise Refused(ExitCode.USAGE, f"profile {args.config!r}: {err}") from err
     try:
-        topics: FrameTopics = topics_from_params(params).with_overrides(
-            _topic_overrides(args.topic)
-        )
+        topics = topics_from_params(settings.values).with_overrides(
+            _topic_overrides(args.topic))
     except ValueError as err:
-        _err(prog, str(err))
-        return EXIT_USAGE
+        raise Refused(ExitCode.USAGE, str(err)) from err
     try:
         questions = load_questions(args.questions)
     except QuestionsFileError as err:
-        _err(prog, f"questions file: {err}")
-        return EXIT_USAGE
+        raise Refused(ExitCode.INPUT, f"questions file: {err}") from err
     try:
         with BagSource(args.bag) as src:
             _, warnings = src.plan(topics)
     except BagError as err:
-        _err(prog, str(err))
-        return EXIT_BAG
-    for w in warnings:
-        print(f"{prog}: warning: {w}", file=sys.stderr)
+        raise Refused(ExitCode.INPUT, str(err)) from err
+    if not settings.remote.endpoint:  # a server's checkpoint is on the server
+        _checkpoint_exists(settings)
+    _writable_folder(Path(args.out), "--out")
+    return EvalInputs(settings, strategies, topics, questions, list(warnings))
 
+
+def eval_main(argv: list[str] | None = None) -> int:
+    """``spatial-mllm-eval``; returns the exit code."""
+    prog = "spatial-mllm-eval"
+    args = eval_parser().parse_args(argv)
+    try:
+        inputs = eval_inputs(args)
+        for w in inputs.warnings:
+            print(f"{prog}: warning: {w}", file=sys.stderr)
+        _evaluate(prog, args, inputs)
+    except Refused as refusal:
+        _err(prog, refusal.message)
+        return refusal.code
+    return ExitCode.OK
+
+
+def _evaluate(prog: str, args: argparse.Namespace, inputs: EvalInputs) -> None:
+    """Load the model, evaluate, write the report and print its summary.
+
+    Raises:
+        Refused: MODEL, INPUT (the bag, read again), OUTPUT (resume refused, results
+            unreadable, a file that cannot be written), INTERRUPTED.
+    """
+    from spatial_mllm_ros.evaluation.errors import ResultsFileError, ResumeMismatchError
+    from spatial_mllm_ros.evaluation.report import write_report
+    from spatial_mllm_ros.evaluation.run_plan import EvalConfig
+    from spatial_mllm_ros.evaluation.runner import EvalRunner
     from spatial_mllm_ros.model.spec import load_engine, resolve_checkpoint
 
+    settings = inputs.settings
     # the node's rules (model.max_pixels, num_threads, the embedded default, decoding, ...):
     # the model sees the same inputs offline as on the robot
     log = StageLog(prog, enabled=not args.no_progress)
-    with log.stage(f"loading the model ({settings.engine.description})"):
-        engine, error = load_engine(settings.engine)
-    if engine is None:
-        _err(prog, f"{error}. The tiny checkpoint is made with: spatial-mllm-checkpoint tiny "
-                   "DIR --layout v1.1")
-        return EXIT_MODEL
-    checkpoint = resolve_checkpoint(settings.engine)
-
+    if settings.remote.endpoint:
+        engine, model_id = _remote(prog, settings)
+    else:
+        with log.stage(f"loading the model ({settings.engine.description})"):
+            engine, error = load_engine(settings.engine)
+        if engine is None:
+            raise Refused(ExitCode.MODEL, f"{error}. The tiny checkpoint is made with: "
+                                          "spatial-mllm-checkpoint tiny DIR --layout v1.1")
+        model_id = str(resolve_checkpoint(settings.engine).resolve())
     config = EvalConfig(
-        strategies=strategies, thresholds=args.mra_thresholds, limit=args.limit,
+        strategies=inputs.strategies, thresholds=args.mra_thresholds, limit=args.limit,
         progress=not args.no_progress, thumbnails=not args.no_thumbnails,
     )
     try:
-        runner = EvalRunner(engine, settings, config, topics,
-                            model_id=str(checkpoint.resolve()))
-        summary = runner.run(args.bag, questions, args.out)
+        runner = EvalRunner(engine, settings, config, inputs.topics, model_id=model_id)
+        summary = runner.run(args.bag, inputs.questions, args.out)
         files = write_report(args.out, args.mra_thresholds, summary)
-    except KeyboardInterrupt:
-        _err(prog, f"interrupted; results so far are in {args.out}/results.jsonl -- run the "
-                   "same command again to resume")
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as err:
+        raise Refused(ExitCode.INTERRUPTED, f"interrupted; results so far are in "
+                                            f"{args.out}/results.jsonl -- run the same "
+                                            "command again to resume") from err
     except BagError as err:
-        _err(prog, str(err))
-        return EXIT_BAG
+        raise Refused(ExitCode.INPUT, str(err)) from err
     except (ResumeMismatchError, ResultsFileError) as err:
-        _err(prog, str(err))
-        return EXIT_RESUME
+        raise Refused(ExitCode.OUTPUT, str(err)) from err
     except (MetricsError, EvaluationError) as err:
-        _err(prog, str(err))
-        return EXIT_USAGE
-    _print_summary(files.metrics, summary.to_dict())
+        raise Refused(ExitCode.USAGE, str(err)) from err
+    except OSError as err:
+        raise Refused(ExitCode.OUTPUT, f"cannot write to {args.out}: {err}") from err
+    print_summary(files.metrics, summary)
     print(f"report: {files.report}")
-    return EXIT_OK
 
 
-def _print_summary(metrics_path: Path, run: dict[str, Any]) -> None:
-    import json
+def _remote(prog: str, settings: Settings) -> tuple[Any, str]:
+    """The model server's answerer (``--endpoint``) and the model's id (the server and its
+    checkpoint).
 
-    doc = json.loads(metrics_path.read_text(encoding="utf-8"))
+    Raises:
+        Refused: MODEL: the server cannot be reached or refuses the token.
+    """
+    from spatial_mllm_ros.answering.errors import AnsweringError
+    from spatial_mllm_ros.settings import remote_answerer
+
+    answerer, error = remote_answerer(settings, prog)
+    try:
+        if answerer is None:
+            raise AnsweringError(error)
+        info = answerer.server_info()
+    except AnsweringError as err:
+        raise Refused(ExitCode.MODEL, f"{err}; start it with spatial-mllm-serve") from err
+    return answerer, f"{settings.remote.endpoint} ({info.health.get('checkpoint')})"
+
+
+def summary_lines(doc: dict[str, Any], run: RunSummary) -> list[str]:
+    """What ``spatial-mllm-eval`` prints when done, from its metrics.json ``doc``: the model
+    note (random weights), a line per strategy (coverage to 3 significant places), and this
+    invocation's work."""
+    lines = []
+    model = doc.get("model") or {}
+    if model.get("random_weights"):
+        lines.append(f"note: {model['note']}")
     for s, m in doc["strategies"].items():
         overall = m["overall"]
         scores = ", ".join(f"{t} {v:.1f}" for t, v in m["scores"].items())
         unp = sum(m["unparseable"].values())
-        print(f"[{s}] overall {overall if overall is None else round(overall, 2)} | {scores} | "
-              f"unparseable {unp} | coverage {m['mean_coverage']} vs uniform "
-              f"{m['mean_uniform_coverage']}")
-    share = run.get("outside_model_share")
-    print(f"answered {run['pairs_answered']}, resumed {run['pairs_resumed']}, "
-          f"{run['seconds_total']:.2f} s, outside the model "
-          f"{'-' if share is None else f'{100 * share:.1f} %'}")
+        cov, uni = m["mean_coverage"], m["mean_uniform_coverage"]
+        against = "" if s == "uniform" else f" vs uniform {format_sig(uni)}" + (
+            "" if cov is None or uni is None else f" ({format_sig(cov - uni, sign=True)})")
+        lines.append(f"[{s}] overall {overall if overall is None else round(overall, 2)} | "
+                     f"{scores} | unparseable {unp} | coverage {format_sig(cov)}{against}")
+    lines.append(f"answered {run.pairs_answered}, resumed {run.pairs_resumed}: "
+                 f"{run.time_split()}")
+    return lines
+
+
+def print_summary(metrics_path: Path, run: RunSummary) -> None:
+    """Print :func:`summary_lines` of the metrics.json at ``metrics_path``."""
+    import json
+
+    doc = json.loads(metrics_path.read_text(encoding="utf-8"))
+    print("\n".join(summary_lines(doc, run)))
 
 
 # ----------------------------------------------------------------------------- bag from rgbd
 def bag_from_rgbd_main(argv: list[str] | None = None) -> int:
     """``spatial-mllm-bag-from-rgbd``; returns the exit code."""
-    from spatial_mllm_ros.core.errors import RgbdDirError
-    from spatial_mllm_ros.core.rgbd_dir import load_rgbd_dir
-
     prog = "spatial-mllm-bag-from-rgbd"
     p = argparse.ArgumentParser(
         prog=prog,
@@ -258,25 +382,11 @@ def bag_from_rgbd_main(argv: list[str] | None = None) -> int:
     p.add_argument("--frame-id", default="camera_color_optical_frame")
     p.add_argument("--world-frame", default="map")
     args = p.parse_args(argv)
-    if args.rate is not None and not args.rate > 0:
-        _err(prog, "--rate must be > 0")
-        return EXIT_USAGE
-    params = _params(args.config, prog)
-    if params is None:
-        return EXIT_USAGE
     try:
-        frames = load_rgbd_dir(args.src_dir, rate_hz=args.rate or 30.0,
-                               frame_id=args.frame_id, world_frame_id=args.world_frame)
-    except RgbdDirError as err:
-        _err(prog, f"{args.src_dir}: {err}")
-        return EXIT_USAGE
-    frames = restamp(frames, args.start_s, args.rate)
-    topics = topics_from_params(params)
-    try:
-        counts = write_frames(frames, args.out_bag, topics, args.storage, args.compressed)
-    except BagError as err:
-        _err(prog, str(err))
-        return EXIT_BAG
+        frames, counts = _bag_from_rgbd(args)
+    except Refused as refusal:
+        _err(prog, refusal.message)
+        return refusal.code
     span = (frames[-1].stamp_ns - frames[0].stamp_ns) / 1e9
     print(f"wrote {args.out_bag} ({args.storage}): {len(frames)} frames over {span:.2f} s")
     for topic, n in counts.items():
@@ -286,7 +396,39 @@ def bag_from_rgbd_main(argv: list[str] | None = None) -> int:
         print(f"evaluate / run the node with topics.colour_compressed={colour} and "
               f"topics.colour='' (spatial-mllm-eval: --topic colour_compressed={colour} "
               f"--topic colour=)")
-    return EXIT_OK
+    return ExitCode.OK
+
+
+def _bag_from_rgbd(args: argparse.Namespace) -> tuple[list[Any], dict[str, int]]:
+    """Check the arguments, read the RGB-D folder, write the bag; the frames and the
+    messages per topic.
+
+    Raises:
+        Refused: USAGE (flags, profile), OUTPUT (the bag exists or cannot be written),
+            INPUT (the folder is missing or unreadable).
+    """
+    from spatial_mllm_ros.core.errors import RgbdDirError
+    from spatial_mllm_ros.core.rgbd_dir import load_rgbd_dir
+
+    if args.rate is not None and not args.rate > 0:
+        raise Refused(ExitCode.USAGE, "--rate must be > 0")
+    topics = topics_from_params(_params(args.config))
+    out = Path(args.out_bag)
+    if out.exists():
+        raise Refused(ExitCode.OUTPUT, f"output bag {out} already exists; remove it or pick "
+                                       "another path")
+    _writable_folder(out, "OUT_BAG")
+    try:
+        frames = load_rgbd_dir(args.src_dir, rate_hz=args.rate or 30.0,
+                               frame_id=args.frame_id, world_frame_id=args.world_frame)
+    except RgbdDirError as err:
+        raise Refused(ExitCode.INPUT, f"{args.src_dir}: {err}") from err
+    frames = restamp(frames, args.start_s, args.rate)
+    try:
+        counts = write_frames(frames, out, topics, args.storage, args.compressed)
+    except BagError as err:
+        raise Refused(ExitCode.OUTPUT, str(err)) from err
+    return frames, counts
 
 
 def restamp(frames: Sequence[Any], start_s: float, rate: float | None) -> list[Any]:
@@ -305,20 +447,9 @@ def restamp(frames: Sequence[Any], start_s: float, rate: float | None) -> list[A
 
 
 # ----------------------------------------------------------------------------- scene
-def scene_main(argv: list[str] | None = None) -> int:
-    """``spatial-mllm-scene``; returns the exit code."""
-    import json
-
-    from spatial_mllm_ros.evaluation.questions import write_questions
-    from spatial_mllm_ros.evaluation.scene_questions import (
-        SceneQuestionConfig,
-        generate_scene_questions,
-    )
-    from spatial_mllm_ros.synthetic.walkthrough import make_walkthrough
-
-    prog = "spatial-mllm-scene"
+def scene_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog=prog,
+        prog="spatial-mllm-scene",
         description=(
             "Render a synthetic RGB-D walkthrough and write OUT_DIR/bag (rosbag2 on the node's "
             "topics), OUT_DIR/questions.jsonl (VSI-Bench-style questions with exact answers) "
@@ -334,47 +465,76 @@ def scene_main(argv: list[str] | None = None) -> int:
     p.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3")
     p.add_argument("--max-per-type", type=int, default=2)
     p.add_argument("--config", default="cpu_tiny", help="profile whose topics are used")
-    p.add_argument("--no-progress", action="store_true", help="no stage lines on stderr")
-    args = p.parse_args(argv)
-    log = StageLog(prog, enabled=not args.no_progress)
+    p.add_argument("--no-progress", action="store_true",
+                   help="no stage lines nor frame counts on stderr")
+    return p
+
+
+def scene_main(argv: list[str] | None = None) -> int:
+    """``spatial-mllm-scene``; returns the exit code."""
+    prog = "spatial-mllm-scene"
+    args = scene_parser().parse_args(argv)
+    try:
+        print(_scene(args, StageLog(prog, enabled=not args.no_progress)))
+    except Refused as refusal:
+        _err(prog, refusal.message)
+        return refusal.code
+    return ExitCode.OK
+
+
+def _scene(args: argparse.Namespace, log: StageLog) -> str:
+    """Check the arguments, render (counting the frames on ``log``), write the bag, the
+    questions and the ground truth; what was written, in one line.
+
+    Raises:
+        Refused: USAGE (flags, profile), OUTPUT (the bag exists, or a write fails).
+    """
+    import json
+
+    from spatial_mllm_ros.evaluation.questions import write_questions
+    from spatial_mllm_ros.evaluation.scene_questions import (
+        SceneQuestionConfig,
+        generate_scene_questions,
+    )
+    from spatial_mllm_ros.synthetic.walkthrough import make_walkthrough
+
     if args.frames < 1 or args.width < 16 or args.height < 16 or not args.fps > 0 \
             or args.max_per_type < 1:
-        _err(prog, "--frames and --max-per-type must be >= 1, --width/--height >= 16, --fps > 0")
-        return EXIT_USAGE
-    params = _params(args.config, prog)
-    if params is None:
-        return EXIT_USAGE
+        raise Refused(ExitCode.USAGE, "--frames and --max-per-type must be >= 1, "
+                                      "--width/--height >= 16, --fps > 0")
+    topics = topics_from_params(_params(args.config))
     out = Path(args.out_dir)
     bag = out / "bag"
     if bag.exists():
-        _err(prog, f"{bag} already exists; remove it or pick another OUT_DIR")
-        return EXIT_BAG
-    with log.stage(f"rendering {args.frames} frames {args.width}x{args.height}"):
+        raise Refused(ExitCode.OUTPUT, f"{bag} already exists; remove it or pick another "
+                                       "OUT_DIR")
+    _writable_folder(out, "OUT_DIR")
+    what = f"rendering {args.frames} frames {args.width}x{args.height}"
+    with log.stage(what):
         scene = make_walkthrough(args.seed, n_frames=args.frames, fps=args.fps,
                                  width=args.width, height=args.height,
-                                 start_ns=int(DEFAULT_START_S * 1e9))
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        with log.stage(f"writing {bag} ({args.storage})"):
-            write_frames(scene.frames, bag, topics_from_params(params), args.storage)
-    except BagError as err:
-        _err(prog, str(err))
-        return EXIT_BAG
+                                 start_ns=int(DEFAULT_START_S * 1e9),
+                                 on_frame=log.counter(what, "frames"))
     questions = generate_scene_questions(
         scene.layout, scene.first_seen_ns(),
         SceneQuestionConfig(seed=args.seed, max_per_type=args.max_per_type),
     )
-    write_questions(out / "questions.jsonl", questions)
     gt = scene.ground_truth()
     gt["route_planning"] = "not generated (see evaluation/scene_questions.py)"
-    (out / "scene.json").write_text(json.dumps(gt, indent=1), encoding="utf-8")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with log.stage(f"writing {bag} ({args.storage})"):
+            write_frames(scene.frames, bag, topics, args.storage)
+        write_questions(out / "questions.jsonl", questions)
+        (out / "scene.json").write_text(json.dumps(gt, indent=1), encoding="utf-8")
+    except (BagError, OSError) as err:
+        raise Refused(ExitCode.OUTPUT, f"cannot write {out}: {err}") from err
     by_type: dict[str, int] = {}
     for q in questions:
         by_type[q.question_type] = by_type.get(q.question_type, 0) + 1
-    print(f"wrote {bag} ({args.frames} frames {args.width}x{args.height} at {args.fps} Hz), "
-          f"{out / 'questions.jsonl'} ({len(questions)} questions: "
-          + ", ".join(f"{k} {v}" for k, v in by_type.items()) + f"), {out / 'scene.json'}")
-    return EXIT_OK
+    return (f"wrote {bag} ({args.frames} frames {args.width}x{args.height} at {args.fps} Hz), "
+            f"{out / 'questions.jsonl'} ({len(questions)} questions: "
+            + ", ".join(f"{k} {v}" for k, v in by_type.items()) + f"), {out / 'scene.json'}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,7 +6,9 @@
 * ``latency.png`` -- mean seconds per answer per strategy, stacked by stage plus ``other``
   (the rest of the total), the total written on top; negligible parts are not drawn.
 * ``coverage.png`` -- per question, the voxel coverage of the frames each strategy selected
-  (dots) and of uniform picks of as many frames on the same buffer (black ticks), 0..1.
+  (one series per strategy; uniform picks of as many frames as black ticks when ``uniform``
+  is not a strategy), on an axis fitted to the data, and below it each strategy's coverage
+  minus the uniform pick's (the gap that a 0..1 axis would hide).
 
 Legends sit outside the axes, so they never cover a bar.
 """
@@ -14,10 +16,12 @@ Legends sit outside the axes, so they never cover a bar.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from spatial_mllm_ros.evaluation.report_data import (
     LATENCY_STAGES,
@@ -26,7 +30,16 @@ from spatial_mllm_ros.evaluation.report_data import (
     ScoreBars,
 )
 
-__all__ = ["plot_coverage", "plot_latency", "plot_scores"]
+__all__ = [
+    "UNIFORM_BASELINE",
+    "CoverageSeries",
+    "coverage_differences",
+    "coverage_figure",
+    "coverage_series",
+    "plot_coverage",
+    "plot_latency",
+    "plot_scores",
+]
 
 _DPI = 80
 _MAX_TICK_LABELS = 40
@@ -123,37 +136,143 @@ def plot_latency(tables: Mapping[str, Mapping[str, float | None]], path: Path) -
 def plot_coverage(
     questions: Sequence[str | int], points: Mapping[str, Sequence[CoveragePoint]], path: Path
 ) -> Path:
-    """One dot per question per strategy (dodged sideways), with the uniform pick's
-    coverage of the same answer as a black tick at the same place."""
+    """:func:`coverage_figure` saved to ``path``."""
+    return _save(coverage_figure(questions, points), path)
+
+
+@dataclass(frozen=True)
+class CoverageSeries:
+    """One series of the coverage plot.
+
+    Attributes:
+        label: its legend entry (a strategy's name, or :data:`UNIFORM_BASELINE`); "" for a
+            series without one (the differences, coloured as their strategy).
+        colour: matplotlib colour.
+        x: (N,) float, positions: question index plus the strategy's sideways dodge.
+        y: (N,) float, coverage 0..1 (or a difference of two coverages).
+        baseline: the uniform pick of as many frames as a strategy chose (drawn as ticks).
+    """
+
+    label: str
+    colour: str
+    x: npt.NDArray[np.float64]
+    y: npt.NDArray[np.float64]
+    baseline: bool = False
+
+
+#: The uniform pick of as many frames as a strategy chose, drawn when ``uniform`` is not one
+#: of the run's strategies (when it is, that strategy's series is the uniform pick).
+UNIFORM_BASELINE = "uniform pick, same number of frames"
+
+
+def _series(label: str, colour: str, dodge: float, values: Sequence[float | None],
+            baseline: bool = False) -> CoverageSeries:
+    idx = [i for i, v in enumerate(values) if v is not None]
+    return CoverageSeries(label, colour, np.array(idx, dtype=np.float64) + dodge,
+                          np.array([values[i] for i in idx], dtype=np.float64), baseline)
+
+
+def _dodges(strategies: Sequence[str]) -> dict[str, float]:
+    n = len(strategies)
+    return {s: (i - (n - 1) / 2) * 0.6 / max(1, n) for i, s in enumerate(strategies)}
+
+
+def _joined(label: str, colour: str, parts: Sequence[CoverageSeries],
+            baseline: bool) -> CoverageSeries:
+    return CoverageSeries(label, colour, np.concatenate([p.x for p in parts]),
+                          np.concatenate([p.y for p in parts]), baseline)
+
+
+def coverage_series(points: Mapping[str, Sequence[CoveragePoint]]) -> list[CoverageSeries]:
+    """One series per strategy (the coverage of the frames it selected, labelled by its
+    name), plus :data:`UNIFORM_BASELINE` (ticks beside each strategy's dots) only when no
+    strategy is ``uniform``: one legend entry per series, and uniform sampling one of them."""
+    dodge = _dodges(list(points))
+    out = [_series(s, f"C{i}", dodge[s], [p.coverage for p in pts])
+           for i, (s, pts) in enumerate(points.items())]
+    if "uniform" not in points:
+        ticks = [_series("", "black", dodge[s], [p.uniform_coverage for p in pts])
+                 for s, pts in points.items()]
+        if any(t.y.size for t in ticks):
+            out.append(_joined(UNIFORM_BASELINE, "black", ticks, baseline=True))
+    return out
+
+
+def coverage_differences(
+    points: Mapping[str, Sequence[CoveragePoint]],
+) -> list[CoverageSeries]:
+    """Per strategy other than ``uniform``, its coverage minus the uniform pick's of as many
+    frames on the same buffer, per question (where both are known); [] when none."""
+    dodge = _dodges(list(points))
+    out = []
+    for i, (s, pts) in enumerate(points.items()):
+        if s == "uniform":
+            continue
+        diff = [None if p.coverage is None or p.uniform_coverage is None
+                else p.coverage - p.uniform_coverage for p in pts]
+        series = _series("", f"C{i}", dodge[s], diff)
+        if series.y.size:
+            out.append(series)
+    return out
+
+
+def _fitted(values: npt.NDArray[np.float64]) -> tuple[float, float]:
+    """A coverage axis around ``values``: from 0 when they come near it, else zoomed, with
+    room above and below; within 0..1.02."""
+    if values.size == 0:
+        return 0.0, 1.02
+    lo, hi = float(values.min()), float(values.max())
+    pad = max(0.01, 0.15 * (hi - lo))
+    start = lo - pad
+    if start < 0.25 * hi:  # near zero anyway: show zero
+        start = 0.0
+    return max(0.0, start), min(1.02, hi + pad)
+
+
+def coverage_figure(
+    questions: Sequence[str | int], points: Mapping[str, Sequence[CoveragePoint]]
+) -> Any:
+    """The coverage plot (a matplotlib Figure) of :func:`coverage_series`.
+
+    Top: per question, each series' voxel coverage, on an axis fitted to the data (its label
+    says where it starts when that is not 0). Below, when a strategy is not ``uniform``
+    itself (:func:`coverage_differences`): its coverage minus the uniform pick's, around a
+    zero line -- the gap that a 0..1 axis hides.
+    """
     plt = _pyplot()
-    strategies = list(points)
+    series = coverage_series(points)
+    diffs = coverage_differences(points)
     n = len(questions)
-    fig, ax = plt.subplots(figsize=(min(16.0, max(5.0, 0.3 * n + 2.0)), 3.6))
-    width = 0.6 / max(1, len(strategies))
-    x = np.arange(n)
-    uniform_labelled = False
-    for i, s in enumerate(strategies):
-        xs = x + (i - (len(strategies) - 1) / 2) * width
-        sel = [(xi, p.coverage) for xi, p in zip(xs, points[s], strict=True)
-               if p.coverage is not None]
-        uni = [(xi, p.uniform_coverage) for xi, p in zip(xs, points[s], strict=True)
-               if p.uniform_coverage is not None]
-        if uni:
-            ax.scatter([u[0] for u in uni], [u[1] for u in uni], marker="_", s=60, c="black",
-                       linewidths=1.2, zorder=2,
-                       label=None if uniform_labelled else "uniform, same number of frames")
-            uniform_labelled = True
-        if sel:
-            ax.scatter([p[0] for p in sel], [p[1] for p in sel], s=16, color=f"C{i}",
-                       label=f"{s}: frames it selected", zorder=3)
-    ax.set_xlim(-0.6, max(0, n - 1) + 0.6)
-    ax.set_ylim(0, 1.02)
+    rows = 2 if diffs else 1
+    fig, axes = plt.subplots(rows, 1, sharex=True, squeeze=False,
+                             figsize=(min(16.0, max(5.0, 0.3 * n + 2.0)), 2.4 + 1.6 * rows),
+                             gridspec_kw={"height_ratios": [3, 2][:rows]})
+    top = axes[0][0]
+    for s in series:
+        if s.baseline:
+            top.scatter(s.x, s.y, marker="_", s=60, linewidths=1.2, color=s.colour,
+                        label=s.label, zorder=2)
+        else:
+            top.scatter(s.x, s.y, s=16, color=s.colour, label=s.label, zorder=3)
+    lo, hi = _fitted(np.concatenate([s.y for s in series]) if series else np.zeros(0))
+    top.set_ylim(lo, hi)
+    top.set_ylabel("voxel coverage" if lo == 0 else
+                   f"voxel coverage\n(axis starts at {lo:.3g})", fontsize=8)
+    top.set_title("coverage of the frames used, per question")
+    top.grid(axis="y", linewidth=0.3)
+    _legend_outside(top)
+    bottom = axes[-1][0]
+    if diffs:
+        for d in diffs:
+            bottom.scatter(d.x, d.y, s=16, color=d.colour, zorder=3)
+        bottom.axhline(0.0, color="black", linewidth=0.8)
+        mean = float(np.mean(np.concatenate([d.y for d in diffs])))
+        bottom.set_ylabel(f"minus uniform pick,\nsame frames count\n(mean {mean:+.3g})",
+                          fontsize=8)
+        bottom.grid(axis="y", linewidth=0.3)
+    bottom.set_xlim(-0.6, max(0, n - 1) + 0.6)
     if n <= _MAX_TICK_LABELS:
-        ax.set_xticks(x)
-        ax.set_xticklabels([str(q) for q in questions], rotation=90, fontsize=6)
-    ax.set_xlabel(f"question ({n}, in answer order)")
-    ax.set_ylabel("voxel coverage")
-    ax.set_title("coverage of the frames used, per question")
-    ax.grid(axis="y", linewidth=0.3)
-    _legend_outside(ax)
-    return _save(fig, path)
+        bottom.set_xticks(np.arange(n))
+        bottom.set_xticklabels([str(q) for q in questions], rotation=90, fontsize=6)
+    bottom.set_xlabel(f"question ({n}, in answer order)")
+    return fig

@@ -1,15 +1,17 @@
 """Metrics, plots and the human report of an evaluation directory.
 
-From ``DIR/results.jsonl`` (:mod:`.results`) :func:`write_report` writes:
+From ``DIR/results.jsonl`` (:mod:`.results`) and ``DIR/run.json`` :func:`write_report` writes:
 
-* ``DIR/metrics.json`` -- per strategy the VSI-Bench metrics (:class:`~.metrics.Metrics`,
-  x100: per-type scores, overall, counts, unparseable counts, the three direction
-  difficulties), answer statuses, mean coverage of the selected frames and of uniform picks,
-  mean latency per stage plus ``other`` (:func:`~.report_data.latency_table`); a
-  ``comparison`` table (type -> strategy -> score) and the reference's output keys
-  (``vsibench_output``) for comparison with lmms-eval logs. Scores are recomputed from the
-  stored answer texts with the chosen MRA thresholds, so the report's threshold set is
-  independent of the run's.
+* ``DIR/metrics.json`` -- ``model``: the checkpoint and whether it has random weights
+  (:func:`~.model_info.model_info`: a generated tiny checkpoint, whose answers are
+  meaningless; report.md then says so first); per strategy the VSI-Bench metrics
+  (:class:`~.metrics.Metrics`, x100: per-type scores, overall, counts, unparseable counts,
+  the three direction difficulties), answer statuses, mean coverage of the selected frames
+  and of uniform picks, mean latency per stage plus ``other``
+  (:func:`~.report_data.latency_table`); a ``comparison`` table (type -> strategy -> score)
+  and the reference's output keys (``vsibench_output``) for comparison with lmms-eval logs.
+  Scores are recomputed from the stored answer texts with the chosen MRA thresholds, so the
+  report's threshold set is independent of the run's.
 * ``DIR/scores.png``, ``DIR/latency.png``, ``DIR/coverage.png`` (:mod:`.plots`).
 * ``DIR/report.md`` with the tables, the plots and the per-answer contact sheets in
   ``DIR/thumbs/`` (each frame captioned with its buffer index and stamp).
@@ -32,6 +34,7 @@ from spatial_mllm_ros.evaluation.metrics import (
     resolve_thresholds,
     score_one,
 )
+from spatial_mllm_ros.evaluation.model_info import ModelInfo, model_info
 from spatial_mllm_ros.evaluation.plots import plot_coverage, plot_latency, plot_scores
 from spatial_mllm_ros.evaluation.report_data import (
     LATENCY_STAGES,
@@ -43,7 +46,7 @@ from spatial_mllm_ros.evaluation.report_data import (
     strategy_stats,
 )
 from spatial_mllm_ros.evaluation.results import RESULTS_FILE, load_results
-from spatial_mllm_ros.evaluation.run_plan import RunSummary
+from spatial_mllm_ros.evaluation.run_plan import RUN_FILE, RunSummary
 
 __all__ = ["ReportFiles", "write_report"]
 
@@ -74,6 +77,23 @@ def _plots(out: Path, metrics: Mapping[str, Metrics], results: Sequence[Mapping[
         plot_latency({s: st["latency_s"] for s, st in stats.items()}, out / "latency.png"),
         plot_coverage(questions, points, out / "coverage.png"),
     )
+
+
+def run_model(out: Path) -> ModelInfo | None:
+    """The model of the run in ``out`` (its ``run.json``), or None when none is recorded."""
+    try:
+        settings = json.loads((out / RUN_FILE).read_text(encoding="utf-8"))["settings"]
+        return model_info(str(settings["model"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _model_lines(model: ModelInfo | None) -> list[str]:
+    """The report's first paragraph when the model's answers are meaningless."""
+    if model is None or not model.random_weights:
+        return []
+    return [f"> **Meaningless answers:** {model.note} (checkpoint `{model.checkpoint}`; "
+            f"recognised by its {model.evidence}.)", ""]
 
 
 def _fmt(x: float | None, digits: int = 1) -> str:
@@ -151,7 +171,9 @@ def write_report(
     }
     for s, m in metrics.items():
         comparison["overall"][s] = finite_or_none(m.overall)
+    model = run_model(out)
     doc = {
+        "model": model.to_dict() if model is not None else None,
         "thresholds": thresholds if isinstance(thresholds, str) else [float(x) for x in theta],
         "strategies": {
             s: {**m.to_dict(), **stats[s], "vsibench_output": m.vsibench_output()}
@@ -166,7 +188,7 @@ def write_report(
                             encoding="utf-8")
     plots = _plots(out, metrics, results, stats) if results else ()
 
-    lines = [f"# {title}", ""]
+    lines = [f"# {title}", "", *_model_lines(model)]
     if not results:
         lines += ["No results yet."]
     lines += [
@@ -180,13 +202,11 @@ def write_report(
     if vision:  # what ran the vision encoders (the engine's VisionUsage.line), "" = unknown
         lines += ["", f"Vision encoders: {vision}."]
     if summary is not None:
-        share = finite_or_none(summary.outside_model_share)
         lines += [
             "",
             f"This invocation: {summary.pairs_answered} answers computed, "
             f"{summary.pairs_resumed} resumed from results.jsonl, {summary.bag_messages} bag "
-            f"messages, {summary.seconds_total:.2f} s wall, {summary.seconds_model:.2f} s in the "
-            f"model ({_fmt(None if share is None else 100 * share)} % outside it).",
+            f"messages; {summary.time_split()}.",
         ]
         lines += [f"- warning: {w}" for w in summary.warnings]
     if plots:

@@ -31,6 +31,7 @@ __all__ = [
     "check_run_file",
     "plan_work",
     "run_settings",
+    "settings_diff",
 ]
 
 RUN_FILE = "run.json"
@@ -88,6 +89,31 @@ def run_settings(
     }
 
 
+#: Differences named in a resume refusal (the rest are counted).
+_MAX_DIFFS = 4
+_ABSENT = object()
+
+
+def _shown(value: Any) -> str:
+    return "(absent)" if value is _ABSENT else repr(value)
+
+
+def settings_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """``key: old -> new`` for each of :func:`run_settings`' keys that differ; the
+    ``params`` one by parameter name (a parameter one run lacks shows as ``(absent)``)."""
+    out = []
+    for key in new:
+        if key == "params" and isinstance(old.get(key), Mapping):
+            before, after = old[key], new[key]
+            out += [f"{name}: {_shown(before.get(name, _ABSENT))} -> "
+                    f"{_shown(after.get(name, _ABSENT))}"
+                    for name in sorted({*before, *after})
+                    if before.get(name, _ABSENT) != after.get(name, _ABSENT)]
+        elif old.get(key) != new[key]:
+            out.append(f"{key}: {_shown(old.get(key, _ABSENT))} -> {_shown(new[key])}")
+    return out
+
+
 def check_run_file(
     out: Path, settings: Mapping[str, Any], strategies: Sequence[str], resuming: bool
 ) -> None:
@@ -102,11 +128,12 @@ def check_run_file(
             old = json.loads(run_file.read_text(encoding="utf-8")).get("settings", {})
         except (OSError, ValueError) as err:
             raise ResumeMismatchError(f"{run_file}: unreadable: {err}") from err
-        diff = [k for k in settings if old.get(k) != settings[k]]
+        diff = settings_diff(old, settings)
         if diff:
-            detail = "; ".join(f"{k}: {old.get(k)!r} -> {settings[k]!r}" for k in diff)
+            shown = "; ".join(diff[:_MAX_DIFFS])
+            more = f"; and {len(diff) - _MAX_DIFFS} more" if len(diff) > _MAX_DIFFS else ""
             raise ResumeMismatchError(
-                f"{out} holds results of a run with other settings ({detail}); "
+                f"{out} holds results of a run with other settings ({shown}{more}); "
                 "use another --out directory or remove its results.jsonl"
             )
     run_file.write_text(
@@ -172,10 +199,20 @@ class RunSummary:
 
     @property
     def outside_model_share(self) -> float:
-        """Share of wall time spent outside the answerer (NaN before anything ran)."""
-        if self.seconds_total <= 0:
+        """Share of this invocation's wall time spent outside the answerer; NaN when it
+        answered nothing (everything resumed: no time split of nothing)."""
+        if self.seconds_total <= 0 or self.pairs_answered == 0:
             return float("nan")
         return max(0.0, 1.0 - self.seconds_model / self.seconds_total)
+
+    def time_split(self) -> str:
+        """Where this invocation's time went, in words: only what it computed itself."""
+        if self.pairs_answered == 0:
+            return f"nothing recomputed, {self.seconds_total:.2f} s"
+        share = finite_or_none(self.outside_model_share)
+        outside = "-" if share is None else f"{100 * share:.1f} %"
+        return (f"{self.pairs_answered} answers computed in {self.seconds_total:.2f} s, "
+                f"{self.seconds_model:.2f} s in the model, {outside} outside it")
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)

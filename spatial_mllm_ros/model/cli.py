@@ -6,8 +6,13 @@ JSON and paths go to stdout; ``tiny``, ``inspect`` and ``export-onnx`` print a l
 on stderr (``--no-progress``: none).  ``inspect`` diagnoses a checkpoint that does not load
 -- a corrupt or truncated safetensors file, a file that is not safetensors, a missing shard,
 pickle weights, tensors that do not fit the model -- as ``"loads": false`` with the
-``error`` (and the ``error_file`` whose header cannot be read), exit status 1, never a
+``error`` (and the ``error_file`` whose header cannot be read), exit status NOT_OK (1), never a
 traceback.
+
+Exit codes are :class:`~spatial_mllm_ros.exitcodes.ExitCode`: USAGE for a wrong flag, INPUT for
+a checkpoint path that does not exist, MODEL for a model that cannot be loaded or exported,
+OUTPUT for an output that cannot be written, NOT_OK for a checkpoint that ``inspect`` finds
+unloadable or engines that ``build-engines`` leaves inactive.
 
 ``spatial-mllm-infer`` runs the answering pipeline, so it lives above the model:
 :mod:`spatial_mllm_ros.cli.infer`.
@@ -24,8 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from spatial_mllm_ros.core.progress import StageLog
+from spatial_mllm_ros.exitcodes import ExitCode
 from spatial_mllm_ros.model import vision_commands as engines
-from spatial_mllm_ros.model.errors import ModelError
+from spatial_mllm_ros.model.errors import CheckpointNotFoundError, ModelError
+from spatial_mllm_ros.model.plan_command import add_plan_arguments, run_plan
 
 PROG = "spatial-mllm-checkpoint"
 
@@ -80,6 +87,10 @@ def _checkpoint_parser() -> argparse.ArgumentParser:
         parents=[quiet],
     )
     engines.add_build_arguments(build)
+    planner = sub.add_parser(
+        "plan", help="memory plan on a device: weights, peak, what fits (JSON; exit 1 if it "
+                     "does not fit)")
+    add_plan_arguments(planner)
     return parser
 
 
@@ -88,6 +99,10 @@ def checkpoint_main(argv: list[str] | None = None) -> int:
     exit status."""
     args = _checkpoint_parser().parse_args(argv)
     log = StageLog(PROG, enabled=not getattr(args, "no_progress", False))
+    missing = _missing_input(args)
+    if missing is not None:
+        return _refuse(ExitCode.INPUT, f"{missing} does not exist; pass an existing checkpoint "
+                                       "folder (spatial-mllm-checkpoint tiny DIR makes one)")
     try:
         if args.command == "tiny":
             import torch
@@ -105,20 +120,47 @@ def checkpoint_main(argv: list[str] | None = None) -> int:
                     dtype=getattr(torch, args.dtype),
                 )
             print(out)
-            return 0
+            return ExitCode.OK
         if args.command == "layout":
             from spatial_mllm_ros.model.layout import format_layout, real_layout
 
             sys.stdout.write(format_layout(real_layout(args.layout)))
-            return 0
+            return ExitCode.OK
+        if args.command == "plan":
+            return run_plan(args)
         if args.command == "export-onnx":
-            return engines.export_onnx(args, log)
+            return _status(engines.export_onnx(args, log))
         if args.command == "build-engines":
-            return engines.build_engines(args, log)
+            return _status(engines.build_engines(args, log))
         return _inspect(args.dir, args.vggt_checkpoint, log)
+    except CheckpointNotFoundError as err:  # e.g. the checkpoint a profile names
+        return _refuse(ExitCode.INPUT, f"{err}; pass an existing checkpoint folder "
+                                       "(spatial-mllm-checkpoint tiny DIR makes one)")
     except ModelError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        return _refuse(ExitCode.MODEL, str(err))
+    except OSError as err:  # an output that cannot be written (a file in the way, no space)
+        return _refuse(ExitCode.OUTPUT, f"cannot write: {err}")
+
+
+def _refuse(code: ExitCode, message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+def _status(code: int) -> ExitCode:
+    """A command's 0 / 1 as :class:`ExitCode` (OK, or NOT_OK: it ran, but not all is well)."""
+    return ExitCode.OK if code == 0 else ExitCode.NOT_OK
+
+
+def _missing_input(args: argparse.Namespace) -> Path | None:
+    """The checkpoint path the command reads that does not exist, if one does not."""
+    paths = {"inspect": ("dir", "vggt_checkpoint"), "export-onnx": ("dir",),
+             "build-engines": ("dir",)}.get(args.command, ())
+    for name in paths:
+        path = getattr(args, name, None)
+        if path is not None and not Path(path).exists():
+            return Path(path)
+    return None
 
 
 def _inspect(directory: Path, vggt_checkpoint: Path | None, log: StageLog) -> int:
@@ -159,11 +201,11 @@ def _inspect(directory: Path, vggt_checkpoint: Path | None, log: StageLog) -> in
             "tied": report.tied,
             "heads_dropped": report.dropped_heads,
         }
-        status = 0
+        status = ExitCode.OK
     except damaged as err:
         info["loads"] = False
         info["error"] = f"{type(err).__name__}: {err}"
-        status = 1
+        status = ExitCode.NOT_OK
     print(json.dumps(info, indent=2))
     return status
 

@@ -16,6 +16,7 @@ scene as an RGB-D directory (:mod:`spatial_mllm_ros.core.rgbd_dir`) with its gro
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,7 @@ def make_walkthrough(
     keep_instance_masks: bool = False,
     has_ceiling: bool = True,
     laps: float = 1.0,
+    on_frame: Callable[[int, int], None] | None = None,
 ) -> SyntheticScene:
     """Render a deterministic walkthrough of a random room.
 
@@ -115,6 +117,8 @@ def make_walkthrough(
         keep_instance_masks: also keep the (H, W) int32 instance masks (memory heavy).
         has_ceiling: whether the room has a ceiling.
         laps: loops of the trajectory over the whole walkthrough.
+        on_frame: called as ``on_frame(done, n_frames)`` after each frame is rendered
+            (a command's progress).
     """
     layout = generate_layout(seed, has_ceiling=has_ceiling)
     k = default_intrinsics(width, height)
@@ -142,6 +146,8 @@ def make_walkthrough(
         visibility.append({int(a): int(b) for a, b in zip(ids, counts, strict=True) if b >= min_px})
         if masks is not None:
             masks.append(res.instance)
+        if on_frame is not None:
+            on_frame(i + 1, len(poses))
     return SyntheticScene(layout, frames, visibility, fps, masks)
 
 

@@ -19,6 +19,7 @@ pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip ins
 import onnx
 from testkit.tiny import tiny_checkpoint
 
+from spatial_mllm_ros.exitcodes import ExitCode
 from spatial_mllm_ros.model import export as onnx_export
 from spatial_mllm_ros.model.cli import checkpoint_main
 from spatial_mllm_ros.model.engine import load_model
@@ -176,7 +177,7 @@ def test_build_engines_needs_a_size_and_an_accelerated_backend(
 ) -> None:
     base = ["build-engines", str(tiny_checkpoint("v1.1")), "--cache-dir", str(tmp_path),
             "--no-progress"]
-    assert checkpoint_main(base) == 1  # cpu_tiny runs torch
+    assert checkpoint_main(base) == ExitCode.MODEL  # cpu_tiny runs torch
     assert "model.vision_backend is torch" in capsys.readouterr().err
-    assert checkpoint_main([*base, "--backend", "onnxruntime"]) == 1
+    assert checkpoint_main([*base, "--backend", "onnxruntime"]) == ExitCode.MODEL
     assert "--size" in capsys.readouterr().err

@@ -24,6 +24,7 @@ from spatial_mllm_ros.bags import (
 )
 from spatial_mllm_ros.core.ingest import Ingestor
 from spatial_mllm_ros.evaluation.cli import bag_from_rgbd_main
+from spatial_mllm_ros.exitcodes import ExitCode
 from spatial_mllm_ros.params import defaults
 from spatial_mllm_ros.synthetic import make_walkthrough
 
@@ -205,6 +206,7 @@ def test_bag_from_rgbd_real_shelf(tmp_path: Path, storage: str, capsys) -> None:
 
 
 def test_bag_from_rgbd_errors(tmp_path: Path, capsys) -> None:
-    assert bag_from_rgbd_main([str(tmp_path / "nope"), str(tmp_path / "b")]) == 2
+    assert bag_from_rgbd_main([str(tmp_path / "nope"), str(tmp_path / "b")]) == ExitCode.INPUT
     assert "is not a directory" in capsys.readouterr().err
-    assert bag_from_rgbd_main([str(tmp_path), str(tmp_path / "b"), "--rate", "0"]) == 2
+    assert bag_from_rgbd_main([str(tmp_path), str(tmp_path / "b"), "--rate", "0"]) \
+        == ExitCode.USAGE

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
+from spatial_mllm_ros.exitcodes import ExitCode
 from spatial_mllm_ros.model.cli import checkpoint_main
 
 
@@ -25,7 +26,7 @@ def _weights(path: Path, seed: int = 0) -> Path:
 def _inspect(capsys: pytest.CaptureFixture[str], target: Path) -> dict[str, Any]:
     status = checkpoint_main(["inspect", str(target), "--no-progress"])
     out = capsys.readouterr()
-    assert status == 1
+    assert status == ExitCode.NOT_OK
     assert "Traceback" not in out.err
     info: dict[str, Any] = json.loads(out.out)
     assert info["loads"] is False
@@ -121,11 +122,15 @@ def test_pickle_weights_are_reported(capsys: pytest.CaptureFixture[str], tmp_pat
     assert _inspect(capsys, tmp_path)["error"].startswith("UnsafeCheckpointError: ")
 
 
-def test_a_missing_directory_is_reported(capsys: pytest.CaptureFixture[str],
-                                         tmp_path: Path) -> None:
-    info = _inspect(capsys, tmp_path / "nowhere")
-    assert info["files"] == []
-    assert info["error"].startswith("MissingShardError: ")
+def test_a_missing_directory_is_an_input_error(capsys: pytest.CaptureFixture[str],
+                                               tmp_path: Path) -> None:
+    """Nothing to inspect: one line on stderr, exit INPUT, no JSON."""
+    status = checkpoint_main(["inspect", str(tmp_path / "nowhere"), "--no-progress"])
+    out = capsys.readouterr()
+    assert status == ExitCode.INPUT and out.out == ""
+    assert out.err.strip() == (f"spatial-mllm-checkpoint: error: {tmp_path / 'nowhere'} does "
+                               "not exist; pass an existing checkpoint folder "
+                               "(spatial-mllm-checkpoint tiny DIR makes one)")
 
 
 def test_readable_weights_without_a_config_are_reported(capsys: pytest.CaptureFixture[str],

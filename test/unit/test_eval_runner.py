@@ -18,6 +18,7 @@ from spatial_mllm_ros.evaluation.report import write_report
 from spatial_mllm_ros.evaluation.results import RESULTS_FORMAT, load_results
 from spatial_mllm_ros.evaluation.run_plan import EvalConfig
 from spatial_mllm_ros.evaluation.runner import EvalRunner
+from spatial_mllm_ros.exitcodes import ExitCode
 from spatial_mllm_ros.params import defaults
 from spatial_mllm_ros.settings import Settings
 from spatial_mllm_ros.synthetic import make_walkthrough
@@ -189,6 +190,19 @@ def test_resume_with_other_settings_is_refused(bag, tmp_path) -> None:
         )
 
 
+def test_a_resume_refusal_names_only_what_differs(bag, tmp_path) -> None:
+    """One readable line: the parameter that changed, not every parameter of both runs."""
+    run(bag, tmp_path, Oracle(), limit=2)
+    with pytest.raises(ResumeMismatchError) as refused:
+        EvalRunner(Oracle(), SETTINGS.with_overrides({"sampling.frame_budget": 3}),
+                   EvalConfig(progress=False)).run(
+            bag, [c[0] for c in CASES.values()], tmp_path
+        )
+    message = str(refused.value)
+    assert "sampling.frame_budget: 4 -> 3" in message and "buffer.max_frames" not in message
+    assert len(message) < 300 and "\n" not in message
+
+
 def test_cutoff_restricts_frames_to_earlier_stamps(bag, tmp_path) -> None:
     # frames every 0.25 s from START; a cutoff 1.1 s into the bag allows frames 0..4
     qs = [Q("early", "object_counting", 3.0, bag_time_s=1.1), Q("late", "object_counting", 3.0)]
@@ -210,12 +224,13 @@ def test_cli_errors_are_clear(bag, tmp_path, capsys) -> None:
         '{"id": 1, "question": "x?", "question_type": "object_counting", "ground_truth": 2}\n'
         '{"id": 2, "question": "y?", "question_type": "object_counting"}\n'
     )
-    assert eval_main([str(bag), "--questions", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert eval_main([str(bag), "--questions", str(bad), "--out", str(tmp_path / "o")]) \
+        == ExitCode.INPUT
     err = capsys.readouterr().err
     assert "bad.jsonl:2" in err and "'ground_truth'" in err and "Traceback" not in err
     assert (
         eval_main([str(tmp_path / "nobag"), "--questions", str(good), "--out", str(tmp_path / "o")])
-        == 3
+        == ExitCode.INPUT
     )
     assert "bag not found" in capsys.readouterr().err
     assert (
@@ -230,7 +245,7 @@ def test_cli_errors_are_clear(bag, tmp_path, capsys) -> None:
                 "colour=/other/image",
             ]
         )
-        == 3
+        == ExitCode.INPUT
     )
     err = capsys.readouterr().err
     assert "/other/image" in err and "/camera/camera/color/image_raw [sensor_msgs/msg/Image]" in err
@@ -246,9 +261,9 @@ def test_cli_errors_are_clear(bag, tmp_path, capsys) -> None:
                 str(tmp_path / "nockpt"),
             ]
         )
-        == 4
+        == ExitCode.INPUT
     )
-    assert "spatial-mllm-checkpoint tiny" in capsys.readouterr().err
+    assert f"{tmp_path / 'nockpt'} does not exist" in capsys.readouterr().err
 
 
 def test_malformed_results_line_in_the_middle(tmp_path) -> None:

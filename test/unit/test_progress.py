@@ -54,3 +54,20 @@ def test_scene_no_progress_is_silent_on_stderr(tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     assert _scene(tmp_path, "--no-progress") == 0
     assert capsys.readouterr().err == ""
+
+
+def test_a_counter_writes_a_line_per_tenth_of_the_work() -> None:
+    out = io.StringIO()
+    count = StageLog("prog", stream=out).counter("rendering", "frames")
+    for done in range(1, 61):
+        count(done, 60)
+    lines = out.getvalue().splitlines()
+    assert lines == [f"prog: rendering: {n}/60 frames" for n in range(6, 61, 6)]
+
+
+def test_scene_counts_its_rendered_frames_on_stderr(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    assert _scene(tmp_path) == 0
+    err = capsys.readouterr().err
+    assert [f"spatial-mllm-scene: rendering 4 frames 64x48: {n}/4 frames" for n in range(1, 5)] \
+        == [ln for ln in err.splitlines() if ln.endswith("frames") and "/4" in ln]
