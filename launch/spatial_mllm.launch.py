@@ -10,7 +10,9 @@ profile), and ``dds_profile``: the Fast DDS XML profile the node runs with, thro
 ``FASTDDS_DEFAULT_PROFILES_FILE``. Empty (the default) = the caller's
 ``FASTDDS_DEFAULT_PROFILES_FILE`` when it is set (a user's own DDS setup wins), else the
 shipped ``config/fastdds_large_data.xml`` (a shared-memory segment that holds several 1-2 MB
-images; README, "Camera transport"); ``none`` = Fast DDS's defaults.
+images; README, "Camera transport"); ``none`` = Fast DDS's defaults. ``endpoint``: the model
+server (``spatial-mllm-serve``) as ``http://HOST:PORT`` (parameter ``model.endpoint``; empty =
+the profile's, by default the model runs on the robot; README, "Fleet").
 """
 
 from __future__ import annotations
@@ -48,6 +50,12 @@ def _dds_profile(context, share: str) -> list[SetEnvironmentVariable]:
     return [SetEnvironmentVariable(DDS_PROFILE_ENV, choice)]
 
 
+def _endpoint(context) -> list[dict[str, str]]:
+    """``model.endpoint`` over the profile when the ``endpoint`` argument is given."""
+    endpoint = LaunchConfiguration("endpoint").perform(context)
+    return [{"model.endpoint": endpoint}] if endpoint else []
+
+
 def _node(context, *args, **kwargs):
     profile = LaunchConfiguration("profile").perform(context)
     params_file = LaunchConfiguration("params_file").perform(context)
@@ -66,7 +74,7 @@ def _node(context, *args, **kwargs):
             executable="spatial_mllm_node",
             name="spatial_mllm",
             namespace=LaunchConfiguration("namespace"),
-            parameters=[params_file],
+            parameters=[params_file, *_endpoint(context)],
             remappings=remappings,
             output="screen",
             emulate_tty=True,
@@ -82,6 +90,10 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument("params_file", default_value="",
                                   description="ROS params file overriding the profile"),
             DeclareLaunchArgument("namespace", default_value=""),
+            DeclareLaunchArgument(
+                "endpoint", default_value="",
+                description="model server http(s)://HOST:PORT (model.endpoint); empty = the "
+                            "profile's (the model on the robot)"),
             DeclareLaunchArgument(
                 "dds_profile", default_value="",
                 description=f"Fast DDS XML profile ({DDS_PROFILE_ENV}): empty = the caller's "

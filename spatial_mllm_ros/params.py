@@ -253,6 +253,20 @@ SCHEMA: tuple[ParamSpec, ...] = (
        "Run the model in a child process, so that its Python work never competes with camera "
        "ingestion for the interpreter lock; cleanup ends the process and returns its memory.",
        read_only=True),
+    _P("model.endpoint", str, "",
+       "The model server (spatial-mllm-serve) answering this node's questions: "
+       "http://HOST:PORT or https://HOST:PORT. '' = the model runs here (model.process). "
+       "Only the selected frames travel, at the model's input size (README 'Fleet').",
+       read_only=True),
+    _P("model.token_file", str, "",
+       "File whose first line is the model server's shared token; '' = the environment "
+       "variable SPATIAL_MLLM_TOKEN. Never logged.", read_only=True),
+    _P("model.frame_encoding", str, "png",
+       "Frames sent to the model server: png (lossless, the server's answer equals the local "
+       "model's), raw (lossless RGB bytes, no encoding time) or jpeg (smaller, lossy).",
+       choices=("png", "raw", "jpeg"), read_only=True),
+    _P("model.jpeg_quality", int, 90, "JPEG quality of model.frame_encoding jpeg.",
+       min=1, max=100, read_only=True),
     _P("model.stop_grace_s", float, 0.5,
        "Seconds the model process may stay silent after its question's deadline or cancel "
        "before it is taken for hung (or stopped by a signal), killed and started again. A "

@@ -13,15 +13,17 @@ and ``evaluation``.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, cast
 
 from spatial_mllm_ros import params as P
 from spatial_mllm_ros.answering.pipeline import PipelineConfig
+from spatial_mllm_ros.answering.remote import RemoteConfig
 from spatial_mllm_ros.core.clock import ClockConfig
 from spatial_mllm_ros.core.convert import ConvertLimits
 from spatial_mllm_ros.core.ingest import IngestConfig
@@ -45,6 +47,7 @@ __all__ = [
     "Settings",
     "load_answerer",
     "parse_overrides",
+    "remote_answerer",
 ]
 
 
@@ -95,6 +98,7 @@ class Settings:
         pipeline: the answering pipeline.
         engine: the model to load.
         node: the ROS node's own settings.
+        remote: the model server (``model.endpoint``, ...); ``endpoint`` "" = none.
     """
 
     values: Mapping[str, ParamValue]
@@ -103,6 +107,7 @@ class Settings:
     pipeline: PipelineConfig
     engine: EngineSpec
     node: NodeSettings
+    remote: RemoteConfig = field(default_factory=RemoteConfig)
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> Settings:
@@ -119,6 +124,10 @@ class Settings:
             pipeline=_pipeline(v),
             engine=_engine(v),
             node=_node(v),
+            remote=RemoteConfig(endpoint=str(v["model.endpoint"]),
+                                token_file=str(v["model.token_file"]),
+                                encoding=str(v["model.frame_encoding"]),
+                                jpeg_quality=int(v["model.jpeg_quality"])),
         )
 
     @classmethod
@@ -303,13 +312,17 @@ def _node(v: Mapping[str, ParamValue]) -> NodeSettings:
     )
 
 
-def load_answerer(settings: Settings, abort: threading.Event | None = None
-                  ) -> tuple[Any | None, str]:
-    """The node's answerer: the engine in a child process when ``model.process`` is set
-    (:class:`~spatial_mllm_ros.answering.process.ProcessAnswerer`; ``abort`` set while it
-    loads ends the load at once), else in this process
+def load_answerer(settings: Settings, abort: threading.Event | None = None,
+                  client: str = "") -> tuple[Any | None, str]:
+    """The node's answerer: the model server when ``model.endpoint`` is set
+    (:class:`~spatial_mllm_ros.answering.remote.RemoteAnswerer`, naming itself ``client``;
+    it never waits for an absent server), else the engine in a child process when
+    ``model.process`` is set (:class:`~spatial_mllm_ros.answering.process.ProcessAnswerer`;
+    ``abort`` set while it loads ends the load at once), else in this process
     (:func:`~spatial_mllm_ros.model.spec.load_engine`). Never raises; ``(None, reason)`` when
     the model cannot load."""
+    if settings.remote.endpoint:
+        return remote_answerer(settings, client)
     if not settings.node.model_process:
         from spatial_mllm_ros.model.spec import load_engine
 
@@ -322,4 +335,17 @@ def load_answerer(settings: Settings, abort: threading.Event | None = None
                                max_restarts=settings.node.model_max_restarts,
                                abort=abort), ""
     except ModelProcessError as err:
+        return None, str(err)
+
+
+def remote_answerer(settings: Settings, client: str = "") -> tuple[Any | None, str]:
+    """The :class:`~spatial_mllm_ros.answering.remote.RemoteAnswerer` of ``model.endpoint``
+    (the node, ``spatial-mllm-infer --endpoint``, ``spatial-mllm-eval --endpoint``); never
+    raises: ``(None, reason)`` for an endpoint that is not a URL or an unreadable token file."""
+    from spatial_mllm_ros.answering.errors import RemoteModelError
+    from spatial_mllm_ros.answering.remote import RemoteAnswerer
+
+    try:
+        return RemoteAnswerer(dataclasses.replace(settings.remote, client=client)), ""
+    except RemoteModelError as err:
         return None, str(err)

@@ -12,13 +12,14 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from spatial_mllm_ros.answering.pipeline import AnsweringPipeline, PipelineConfig
 from spatial_mllm_ros.answering.types import STAGES, Answerer, AnswerRecord, QuestionRequest
 from spatial_mllm_ros.core.frame import Frame
 from spatial_mllm_ros.model.limits import PromptLimits
+from spatial_mllm_ros.model.result import GenerationResult
 from spatial_mllm_ros.sampling.online import BufferConfig, SpatialFrameBuffer
-
 
 #: The part of an answer's ``total`` that no stage of :data:`~.types.STAGES` names.
 OTHER = "other"
@@ -73,3 +74,24 @@ def answer_frames(
     filled = fill_buffer(frames, buffer)
     asked = dataclasses.replace(request, received_s=clock())
     return AnsweringPipeline(answerer, pipeline, clock, limits).answer(asked, filled)
+
+
+class FirstAnswerTokens:
+    """An answerer that remembers the token ids of its first answer (a question's own; a
+    second call is the grounding pass), for ``spatial-mllm-infer``'s ``token_ids``; every
+    other attribute (``checkpoint_layout``, ``predict_geometry``, ``close``, ...) is the
+    wrapped answerer's."""
+
+    def __init__(self, answerer: Any) -> None:
+        self.wrapped = answerer
+        self.token_ids: list[int] = []
+        self._answered = False
+
+    def answer(self, *args: Any, **kwargs: Any) -> GenerationResult:
+        result: GenerationResult = self.wrapped.answer(*args, **kwargs)
+        if not self._answered:
+            self._answered, self.token_ids = True, list(result.token_ids)
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.wrapped, name)

@@ -13,3 +13,13 @@ class QueueClosedError(AnsweringError):
 
 class ModelProcessError(AnsweringError):
     """The model process failed to start, failed a request, or died."""
+
+
+class ModelBusyError(AnsweringError):
+    """The model server is saturated (every replica at its limit, or this robot at its
+    per-client cap): the question is answered BUSY at once."""
+
+
+class RemoteModelError(ModelProcessError):
+    """The model server cannot be reached, refused the request, or lost it (a replica died
+    mid-answer): the question is answered MODEL_ERROR with this cause."""

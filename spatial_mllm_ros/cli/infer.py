@@ -32,7 +32,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from spatial_mllm_ros.answering.commands import answer_frames, timings_with_other
+from spatial_mllm_ros.answering.commands import (
+    FirstAnswerTokens,
+    answer_frames,
+    timings_with_other,
+)
 from spatial_mllm_ros.answering.types import AnswerRecord, AnswerStatus, QuestionRequest
 from spatial_mllm_ros.core.errors import RgbdDirError
 from spatial_mllm_ros.core.progress import StageLog
@@ -43,7 +47,7 @@ from spatial_mllm_ros.model.errors import CheckpointNotFoundError
 from spatial_mllm_ros.model.spec import check_checkpoint, load_engine, load_prompt_limits
 from spatial_mllm_ros.params import ParamError
 from spatial_mllm_ros.sampling.strategies import available_strategies
-from spatial_mllm_ros.settings import Settings, parse_overrides
+from spatial_mllm_ros.settings import Settings, parse_overrides, remote_answerer
 
 if TYPE_CHECKING:
     from spatial_mllm_ros.model.engine import SpatialMLLMEngine
@@ -186,6 +190,9 @@ def _exit_code(record: AnswerRecord) -> ExitCode:
 def _usage(engine: SpatialMLLMEngine | None, settings: Settings, error: str) -> VisionUsage:
     if engine is None:
         return VisionUsage(settings.engine.vision.backend, {}, f"model not loaded: {error}")
+    if settings.remote.endpoint:  # the server's /v1/health says what runs its encoders
+        return VisionUsage(settings.engine.vision.backend, {},
+                           f"on the model server {settings.remote.endpoint}")
     return engine.vision_usage
 
 
@@ -201,7 +208,8 @@ def infer_main(argv: list[str] | None = None) -> int:
     except ParamError as err:
         return _fail(str(err), ExitCode.USAGE)
     try:
-        check_checkpoint(settings.engine)
+        if not settings.remote.endpoint:  # a server's checkpoint is on the server
+            check_checkpoint(settings.engine)
     except CheckpointNotFoundError as err:
         return _fail(f"{err}; pass --checkpoint with a Spatial-MLLM checkpoint directory "
                      "(spatial-mllm-checkpoint tiny DIR writes a tiny one)", ExitCode.INPUT)
@@ -217,7 +225,9 @@ def infer_main(argv: list[str] | None = None) -> int:
     )
     with log.stage(f"loading the model ({settings.engine.description} on "
                    f"{settings.engine.device})"), timings.measure("load"):
-        engine, error = load_engine(settings.engine)
+        loaded, error = (remote_answerer(settings, PROG) if settings.remote.endpoint
+                         else load_engine(settings.engine))
+        engine = FirstAnswerTokens(loaded) if loaded is not None else None
     try:
         if engine is None:
             record = AnswerRecord.failure(request, AnswerStatus.MODEL_ERROR, error)
@@ -228,8 +238,10 @@ def infer_main(argv: list[str] | None = None) -> int:
                                        settings.buffer, limits=limits)
         doc = record.to_json()
         doc["timings_s"] = timings_with_other(record.timings_s)
-        doc["vision_backend"] = _usage(engine, settings, error).to_json()
+        loaded_engine = engine.wrapped if engine is not None else None
+        doc["vision_backend"] = _usage(loaded_engine, settings, error).to_json()
         doc["command_timings_s"] = timings.finish(started, time.monotonic())
+        doc["token_ids"] = engine.token_ids if engine is not None else []
         print(json.dumps(doc, indent=2, allow_nan=False), flush=True)
     finally:
         if engine is not None:

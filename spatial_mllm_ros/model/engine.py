@@ -219,10 +219,12 @@ class SpatialMLLMEngine:
                    generation, decoding, vision, fingerprint)
 
     # -- question answering ---------------------------------------------------------------------
-    def prepare(self, images: Sequence[npt.NDArray[np.uint8]]) -> PreparedClip:
+    def prepare(self, images: Sequence[npt.NDArray[np.uint8]],
+                size: tuple[int, int] | None = None) -> PreparedClip:
+        """The clip of ``images`` at the model size (``size`` (W, H) when already known)."""
         vision: Any = self.model.config.vision_config
         return prepare_clip(
-            images, self.min_pixels, self.max_pixels, int(vision.temporal_patch_size)
+            images, self.min_pixels, self.max_pixels, int(vision.temporal_patch_size), size
         )
 
     def model_inputs(self, clip: PreparedClip, prompt: str) -> dict[str, Any]:
@@ -249,15 +251,18 @@ class SpatialMLLMEngine:
         use_cache: bool = True,
         on_token: OnToken | None = None,
         should_stop: Callable[[], bool] | None = None,
+        size: tuple[int, int] | None = None,
     ) -> GenerationResult:
         """Answer ``prompt`` (already in its VSI-Bench form) about (H, W, 3) uint8 RGB images,
         decoding with :attr:`generation_config` (at most ``max_new_tokens`` new tokens).
+        ``size``: the model input size (W, H) of images already resized to it (the model
+        server's frames); None = chosen from the first image.
 
         ``on_token(ids, text)`` is called after every generated token with everything so far;
         ``should_stop()`` is checked after every token: once true, generation ends there (within
         one token of the request) and the result has ``stopped`` set (a cancel, a deadline).
         """
-        clip = self.prepare(images)
+        clip = self.prepare(images, size)
         if self._vision is not None:
             width, height = clip.resized_size
             self._vision.before_clip(height, width)

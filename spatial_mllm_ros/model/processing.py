@@ -28,13 +28,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
-from PIL import Image
 
 from spatial_mllm_ros.model.errors import InputError
 from spatial_mllm_ros.sampling.errors import InvalidInputError
 from spatial_mllm_ros.sampling.qwen_grid import FACTOR, smart_resize
 from spatial_mllm_ros.sampling.qwen_grid import VIDEO_MAX_PIXELS as DEFAULT_MAX_PIXELS
 from spatial_mllm_ros.sampling.qwen_grid import VIDEO_MIN_PIXELS as DEFAULT_MIN_PIXELS
+from spatial_mllm_ros.sampling.resize import VGGT_WIDTH, resize_rgb, vggt_image
 
 
 @dataclass(frozen=True)
@@ -91,27 +91,24 @@ def _as_rgb(frame: npt.ArrayLike) -> npt.NDArray[np.uint8]:
     return arr
 
 
-def resize_rgb(frame: npt.NDArray[np.uint8], size: tuple[int, int]) -> npt.NDArray[np.uint8]:
-    """PIL bicubic resize of an (H, W, 3) uint8 frame to ``size`` = (W, H), as the reference."""
-    w, h = size
-    if frame.shape[1] == w and frame.shape[0] == h:
-        return frame
-    image = Image.fromarray(np.ascontiguousarray(frame))
-    return np.asarray(image.resize((w, h), Image.Resampling.BICUBIC), dtype=np.uint8)
-
-
 def prepare_clip(
     frames: Sequence[npt.ArrayLike],
     min_pixels: int = DEFAULT_MIN_PIXELS,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     temporal_patch_size: int = 2,
+    size: tuple[int, int] | None = None,
 ) -> PreparedClip:
-    """Resize frames (numpy RGB, any size) to one model size and pad to a multiple of 2 frames."""
+    """Resize frames (numpy RGB, any size) to one model size and pad to a multiple of 2 frames.
+
+    ``size``: the (W, H) model size when the caller already knows it (frames a robot resized
+    to :func:`target_size` of its camera before sending them: ``smart_resize`` of an already
+    resized frame is not always the same size); None = :func:`target_size` of the first frame.
+    """
     if len(frames) == 0:
         raise InputError("no frames given")
     rgb = [_as_rgb(f) for f in frames]
     original = (int(rgb[0].shape[1]), int(rgb[0].shape[0]))
-    size = target_size(*original, min_pixels=min_pixels, max_pixels=max_pixels)
+    size = size or target_size(*original, min_pixels=min_pixels, max_pixels=max_pixels)
     resized = [resize_rgb(f, size) for f in rgb]
     pad = (-len(resized)) % temporal_patch_size
     resized.extend([resized[-1]] * pad)
@@ -125,7 +122,7 @@ def chat_text(processor: Any, prompt: str) -> str:
     return str(text)
 
 
-SAMPLING_WIDTH = 518
+SAMPLING_WIDTH = VGGT_WIDTH
 """Width of the frames VGGT sees when it predicts geometry for space-aware sampling."""
 
 
@@ -145,13 +142,11 @@ def sampling_tensor(
         raise InputError("no frames given")
     tensors: list[torch.Tensor] = []
     for frame in frames:
-        image = Image.fromarray(_as_rgb(frame))
-        if image.height > image.width:
-            image = image.rotate(-90, expand=True)
-        new_h = round(image.height * (width / image.width) / 14) * 14
-        if new_h < 14:
-            raise InputError(f"frame {image.width}x{image.height} is too flat for VGGT")
-        resized = np.asarray(image.resize((width, new_h), Image.Resampling.BICUBIC))
+        try:
+            resized = vggt_image(_as_rgb(frame), width)
+        except InvalidInputError as err:
+            raise InputError(str(err)) from err
+        new_h = resized.shape[0]
         t = torch.from_numpy(resized.copy()).permute(2, 0, 1).float() / 255.0
         if new_h > width:
             top = (new_h - width) // 2

@@ -198,7 +198,8 @@ class SpatialMllmNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         t0 = time.monotonic()
         self.get_logger().info(f"loading the model ({cfg.engine.description})")
-        self._engine, model_error = load_answerer(cfg, abort=self.stopping)
+        self._engine, model_error = load_answerer(cfg, abort=self.stopping,
+                                                  client=self.get_fully_qualified_name())
         if self.stopping.is_set():  # SIGINT/SIGTERM during the load: not an error
             self.get_logger().info("model loading stopped: the node is shutting down")
             self.store = self.ingestor = None
@@ -212,7 +213,8 @@ class SpatialMllmNode(LifecycleNode):
             self.get_logger().info(
                 f"model loaded in {time.monotonic() - t0:.1f} s "
                 f"({cfg.engine.description}, {cfg.engine.device}, {cfg.engine.dtype}"
-                + (f", model process pid {self._engine.pid})" if cfg.node.model_process else ")")
+                + (f", server {cfg.remote.endpoint})" if cfg.remote.endpoint else
+                   f", model process pid {self._engine.pid})" if cfg.node.model_process else ")")
             )
         else:
             self.get_logger().error(f"{model_error}; questions will be answered MODEL_ERROR")

@@ -66,6 +66,11 @@ RUN_BY: dict[str, str] = {
     "spatial-mllm-scene /tmp/scene --seed 3": "test_eval_cli.py::test_readme_offline_lines",
     "spatial-mllm-eval /tmp/scene/bag --questions /tmp/scene/questions.jsonl --out /tmp/eval "
     "--strategies coverage,uniform": "test_eval_cli.py::test_readme_offline_lines",
+    "spatial-mllm-serve --config cpu_tiny --port 8000":
+        "test_serve_cli.py::test_readme_infer_endpoint_line_gives_the_local_answer",
+    "spatial-mllm-infer --endpoint http://127.0.0.1:8000 --frames "
+    "../shared/data/real_rgbd_shelf --question 'How many boxes are there?'":
+        "test_serve_cli.py::test_readme_infer_endpoint_line_gives_the_local_answer",
 }
 
 #: README command lines that cannot run on this machine, and why (their tests, where they
@@ -91,6 +96,17 @@ NOT_HERE: dict[str, str] = {
     "ros2 run spatial_mllm_ros spatial_mllm_node": "the ros2 CLI is not on PyPI",
     "python3 -c 'import tensorrt; print(tensorrt.__version__)'":
         "TensorRT needs a GPU; this machine has none",
+    "export 'SPATIAL_MLLM_TOKEN=$(openssl' rand -hex '32)'":
+        "sets the shell's token; test_serve_cli.py gives the server and its clients "
+        "SPATIAL_MLLM_TOKEN in their environment",
+    "spatial-mllm-serve --config desktop_gpu --replicas 2 --num-gpus 1 --host 0.0.0.0 "
+    "--port 8000": "two GPUs; this machine has none (the cpu_tiny line is run)",
+    "spatial_mllm_node --ros-args --params-file config/jetson_orin.yaml -r __ns:=/robot1 "
+    "-p model.endpoint:=http://gpu-host:8000":
+        "a robot and a host named gpu-host (test_fleet_cli.py runs this line with the "
+        "cpu_tiny profile and a local server)",
+    "ros2 launch spatial_mllm_ros spatial_mllm.launch.py profile:=jetson_orin "
+    "namespace:=/robot1 endpoint:=http://gpu-host:8000": "the ros2 CLI and launch are not on PyPI",
 }
 
 
