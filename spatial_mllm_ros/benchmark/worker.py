@@ -155,6 +155,11 @@ class SceneWorker:
         engine, error = load_engine(self.settings.engine)
         if engine is None:
             raise ModelLoadError(f"the model did not load: {error}")
+        if config.sampling == "space_aware" and not getattr(engine.model, "has_geometry_heads",
+                                                            True):
+            raise ModelLoadError(
+                "space_aware sampling needs VGGT's point head, which the checkpoint lacks: give "
+                "-p model.vggt_checkpoint:=DIR (a VGGT-1B safetensors conversion)")
         self.engine = engine
         limits, _ = load_prompt_limits(self.settings.engine)
         self.limits: PromptLimits | None = limits
@@ -297,6 +302,8 @@ class SceneWorker:
                     passes = scene.frames.geometry_passes
                 except VideoError as err:
                     scene.error = str(err)
+                except Exception as err:  # the model is arbitrary code: the scene's error
+                    scene.error = f"{task.key}: choosing frames failed: {type(err).__name__}: {err}"
             if scene.frames is None:
                 yield QuestionOutcome(q.id, task.key, error=scene.error)
                 continue
@@ -304,6 +311,10 @@ class SceneWorker:
                 result = self.answer_question(q, scene.frames)
             except QuestionInputError as err:
                 yield QuestionOutcome(q.id, task.key, error=str(err), geometry_passes=passes)
+                continue
+            except Exception as err:  # a failure outside the pipeline's own handling
+                yield QuestionOutcome(q.id, task.key, error=f"{type(err).__name__}: {err}",
+                                      geometry_passes=passes)
                 continue
             yield QuestionOutcome(q.id, task.key, result, geometry_passes=passes,
                                   seconds=time.monotonic() - t0)

@@ -23,6 +23,7 @@ from testkit.cli import (
     signal_group,
     start_command,
 )
+from testkit.tiny import tiny_checkpoint
 from testkit.vsibench_data import PARQUET, write_dataset, write_parquet
 
 from spatial_mllm_ros.benchmark.pool import CRASH_MARKER_ENV
@@ -167,3 +168,11 @@ def test_unreadable_parquet_is_refused(dataset: Path, tmp_path: Path) -> None:
     (bad / PARQUET).unlink()
     res = _run(bad, tmp_path / "out")
     assert_refused(res, ExitCode.INPUT, "test-*.parquet", "none exists")
+
+
+def test_space_aware_without_geometry_heads_is_refused(dataset: Path, tmp_path: Path) -> None:
+    headless = tiny_checkpoint("v1.1", with_heads=False)
+    res = run_command([CMD, str(dataset), "--out", str(tmp_path / "out"), *README_ARGS,
+                       "--checkpoint", str(headless), "--sampling", "space_aware",
+                       "--no-progress"], timeout=600)
+    assert_refused(res, ExitCode.MODEL, "space_aware", "model.vggt_checkpoint")
