@@ -89,3 +89,34 @@ def test_uniform_frames_are_qwen_vl_utils_indices(dataset: Path, tmp_path: Path)
     assert first["prompt"].endswith(
         "Please answer the question using a single word or phrase.<|im_end|>\n"
         "<|im_start|>assistant\n")
+
+
+def test_a_folder_of_png_frames_is_the_frame_list_path(dataset: Path, tmp_path: Path) -> None:
+    """The reference's second form: ``<dataset>/<scene>/*.png`` (what sa_sampling.py writes),
+    all of its frames, PIL-resized; a count other than --nframes is that scene's error."""
+    import shutil
+
+    from PIL import Image
+
+    from spatial_mllm_ros.benchmark.video import read_frames
+
+    root = tmp_path / "frames"
+    shutil.copytree(dataset, root)
+    task = _tasks(root)[0]
+    video = root / task.dataset / f"{task.scene_name}.mp4"
+    folder = video.with_suffix("")
+    folder.mkdir()
+    for i, rgb in zip([0, 3, 8, 11], read_frames(video, [0, 3, 8, 11]), strict=True):
+        Image.fromarray(rgb).save(folder / f"frame_{i:04d}.png")
+    video.unlink()
+    worker = SceneWorker(_config(root, tmp_path / "out", "space_aware"))
+    outcomes = list(worker.answer_scene(task))
+    assert all(o.error == "" and o.geometry_passes == 0 for o in outcomes)
+    result = outcomes[0].result
+    assert result is not None and result["frames_source"] == "png"
+    assert result["frames"] == [f"frame_{i:04d}.png" for i in (0, 3, 8, 11)]
+
+    (folder / "frame_0011.png").unlink()
+    outcomes = list(worker.answer_scene(task))
+    assert {o.error for o in outcomes} == {f"{folder} holds 3 frames, not --nframes 4 "
+                                           "(the reference requires them equal)"}
