@@ -249,6 +249,22 @@ SCHEMA: tuple[ParamSpec, ...] = (
     _P("model.device", str, "cpu", "Torch device, e.g. cpu, cuda, cuda:0.", read_only=True),
     _P("model.dtype", str, "float32", "Model weights dtype.",
        choices=("float32", "float16", "bfloat16"), read_only=True),
+    _P("model.quantization", str, "none",
+       "Weight-only quantization of the language model's decoder Linear layers (torchao): "
+       "none, int8_weight (1 B/weight) or int4_weight (0.5 B/weight; on cuda with "
+       "model.dtype bfloat16). Embeddings, lm_head and the vision encoders stay at "
+       "model.dtype (README 'Fit the device').",
+       choices=("none", "int8_weight", "int4_weight"), read_only=True),
+    _P("model.geometry_heads", bool, True,
+       "Load VGGT's camera/depth/point heads (if the checkpoint or model.vggt_checkpoint has "
+       "them): coverage sampling of a colour-only camera predicts geometry with them. false "
+       "= an RGB-D robot: neither the heads nor the aggregator layers past the connector's "
+       "are loaded (less memory).", read_only=True),
+    _P("model.memory_budget_gb", float, 0.0,
+       "Memory the model may use, GB: at configure the node plans the checkpoint at "
+       "sampling.max_frame_budget frames and model.max_pixels and refuses a configuration "
+       "that does not fit, naming what to lower. 0 = on cuda the device's total memory, on "
+       "cpu no check.", min=0.0, max=4096.0, read_only=True),
     _P("model.process", bool, True,
        "Run the model in a child process, so that its Python work never competes with camera "
        "ingestion for the interpreter lock; cleanup ends the process and returns its memory.",

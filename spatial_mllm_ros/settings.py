@@ -275,6 +275,8 @@ def _engine(v: Mapping[str, ParamValue]) -> EngineSpec:
         vggt_checkpoint=str(v["model.vggt_checkpoint"]),
         device=str(v["model.device"]),
         dtype=str(v["model.dtype"]),
+        quantization=str(v["model.quantization"]),
+        geometry_heads=bool(v["model.geometry_heads"]),
         num_threads=int(v["model.num_threads"]),
         min_pixels=min_pixels,
         max_pixels=max_pixels,

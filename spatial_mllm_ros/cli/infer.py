@@ -44,6 +44,7 @@ from spatial_mllm_ros.core.rgbd_dir import load_rgbd_dir
 from spatial_mllm_ros.exitcodes import ExitCode
 from spatial_mllm_ros.model.backends.status import VisionUsage
 from spatial_mllm_ros.model.errors import CheckpointNotFoundError
+from spatial_mllm_ros.model.fit import check_configuration
 from spatial_mllm_ros.model.spec import check_checkpoint, load_engine, load_prompt_limits
 from spatial_mllm_ros.params import ParamError
 from spatial_mllm_ros.sampling.strategies import available_strategies
@@ -213,6 +214,10 @@ def infer_main(argv: list[str] | None = None) -> int:
     except CheckpointNotFoundError as err:
         return _fail(f"{err}; pass --checkpoint with a Spatial-MLLM checkpoint directory "
                      "(spatial-mllm-checkpoint tiny DIR writes a tiny one)", ExitCode.INPUT)
+    fit = "" if settings.remote.endpoint else check_configuration(settings.engine,
+                                                                   settings.values).problem
+    if fit:  # before anything loads (model.memory_budget_gb, model.quantization)
+        return _fail(fit, ExitCode.USAGE)
     try:
         with log.stage(f"loading the frames of {args.frames}"), timings.measure("frames_read"):
             frames = load_rgbd_dir(args.frames, rate_hz=args.rate)

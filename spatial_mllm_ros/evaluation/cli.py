@@ -194,7 +194,7 @@ def _strategies(text: str) -> tuple[str, ...]:
 
 def _checkpoint_exists(settings: Settings) -> None:
     """Refuse (INPUT) a checkpoint that is not there ("" is the embedded default, generated
-    when absent)."""
+    when absent), and (USAGE) a model that cannot fit its memory budget."""
     from spatial_mllm_ros.model.errors import CheckpointNotFoundError
     from spatial_mllm_ros.model.spec import check_checkpoint
 
@@ -203,6 +203,11 @@ def _checkpoint_exists(settings: Settings) -> None:
     except CheckpointNotFoundError as err:
         raise Refused(ExitCode.INPUT, f"{err}; pass an existing checkpoint folder (or no "
                                       "--checkpoint for the embedded tiny one)") from err
+    from spatial_mllm_ros.model.fit import check_configuration
+
+    problem = check_configuration(settings.engine, settings.values).problem
+    if problem:  # model.memory_budget_gb, model.quantization: before anything loads
+        raise Refused(ExitCode.USAGE, problem)
 
 
 def eval_inputs(args: argparse.Namespace) -> EvalInputs:

@@ -28,9 +28,10 @@ from spatial_mllm_ros.model.decoding import (
     load_generation_config,
 )
 from spatial_mllm_ros.model.errors import GeometryUnavailableError, InputError
-from spatial_mllm_ros.model.layout import parameters_on_meta
+from spatial_mllm_ros.model.layout import HEAD_NAMES, parameters_on_meta
 from spatial_mllm_ros.model.loading import LoadReport, load_weights, resolve_dtype
 from spatial_mllm_ros.model.modeling import STAGES, SpatialMLLMForConditionalGeneration
+from spatial_mllm_ros.model.plan import Quantization
 from spatial_mllm_ros.model.processing import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_MIN_PIXELS,
@@ -40,6 +41,7 @@ from spatial_mllm_ros.model.processing import (
     prepare_clip,
     sampling_tensor,
 )
+from spatial_mllm_ros.model.quantization import LinearQuantizer
 from spatial_mllm_ros.model.result import GenerationResult
 from spatial_mllm_ros.model.streaming import OnToken, StopWhen, TokenStream
 from spatial_mllm_ros.model.vggt import vggt_geometry
@@ -54,18 +56,29 @@ def load_model(
     extra_sources: Sequence[str | Path] = (),
     config: SpatialMLLMConfig | None = None,
     strict: bool = True,
+    geometry_heads: bool = True,
+    quantization: str = "none",
+    device: str = "cpu",
 ) -> tuple[SpatialMLLMForConditionalGeneration, LoadReport]:
     """Build the model of ``checkpoint_dir/config.json`` on meta and load its safetensors.
 
     ``extra_sources`` (e.g. a VGGT-1B conversion) fill what the main checkpoint lacks.
+    ``geometry_heads`` False: the VGGT heads and the aggregator's blocks past the connector's
+    layer are neither built nor read (answering needs them only for colour-only sampling).
+    ``quantization``: the decoder's weight-only quantization (:mod:`.quantization`), applied
+    to each weight as it is loaded, on ``device``.
     """
     config = config or load_config(checkpoint_dir)
     with parameters_on_meta():
         model = SpatialMLLMForConditionalGeneration(config)
+    skip = None if geometry_heads else _drop_geometry(model)
+    quantizer = LinearQuantizer(model, Quantization(quantization), device)
     tied = TIED if config.tie_word_embeddings else {}
     report = load_weights(
-        model, [checkpoint_dir, *extra_sources], dtype=dtype, tied=tied, strict=strict
+        model, [checkpoint_dir, *extra_sources], dtype=dtype, tied=tied, strict=strict,
+        skip=skip, on_assign=quantizer
     )
+    report.quantization = quantizer.report
     target = resolve_dtype(dtype)
     for sub in model.spatial_encoder.modules():
         for name, buf in list(sub._buffers.items()):
@@ -73,6 +86,21 @@ def load_model(
                 sub._buffers[name] = buf.to(target)
     model.eval()
     return model, report
+
+
+def _drop_geometry(model: SpatialMLLMForConditionalGeneration) -> Callable[[str], bool]:
+    """Remove the VGGT heads and the aggregator blocks past the connector's layer from
+    ``model`` (on meta); returns the loader's ``skip`` for their checkpoint tensors."""
+    spatial = model.spatial_encoder
+    for head in HEAD_NAMES:
+        setattr(spatial, head, None)
+    aggregator = spatial.aggregator
+    step = int(aggregator.aa_block_size)
+    layer = model.connector.layer_idx % int(aggregator.depth)
+    keep = -(-(layer + 1) // step) * step
+    prefixes = ("spatial_encoder.aggregator." + p for p in aggregator.keep_layers(keep))
+    dropped = (*(f"spatial_encoder.{h}." for h in HEAD_NAMES), *prefixes)
+    return lambda name: name.startswith(dropped)
 
 
 def load_processor(checkpoint_dir: str | Path) -> Any:
@@ -197,6 +225,8 @@ class SpatialMLLMEngine:
         video_fps: float = DEFAULT_VIDEO_FPS,
         decoding: DecodingSpec | None = None,
         vision: VisionSpec | None = None,
+        quantization: str = "none",
+        geometry_heads: bool = True,
     ) -> SpatialMLLMEngine:
         """Load a local checkpoint directory (safetensors only, no remote code), with its
         ``generation_config.json`` (see :mod:`spatial_mllm_ros.model.decoding`).
@@ -204,9 +234,12 @@ class SpatialMLLMEngine:
         ``vggt_checkpoint``: a VGGT-1B safetensors directory/file supplying the geometry heads
         when the Spatial-MLLM checkpoint lacks them. ``vision``: the vision backend (None =
         PyTorch); accelerated graphs are cached under the checkpoint's fingerprint.
+        ``quantization``, ``geometry_heads``: see :func:`load_model`.
         """
         extra = [vggt_checkpoint] if vggt_checkpoint is not None else []
-        model, report = load_model(checkpoint_dir, dtype=dtype, extra_sources=extra)
+        model, report = load_model(checkpoint_dir, dtype=dtype, extra_sources=extra,
+                                   geometry_heads=geometry_heads, quantization=quantization,
+                                   device=device)
         model.to(device)  # type: ignore[arg-type]
         processor = load_processor(checkpoint_dir)
         generation = load_generation_config(checkpoint_dir, model.config)

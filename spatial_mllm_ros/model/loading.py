@@ -14,7 +14,7 @@ the peak is the final model plus one tensor.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +31,7 @@ from spatial_mllm_ros.model.errors import (
     require_checkpoint,
 )
 from spatial_mllm_ros.model.layout import HEAD_NAMES, detect_layout, is_optional, to_internal
+from spatial_mllm_ros.model.quantization import QuantizationReport
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 INDEX_FILE = "model.safetensors.index.json"
@@ -122,6 +123,8 @@ class LoadReport:
     duplicates: list[str] = field(default_factory=list)  # already loaded from an earlier source
     tied: list[str] = field(default_factory=list)  # absent, tied to their source parameter
     dropped_heads: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # not needed for answering, not read
+    quantization: QuantizationReport = field(default_factory=QuantizationReport)
 
     def summary(self) -> str:
         return (
@@ -160,6 +163,8 @@ def load_weights(
     dtype: str | torch.dtype = "float32",
     tied: dict[str, str] | None = None,
     strict: bool = True,
+    skip: Callable[[str], bool] | None = None,
+    on_assign: Callable[[str], None] | None = None,
 ) -> LoadReport:
     """Assign the tensors of ``sources`` (checkpoint dirs or files, in priority order) to ``model``.
 
@@ -169,6 +174,10 @@ def load_weights(
             ``model.language_model.embed_tokens.weight``): as transformers 5 does, a tied
             parameter the checkpoint holds is loaded as is (untied); one it lacks is tied.
         strict: fail on checkpoint tensors that map onto nothing.
+        skip: internal names answering does not need (VGGT heads, aggregator blocks past the
+            connector's layer): not read, listed in ``report.skipped``.
+        on_assign: called with each internal name right after its tensor is assigned (the
+            language model's weight-only quantization, :mod:`.quantization`).
 
     Raises:
         ShapeMismatchError, MissingTensorError, UnexpectedTensorError, and the errors of
@@ -189,6 +198,9 @@ def load_weights(
                 for key in keys:
                     mapped = to_internal(key)
                     internal = mapped[0] if mapped else None
+                    if internal is not None and skip is not None and skip(internal):
+                        report.skipped.append(internal)
+                        continue
                     if internal is None or internal not in targets:
                         report.unexpected.append(key)
                         continue
@@ -209,6 +221,8 @@ def load_weights(
                     _assign(model, internal, tensor)
                     done.add(internal)
                     report.loaded.append(internal)
+                    if on_assign is not None:
+                        on_assign(internal)
         report.layouts[str(source)] = detect_layout(names)
     if report.unexpected and strict:
         raise UnexpectedTensorError(

@@ -9,10 +9,12 @@ peak is the weights plus the largest stage, plus a fixed runtime overhead):
 weights
     Every tensor answering keeps resident: the vision tower, the language model (tied
     ``lm_head`` counted once), the VGGT aggregator and the connector at ``model.dtype``; the
-    VGGT heads only where colour-only sampling needs them.  Quantization replaces the
-    language model's decoder ``Linear`` weights by ``int8`` (1 B per weight + one scale per
-    output channel) or ``int4`` (0.5 B per weight + a scale and a zero point per group of
-    128); embeddings, norms and the tied ``lm_head`` stay at ``model.dtype``.
+    VGGT heads only where colour-only sampling needs them (``model.geometry_heads``; without
+    them the aggregator's blocks past the connector's layer are not loaded either).
+    Quantization (:mod:`spatial_mllm_ros.model.quantization`) replaces the language model's
+    decoder ``Linear`` weights by ``int8`` (1 B per weight + one float32 scale per output
+    channel) or ``int4`` (0.5 B per weight + a scale and a zero point at ``model.dtype`` per
+    group of 128); embeddings, norms and the tied ``lm_head`` stay at ``model.dtype``.
 vision tower (2D encoder)
     ``T2 = frames/2 * (H/14) * (W/14)`` patch tokens; per token, ``VISION_ACT_WIDTHS`` hidden
     widths alive at once (the residual, norm, qkv, the MLP's gate and up, its output).
@@ -44,6 +46,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -106,7 +109,9 @@ GEOMETRY_DPT_CHUNK = 8
 DPT_WIDTHS = 4 * 256
 """DPT activations per quarter-resolution pixel: its 256 features, about four maps alive."""
 INT4_GROUP = 128
-"""Weights per int4 quantization group (one scale and one zero point, 2 B each)."""
+"""Weights per int4 quantization group (one scale and one zero point at the model's dtype)."""
+INT8_SCALE_BYTES = 4
+"""Bytes of int8's per-output-channel scale (torchao keeps it in float32)."""
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 """Bytes per element of each ``model.dtype``."""
@@ -120,12 +125,13 @@ class Quantization(StrEnum):
     INT4_WEIGHT = "int4_weight"
 
     def bytes_per_weight(self, dtype_bytes: int) -> float:
-        """Bytes per quantizable weight, scales and zero points included (per output channel
-        for int8: counted by :func:`_linear_bytes`; per group of 128 for int4)."""
+        """Bytes per quantizable weight, int4's scales and zero points included (per group of
+        128, at the model's dtype); int8's one float32 scale per output channel is counted
+        per row by :func:`_weights_gb`."""
         if self is Quantization.INT8_WEIGHT:
             return 1.0
         if self is Quantization.INT4_WEIGHT:
-            return 0.5 + 4.0 / INT4_GROUP
+            return 0.5 + 2.0 * dtype_bytes / INT4_GROUP
         return float(dtype_bytes)
 
 
@@ -136,6 +142,8 @@ class WeightGroups:
     ``lm_linear``: the decoder layers' 2D ``Linear`` weights (what quantization replaces), with
     ``lm_linear_rows`` their output channels summed; ``lm_other``: the rest of the language
     model (embeddings -- the tied ``lm_head`` counted once --, norms, biases).
+    ``aggregator_tail``: the aggregator blocks past the connector's layer (loaded only with
+    the heads, which read them).
     """
 
     vision: int = 0
@@ -143,13 +151,14 @@ class WeightGroups:
     lm_linear_rows: int = 0
     lm_other: int = 0
     aggregator: int = 0
+    aggregator_tail: int = 0
     heads: int = 0
     connector: int = 0
 
     @property
     def total(self) -> int:
-        return (self.vision + self.lm_linear + self.lm_other + self.aggregator + self.heads
-                + self.connector)
+        return (self.vision + self.lm_linear + self.lm_other + self.aggregator
+                + self.aggregator_tail + self.heads + self.connector)
 
 
 @dataclass(frozen=True)
@@ -157,6 +166,7 @@ class ModelSizes:
     """The sizes the activation model needs (the released Qwen2.5-VL-3B and VGGT-1B by default).
 
     ``spatial``: whether the model has a spatial encoder (False: a plain Qwen2.5-VL layout).
+    ``spatial_layers_read``: aggregator layers up to the one the connector reads (0 = all).
     """
 
     vision_hidden: int = 1280
@@ -168,6 +178,7 @@ class ModelSizes:
     vocab: int = 151936
     spatial_dim: int = 1024
     spatial: bool = True
+    spatial_layers_read: int = 0
 
 
 @dataclass(frozen=True)
@@ -191,6 +202,9 @@ class PlanRequest:
     heads: bool = False
     candidates: int = 32
     overhead_gb: float = OVERHEAD_GB
+    frames_param: str = "sampling.frame_budget"
+    """The parameter the advice names for the frame budget (the node's check:
+    ``sampling.max_frame_budget``)."""
 
 
 @dataclass(frozen=True)
@@ -246,14 +260,21 @@ def _part(name: str) -> str:
     return "other"
 
 
+_AGGREGATOR_BLOCK = re.compile(r"aggregator\.(?:frame|global)_blocks\.(\d+)\.")
+
+
 def weight_groups(shapes: Iterable[tuple[str, Sequence[int]]],
-                  tie_word_embeddings: bool = True) -> WeightGroups:
-    """Count the elements of each part from (name, shape) pairs."""
+                  tie_word_embeddings: bool = True, layers_read: int = 0) -> WeightGroups:
+    """Count the elements of each part from (name, shape) pairs; aggregator blocks from
+    ``layers_read`` on (0 = none) count as ``aggregator_tail``."""
     counts = {"vision": 0, "lm_linear": 0, "lm_linear_rows": 0, "lm_other": 0,
-              "aggregator": 0, "heads": 0, "connector": 0}
+              "aggregator": 0, "aggregator_tail": 0, "heads": 0, "connector": 0}
     for name, shape in shapes:
         n = math.prod(int(s) for s in shape)
         part = _part(name)
+        block = _AGGREGATOR_BLOCK.search(name) if part == "aggregator" else None
+        if layers_read and block is not None and int(block.group(1)) >= layers_read:
+            part = "aggregator_tail"
         if part == "lm_head":
             if not tie_word_embeddings:
                 counts["lm_other"] += n
@@ -273,13 +294,14 @@ def _weights_gb(groups: WeightGroups, req: PlanRequest) -> dict[str, float]:
     q = req.quantization
     lm = groups.lm_linear * q.bytes_per_weight(b) + groups.lm_other * b
     if q is Quantization.INT8_WEIGHT:
-        lm += groups.lm_linear_rows * b  # one scale per output channel
+        lm += groups.lm_linear_rows * INT8_SCALE_BYTES  # one scale per output channel
+    heads = groups.heads + groups.aggregator_tail
     return {
         "vision": groups.vision * b / GB,
         "language_model": lm / GB,
         "spatial_encoder": groups.aggregator * b / GB,
         "connector": groups.connector * b / GB,
-        "vggt_heads": (groups.heads * b / GB) if req.heads else 0.0,
+        "vggt_heads": (heads * b / GB) if req.heads else 0.0,
     }
 
 
@@ -360,19 +382,33 @@ def _with(req: PlanRequest, **changes: Any) -> PlanRequest:
     return replace(req, **changes)
 
 
-def _advice(req: PlanRequest, fits: bool, frames: int, pixels: int) -> str:
+def _advice(groups: WeightGroups, sizes: ModelSizes, req: PlanRequest, fits: bool,
+            frames: int, pixels: int) -> str:
+    """What to lower ("" when it fits): the frame budget or the pixels where that suffices;
+    else the weights' precision, the geometry pass, or the device."""
     if fits:
         return ""
     if frames >= 2:
-        return (f"lower sampling.frame_budget to {frames} or less (or model.max_pixels to "
+        return (f"lower {req.frames_param} to {frames} or less (or model.max_pixels to "
                 f"{pixels} or less at {req.frame_budget} frames)" if pixels else
-                f"lower sampling.frame_budget to {frames} or less")
+                f"lower {req.frames_param} to {frames} or less")
     if pixels:
         return f"lower model.max_pixels to {pixels} or less"
-    if req.quantization is not Quantization.INT4_WEIGHT:
-        return ("the weights alone do not fit: set model.quantization to int4_weight (or "
-                "int8_weight), or use a device with more memory")
-    return "the weights alone do not fit: use a device with more memory"
+    weights = sum(_weights_gb(groups, req).values())
+    if weights + req.overhead_gb > req.memory_gb:
+        base = (f"the weights ({weights:.2f} GB) and the runtime overhead "
+                f"({req.overhead_gb:.1f} GB) alone exceed {req.memory_gb:g} GB")
+        order = list(Quantization)
+        for q in order[order.index(req.quantization) + 1:]:
+            if _fits(groups, sizes, _with(req, quantization=q, frame_budget=2)):
+                return f"{base}: set model.quantization to {q.value}"
+        return f"{base}: use a device with more memory"
+    stages = _activations_gb(sizes, _with(req, frame_budget=2))
+    if stages.get("geometry", 0.0) >= max(stages.values()):
+        return ("VGGT's geometry pass for colour-only sampling does not fit: lower "
+                "sampling.monocular_candidates, or set model.geometry_heads to false (a "
+                "depth camera)")
+    return "even 2 frames at the smallest input do not fit: use a device with more memory"
 
 
 def plan(groups: WeightGroups, sizes: ModelSizes, req: PlanRequest, max_frames: int = 64
@@ -398,7 +434,7 @@ def plan(groups: WeightGroups, sizes: ModelSizes, req: PlanRequest, max_frames: 
         activations_by_stage_gb={k: round(v, 3) for k, v in stages.items()},
         overhead_gb=req.overhead_gb, peak_gb=round(peak, 3), fits=fits,
         max_frame_budget_that_fits=frames, max_pixels_that_fit=pixels,
-        advice=_advice(req, fits, frames, pixels), notes=notes)
+        advice=_advice(groups, sizes, req, fits, frames, pixels), notes=notes)
 
 
 # --- where the shapes come from -------------------------------------------------------------
@@ -421,9 +457,9 @@ def sizes_for_layout(layout: str) -> tuple[list[tuple[str, tuple[int, ...]]], Mo
 
 
 def safetensors_shapes(directory: Path) -> list[tuple[str, tuple[int, ...]]]:
-    """(name, shape) of every tensor of the ``*.safetensors`` files in ``directory``, read
-    from their JSON headers (nothing is loaded)."""
-    files = sorted(directory.glob("*.safetensors"))
+    """(name, shape) of every tensor of the ``*.safetensors`` files in ``directory`` (or of
+    the one file ``directory`` names), read from their JSON headers (nothing is loaded)."""
+    files = [directory] if directory.is_file() else sorted(directory.glob("*.safetensors"))
     if not files:
         raise CheckpointError(f"no *.safetensors files in {directory}")
     out: list[tuple[str, tuple[int, ...]]] = []
@@ -446,6 +482,9 @@ def sizes_for_checkpoint(directory: Path) -> tuple[list[tuple[str, tuple[int, ..
     vision = cfg.get("vision_config", {})
     shapes = safetensors_shapes(directory)
     spatial = any(_part(n) in ("aggregator",) for n, _ in shapes)
+    spatial_cfg = cfg.get("spatial_config") or {}
+    depth = int(spatial_cfg.get("depth", 24))
+    layer = int((cfg.get("connector_config") or {}).get("spatial_embeds_layer_idx", -1))
     heads = int(text.get("num_attention_heads", 16))
     hidden = int(text.get("hidden_size", 2048))
     sizes = ModelSizes(
@@ -456,6 +495,6 @@ def sizes_for_checkpoint(directory: Path) -> tuple[list[tuple[str, tuple[int, ..
         lm_kv_heads=int(text.get("num_key_value_heads", 2)),
         lm_head_dim=hidden // heads,
         vocab=int(text.get("vocab_size", 151936)),
-        spatial_dim=int((cfg.get("spatial_config") or {}).get("embed_dim", 1024)),
-        spatial=spatial)
+        spatial_dim=int(spatial_cfg.get("embed_dim", 1024)),
+        spatial=spatial, spatial_layers_read=layer % depth + 1)
     return shapes, sizes

@@ -76,13 +76,16 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--camera", type=_camera, default=(640, 480),
                         help="camera WIDTHxHEIGHT, for the aspect (default 640x480)")
     parser.add_argument("--heads", action="store_true",
-                        help="count the VGGT heads (colour-only cameras)")
+                        help="count the VGGT heads (colour-only cameras; default: the "
+                             "profile's model.geometry_heads, else not)")
 
 
 def plan_from_values(shapes_and_sizes: tuple[Any, Any], values: dict[str, Any],
                      memory_gb: float, camera: tuple[int, int] = (640, 480),
-                     heads: bool = False) -> MemoryPlan:
-    """The plan of parameter ``values`` (schema names) for a model's (shapes, sizes)."""
+                     heads: bool = False, frames_param: str = "sampling.frame_budget"
+                     ) -> MemoryPlan:
+    """The plan of parameter ``values`` (schema names) for a model's (shapes, sizes);
+    ``frames_param`` names the frame budget planned (its value in ``values``)."""
     from spatial_mllm_ros import params as P
 
     shapes, sizes = shapes_and_sizes
@@ -90,14 +93,15 @@ def plan_from_values(shapes_and_sizes: tuple[Any, Any], values: dict[str, Any],
     req = PlanRequest(
         memory_gb=memory_gb, dtype=dtype,
         quantization=Quantization(str(values.get("model.quantization") or "none")),
-        frame_budget=int(values.get("sampling.frame_budget")
-                         or P.default_int("sampling.frame_budget")),
+        frame_budget=int(values.get(frames_param) or P.default_int(frames_param)),
         max_pixels=int(values.get("model.max_pixels") or 0), camera=camera, heads=heads,
         candidates=int(values.get("sampling.monocular_candidates")
-                       or P.default_int("sampling.monocular_candidates")))
+                       or P.default_int("sampling.monocular_candidates")),
+        frames_param=frames_param)
     max_frames = int(values.get("sampling.max_frame_budget")
                      or P.default_int("sampling.max_frame_budget"))
-    return plan(weight_groups(shapes), sizes, req, max_frames=max_frames)
+    groups = weight_groups(shapes, layers_read=sizes.spatial_layers_read)
+    return plan(groups, sizes, req, max_frames=max_frames)
 
 
 def run_plan(args: argparse.Namespace) -> int:
@@ -128,7 +132,8 @@ def run_plan(args: argparse.Namespace) -> int:
             return ExitCode.INPUT
     else:
         source = sizes_for_layout(args.layout)
-    result = plan_from_values(source, values, args.memory_gb, args.camera, args.heads)
+    heads = bool(args.heads or values.get("model.geometry_heads", False))
+    result = plan_from_values(source, values, args.memory_gb, args.camera, heads)
     out = result.to_json()
     out["source"] = str(args.dir) if args.dir is not None else f"layout {args.layout}"
     print(json.dumps(out, indent=2))

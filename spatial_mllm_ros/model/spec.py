@@ -46,6 +46,10 @@ class EngineSpec:
         vggt_checkpoint: VGGT-1B safetensors supplying the geometry heads; "" = none.
         device: torch device.
         dtype: weights dtype name.
+        quantization: the decoder's weight-only quantization (``none``, ``int8_weight``,
+            ``int4_weight``; :mod:`spatial_mllm_ros.model.quantization`).
+        geometry_heads: load the VGGT heads (colour-only sampling); False also keeps the
+            aggregator only up to the connector's layer.
         num_threads: CPU threads torch may use; 0 = torch's default.
         min_pixels, max_pixels: per-frame model input size bounds, pixels.
         video_fps: frame rate the model is told (``second_per_grid_ts`` = 2 / fps).
@@ -58,6 +62,8 @@ class EngineSpec:
     vggt_checkpoint: str
     device: str
     dtype: str
+    quantization: str
+    geometry_heads: bool
     num_threads: int
     min_pixels: int
     max_pixels: int
@@ -132,6 +138,8 @@ def load_engine(spec: EngineSpec) -> tuple[SpatialMLLMEngine | None, str]:
             video_fps=spec.video_fps,
             decoding=spec.decoding,
             vision=spec.vision,
+            quantization=spec.quantization,
+            geometry_heads=spec.geometry_heads,
         )
     except Exception as err:  # any failure leaves the node answering MODEL_ERROR
         return None, f"model failed to load from {spec.description!r}: {type(err).__name__}: {err}"

@@ -127,6 +127,8 @@ def build_engines(args: argparse.Namespace, log: StageLog) -> int:
         checkpoint=str(args.dir) if args.dir else str(values["model.checkpoint"]),
         vggt_checkpoint=str(values["model.vggt_checkpoint"]),
         device=str(values["model.device"]), dtype=str(values["model.dtype"]),
+        quantization=str(values["model.quantization"]),
+        geometry_heads=bool(values["model.geometry_heads"]),
         num_threads=int(values["model.num_threads"]), min_pixels=0, max_pixels=0,
         video_fps=float(values["model.video_fps"]), decoding=DecodingSpec(), vision=vision,
     )

@@ -55,8 +55,9 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from spatial_mllm_ros import params as P
 from spatial_mllm_ros.answering.pipeline import AnsweringPipeline
-from spatial_mllm_ros.core.ingest import Ingestor, PoseLookup
+from spatial_mllm_ros.core.ingest import Ingestor, PoseLookup, StreamHealth
 from spatial_mllm_ros.core.memory import LARGE_REJECTIONS, release_heap, release_model_memory
+from spatial_mllm_ros.model.fit import check_configuration
 from spatial_mllm_ros.model.spec import load_prompt_limits
 from spatial_mllm_ros.ros.answer_server import AnswerServer
 from spatial_mllm_ros.ros.diagnostics import (
@@ -184,10 +185,16 @@ class SpatialMllmNode(LifecycleNode):
 
         A model that fails to load does not fail the transition: the node ingests and
         answers MODEL_ERROR with the cause, so a robot never loses its camera buffer to a
-        wrong checkpoint path.
+        wrong checkpoint path.  A model that cannot fit ``model.memory_budget_gb``
+        (:mod:`spatial_mllm_ros.model.fit`) fails it, with what to lower.
         """
         try:
             cfg = Settings.from_values(self.read_parameters())
+            # a model that cannot fit is refused now, not out of memory at the first question
+            problem = ("" if cfg.remote.endpoint
+                       else check_configuration(cfg.engine, cfg.values).problem)
+            if problem:
+                raise ValueError(problem)
             self.settings = cfg
             self.store = SpatialFrameBuffer(cfg.buffer)
             self.ingestor = Ingestor(self.store, cfg.ingest, self._pose_lookup(cfg))

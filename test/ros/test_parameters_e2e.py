@@ -25,7 +25,8 @@ from spatial_mllm_ros.answering.types import AnswerStatus
 from spatial_mllm_ros.evaluation.cli import eval_parser, eval_settings
 from spatial_mllm_ros.settings import Settings
 
-PROFILES = ("cpu_tiny", "desktop_gpu", "jetson_orin")
+PROFILES = ("cpu_tiny", "desktop_gpu", "jetson_orin", "jetson_orin_nx_16gb", "jetson_agx_orin_32gb",
+            "jetson_agx_orin_64gb", "desktop_24gb", "desktop_80gb")
 
 
 @pytest.mark.parametrize("profile", PROFILES)

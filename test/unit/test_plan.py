@@ -62,8 +62,12 @@ def test_quantization_shrinks_only_the_language_models_linear_weights(v11: Weigh
         assert none[part] == int8[part] == int4[part]
     lm_bf16 = (v11.lm_linear + v11.lm_other) * 2 / 1e9
     assert none["language_model"] == pytest.approx(lm_bf16, abs=1e-3)
-    int8_expected = (v11.lm_linear * 1 + v11.lm_linear_rows * 2 + v11.lm_other * 2) / 1e9
+    # torchao's Int8Tensor: one float32 scale per output channel
+    int8_expected = (v11.lm_linear * 1 + v11.lm_linear_rows * 4 + v11.lm_other * 2) / 1e9
     assert int8["language_model"] == pytest.approx(int8_expected, abs=1e-3)
+    # Int4OpaqueTensor / tinygemm: a scale and a zero point at the model dtype per 128 weights
+    int4_expected = (v11.lm_linear * (0.5 + 4 / 128) + v11.lm_other * 2) / 1e9
+    assert int4["language_model"] == pytest.approx(int4_expected, abs=1e-3)
     assert int4["language_model"] < int8["language_model"] < none["language_model"]
     # the whole bf16 model is the ~10 GB the issue quotes (heads not loaded)
     assert by_q[Quantization.NONE].weights_gb == pytest.approx(9.93, abs=0.05)

@@ -69,6 +69,23 @@ class Aggregator(nn.Module):
             "_std", torch.tensor(IMAGENET_STD).view(1, 1, 3, 1, 1), persistent=False
         )
 
+    @property
+    def loaded_depth(self) -> int:
+        """Layers whose blocks this trunk holds (``depth`` unless :meth:`keep_layers` cut it)."""
+        return len(self.frame_blocks)
+
+    def keep_layers(self, count: int) -> list[str]:
+        """Keep only the first ``count`` layers' blocks (what a reader of layer ``count - 1``
+        needs); returns the dropped blocks' name prefixes (relative to this module).  Layers
+        past them can no longer be requested (:meth:`forward_layers` refuses)."""
+        if not 0 < count <= self.depth:
+            raise ValueError(f"keep_layers({count}): between 1 and {self.depth}")
+        dropped = [f"{kind}.{i}." for kind in ("frame_blocks", "global_blocks")
+                   for i in range(count, len(self.frame_blocks))]
+        self.frame_blocks = nn.ModuleList(list(self.frame_blocks)[:count])
+        self.global_blocks = nn.ModuleList(list(self.global_blocks)[:count])
+        return dropped
+
     def _block(self, c: VGGTConfig) -> Block:
         return Block(
             c.embed_dim,
@@ -129,6 +146,11 @@ class Aggregator(nn.Module):
             ({layer: (B, S, P, 2C)}, patch_start_idx).
         """
         wanted = set(range(self.depth)) if layers is None else {i % self.depth for i in layers}
+        if max(wanted, default=-1) >= self.loaded_depth:
+            raise VGGTInputError(
+                f"layer {max(wanted)} requested, but only the first {self.loaded_depth} of "
+                f"{self.depth} layers are loaded (the connector's; the VGGT heads were not "
+                "loaded)")
         tokens, pos = self._initial_tokens(images)
         b, s = images.shape[:2]
         p, c = tokens.shape[1], tokens.shape[2]
