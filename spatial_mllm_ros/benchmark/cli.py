@@ -138,6 +138,11 @@ def vsibench_main(argv: list[str] | None = None) -> int:
         settings = Settings.from_profile(args.config, overrides)
     except ParamError as err:
         return _fail(str(err), ExitCode.USAGE)
+    for name in ("model.checkpoint", "model.vggt_checkpoint"):
+        path = str(settings.values[name])
+        if path and not Path(path).exists():
+            return _fail(f"{name} {path} does not exist (give --checkpoint DIR or "
+                         f"-p {name}:=PATH)", ExitCode.INPUT)
     types = [t.strip() for t in args.types.split(",") if t.strip()]
     try:
         files = parquet_files(args.dir)

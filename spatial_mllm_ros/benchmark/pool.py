@@ -119,6 +119,11 @@ class RayPool:
             ray.init(num_cpus=None if gpu else count, include_dashboard=False,
                      logging_level=logging.ERROR, log_to_driver=False)
             self._started_ray = True
+        gpus = int(ray.cluster_resources().get("GPU", 0))
+        if gpu and gpus < count:
+            raise ModelLoadError(
+                f"{count} workers of a CUDA profile need {count} GPUs; the Ray cluster has "
+                f"{gpus} (fewer --workers, or model.device:=cpu)")
         actor = ray.remote(max_restarts=MAX_SCENE_RETRIES, num_gpus=1 if gpu else 0,
                            num_cpus=0 if gpu else 1)(_SceneActor)
         self._actors = [actor.remote(self.config) for _ in range(count)]

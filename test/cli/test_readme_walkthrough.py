@@ -71,6 +71,15 @@ RUN_BY: dict[str, str] = {
     "spatial-mllm-infer --endpoint http://127.0.0.1:8000 --frames "
     "../shared/data/real_rgbd_shelf --question 'How many boxes are there?'":
         "test_serve_cli.py::test_readme_infer_endpoint_line_gives_the_local_answer",
+    "spatial-mllm-vsibench DIR --out OUT --nframes 4 -p model.max_pixels:=15680 "
+    "-p answer.max_new_tokens:=4":
+        "test_vsibench_cli.py::test_readme_command_answers_and_scores_every_question",
+    "spatial-mllm-vsibench /data/vsibench --out /data/runs/135k-sa --config desktop_gpu "
+    "--nframes 16 --sampling space_aware --workers 4 -p model.vision_backend:=torch":
+        "test_vsibench_cli.py::test_readme_gpu_lines_without_the_profiles_checkpoint",
+    "spatial-mllm-vsibench /data/vsibench --out /data/runs/135k-uniform --config desktop_gpu "
+    "--nframes 16 --sampling uniform --workers 4 -p model.vision_backend:=torch":
+        "test_vsibench_cli.py::test_readme_gpu_lines_without_the_profiles_checkpoint",
 }
 
 #: README command lines that cannot run on this machine, and why (their tests, where they

@@ -23,6 +23,7 @@ from testkit.cli import (
     signal_group,
     start_command,
 )
+from testkit.readme import readme_command_lines, words
 from testkit.tiny import tiny_checkpoint
 from testkit.vsibench_data import PARQUET, write_dataset, write_parquet
 
@@ -31,8 +32,16 @@ from spatial_mllm_ros.exitcodes import ExitCode
 
 CMD = "spatial-mllm-vsibench"
 #: The README's command on the tiny model (DIR and OUT are the test's).
-README_ARGS = ["--nframes", "4", "-p", "model.max_pixels:=15680",
-               "-p", "answer.max_new_tokens:=4"]
+README_LINE = ("spatial-mllm-vsibench DIR --out OUT --nframes 4 -p model.max_pixels:=15680 "
+               "-p answer.max_new_tokens:=4")
+README_ARGS = list(words(README_LINE)[4:])
+#: The README's two GPU lines (the released checkpoint and four GPUs).
+README_GPU_LINES = (
+    "spatial-mllm-vsibench /data/vsibench --out /data/runs/135k-sa --config desktop_gpu "
+    "--nframes 16 --sampling space_aware --workers 4 -p model.vision_backend:=torch",
+    "spatial-mllm-vsibench /data/vsibench --out /data/runs/135k-uniform --config desktop_gpu "
+    "--nframes 16 --sampling uniform --workers 4 -p model.vision_backend:=torch",
+)
 QUESTIONS = 15  # 3 scenes x 5 questions
 
 
@@ -62,8 +71,10 @@ def _run(dataset: Path, out: Path, *extra: str, env: dict[str, str] | None = Non
 def test_readme_command_answers_and_scores_every_question(dataset: Path, tmp_path: Path
                                                           ) -> None:
     out = tmp_path / "out"
-    res = run_command([CMD, str(dataset), "--out", str(out), *README_ARGS, *_checkpoint()],
-                      timeout=900)
+    argv = list(words(README_LINE))
+    assert tuple(argv) in readme_command_lines(), "the README no longer shows this line"
+    argv[1], argv[3] = str(dataset), str(out)
+    res = run_command(argv, timeout=900)  # the default profile's tiny model, as the README
     assert_clean(res)
     lines = _lines(out)
     assert sorted(r["id"] for r in lines) == list(range(QUESTIONS))
@@ -176,3 +187,15 @@ def test_space_aware_without_geometry_heads_is_refused(dataset: Path, tmp_path: 
                        "--checkpoint", str(headless), "--sampling", "space_aware",
                        "--no-progress"], timeout=600)
     assert_refused(res, ExitCode.MODEL, "space_aware", "model.vggt_checkpoint")
+
+
+@pytest.mark.parametrize("line", README_GPU_LINES)
+def test_readme_gpu_lines_without_the_profiles_checkpoint(line: str, dataset: Path,
+                                                          tmp_path: Path) -> None:
+    """Here the desktop_gpu profile's checkpoint is absent: refused at once, before Ray."""
+    argv = list(words(line))
+    assert tuple(argv) in readme_command_lines(), "the README no longer shows this line"
+    argv[1], argv[3] = str(dataset), str(tmp_path / "out")
+    res = run_command(argv, timeout=120)
+    assert_refused(res, ExitCode.INPUT, "model.checkpoint", "does not exist")
+    assert not (tmp_path / "out").exists()
