@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from testkit.vsibench_data import CARD
 
 from spatial_mllm_ros.benchmark.dataset import parquet_files, select_types
 from spatial_mllm_ros.benchmark.errors import DatasetError, OutputError, VideoError
@@ -26,19 +27,6 @@ from spatial_mllm_ros.benchmark.metrics import (
 from spatial_mllm_ros.benchmark.results import JsonLines, check_run_settings
 
 V11 = "spatial-mllm-v1.1"
-CARD = """---
-configs:
-- config_name: full
-  data_files:
-  - split: test
-    path: test-*.parquet
-- config_name: debiased
-  data_files:
-  - split: test
-    path: test_debiased-*.parquet
----
-text
-"""
 
 
 def test_card_names_the_full_config_test_files(tmp_path: Path) -> None:
