@@ -1,7 +1,8 @@
 """The exit codes of every command of this package, in one table.
 
 Every command-line tool (``spatial-mllm-infer``, ``-eval``, ``-scene``, ``-bag-from-rgbd``,
-``-checkpoint``, ``-ask``, ``-replay``, ``rgbd_stream_publisher``, ``spatial_mllm_node``)
+``-checkpoint``, ``-ask``, ``-replay``, ``-serve``, ``rgbd_stream_publisher``,
+``spatial_mllm_node``)
 exits with one of these codes, and the README's "Exit codes" table is this one.  A command
 that fails prints one line on stderr that says what went wrong and what to do; never a
 traceback.

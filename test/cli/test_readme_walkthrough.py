@@ -113,7 +113,7 @@ NOT_HERE: dict[str, str] = {
     "spatial_mllm_node --ros-args --params-file config/jetson_orin.yaml -r __ns:=/robot1 "
     "-p model.endpoint:=http://gpu-host:8000":
         "a robot and a host named gpu-host (test_fleet_cli.py runs this line with the "
-        "cpu_tiny profile and a local server)",
+        "cpu_tiny profile, a local server, the robot's own camera topics and small settings)",
     "ros2 launch spatial_mllm_ros spatial_mllm.launch.py profile:=jetson_orin "
     "namespace:=/robot1 endpoint:=http://gpu-host:8000": "the ros2 CLI and launch are not on PyPI",
 }
