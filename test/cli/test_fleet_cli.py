@@ -17,7 +17,7 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,11 @@ def nodes() -> Iterator[dict[str, subprocess.Popen[str]]]:
         _stop(proc)
 
 
+def _active(pid: int) -> Callable[[dict[str, str]], bool]:
+    """Whether an ingest status is the active node of ``pid``'s."""
+    return lambda v: v.get("pid") == str(pid) and v.get("state") == "active"
+
+
 def _wait_active(procs: dict[str, subprocess.Popen[str]]) -> None:
     from spatial_mllm_ros.ros.ingest_monitor import IngestMonitor
 
@@ -70,8 +75,7 @@ def _wait_active(procs: dict[str, subprocess.Popen[str]]) -> None:
             end = time.monotonic() + START_S
             while True:
                 try:
-                    mon.wait_for(lambda v, pid=str(proc.pid): v.get("pid") == pid
-                                 and v.get("state") == "active", timeout_s=2.0)
+                    mon.wait_for(_active(proc.pid), timeout_s=2.0)
                     break
                 except TimeoutError as err:
                     if proc.poll() is not None or time.monotonic() > end:

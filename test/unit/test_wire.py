@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -137,7 +138,7 @@ def test_results_and_geometry_survive_the_round_trip() -> None:
         result_from_json({"text": "x"})
 
 
-def test_the_token_matches_only_itself(tmp_path, monkeypatch) -> None:
+def test_the_token_matches_only_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert token_matches("s3cret", "Bearer s3cret")
     for given in (None, "", "Bearer s3cre", "Bearer s3cret ", "bearer s3cret", "s3cret"):
         assert not token_matches("s3cret", given)
