@@ -1,16 +1,13 @@
 """The model process's side of :mod:`.process`: load the engine, then serve the node's
 requests on the pipe until told to stop or the pipe closes.
 
-The protocol, one pickled tuple per message:
-
-* node -> child: ``(method, (packed frames, *args))`` for ``answer`` or ``predict_geometry``;
-  ``("cancel",)`` to stop the generation in progress between tokens; ``("stop",)`` to end.
-* child -> node: ``(loaded, error, checkpoint layout, vision status)`` once after loading;
-  ``("token", ids so far, text so far)`` after every generated token of an ``answer``;
-  ``("alive",)`` every :data:`HEARTBEAT_S` while a request is being worked on (from a thread
-  of its own, so also during a long encoder pass or prefill, where no token comes); then the
-  reply ``(status, payload, vision status)``, status ``ok`` or ``error``. A child that is
-  stopped or hung sends nothing: the node tells it from a busy one by the silence.
+The messages are :mod:`.protocol`'s frozen dataclasses, one pickled per message: a
+:class:`~.protocol.LoadReport` once after loading; then for every request its
+:class:`~.protocol.Token` messages (an answer), an :class:`~.protocol.Alive` every
+:data:`HEARTBEAT_S` while it is worked on (from a thread of its own, so also during a long
+encoder pass or prefill, where no token comes), and its :class:`~.protocol.Reply` or
+:class:`~.protocol.Failed`. A child that is stopped or hung sends nothing: the node tells it
+from a busy one by the silence.
 
 Pixels travel through shared memory (:mod:`.shared_frames`), never through the pipe. Nothing
 here imports torch or transformers before the engine loads.
@@ -18,6 +15,7 @@ here imports torch or transformers before the engine loads.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import threading
 from collections.abc import Callable
@@ -26,17 +24,27 @@ from typing import Any
 
 import numpy as np
 
+from spatial_mllm_ros.answering.protocol import (
+    Alive,
+    AnswerRequest,
+    Cancel,
+    ChildMessage,
+    Failed,
+    GeometryRequest,
+    Loaded,
+    LoadFailed,
+    Reply,
+    Stop,
+    Token,
+)
 from spatial_mllm_ros.answering.shared_frames import FrameReceiver
 from spatial_mllm_ros.model.backends.status import VisionStatus
 from spatial_mllm_ros.model.result import GenerationResult
 from spatial_mllm_ros.model.spec import EngineSpec
 from spatial_mllm_ros.sampling.predicted import PredictedGeometry
 
-__all__ = ["ALIVE", "CANCEL", "HEARTBEAT_S", "STOP", "serve"]
+__all__ = ["HEARTBEAT_S", "serve"]
 
-STOP = "stop"
-CANCEL = "cancel"
-ALIVE = "alive"
 #: Period of the child's heartbeat while it works on a request (seconds).
 HEARTBEAT_S = 0.1
 
@@ -53,7 +61,7 @@ class _Outbox:
         self._closed = threading.Event()
         threading.Thread(target=self._beat, name="spatial-mllm-heartbeat", daemon=True).start()
 
-    def send(self, msg: tuple[Any, ...]) -> None:
+    def send(self, msg: ChildMessage) -> None:
         with self._lock:
             self.conn.send(msg)
 
@@ -61,7 +69,7 @@ class _Outbox:
         with self._lock:
             self._busy = True
 
-    def reply(self, msg: tuple[Any, ...]) -> None:
+    def reply(self, msg: Reply | Failed) -> None:
         with self._lock:
             self._busy = False
             self.conn.send(msg)
@@ -75,17 +83,14 @@ class _Outbox:
                 if not self._busy:
                     continue
                 try:
-                    self.conn.send((ALIVE,))
+                    self.conn.send(Alive())
                 except OSError:  # the node went away
                     return
 
 
-def _plain(method: str, result: Any) -> Any:
-    """The engine's result in types the node can unpickle without importing torch or
-    transformers (otherwise the first answer would pay for those imports in the node)."""
-    if method == "answer":
-        assert isinstance(result, GenerationResult)  # plain Python already
-        return result
+def _plain_geometry(result: Any) -> list[PredictedGeometry]:
+    """The engine's predicted geometry in types the node can unpickle without importing torch
+    or transformers (otherwise the first request would pay for those imports in the node)."""
     return [PredictedGeometry(np.asarray(g.world_points, dtype=np.float32),
                               np.asarray(g.confidence, dtype=np.float32)) for g in result]
 
@@ -104,7 +109,7 @@ def serve(conn: Connection, spec: EngineSpec) -> None:
     """Child process: load the engine, then answer requests until stopped.
 
     SIGINT is ignored: a Ctrl-C in the node's terminal reaches the whole process group, and
-    the node, which supervises this process, stops it (``("stop",)``, or a kill while it
+    the node, which supervises this process, stops it (:class:`~.protocol.Stop`, or a kill while it
     loads). The node starts it with SIGINT blocked (:mod:`.process`), so a Ctrl-C that came
     before this point is discarded here too."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -114,11 +119,11 @@ def serve(conn: Connection, spec: EngineSpec) -> None:
     engine, error = load_engine(spec)
     if engine is not None:
         _warm_up(engine)
-    layout = str(engine.checkpoint_layout) if engine is not None else ""
-    conn.send((engine is not None, error, layout, _vision_of(engine)))
     if engine is None:
+        conn.send(LoadFailed(str(error)))
         conn.close()
         return
+    conn.send(Loaded(str(engine.checkpoint_layout), _vision_of(engine)))
     receiver = FrameReceiver()
     outbox = _Outbox(conn)
     try:
@@ -141,34 +146,43 @@ def _vision_of(engine: Any) -> VisionStatus | None:
 
 def _serve_requests(conn: Connection, outbox: _Outbox, engine: Any,
                     receiver: FrameReceiver) -> None:
-    """Child process: answer requests until stopped; a request's first argument is its
-    frames as :class:`PackedFrames` (pixels in shared memory). An ``answer`` streams its
-    tokens and stops at a ``("cancel",)`` from the node. A reply is (status, payload, vision
-    backend status)."""
+    """Child process: answer requests until stopped; a request's frames are
+    :class:`PackedFrames` (pixels in shared memory). An answer streams its tokens and stops at
+    a :class:`~.protocol.Cancel` from the node."""
     while True:
         try:
-            request = conn.recv()
+            message = conn.recv()
         except (EOFError, OSError):  # the node went away
             return
-        if request[0] == STOP:
-            return
-        if request[0] == CANCEL:  # a cancel that came after its answer: nothing to stop
-            continue
-        method, (packed, *rest) = request
-        outbox.begin()
-        try:
-            frames = receiver.unpack(packed)
-            if method == "answer":
-                result = engine.answer(frames, *rest, on_token=_sender(outbox),
-                                       should_stop=_cancel_check(conn))
-            else:
-                result = getattr(engine, method)(frames, *rest)
-            reply = ("ok", _plain(method, result))
-        except _Stop:
-            return
-        except Exception as err:  # reported to the node, which answers MODEL_ERROR
-            reply = ("error", f"{type(err).__name__}: {err}")
-        outbox.reply((*reply, _vision_of(engine)))
+        match message:
+            case Stop():
+                return
+            case Cancel():  # a cancel that came after its answer: nothing to stop
+                continue
+            case AnswerRequest() | GeometryRequest():
+                outbox.begin()
+                try:
+                    reply: Reply | Failed = Reply(_run(conn, outbox, engine, receiver, message),
+                                                  None)
+                except _Stop:
+                    return
+                except Exception as err:  # reported to the node, which answers MODEL_ERROR
+                    reply = Failed(f"{type(err).__name__}: {err}", None)
+                outbox.reply(dataclasses.replace(reply, vision=_vision_of(engine)))
+
+
+def _run(conn: Connection, outbox: _Outbox, engine: Any, receiver: FrameReceiver,
+         request: AnswerRequest | GeometryRequest) -> GenerationResult | list[PredictedGeometry]:
+    """The engine's result for ``request`` (raises what the engine raises)."""
+    frames = receiver.unpack(request.frames)
+    match request:
+        case AnswerRequest(prompt=prompt, max_new_tokens=max_new_tokens):
+            result: GenerationResult = engine.answer(
+                frames, prompt, max_new_tokens, on_token=_sender(outbox),
+                should_stop=_cancel_check(conn))
+            return result  # plain Python already
+        case GeometryRequest():
+            return _plain_geometry(engine.predict_geometry(frames))
 
 
 class _Stop(Exception):
@@ -177,21 +191,23 @@ class _Stop(Exception):
 
 def _sender(outbox: _Outbox) -> Callable[[list[int], str], None]:
     def on_token(ids: list[int], text: str) -> None:
-        outbox.send(("token", ids, text))
+        outbox.send(Token(ids, text))
 
     return on_token
 
 
 def _cancel_check(conn: Connection) -> Callable[[], bool]:
-    """``should_stop`` of the child: true once a cancel (or stop) came on the pipe."""
+    """``should_stop`` of the child: true once a cancel came on the pipe (a stop raises
+    :class:`_Stop`)."""
     state = {"stop": False}
 
     def should_stop() -> bool:
         while not state["stop"] and conn.poll(0):
-            msg = conn.recv()
-            if msg[0] == STOP:
-                raise _Stop
-            state["stop"] = msg[0] == CANCEL
+            match conn.recv():
+                case Stop():
+                    raise _Stop
+                case Cancel():
+                    state["stop"] = True
         return state["stop"]
 
     return should_stop

@@ -25,9 +25,10 @@ questions are answered MODEL_ERROR "restarting"; after ``max_restarts`` failed s
 the state is ``failed``. :meth:`ProcessAnswerer.supervision` reports state, restarts and the
 last error for ``/diagnostics`` (ERROR while the model is down).
 
-Streaming: the child reports every generated token (``("token", ids, text)`` on the pipe) and
-checks for a ``("cancel",)`` from the node between tokens, so a deadline or a cancel stops
-generation within one token.
+Streaming: the child reports every generated token (a :class:`~.protocol.Token` on the pipe)
+and checks for a :class:`~.protocol.Cancel` from the node between tokens, so a deadline or a
+cancel stops generation within one token. When to give up on a child is
+:class:`~.protocol.KillPolicy`'s decision.
 
 The vision backend status (what runs the encoders, for ``/diagnostics``) comes with the load
 report and with every reply: the node never asks an idle child anything, so a stopped idle
@@ -43,10 +44,24 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
 
-from spatial_mllm_ros.answering.child import ALIVE, CANCEL, STOP, serve
+from spatial_mllm_ros.answering.child import serve
 from spatial_mllm_ros.answering.errors import ModelProcessError
+from spatial_mllm_ros.answering.protocol import (
+    Alive,
+    AnswerRequest,
+    Cancel,
+    Failed,
+    GeometryRequest,
+    Kill,
+    KillPolicy,
+    Loaded,
+    LoadFailed,
+    Reply,
+    Request,
+    Stop,
+    Token,
+)
 from spatial_mllm_ros.answering.shared_frames import FrameSender, PackedFrames
 from spatial_mllm_ros.answering.types import OnToken
 from spatial_mllm_ros.core.frame import Frame
@@ -112,10 +127,9 @@ class ProcessAnswerer:
     ) -> None:
         self._spec = spec
         self._start_timeout_s = start_timeout_s
-        self.grace_s = grace_s
+        self.policy = KillPolicy(grace_s=grace_s, stop_limit_s=stop_limit_s,
+                                 hang_timeout_s=hang_timeout_s)
         self.max_restarts = max_restarts
-        self.hang_timeout_s = hang_timeout_s
-        self.stop_limit_s = stop_limit_s
         self._lock = threading.Lock()  # one request at a time on the pipe and the segment
         self._state_lock = threading.Lock()
         self._frames = FrameSender()  # used under _lock
@@ -153,16 +167,22 @@ class ProcessAnswerer:
                 self._kill()
                 return f"the model process did not load within {self._start_timeout_s} s"
         try:
-            loaded, error, layout, self._vision = conn.recv()
+            report = conn.recv()
         except (EOFError, OSError):
             self._kill()
             return f"the model process exited while loading (exit code {proc.exitcode})"
-        if not loaded:
-            self._kill()
-            return str(error)
-        self.checkpoint_layout: str = layout
-        """``v1.0`` or ``v1.1``: the loaded checkpoint's layout (selects the prompt family)."""
-        return ""
+        match report:
+            case Loaded(layout=layout, vision=vision):
+                self._vision = vision
+                self.checkpoint_layout: str = layout
+                """``v1.0`` or ``v1.1``: the loaded checkpoint's layout (selects the prompt
+                family)."""
+                return ""
+            case LoadFailed(error=error):
+                self._kill()
+                return error
+        self._kill()
+        return f"the model process sent {type(report).__name__} instead of its load report"
 
     def _kill(self) -> None:
         proc = self._proc
@@ -234,12 +254,13 @@ class ProcessAnswerer:
     # ------------------------------------------------------------------ requests
     def _call(
         self,
-        method: str,
         frames: Sequence[Frame],
-        *args: Any,
+        request: Callable[[PackedFrames], Request],
         on_token: OnToken | None = None,
         should_stop: Callable[[], bool] | None = None,
-    ) -> Any:
+    ) -> GenerationResult | list[PredictedGeometry]:
+        """Send ``request`` of ``frames`` (packed into the shared segment) and wait for its
+        result; ModelProcessError when the model is not ready, fails or is lost."""
         if self.state != "ready":
             raise ModelProcessError(
                 f"the model process is {self.state}"
@@ -248,27 +269,34 @@ class ProcessAnswerer:
             if not self._proc.is_alive():
                 raise self._failed(
                     f"the model process is not running (exit code {self._proc.exitcode})")
+            packed = self._pack(frames)
             try:
-                packed: PackedFrames = self._frames.pack(frames)
-            except (OSError, ValueError) as err:  # /dev/shm full, a frame without colour
-                raise ModelProcessError(
-                    f"could not hand the frames to the model process: {err}") from err
-            try:
-                self._conn.send((method, (packed, *args)))
-                status, payload = self._wait(on_token, should_stop)
+                self._conn.send(request(packed))
+                reply = self._wait(on_token, should_stop)
             except (EOFError, OSError, BrokenPipeError):
                 raise self._failed(
                     f"the model process died (exit code {self._proc.exitcode})") from None
-        if status == "error":
-            raise ModelProcessError(payload)
-        return payload
+        if reply.vision is not None:
+            self._vision = reply.vision
+        if isinstance(reply, Failed):
+            raise ModelProcessError(reply.error)
+        return reply.result
+
+    def _pack(self, frames: Sequence[Frame]) -> PackedFrames:
+        """``frames`` in the shared segment (lock held); ModelProcessError when they cannot be
+        handed over."""
+        try:
+            return self._frames.pack(frames)
+        except (OSError, ValueError) as err:  # /dev/shm full, a frame without colour
+            raise ModelProcessError(
+                f"could not hand the frames to the model process: {err}") from err
 
     def _wait(
         self, on_token: OnToken | None, should_stop: Callable[[], bool] | None
-    ) -> tuple[str, Any]:
+    ) -> Reply | Failed:
         """The child's reply (lock held), forwarding tokens; past ``should_stop`` the child is
-        told to cancel, and killed once it has been silent for ``grace_s`` since (no token, no
-        heartbeat: stopped or hung). A busy child -- a long encoder pass or prefill, which no
+        told to cancel, and killed when :attr:`policy` says so (silent since: stopped or
+        hung; or past the stop limit). A busy child -- a long encoder pass or prefill, which no
         stopping criterion interrupts -- keeps its heartbeat and is left to finish.
 
         A token message carries all the tokens so far, so when the child is ahead of
@@ -277,39 +305,34 @@ class ProcessAnswerer:
         stop_since: float | None = None
         started = heard = time.monotonic()
         while True:
-            newest: Any = None
-            while self._conn.poll(0.02 if newest is None else 0):
-                msg = self._conn.recv()
+            newest: Token | None = None
+            reply: Reply | Failed | None = None
+            while reply is None and self._conn.poll(0.02 if newest is None else 0):
                 heard = time.monotonic()
-                if msg[0] == ALIVE:
-                    continue
-                if msg[0] != "token":
-                    if newest is not None and on_token is not None:
-                        on_token(newest[1], newest[2])
-                    if msg[2] is not None:
-                        self._vision = msg[2]
-                    return msg[0], msg[1]
-                newest = msg
-            silent = time.monotonic() - heard > self.grace_s  # before the feedback's time
+                match self._conn.recv():
+                    case Token() as token:
+                        newest = token
+                    case Reply() | Failed() as done:
+                        reply = done
+                    case Alive():
+                        pass
+            silent_s = time.monotonic() - heard  # before the feedback's time
             if newest is not None and on_token is not None:
-                on_token(newest[1], newest[2])
+                on_token(newest.ids, newest.text)
+            if reply is not None:
+                return reply
             if newest is None and not self._proc.is_alive():
                 raise EOFError
             now = time.monotonic()
             if stop_since is None and should_stop is not None and should_stop():
                 stop_since = now
-                self._conn.send((CANCEL,))
-            if stop_since is not None and now - stop_since > self.grace_s and silent:
-                raise self._failed(
-                    f"the model process did not return within {self.grace_s} s of its "
-                    "deadline or cancel and sent nothing meanwhile (hung or stopped)")
-            if stop_since is not None and now - stop_since > self.stop_limit_s:
-                raise self._failed(  # its heartbeat goes on, its work does not (native hang)
-                    f"the model process did not return within {self.stop_limit_s} s of its "
-                    "deadline or cancel")
-            if should_stop is None and now - started > self.hang_timeout_s:
-                raise self._failed(
-                    f"the model process did not return within {self.hang_timeout_s} s")
+                self._conn.send(Cancel())
+            verdict = self.policy.decide(
+                waited_s=now - started, silent_s=silent_s,
+                stopping_s=None if stop_since is None else now - stop_since,
+                stoppable=should_stop is not None)
+            if verdict is not Kill.WAIT:
+                raise self._failed(self.policy.reason(verdict))
 
     def answer(
         self,
@@ -322,14 +345,17 @@ class ProcessAnswerer:
     ) -> GenerationResult:
         """The engine's answer, computed in the model process (tokens streamed to
         ``on_token``; stopped between tokens once ``should_stop()`` is true)."""
-        result: GenerationResult = self._call("answer", frames, prompt, max_new_tokens,
-                                              on_token=on_token, should_stop=should_stop)
+        result = self._call(
+            frames, lambda packed: AnswerRequest(packed, prompt, max_new_tokens),
+            on_token, should_stop)
+        assert isinstance(result, GenerationResult)
         return result
 
     def predict_geometry(self, frames: Sequence[Frame]) -> list[PredictedGeometry]:
         """The engine's per-frame predicted geometry (points and confidence only), computed in
         the model process."""
-        result: list[PredictedGeometry] = self._call("predict_geometry", frames)
+        result = self._call(frames, GeometryRequest)
+        assert isinstance(result, list)
         return result
 
     def close(self, timeout_s: float = 10.0) -> None:
@@ -342,7 +368,7 @@ class ProcessAnswerer:
         if restarter is not None:
             restarter.join(timeout_s)
         try:
-            self._conn.send((STOP,))
+            self._conn.send(Stop())
         except (OSError, BrokenPipeError, ValueError):
             pass  # already gone
         self._proc.join(timeout_s)

@@ -93,7 +93,7 @@ def test_supervision_settings_flow_from_the_parameters_and_an_idle_death_restart
     answerer, error = load_answerer(tuned)
     assert isinstance(answerer, ProcessAnswerer), error
     try:
-        assert (answerer.grace_s, answerer.max_restarts) == (7.5, 2)
+        assert (answerer.policy.grace_s, answerer.max_restarts) == (7.5, 2)
         assert answerer.vision_backend_status is not None  # reported with the load
         first = answerer.pid
         assert first is not None
