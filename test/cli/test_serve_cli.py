@@ -169,6 +169,27 @@ def test_readme_infer_endpoint_line_gives_the_local_answer(server: Server, shelf
         assert remote[key] == local[key], key
 
 
+def test_eval_endpoint_gives_the_local_results(server: Server, tmp_path: Path) -> None:
+    """``spatial-mllm-eval --endpoint URL`` and the same evaluation with the model here: the
+    same answers, frames and scores, question by question."""
+    scene = tmp_path / "scene"
+    assert_clean(run_command(["spatial-mllm-scene", str(scene), "--seed", "3"]))
+    lines = {}
+    for name, extra in (("local", []), ("remote", ["--endpoint", URL])):
+        out = tmp_path / name
+        res = run_command(["spatial-mllm-eval", str(scene / "bag"), "--questions",
+                           str(scene / "questions.jsonl"), "--out", str(out), "--strategies",
+                           "uniform", "--limit", "3", "--no-thumbnails", "--no-progress",
+                           "--no-grounding", *extra], env={"SPATIAL_MLLM_TOKEN": TOKEN})
+        assert_clean(res)
+        lines[name] = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert len(lines["remote"]) == 3
+    for local, remote in zip(lines["local"], lines["remote"], strict=True):
+        for key in ("status", "answer", "frame_stamps_ns"):
+            assert remote["record"][key] == local["record"][key], (key, local, remote)
+        assert remote["score"] == local["score"]
+
+
 def test_a_wrong_or_missing_token_is_refused_and_nothing_runs(
         server: Server, shelf: Path, tmp_path: Path) -> None:
     """A robot ("intruder") with a wrong or empty token: MODEL_ERROR naming the 401, and no
