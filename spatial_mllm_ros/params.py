@@ -16,6 +16,8 @@ from typing import Any, cast
 
 import yaml
 
+from spatial_mllm_ros import camera_params
+
 __all__ = [
     "NODE_NAME",
     "RULES",
@@ -443,11 +445,18 @@ def validate(values: Mapping[str, Any], *, partial: bool = False) -> dict[str, P
     Unknown names, wrong types and out-of-range values raise :class:`ParamError` (all problems
     listed in one line); a full set is then checked against the cross-field :data:`RULES`.
     Returns the full parameter set (defaults filled in), or only the given names when
-    ``partial``.
+    ``partial``. The camera entries (``cameras``, ``camera.<name>.<field>``; not in
+    :data:`SCHEMA`, since their names depend on ``cameras``) are checked by
+    :func:`spatial_mllm_ros.camera_params.check` (each problem names its camera) and returned
+    only when given, typed as it types them (``cameras`` and ``.extrinsic`` as tuples).
     """
     out: dict[str, ParamValue] = {} if partial else defaults()
-    problems: list[str] = []
+    cameras, problems = camera_params.check(
+        {k: v for k, v in values.items() if camera_params.is_camera_param(k)})
+    out.update(cameras)
     for name, value in values.items():
+        if camera_params.is_camera_param(name):
+            continue
         try:
             out[name] = spec(name).check(value)
         except ParamError as err:

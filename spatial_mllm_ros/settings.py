@@ -21,9 +21,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, cast
 
+from spatial_mllm_ros import camera_params
 from spatial_mllm_ros import params as P
 from spatial_mllm_ros.answering.pipeline import PipelineConfig
 from spatial_mllm_ros.answering.remote import RemoteConfig
+from spatial_mllm_ros.camera_params import CameraSettings
 from spatial_mllm_ros.core.clock import ClockConfig
 from spatial_mllm_ros.core.convert import ConvertLimits
 from spatial_mllm_ros.core.ingest import IngestConfig
@@ -99,6 +101,8 @@ class Settings:
         engine: the model to load.
         node: the ROS node's own settings.
         remote: the model server (``model.endpoint``, ...); ``endpoint`` "" = none.
+        cameras: the robot's cameras (``cameras`` and ``camera.<name>.*``, or the one
+            ``default`` camera of ``topics.*``: :mod:`spatial_mllm_ros.camera_params`).
     """
 
     values: Mapping[str, ParamValue]
@@ -108,6 +112,7 @@ class Settings:
     engine: EngineSpec
     node: NodeSettings
     remote: RemoteConfig = field(default_factory=RemoteConfig)
+    cameras: tuple[CameraSettings, ...] = ()
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> Settings:
@@ -128,6 +133,8 @@ class Settings:
                                 token_file=str(v["model.token_file"]),
                                 encoding=str(v["model.frame_encoding"]),
                                 jpeg_quality=int(v["model.jpeg_quality"])),
+            cameras=camera_params.build(
+                v, {k: str(v[p]) for k, p in TOPIC_PARAMS.items()}, bool(v["tf.enabled"])),
         )
 
     @classmethod
@@ -162,6 +169,12 @@ def parse_overrides(items: list[str]) -> dict[str, ParamValue]:
         name, found, text = item.partition(sep)
         if not found or not name.strip():
             raise P.ParamError(f"expected NAME:=VALUE, got {item!r}")
+        if camera_params.is_camera_param(name.strip()):  # checked with the whole set
+            try:
+                out[name.strip()] = camera_params.parse_text(name.strip(), text.strip())
+            except ValueError as err:
+                raise P.ParamError(str(err)) from err
+            continue
         spec = P.spec(name.strip())
         out[spec.name] = spec.check(_typed(spec, text.strip()))
     return out

@@ -336,6 +336,7 @@ class AnsweringPipeline:
             option=parsed.option,
             boxes=boxes,
             frame_stamps_ns=list(selection.frame_stamps_ns),
+            frame_cameras=list(selection.frame_cameras),
             strategy=selection.strategy,
             coverage=selection.coverage,
             uniform_coverage=selection.uniform_coverage,

@@ -131,6 +131,12 @@ class AnswerRecord:
     status: AnswerStatus
     question_type: str = "open"
     answer: str = ""
+
+    ``frame_stamps_ns`` and ``frame_cameras`` (the ``cameras`` entry that took each frame,
+    ``default`` for the one camera of ``topics.*``) are parallel: the frames handed to the
+    model, in that order (by camera, then time: :func:`~spatial_mllm_ros.sampling.selection.
+    model_order`). Boxes are in their frame's ``frame_id`` (its camera's optical frame), 3D
+    positions in the world frame.
     numeric_value: float = math.nan
     option: str = ""
     boxes: list[PlacedBox] = field(default_factory=list)
@@ -149,6 +155,7 @@ class AnswerRecord:
     ) -> AnswerRecord:
         """An answer that carries only a non-OK status and its reason."""
         return cls(
+    frame_cameras: list[str] = field(default_factory=list)
             query_id=request.query_id,
             question=request.question,
             status=status,
@@ -198,4 +205,5 @@ class AnswerRecord:
             "error": self.error,
             "world_frame_id": self.world_frame_id,
             "notes": list(self.notes),
+            "frame_cameras": list(self.frame_cameras),
         }

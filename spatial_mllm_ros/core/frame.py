@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from spatial_mllm_ros.camera_params import DEFAULT_CAMERA
+
 #: default optical frame of the colour camera (the RealSense ROS wrapper's name)
 DEFAULT_FRAME_ID = "camera_color_optical_frame"
 #: default frame poses map into
@@ -67,6 +69,9 @@ class Frame:
         pose: (4, 4) float64 camera-to-world transform in metres; None when no pose was paired.
         world_frame_id: frame the pose maps into (e.g. ``map`` or ``odom``), "" if no pose.
         seq: ingestion sequence number assigned by the receiver (monotonic, for bookkeeping).
+        camera: name of the camera that took it (an entry of the ``cameras`` parameter;
+            ``DEFAULT_CAMERA``, "default", for the one camera of ``topics.*``). Frames of several
+            cameras share one buffer; a frame is identified by ``(camera, stamp_ns)``.
     """
 
     stamp_ns: int
@@ -77,6 +82,7 @@ class Frame:
     pose: npt.NDArray[np.float64] | None = None
     world_frame_id: str = ""
     seq: int = field(default=0)
+    camera: str = DEFAULT_CAMERA
 
     @property
     def height(self) -> int:

@@ -37,6 +37,7 @@ __all__ = [
     "PoseLookupResult",
     "matrix_to_quaternion",
     "quaternion_to_matrix",
+    "rigid_transform",
     "slerp",
 ]
 
@@ -99,6 +100,15 @@ def quaternion_to_matrix(q: npt.ArrayLike) -> Matrix:
         [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
         [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
     ])
+
+
+def rigid_transform(translation: npt.ArrayLike, quaternion: npt.ArrayLike) -> Matrix:
+    """(4, 4) transform of a translation (x, y, z) and an (x, y, z, w) quaternion, e.g. a
+    camera's extrinsic (:class:`~spatial_mllm_ros.camera_params.Extrinsic`)."""
+    out = np.eye(4)
+    out[:3, :3] = quaternion_to_matrix(quaternion)
+    out[:3, 3] = np.asarray(translation, dtype=np.float64)
+    return out
 
 
 def slerp(q0: npt.ArrayLike, q1: npt.ArrayLike, t: float) -> npt.NDArray[np.float64]:

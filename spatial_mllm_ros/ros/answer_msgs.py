@@ -63,6 +63,7 @@ def answer_msg(record: AnswerRecord, now_ns: int) -> SpatialAnswer:
     msg.option = record.option
     msg.boxes = [_object_box(b) for b in record.boxes]
     msg.frame_stamps = [ns_to_time(s) for s in record.frame_stamps_ns]
+    msg.frame_cameras = list(record.frame_cameras)
     msg.sampling_strategy = record.strategy
     msg.coverage = float(record.coverage)
     msg.uniform_coverage = float(record.uniform_coverage)
@@ -111,6 +112,7 @@ def record_from_msg(msg: SpatialAnswer) -> AnswerRecord:
         option=str(msg.option),
         boxes=[_placed_box(b) for b in msg.boxes],
         frame_stamps_ns=[_time_ns(t) for t in msg.frame_stamps],
+        frame_cameras=[str(c) for c in msg.frame_cameras],
         strategy=str(msg.sampling_strategy),
         coverage=float(msg.coverage),
         uniform_coverage=float(msg.uniform_coverage),

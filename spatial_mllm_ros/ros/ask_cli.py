@@ -194,7 +194,8 @@ def format_answer(d: dict[str, Any], show_id: bool = False) -> str:
         cov, uni = d["coverage"], d["uniform_coverage"]
         lines.append(
             f"type={d['question_type']} value={d['numeric_value']} option={d['option']!r} "
-            f"frames={len(d['frame_stamps_ns'])} strategy={d['strategy']} "
+            f"frames={len(d['frame_stamps_ns'])}{_per_camera(d.get('frame_cameras', []))} "
+            f"strategy={d['strategy']} "
             f"coverage={'n/a' if cov is None else f'{cov:.3f}'} "
             f"(uniform {'n/a' if uni is None else f'{uni:.3f}'})"
         )
@@ -202,6 +203,16 @@ def format_answer(d: dict[str, Any], show_id: bool = False) -> str:
             lines.append(f"  box {b['label']!r} {b['xyxy']} position={b['position']}")
     lines += [f"  note: {n}" for n in d.get("notes", [])]
     return "\n".join(lines)
+
+
+def _per_camera(cameras: list[str]) -> str:
+    """`` (front 3, left 5)``: the frames of each camera, when they come from several."""
+    counts: dict[str, int] = {}
+    for name in cameras:
+        counts[name] = counts.get(name, 0) + 1
+    if len(counts) < 2:
+        return ""
+    return " (" + ", ".join(f"{name} {n}" for name, n in counts.items()) + ")"
 
 
 #: Longest wait for the node's service, action or question subscriber (the client's own).

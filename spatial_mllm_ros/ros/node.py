@@ -66,7 +66,7 @@ from spatial_mllm_ros.ros.diagnostics import (
     build_diagnostics,
     vision_status,
 )
-from spatial_mllm_ros.ros.parameters import declare_schema
+from spatial_mllm_ros.ros.parameters import current_values, declare_schema
 from spatial_mllm_ros.ros.qos import camera_qos, reliable_qos
 from spatial_mllm_ros.ros.startup import lifecycle_status
 from spatial_mllm_ros.ros.tf_poses import TfPoses, tf2_available
@@ -140,7 +140,7 @@ class SpatialMllmNode(LifecycleNode):
         """Accept a change only if the whole parameter set stays valid (read-only ones are
         refused by rclpy itself, from their descriptors)."""
         try:
-            current = {s.name: self.get_parameter(s.name).value for s in P.SCHEMA}
+            current = current_values(self)
             Settings.from_values({**current, **{p.name: p.value for p in parameters}})
         except P.ParamError as err:
             return SetParametersResult(successful=False, reason=str(err))
@@ -163,8 +163,8 @@ class SpatialMllmNode(LifecycleNode):
         self.get_logger().info(f"parameters applied: {names}")
 
     def read_parameters(self) -> dict[str, P.ParamValue]:
-        """Every schema parameter's current value, validated."""
-        return P.validate({s.name: self.get_parameter(s.name).value for s in P.SCHEMA})
+        """Every schema parameter's current value and the camera entries, validated."""
+        return P.validate(current_values(self))
 
     def _pose_lookup(self, settings: Settings) -> PoseLookup | None:
         if not settings.node.tf_enabled:

@@ -22,10 +22,11 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
+from spatial_mllm_ros import camera_params as C
 from spatial_mllm_ros import params as P
 from spatial_mllm_ros.settings import Settings
 
-__all__ = ["check_overrides", "declare_schema", "descriptor"]
+__all__ = ["check_overrides", "current_values", "declare_schema", "descriptor"]
 
 
 def descriptor(spec: P.ParamSpec) -> ParameterDescriptor:
@@ -76,6 +77,8 @@ def _start_up_overrides(node: Node) -> None:
     builtin = {name for name in overrides if node.has_parameter(name)}
     typed = check_overrides({n: p.value for n, p in overrides.items()}, builtin)
     for name, value in typed.items():
+        if isinstance(value, tuple):  # a camera array: rclpy's own list is kept
+            continue
         if type(value) is not type(overrides[name].value):
             overrides[name] = Parameter(name, value=value)
 
@@ -90,3 +93,37 @@ def declare_schema(node: Node) -> None:
     _start_up_overrides(node)
     for spec in P.SCHEMA:
         node.declare_parameter(spec.name, spec.default, descriptor(spec))
+    _declare_cameras(node)
+
+
+def _declare_cameras(node: Node) -> None:
+    """Declare ``cameras`` and then, as nav2 declares its plugins' parameters, the fields of
+    each camera it names (:mod:`spatial_mllm_ros.camera_params`), all read-only."""
+    node.declare_parameter(
+        C.CAMERAS_PARAM, Parameter.Type.STRING_ARRAY,
+        ParameterDescriptor(description="Names of the robot's cameras; [] = one camera of "
+                            "topics.* (README 'Several cameras').", read_only=True))
+    for name in C.camera_param_names(_camera_names(node)):
+        field = name.rsplit(".", 1)[1]
+        d = ParameterDescriptor(description=C.FIELDS[field], read_only=True)
+        node.declare_parameter(
+            name, Parameter.Type.DOUBLE_ARRAY if field == "extrinsic" else "", d)
+
+
+def _camera_names(node: Node) -> tuple[str, ...]:
+    value = node.get_parameter_or(C.CAMERAS_PARAM).value
+    return tuple(value) if value else ()
+
+
+def current_values(node: Node) -> dict[str, Any]:
+    """The node's current parameter set: every schema parameter and the camera entries that
+    have a value (an unset ``camera.<name>.extrinsic`` is left out)."""
+    out: dict[str, Any] = {s.name: node.get_parameter(s.name).value for s in P.SCHEMA}
+    names = _camera_names(node)
+    if names:
+        out[C.CAMERAS_PARAM] = list(names)
+    for name in C.camera_param_names(names):
+        value = node.get_parameter_or(name).value  # None: declared by type, never set
+        if value is not None:
+            out[name] = list(value) if name.endswith(".extrinsic") else value
+    return out

@@ -42,6 +42,12 @@ keeping wide views and rarely seen corners.
   fills the remaining slots with the ``scored`` rule over everything else (colour-only frames
   included).  A snapshot with no geometric frame
   at all can instead be selected on geometry the model predicts for it (:mod:`.predicted`).
+* **Several cameras** (the ``cameras`` parameter) share the one buffer: their frames carry
+  their camera's name (``Frame.camera``), poses in one world frame, and a frame is identified by
+  ``(camera, stamp)`` (a rig's cameras may share stamps). The union counts the voxels seen by
+  any camera, so admission, eviction and the ``coverage`` pick prefer whichever camera's view
+  adds the most; the order the picks are handed to the model is
+  :func:`~.selection.model_order`'s.
 * **Selection** works on an immutable :class:`~.selection.BufferSnapshot` (tuples of
   references; key arrays are read-only and never mutated), so a worker may select while camera
   callbacks keep adding (:func:`~.selection.select_on_snapshot`).
@@ -138,7 +144,8 @@ class AdmitDecision:
     (admitted geometric; ``room``: it adds too few voxels but the buffer had room; ``share``: a
     full buffer took it in place of a frame with a smaller share),
     ``colour_only`` (admitted colour-only), ``redundant``, ``colour_throttled``,
-    ``duplicate_stamp``, ``too_large``, ``colour_share_zero`` (rejected).
+    ``duplicate_stamp`` (a second frame of one camera and stamp), ``too_large``,
+    ``colour_share_zero`` (rejected).
     """
 
     admitted: bool
@@ -232,10 +239,14 @@ class SpatialFrameBuffer:
         self._by_slot[entry.slot] = None
         self._free_slots.append(entry.slot)
 
-    def _find(self, stamp_ns: int) -> _Entry | None:
+    def _find(self, camera: str, stamp_ns: int) -> _Entry | None:
+        """The held frame of ``camera`` stamped ``stamp_ns`` (cameras of one rig may share
+        stamps; a frame is identified by both)."""
         i = bisect.bisect_left(self._stamps, stamp_ns)
-        if i < len(self._stamps) and self._stamps[i] == stamp_ns:
-            return self._entries[i]
+        while i < len(self._stamps) and self._stamps[i] == stamp_ns:
+            if self._entries[i].frame.camera == camera:
+                return self._entries[i]
+            i += 1
         return None
 
     # --------------------------------------------------------------- eviction
@@ -320,7 +331,7 @@ class SpatialFrameBuffer:
         if keys is not None:
             keys.setflags(write=False)
         with self._lock:
-            if self._find(frame.stamp_ns) is not None:
+            if self._find(frame.camera, frame.stamp_ns) is not None:
                 return AdmitDecision(False, "duplicate_stamp", 0)
             entry_bytes = frame.nbytes + (0 if keys is None else keys.size * (8 + BYTES_PER_REF))
             if entry_bytes + (0 if keys is None else keys.size * BYTES_PER_VOXEL) > cfg.max_bytes:

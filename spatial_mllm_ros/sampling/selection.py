@@ -4,6 +4,15 @@
 order, coverage figures, uniform baseline); both the buffer's selection
 (:func:`select_on_snapshot`) and the selection on predicted geometry
 (:func:`~spatial_mllm_ros.sampling.predicted.select_on_predicted`) go through it.
+
+**The order the model sees** (:func:`model_order`). Qwen2.5-VL merges the clip's frames in
+temporal pairs (``TEMPORAL_PATCH_SIZE`` 2): frames 0-1, 2-3, ... become one token grid each.
+Frames of one camera are handed over in time order, as the reference does. Frames of several
+cameras are grouped by camera, each group in time order, so that a pair joins two views of
+one camera; a group of an odd number of frames must share its last pair with the next group,
+so the groups with an even number of frames come first, then the odd ones (each kind in the
+order of its first frame's stamp): that joins the fewest pairs across cameras (one per two
+odd groups). One camera: plain time order, the reference's, bit for bit.
 """
 
 from __future__ import annotations
@@ -48,8 +57,10 @@ class Selection:
     """Frames chosen for a question.
 
     Attributes:
-        frames: chosen frames in time order (the video handed to the model).
-        indices: their indices in the snapshot, ascending.
+        frames: chosen frames in the order handed to the model (:func:`model_order`: time
+            order for one camera, grouped by camera for several).
+        indices: their indices in the snapshot, parallel to ``frames`` (ascending for one
+            camera).
         selection_order: the same indices in the order the strategy picked them.
         strategy: strategy name.
         coverage: |union of chosen frames' voxels| / |union of the candidates' voxels|
@@ -58,6 +69,7 @@ class Selection:
             was predicted.
         uniform_coverage: the same for ``uniform`` picks of the same k over the same candidates.
         frame_stamps_ns: stamps of ``frames``.
+        frame_cameras: cameras of ``frames`` (``Frame.camera``), parallel to the stamps.
     """
 
     frames: tuple[Frame, ...]
@@ -67,6 +79,22 @@ class Selection:
     coverage: float
     uniform_coverage: float
     frame_stamps_ns: tuple[int, ...]
+    frame_cameras: tuple[str, ...] = ()
+
+
+def model_order(frames: Sequence[Frame], picks: Sequence[int]) -> list[int]:
+    """The picked indices of ``frames`` (a time-ordered candidate list) in the order the model
+    is given them (see the module): one camera -> ascending; several -> grouped by camera,
+    groups of an even count first, then odd, each kind by its first frame's stamp, each group
+    ascending."""
+    ordered = sorted(picks)
+    groups: dict[str, list[int]] = {}
+    for j in ordered:
+        groups.setdefault(frames[j].camera, []).append(j)
+    if len(groups) <= 1:
+        return ordered
+    ranked = sorted(groups.values(), key=lambda g: (len(g) % 2, frames[g[0]].stamp_ns, g[0]))
+    return [j for group in ranked for j in group]
 
 
 def build_selection(
@@ -88,7 +116,7 @@ def build_selection(
         union_voxels: size of the candidates' voxel union when already known.
     """
     where = list(range(len(candidates))) if positions is None else list(positions)
-    chosen = sorted(order)
+    chosen = model_order(candidates.frames, order)
     sets = candidates.voxel_sets
     total = union_size(sets, range(len(sets))) if union_voxels is None else union_voxels
 
@@ -103,6 +131,7 @@ def build_selection(
         coverage=cov(chosen),
         uniform_coverage=cov(uniform_indices(len(candidates), k)),
         frame_stamps_ns=tuple(candidates.frames[j].stamp_ns for j in chosen),
+        frame_cameras=tuple(candidates.frames[j].camera for j in chosen),
     )
 
 

@@ -1,0 +1,122 @@
+"""A multi-camera rig on one moving base, in a synthetic room: several RGB-D cameras (front,
+left, right by default) fixed on the base with their extrinsics, rendered at the same stamps.
+
+The base frame follows REP 103 (x forward, y left, z up) at the walkthrough's eye position; it
+moves along :func:`~spatial_mllm_ros.synthetic.trajectory.walkthrough_poses`' loop facing the
+direction that loop's camera looks (levelled). Each camera's optical frame (x right, y down,
+z forward) sits in the base frame at :data:`RIG_MOUNTS`' offset, yawed and pitched down 12
+degrees; its pose is ``base_pose @ extrinsic``, as the node composes a camera's pose from the
+robot's odometry and ``camera.<name>.extrinsic``. Frames carry their camera's name
+(``Frame.camera``) and optical frame id (``<name>_color_optical_frame``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from spatial_mllm_ros.camera_params import Extrinsic
+from spatial_mllm_ros.core.frame import DEFAULT_WORLD_FRAME_ID, Frame
+from spatial_mllm_ros.core.poses import matrix_to_quaternion, rigid_transform
+from spatial_mllm_ros.synthetic.render import render_view
+from spatial_mllm_ros.synthetic.scene import SceneLayout, generate_layout
+from spatial_mllm_ros.synthetic.trajectory import look_pose, walkthrough_poses
+from spatial_mllm_ros.synthetic.walkthrough import default_intrinsics
+
+__all__ = ["RIG_MOUNTS", "RigScene", "base_poses", "make_rig_walkthrough", "rig_extrinsic"]
+
+Matrix = npt.NDArray[np.float64]
+
+#: camera name -> (x, y, z offset in the base frame in metres, yaw in degrees, 0 = forward)
+RIG_MOUNTS: dict[str, tuple[float, float, float, float]] = {
+    "front": (0.10, 0.0, 0.0, 0.0),
+    "left": (0.0, 0.10, 0.0, 90.0),
+    "right": (0.0, -0.10, 0.0, -90.0),
+}
+_PITCH_DEG = -12.0
+
+
+def rig_extrinsic(name: str) -> Extrinsic:
+    """The optical frame of rig camera ``name`` in the base frame (see :data:`RIG_MOUNTS`).
+
+    Raises:
+        KeyError: ``name`` is not a rig camera.
+    """
+    x, y, z, yaw_deg = RIG_MOUNTS[name]
+    yaw, pitch = np.deg2rad(yaw_deg), np.deg2rad(_PITCH_DEG)
+    forward = [np.cos(yaw) * np.cos(pitch), np.sin(yaw) * np.cos(pitch), np.sin(pitch)]
+    m = look_pose([x, y, z], forward)
+    q = matrix_to_quaternion(m[:3, :3])
+    return Extrinsic((x, y, z), (float(q[0]), float(q[1]), float(q[2]), float(q[3])))
+
+
+def base_poses(layout: SceneLayout, n: int, seed: int, laps: float = 1.0) -> list[Matrix]:
+    """``n`` (4, 4) base-to-world poses: the walkthrough's eye, facing where its camera looks,
+    levelled (x forward, z up)."""
+    out: list[Matrix] = []
+    for cam in walkthrough_poses(layout.room, n, seed, laps=laps):
+        fwd = np.array([cam[0, 2], cam[1, 2], 0.0])
+        fwd /= np.linalg.norm(fwd)
+        base = np.eye(4)
+        base[:3, 0] = fwd
+        base[:3, 1] = np.cross([0.0, 0.0, 1.0], fwd)
+        base[:3, 2] = [0.0, 0.0, 1.0]
+        base[:3, 3] = cam[:3, 3]
+        out.append(base)
+    return out
+
+
+@dataclass
+class RigScene:
+    """A rendered rig walkthrough.
+
+    Attributes:
+        layout: the room.
+        base: base-to-world pose per time step.
+        extrinsics: camera name -> its optical frame in the base frame.
+        frames: camera name -> its frames, one per time step (shared stamps).
+    """
+
+    layout: SceneLayout
+    base: list[Matrix]
+    extrinsics: dict[str, Extrinsic]
+    frames: dict[str, list[Frame]]
+
+    def all_frames(self) -> list[Frame]:
+        """Every camera's frames in stamp order (a rig's stream as one node receives it)."""
+        merged = [f for frames in self.frames.values() for f in frames]
+        return sorted(merged, key=lambda f: (f.stamp_ns, list(self.frames).index(f.camera)))
+
+
+def make_rig_walkthrough(
+    seed: int,
+    n_steps: int = 40,
+    fps: float = 5.0,
+    width: int = 640,
+    height: int = 480,
+    cameras: Sequence[str] = ("front", "left", "right"),
+    laps: float = 1.0,
+    start_ns: int = 0,
+) -> RigScene:
+    """Render the rig's cameras at ``n_steps`` stamps ``start_ns + i / fps`` along one loop
+    of a random room (deterministic from ``seed``)."""
+    layout = generate_layout(seed)
+    k = default_intrinsics(width, height)
+    bases = base_poses(layout, n_steps, seed, laps)
+    extrinsics = {name: rig_extrinsic(name) for name in cameras}
+    mounts = {name: rigid_transform(e.translation, e.rotation_xyzw)
+              for name, e in extrinsics.items()}
+    frames: dict[str, list[Frame]] = {name: [] for name in cameras}
+    for i, base in enumerate(bases):
+        stamp = start_ns + round(i * 1e9 / fps)
+        for c, name in enumerate(cameras):
+            pose = base @ mounts[name]
+            res = render_view(layout, k, pose)
+            frames[name].append(Frame(
+                stamp_ns=stamp, frame_id=f"{name}_color_optical_frame", rgb=res.rgb,
+                depth_m=res.depth_m, intrinsics=k, pose=pose,
+                world_frame_id=DEFAULT_WORLD_FRAME_ID, seq=i * len(cameras) + c, camera=name))
+    return RigScene(layout, bases, extrinsics, frames)
