@@ -124,6 +124,12 @@ class AnswerRecord:
     is OK, e.g. that fewer frames than asked were used and why, or that the frames had no
     depth and coverage was not measured (then ``coverage`` is NaN); empty when there is
     nothing to say.  They are not errors: ``error`` stays the reason of a non-OK status.
+
+    ``frame_stamps_ns`` and ``frame_cameras`` (the ``cameras`` entry that took each frame,
+    ``default`` for the one camera of ``topics.*``) are parallel: the frames handed to the
+    model, in that order (by camera, then time: :func:`~spatial_mllm_ros.sampling.selection.
+    model_order`). Boxes are in their frame's ``frame_id`` (its camera's optical frame), 3D
+    positions in the world frame.
     """
 
     query_id: int
@@ -131,12 +137,6 @@ class AnswerRecord:
     status: AnswerStatus
     question_type: str = "open"
     answer: str = ""
-
-    ``frame_stamps_ns`` and ``frame_cameras`` (the ``cameras`` entry that took each frame,
-    ``default`` for the one camera of ``topics.*``) are parallel: the frames handed to the
-    model, in that order (by camera, then time: :func:`~spatial_mllm_ros.sampling.selection.
-    model_order`). Boxes are in their frame's ``frame_id`` (its camera's optical frame), 3D
-    positions in the world frame.
     numeric_value: float = math.nan
     option: str = ""
     boxes: list[PlacedBox] = field(default_factory=list)
@@ -148,6 +148,7 @@ class AnswerRecord:
     error: str = ""
     world_frame_id: str = ""
     notes: list[str] = field(default_factory=list)
+    frame_cameras: list[str] = field(default_factory=list)
 
     @classmethod
     def failure(
@@ -155,7 +156,6 @@ class AnswerRecord:
     ) -> AnswerRecord:
         """An answer that carries only a non-OK status and its reason."""
         return cls(
-    frame_cameras: list[str] = field(default_factory=list)
             query_id=request.query_id,
             question=request.question,
             status=status,
@@ -198,6 +198,7 @@ class AnswerRecord:
                 for b in self.boxes
             ],
             "frame_stamps_ns": list(self.frame_stamps_ns),
+            "frame_cameras": list(self.frame_cameras),
             "strategy": self.strategy,
             "coverage": finite_or_none(self.coverage),
             "uniform_coverage": finite_or_none(self.uniform_coverage),
@@ -205,5 +206,4 @@ class AnswerRecord:
             "error": self.error,
             "world_frame_id": self.world_frame_id,
             "notes": list(self.notes),
-            "frame_cameras": list(self.frame_cameras),
         }
