@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testkit.cli import assert_clean, run_command, signal_group, start_command
+from testkit.cli import assert_clean, assert_refused, run_command, signal_group, start_command
 from testkit.readme import readme_command_lines, words
 
 from spatial_mllm_ros.answering.commands import answer_frames
@@ -31,6 +31,7 @@ from spatial_mllm_ros.answering.remote import RemoteAnswerer, RemoteConfig
 from spatial_mllm_ros.answering.types import AnswerRecord, AnswerStatus, QuestionRequest
 from spatial_mllm_ros.core.frame import Frame
 from spatial_mllm_ros.core.rgbd_dir import load_rgbd_dir
+from spatial_mllm_ros.exitcodes import ExitCode
 from spatial_mllm_ros.settings import Settings
 
 #: The README's server line ("Fleet"), and its client line.
@@ -285,6 +286,24 @@ def test_a_replica_killed_mid_answer_fails_that_question_only(
     assert "model replica was lost during the answer" in lost.error, lost.error
     later = _ask(server.answerer, frames)
     assert later.status is AnswerStatus.OK, later
+
+
+@pytest.mark.parametrize("argv, env, code, message", [
+    ([], {"SPATIAL_MLLM_TOKEN": ""}, ExitCode.USAGE, "no token: set SPATIAL_MLLM_TOKEN"),
+    (["--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem"],
+     {"SPATIAL_MLLM_TOKEN": TOKEN}, ExitCode.USAGE, "TLS file /nonexistent/cert.pem"),
+    (["--tls-cert", "/nonexistent/cert.pem"], {"SPATIAL_MLLM_TOKEN": TOKEN}, ExitCode.USAGE,
+     "give both --tls-cert and --tls-key"),
+    (["--checkpoint", "/nonexistent/ckpt"], {"SPATIAL_MLLM_TOKEN": TOKEN}, ExitCode.INPUT,
+     "checkpoint directory /nonexistent/ckpt does not exist"),
+    (["-p", "model.max_pixelz:=1"], {"SPATIAL_MLLM_TOKEN": TOKEN}, ExitCode.USAGE,
+     "unknown parameter 'model.max_pixelz'"),
+])
+def test_the_server_refuses_to_start_with_one_line(
+        argv: list[str], env: dict[str, str], code: ExitCode, message: str) -> None:
+    """Refused before Ray starts: one line on stderr, the documented exit code."""
+    res = run_command(["spatial-mllm-serve", "--port", "8009", *argv], env=env, timeout=120)
+    assert_refused(res, code, message)
 
 
 def test_ctrl_c_stops_the_server_cleanly(server: Server) -> None:
