@@ -186,6 +186,12 @@ SCHEMA: tuple[ParamSpec, ...] = (
        "(sim time reset, bag loop, bag replayed after live data): logged once and counted; "
        "smaller steps back are rejected as stamp_backwards, seconds.", min=0.001,
        max=86400.0, read_only=True),
+    _P("clock.jump_forward_s", float, 600.0,
+       "A stamp this much later than the newest stamp of every input stream also starts a "
+       "new time base (live data after a replayed bag, a bag recorded later, sim time set "
+       "ahead), seconds; so does a gap of all streams this long (cameras off). A stream "
+       "that stops alone (a pose outage) is judged against the others and is no jump. "
+       "0 = only steps back start a new time base.", min=0.0, max=1e9, read_only=True),
     _P("clock.on_time_reset", str, "clear",
        "At a new time base: 'clear' the frame buffer (answers come only from the new time "
        "base) or 'keep' it.", choices=("clear", "keep"), read_only=True),
@@ -226,6 +232,11 @@ SCHEMA: tuple[ParamSpec, ...] = (
     _P("diagnostics.period_s", float, 1.0,
        "Period of the DiagnosticArray on /diagnostics, seconds.", min=0.05, max=60.0,
        read_only=True),
+    _P("diagnostics.silent_periods", int, 3,
+       "A configured colour, depth or pose/odometry topic that received nothing for this "
+       "many diagnostics periods (while active) is reported silent, and the ingest status "
+       "is WARN; one with no publisher at all is reported 'no publisher' (WARN).",
+       min=1, max=10_000, read_only=True),
     # --- start-up and what other participants may do (README "Security and multi-tenant
     # domains")
     _P("startup.name_check_s", float, 2.0,
@@ -377,6 +388,13 @@ SCHEMA: tuple[ParamSpec, ...] = (
     _P("queue.timeout_s", float, 60.0, "Default question deadline, seconds.",
        min=0.001, max=3600.0),
     _P("question.max_chars", int, 1000,
+    _P("queue.request_depth", int, 1000,
+       "History depth (reliable, keep last) of the request readers of ~/ask, of the "
+       "~/ask_stream goal, cancel and result services and of ~/question, and of the response "
+       "writers: requests that may arrive at once before the node takes them (each is "
+       "answered, BUSY beyond the queue). A burst larger than it loses requests in DDS, "
+       "unanswered (rclpy's default is 10). At least queue.size + 1 is used.",
+       min=1, max=100_000, read_only=True),
        "Longest accepted question text, characters (longer: INVALID_QUESTION).",
        min=1, max=100_000),
     _P("question.max_option_chars", int, 2000,

@@ -187,6 +187,7 @@ class RemoteAnswerer:
             raise self._lost(f"the model server has no model replica ready "
                              f"({health.get('replicas')})")
         self._info = info
+        self.state, self.last_error = "ready", ""
         return info
 
     def answer(

@@ -95,6 +95,7 @@ def _answer_ok(_body: bytes) -> tuple[int, list[bytes]]:
 def test_an_answer_streams_its_tokens_and_sends_frames_at_the_model_size(stub: Any) -> None:
     url, seen = stub(_answer_ok)
     answerer = RemoteAnswerer(RemoteConfig(endpoint=url, client="/robot7/spatial_mllm"))
+    assert answerer.supervision()["model.state"] == "ready"  # its health was read at start
     tokens: list[tuple[list[int], str]] = []
     result = answerer.answer(_frames(), "How many?", 4,
                              on_token=lambda ids, text: tokens.append((ids, text)))
