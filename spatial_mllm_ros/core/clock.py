@@ -11,6 +11,11 @@
   :class:`StampGuard` reports it as a :class:`TimeJump` for the ingestor to start over
   (:class:`~spatial_mllm_ros.core.ingest.Ingestor`: counted, logged once, buffer kept or
   cleared by ``on_time_reset``).
+* A stamp more than ``jump_forward_ns`` *later* than the newest stamp of every stream (the
+  :class:`TimeBase`) is a new time base too: live data after a replayed bag from the past,
+  a bag recorded later, sim time set ahead, or every stream silent that long. It is judged
+  against all streams, so one stream that stops and resumes alone (a localisation outage)
+  while the others go on is no jump.
 
 Units: nanoseconds.
 """
@@ -23,7 +28,7 @@ from typing import Literal
 from spatial_mllm_ros import params as P
 from spatial_mllm_ros.core.errors import FrameRejected, RejectReason
 
-__all__ = ["ClockConfig", "StampGuard", "TimeJump", "check_future"]
+__all__ = ["ClockConfig", "StampGuard", "TimeBase", "TimeJump", "check_future"]
 
 TimeResetAction = Literal["clear", "keep"]
 
@@ -36,28 +41,42 @@ class ClockConfig:
         max_future_ns: reject stamps more than this ahead of the receive time; 0 = no check.
         jump_back_ns: a stamp this much earlier than its stream's previous one starts a new
             time base.
+        jump_forward_ns: a stamp this much later than the newest stamp of every stream starts
+            a new time base; 0 = never.
         on_time_reset: ``clear`` the frame buffer at a new time base, or ``keep`` it.
     """
 
     max_future_ns: int = round(P.default_float("clock.max_future_s") * 1e9)
     jump_back_ns: int = round(P.default_float("clock.jump_back_s") * 1e9)
+    jump_forward_ns: int = round(P.default_float("clock.jump_forward_s") * 1e9)
     on_time_reset: TimeResetAction = "clear" if P.default_str("clock.on_time_reset") == "clear" \
         else "keep"
 
     def __post_init__(self) -> None:
-        if self.max_future_ns < 0 or self.jump_back_ns <= 0:
-            raise ValueError("max_future_ns must be >= 0 and jump_back_ns > 0")
+        if self.max_future_ns < 0 or self.jump_back_ns <= 0 or self.jump_forward_ns < 0:
+            raise ValueError("max_future_ns and jump_forward_ns must be >= 0, jump_back_ns > 0")
         if self.on_time_reset not in ("clear", "keep"):
             raise ValueError(f"on_time_reset must be 'clear' or 'keep', got {self.on_time_reset}")
 
 
 class TimeJump(Exception):
-    """A stream's stamp went back by more than the jump threshold: a new time base."""
+    """A stream's stamp went back by more than ``jump_back_ns`` (from its own previous stamp),
+    or forward by more than ``jump_forward_ns`` (from the newest stamp of every stream): a new
+    time base.
+
+    Attributes:
+        stream: the stream whose message jumped.
+        stamp_ns: its stamp.
+        previous_ns: the stamp it jumped from.
+        forward: True for a jump forward.
+    """
 
     def __init__(self, stream: str, stamp_ns: int, previous_ns: int) -> None:
+        self.forward = stamp_ns > previous_ns
+        how = (f"jumped {(stamp_ns - previous_ns) / 1e9:.3f} s ahead of every stream"
+               if self.forward else f"went back {(previous_ns - stamp_ns) / 1e9:.3f} s")
         super().__init__(
-            f"{stream}: stamp went back {(previous_ns - stamp_ns) / 1e9:.3f} s "
-            f"({previous_ns} -> {stamp_ns} ns): new time base"
+            f"{stream}: stamp {how} ({previous_ns} -> {stamp_ns} ns): new time base"
         )
         self.stream = stream
         self.stamp_ns = stamp_ns
@@ -114,3 +133,33 @@ class StampGuard:
 
     def reset(self) -> None:
         self.last_ns = None
+
+
+class TimeBase:
+    """The newest stamp accepted on any stream of one time base; a stamp more than
+    ``jump_forward_ns`` past it is a jump forward (:class:`TimeJump`). Not thread-safe (call it
+    under the caller's lock).
+
+    Args:
+        jump_forward_ns: the threshold, nanoseconds; 0 = never a jump.
+    """
+
+    def __init__(self, jump_forward_ns: int = 0) -> None:
+        self.jump_forward_ns = jump_forward_ns
+        self.newest_ns: int | None = None
+
+    def check(self, stream: str, stamp_ns: int) -> None:
+        """Raise :class:`TimeJump` when ``stamp_ns`` (of ``stream``) lies more than the
+        threshold past the newest accepted stamp."""
+        newest = self.newest_ns
+        if self.jump_forward_ns and newest is not None \
+                and stamp_ns - newest > self.jump_forward_ns:
+            raise TimeJump(stream, stamp_ns, newest)
+
+    def accept(self, stamp_ns: int) -> None:
+        """Record an accepted stamp."""
+        if self.newest_ns is None or stamp_ns > self.newest_ns:
+            self.newest_ns = stamp_ns
+
+    def reset(self) -> None:
+        self.newest_ns = None

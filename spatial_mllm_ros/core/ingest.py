@@ -29,12 +29,19 @@ Counters (:meth:`Ingestor.counters`, flat ``str -> int``):
         (:data:`~spatial_mllm_ros.core.partners.MISSING_REASONS`); for each partner,
         ``frames.emitted == frames.with_<partner> + sum(frames.missing.<partner>.*)``.
     ``clock.time_resets``
-        new time bases (a stamp went back more than ``clock.jump_back_s``, see ``core.clock``).
+        new time bases (a stamp went back more than ``clock.jump_back_s``, or jumped more than
+        ``clock.jump_forward_s`` past every stream, see ``core.clock``); ``clock.jumps_forward``
+        of them forward.
     ``buffer.frames`` / ``buffer.bytes`` / ``buffer.evicted`` / ``buffer.admit.<reason>``
         the store and its decision per frame (``new_coverage``, ``interval``, ...);
         ``buffer.queued``: emitted frames not yet given to the store (they go to it in emission
         order, outside the ingestor's lock), so ``frames.emitted == sum(buffer.admit.*) +
         buffer.queued`` always.
+
+Streams (:meth:`Ingestor.stream_health`): the node passes the publisher count of each
+configured topic as a fact (no rclpy here); each stream is ``ok``, ``silent`` (no message
+for the given time) or ``no_publisher``. A frame that lacks a partner whose topic has no
+publisher counts ``frames.missing.<partner>.no_publisher``, not ``late``.
 
 Accounting identity for colour frames (exact at any time)::
 
@@ -48,14 +55,14 @@ import collections
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from spatial_mllm_ros import params as P
 from spatial_mllm_ros.core.buffer import FrameStore
-from spatial_mllm_ros.core.clock import ClockConfig, StampGuard, TimeJump, check_future
+from spatial_mllm_ros.core.clock import ClockConfig, StampGuard, TimeBase, TimeJump, check_future
 from spatial_mllm_ros.core.convert import (
     DEFAULT_LIMITS,
     ConvertLimits,
@@ -77,7 +84,15 @@ from spatial_mllm_ros.core.partners import (
     PoseGate,
 )
 
-__all__ = ["TOPIC_KINDS", "IngestConfig", "IngestResult", "Ingestor", "PoseLookup"]
+__all__ = [
+    "SILENCE_CHECKED",
+    "TOPIC_KINDS",
+    "IngestConfig",
+    "IngestResult",
+    "Ingestor",
+    "PoseLookup",
+    "StreamHealth",
+]
 
 #: topic kind -> pairing stream
 TOPIC_KINDS: dict[str, str] = {
@@ -88,6 +103,49 @@ TOPIC_KINDS: dict[str, str] = {
     "pose": "pose",
     "odometry": "pose",
 }
+
+#: partner of a colour frame -> the topic kinds that carry it
+PARTNER_KINDS: dict[str, tuple[str, ...]] = {
+    "depth": ("depth",),
+    "camera_info": ("camera_info",),
+    "pose": ("pose", "odometry"),
+}
+
+#: Topic kinds expected to flow continuously (checked for silence); camera info may be
+#: published once (latched), so only a missing publisher is flagged for it.
+SILENCE_CHECKED = frozenset({"colour", "colour_compressed", "depth", "pose", "odometry"})
+
+StreamState = Literal["ok", "silent", "no_publisher"]
+
+
+@dataclass(frozen=True)
+class StreamHealth:
+    """One configured input topic, as ``/diagnostics`` reports it.
+
+    Attributes:
+        kind: the topic kind (``colour``, ``depth``, ``pose``, ...).
+        publishers: publishers of its topic (a fact the node passes in).
+        silent_s: seconds since its last message (since watching began, if none came).
+        received: messages received so far.
+        state: ``no_publisher``, ``silent`` (nothing for the silence limit; not for camera
+            info) or ``ok``.
+    """
+
+    kind: str
+    publishers: int
+    silent_s: float
+    received: int
+    state: StreamState
+
+    def describe(self) -> str:
+        """One phrase for the status message, e.g. ``depth: no publisher``."""
+        if self.state == "no_publisher":
+            return f"{self.kind}: no publisher"
+        if self.state == "silent":
+            what = "nothing received" if not self.received else "no message"
+            return f"{self.kind}: silent ({what} for {self.silent_s:.1f} s)"
+        return f"{self.kind}: ok"
+
 
 #: Unexpected conversion errors (a message missing a field, ...) are counted under this key.
 INTERNAL_ERROR = "internal_error"
@@ -195,6 +253,10 @@ class Ingestor:
             self._streams.add("camera_info")
         jump = self.config.clock.jump_back_ns
         self._guards = {s: StampGuard(s, jump, strict=s != "pose") for s in self._streams}
+        self._time_base = TimeBase(self.config.clock.jump_forward_ns)
+        self._last_arrival_ns: dict[str, int] = {}  # topic kind -> now_ns of its last message
+        self._publishers: dict[str, int] = {}  # topic kind -> publishers (the node's fact)
+        self._watch_since_ns: int | None = None
         self._counts: collections.Counter[str] = collections.Counter()
         self._events: list[str] = []
         self._seq = 0
@@ -222,6 +284,7 @@ class Ingestor:
         prefix = f"in.{topic}."
         with self._lock:
             self._counts[prefix + "received"] += 1
+            self._last_arrival_ns[topic] = now_ns
         try:
             stamp = stamp_to_ns(msg.header)
             check_future(stamp, receive_ns, self.config.clock)
@@ -237,6 +300,7 @@ class Ingestor:
         with self._lock:
             frames: list[Frame] = []
             try:
+                self._time_base.check(stream, stamp)
                 self._guards[stream].check(stamp)
             except FrameRejected as err:
                 self._counts[prefix + "rejected." + err.reason.value] += 1
@@ -244,6 +308,7 @@ class Ingestor:
             except TimeJump as jump:
                 frames = self._new_time_base(jump)
                 self._guards[stream].check(stamp)
+            self._time_base.accept(stamp)
             self._counts[prefix + "accepted"] += 1
             if stream == "colour":
                 paired = self._sync.push_colour(stamp, value, now_ns)
@@ -260,6 +325,17 @@ class Ingestor:
             frames += self._emit(paired)
         self._drain()
         return IngestResult(frames)
+
+    def reject(self, topic: str, rejection: FrameRejected, now_ns: int) -> IngestResult:
+        """Count a message of topic kind ``topic`` that was refused before it was converted
+        (the ROS edge read an oversized image's size from its serialized bytes and never
+        deserialised it): received and rejected, as :meth:`ingest` counts a rejection."""
+        prefix = f"in.{topic}."
+        with self._lock:
+            self._counts[prefix + "received"] += 1
+            self._last_arrival_ns[topic] = now_ns
+            self._counts[prefix + "rejected." + rejection.reason.value] += 1
+        return IngestResult([], rejected=rejection)
 
     def poll(self, now_ns: int) -> list[Frame]:
         """Emit the colour frames whose wait for partners has expired at ``now_ns``."""
@@ -296,10 +372,12 @@ class Ingestor:
             self._poses.clear()
         for guard in self._guards.values():
             guard.reset()
+        self._time_base.reset()
         action = self.config.clock.on_time_reset
         if action == "clear":
             self._outbox.append(None)  # in order: after the flushed frames are stored
         self._counts["clock.time_resets"] += 1
+        self._counts["clock.jumps_forward"] += jump.forward
         self._events.append(
             f"{jump}; buffered frames {'cleared' if action == 'clear' else 'kept'} "
             f"(clock.on_time_reset: {action})"
@@ -340,7 +418,14 @@ class Ingestor:
                     return
 
     def _missing(self, partner: str, reason: str) -> None:
+        if reason in ("late", "no_pose") and self._unpublished(partner):
+            reason = "no_publisher"
         self._counts[f"frames.missing.{partner}.{reason}"] += 1
+
+    def _unpublished(self, partner: str) -> bool:
+        """True when the node reported no publisher on any topic of ``partner`` (lock held)."""
+        counts = [self._publishers[k] for k in PARTNER_KINDS[partner] if k in self._publishers]
+        return bool(counts) and sum(counts) == 0
 
     @staticmethod
     def _late_reason(p: PairedFrame[Any], partner: str) -> str:
@@ -425,6 +510,37 @@ class Ingestor:
             self._missing("pose", "tf_unavailable")
             return None, ""
         return looked_up
+
+    # ----------------------------------------------------------------- streams
+    def stream_health(
+        self, publishers: dict[str, int], now_ns: int, silent_ns: int
+    ) -> list[StreamHealth]:
+        """The state of each configured topic, from facts the caller knows.
+
+        Args:
+            publishers: topic kind -> publishers of its topic (e.g. rclpy's
+                ``count_publishers``), for every configured topic kind; remembered, so that
+                frames lacking a partner without a publisher count ``no_publisher``.
+            now_ns: the clock of ``ingest`` (the node: monotonic), nanoseconds.
+            silent_ns: a topic (but camera info) with no message for this long is ``silent``.
+        """
+        with self._lock:
+            self._publishers = dict(publishers)
+            if self._watch_since_ns is None:
+                self._watch_since_ns = now_ns
+            since = self._watch_since_ns
+            out: list[StreamHealth] = []
+            for kind, count in sorted(publishers.items()):
+                last = self._last_arrival_ns.get(kind)
+                quiet_ns = now_ns - (last if last is not None else since)
+                state: StreamState = "ok"
+                if count == 0:
+                    state = "no_publisher"
+                elif kind in SILENCE_CHECKED and quiet_ns >= silent_ns:
+                    state = "silent"
+                out.append(StreamHealth(kind, count, max(quiet_ns, 0) / 1e9,
+                                        self._counts[f"in.{kind}.received"], state))
+        return out
 
     # -------------------------------------------------------------- accounting
     def counters(self) -> dict[str, int]:

@@ -33,6 +33,8 @@ MISSING_REASONS: dict[str, str] = {
     "gap": "the neighbouring poses are further apart than pose.max_gap_s",
     "frame_change": "the neighbouring poses map into different world frames",
     "tf_unavailable": "the tf2 lookup gave no transform",
+    "no_publisher": "the partner's topic had no publisher (as the node last counted them): "
+                    "no such sensor, rather than a late one",
 }
 """Why a frame lacks a partner (``frames.missing.<partner>.<reason>``)."""
 

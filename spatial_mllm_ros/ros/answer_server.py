@@ -7,15 +7,29 @@ sets, so a waiting call holds neither a thread of the node's executor nor the GI
 callbacks keep running. (An ``async`` callback awaiting an rclpy Future would make the node's
 executor busy-wait for the whole answer; see ``ros.ask_service``.) The model runs only on the
 worker thread. Every question gets exactly one answer (see ``answering.worker``).
+
+Routing: each interface has its own key space. A service call or an action goal is a
+:class:`PendingCall` found by its request object (:class:`CallTable`), never by a query id:
+topic questions carry caller-chosen ids, any of which may equal an id the node gave a call,
+and a topic question must never take a call's answer. The answer of a call goes only to its
+caller; only topic questions are answered on ``~/answer``.
+
+Request QoS (``queue.request_depth``, reliable, keep last): the readers of the service, of
+the action's goal, cancel and result services and of ``~/question`` keep that many requests
+that arrived before the node took them, and the response writers that many responses not yet
+acknowledged, so that a burst of simultaneous callers (each answered, BUSY beyond the queue)
+is not cut to rclpy's default depth of 10.
 """
 
 from __future__ import annotations
 
 import collections
+import enum
 import itertools
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -40,19 +54,72 @@ from spatial_mllm_ros.ros.qos import reliable_qos
 from spatial_mllm_ros.sampling.online import SpatialFrameBuffer
 from spatial_mllm_ros.srv import AskSpatial
 
-__all__ = ["QUESTION_QOS_DEPTH", "AnswerServer"]
+__all__ = ["QUESTION_QOS_DEPTH", "AnswerServer", "CallTable", "Interface", "PendingCall"]
 
-#: History depth of the question and answer topics: a burst of questions published at once
-#: must reach the worker (which answers the overflow BUSY) rather than be dropped by DDS.
+#: History depth of the answer topic (and of the clients' question publishers): a burst of
+#: questions published at once must reach the worker (which answers the overflow BUSY) rather
+#: than be dropped by DDS. The node's request readers use ``queue.request_depth``.
 QUESTION_QOS_DEPTH = 1000
 
-#: Service query ids start here, far above typical caller-chosen topic ids.
+#: Query ids the node gives service calls and goals start here (they are echoed in the answer
+#: and the log; routing never uses them).
 SERVICE_ID_BASE = 1 << 62
 #: How long deactivation waits for the question being answered before answering it
 #: MODEL_ERROR "node shutting down" (seconds).
 WORKER_STOP_TIMEOUT_S = 2.0
 #: Longest wait at deactivate for the last answers to be acknowledged (seconds).
 ACKED_WAIT_S = 1.0
+
+
+class Interface(enum.Enum):
+    """Where a question came in."""
+
+    TOPIC = "topic"  # ~/question -> ~/answer, caller-chosen query ids
+    SERVICE = "service"  # ~/ask
+    ACTION = "action"  # ~/ask_stream
+
+
+@dataclass
+class PendingCall:
+    """A service call or action goal waiting for its answer.
+
+    Attributes:
+        interface: ``SERVICE`` or ``ACTION``.
+        request: the question; the call is found by this object, not by its query id.
+        waiter: where the caller waits for its answer message.
+        stream: the goal's progress and cancel (actions; None once the goal has returned).
+    """
+
+    interface: Interface
+    request: QuestionRequest
+    waiter: AnswerWaiter
+    stream: StreamGoal | None = None
+
+
+class CallTable:
+    """The pending calls, by the identity of their request object (not thread-safe: the
+    answer server holds its lock). A request object is unique while its call is registered
+    (the call holds it), and a topic question is never registered, so no query id -- a
+    caller's, or one the node gave -- can reach another caller's answer."""
+
+    def __init__(self) -> None:
+        self._calls: dict[int, PendingCall] = {}
+
+    def add(self, call: PendingCall) -> None:
+        self._calls[id(call.request)] = call
+
+    def get(self, request: QuestionRequest) -> PendingCall | None:
+        call = self._calls.get(id(request))
+        return call if call is not None and call.request is request else None
+
+    def pop(self, request: QuestionRequest) -> PendingCall | None:
+        call = self.get(request)
+        if call is not None:
+            del self._calls[id(request)]
+        return call
+
+    def calls(self) -> list[PendingCall]:
+        return list(self._calls.values())
 
 
 class AnswerServer:
@@ -65,6 +132,8 @@ class AnswerServer:
         model_error: why the model is unavailable ("" when it loaded).
         queue_size: questions that may wait while one is answered.
         markers: publish a MarkerArray of each OK answer's 3D boxes on ``~/markers``.
+        request_depth: history depth of the request readers (``queue.request_depth``); at
+            least ``queue_size + 1`` is used.
     """
 
     def __init__(
@@ -75,6 +144,7 @@ class AnswerServer:
         model_error: str,
         queue_size: int,
         markers: bool,
+        request_depth: int = QUESTION_QOS_DEPTH,
     ) -> None:
         self.node = node
         self.buffer = buffer
@@ -82,10 +152,10 @@ class AnswerServer:
         self.model_error = model_error
         self._markers_enabled = markers
         self._queue_size = queue_size
+        self._request_depth = max(request_depth, queue_size + 1)
         self._topic_group = MutuallyExclusiveCallbackGroup()
-        self._service_ids = itertools.count(SERVICE_ID_BASE)
-        self._waiters: dict[int, AnswerWaiter] = {}
-        self._streams: dict[int, StreamGoal] = {}
+        self._call_ids = itertools.count(SERVICE_ID_BASE)
+        self._calls = CallTable()  # service calls and goals waiting for their answer
         # by the request object's id (topic query ids are the callers' and may repeat)
         self._cancels: dict[int, threading.Event] = {}  # the question being answered
         self._stopped_by_shutdown: set[int] = set()  # questions deactivate stopped
@@ -104,17 +174,18 @@ class AnswerServer:
     # ----------------------------------------------------------------- lifecycle
     def activate(self) -> None:
         """Start the worker and create the service, topics and markers publisher."""
-        qos = reliable_qos(QUESTION_QOS_DEPTH)
-        self._answer_pub = self.node.create_publisher(SpatialAnswer, "~/answer", qos)
+        requests = reliable_qos(self._request_depth)
+        self._answer_pub = self.node.create_publisher(SpatialAnswer, "~/answer",
+                                                      reliable_qos(QUESTION_QOS_DEPTH))
         self._marker_pub = self.node.create_publisher(MarkerArray, "~/markers", 10)
         self._stopping.clear()
         self.worker.start()
         self._service = AskService(self.node, AskSpatial, "~/ask", self._on_ask,
-                                   max_blocked=self._queue_size + 1)
+                                   max_blocked=self._queue_size + 1, qos=requests)
         self._stream_action = AskStreamAction(self.node, self._on_stream_goal,
-                                              max_goals=self._queue_size + 1)
+                                              max_goals=self._queue_size + 1, qos=requests)
         self._question_sub = self.node.create_subscription(
-            SpatialQuestion, "~/question", self._on_question, qos,
+            SpatialQuestion, "~/question", self._on_question, requests,
             callback_group=self._topic_group,
         )
 
@@ -162,10 +233,10 @@ class AnswerServer:
     # ----------------------------------------------------------------- inputs
     def _on_ask(self, req: Any, resp: Any) -> Any:
         """Service callback (a thread of the service's own executor): blocks until answered."""
-        request = request_from_msg(req, next(self._service_ids), time.monotonic())
+        request = request_from_msg(req, next(self._call_ids), time.monotonic())
         waiter = AnswerWaiter(request)
         with self._lock:
-            self._waiters[request.query_id] = waiter
+            self._calls.add(PendingCall(Interface.SERVICE, request, waiter))
         self._submit(request)
         msg = waiter.wait(self.node.context.ok)
         if msg is None:  # the process is shutting down: still one answer for the caller
@@ -176,16 +247,16 @@ class AnswerServer:
     def _on_stream_goal(self, goal: Any, stream: StreamGoal, alive: Callable[[], bool]) -> Any:
         """Action goal (a thread of the action's own executor): blocks until answered, while
         the worker streams the progress of its question."""
-        request = request_from_msg(goal, next(self._service_ids), time.monotonic())
+        request = request_from_msg(goal, next(self._call_ids), time.monotonic())
         waiter = AnswerWaiter(request)
+        call = PendingCall(Interface.ACTION, request, waiter, stream)
         with self._lock:
-            self._waiters[request.query_id] = waiter
-            self._streams[request.query_id] = stream
+            self._calls.add(call)
         stream.progress("queued", "", 0)
         self._submit(request)
         msg = waiter.wait(alive)
         with self._lock:
-            self._streams.pop(request.query_id, None)
+            call.stream = None  # the goal has its result: no more progress to it
         if msg is None:  # the process is shutting down: still one answer for the caller
             msg = self._failure_msg(request, "node shutting down")
         return msg
@@ -220,7 +291,8 @@ class AnswerServer:
         if pipeline is None:
             return AnswerRecord.failure(request, AnswerStatus.MODEL_ERROR, self.model_error)
         with self._lock:
-            stream = self._streams.get(request.query_id)
+            call = self._calls.get(request)
+            stream = call.stream if call is not None else None
             cancel = stream.cancel if stream is not None else threading.Event()
             key = id(request)  # unique while it is being answered
             if self._stopping.is_set() and not cancel.is_set():
@@ -251,10 +323,10 @@ class AnswerServer:
             if record.status is AnswerStatus.OK:
                 self.last_timings_s = dict(record.timings_s)
                 self.stage_totals_s.update(record.timings_s)
-            waiter = self._waiters.pop(request.query_id, None)
-        if waiter is not None:
-            waiter.set(msg)
-        elif self._answer_pub is not None:
+            call = self._calls.pop(request)
+        if call is not None:  # a service call or goal: its answer goes to its caller only
+            call.waiter.set(msg)
+        elif self._answer_pub is not None:  # a topic question
             self._answer_pub.publish(msg)
         if record.status is not AnswerStatus.OK:
             self.node.get_logger().info(
@@ -269,13 +341,13 @@ class AnswerServer:
         return answer_msg(record, self.node.get_clock().now().nanoseconds)
 
     def _release_waiters(self, reason: str) -> None:
-        """Answer every service call still waiting MODEL_ERROR. The waiters stay registered
-        until the worker delivers their question, whose answer is then dropped: the call has
-        had its one answer (and it must not reach the ``~/answer`` topic instead)."""
+        """Answer every service call and goal still waiting MODEL_ERROR. The calls stay
+        registered until the worker delivers their question, whose answer is then dropped: the
+        call has had its one answer (and it must not reach the ``~/answer`` topic instead)."""
         with self._lock:
-            waiters = list(self._waiters.values())
-        for waiter in waiters:
-            waiter.set(self._failure_msg(waiter.payload, reason))
+            calls = self._calls.calls()
+        for call in calls:
+            call.waiter.set(self._failure_msg(call.request, reason))
 
     # ----------------------------------------------------------------- diagnostics
     def stats(self) -> dict[str, object]:

@@ -27,6 +27,7 @@ from typing import Any
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, ShutdownException
 from rclpy.node import Node
+from rclpy.qos import QoSProfile, qos_profile_services_default
 
 __all__ = ["AnswerWaiter", "AskService"]
 
@@ -72,6 +73,8 @@ class AskService:
         max_blocked: calls that may block at once (the question queue plus the one being
             answered); the executor gets one more thread, so that a call beyond them (the
             queue is full: answered BUSY at once) is not delayed by waiting ones.
+        qos: the service's QoS: its depth bounds the requests that may arrive before the
+            executor takes them (rclpy's default keeps 10: a larger burst loses calls).
     """
 
     def __init__(
@@ -81,6 +84,7 @@ class AskService:
         name: str,
         callback: Callable[[Any, Any], Any],
         max_blocked: int,
+        qos: QoSProfile = qos_profile_services_default,
     ) -> None:
         if max_blocked < 1:
             raise ValueError(f"max_blocked must be >= 1, got {max_blocked}")
@@ -93,7 +97,8 @@ class AskService:
             start_parameter_services=False,
         )
         self._service = self._node.create_service(
-            srv_type, self.service_name, callback, callback_group=ReentrantCallbackGroup()
+            srv_type, self.service_name, callback, qos_profile=qos,
+            callback_group=ReentrantCallbackGroup(),
         )
         self._executor = MultiThreadedExecutor(num_threads=max_blocked + 1,
                                                context=owner.context)

@@ -26,6 +26,7 @@ from rclpy.action import CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, ShutdownException
 from rclpy.node import Node
+from rclpy.qos import QoSProfile, qos_profile_services_default
 
 from spatial_mllm_ros.action import AskSpatialStream
 from spatial_mllm_ros.answering.types import AnswerStatus
@@ -59,9 +60,13 @@ class AskStreamAction:
         owner: the node whose action it is (context, namespace, name remapping).
         submit: asks the question of a goal and blocks until its answer message exists.
         max_goals: goals that may run at once (the question queue plus one).
+        qos: QoS of the goal, cancel and result services and of the feedback: its depth
+            bounds the requests that may arrive before the executor takes them (rclpy's
+            default keeps 10: a larger burst of goals loses some).
     """
 
-    def __init__(self, owner: Node, submit: Submit, max_goals: int) -> None:
+    def __init__(self, owner: Node, submit: Submit, max_goals: int,
+                 qos: QoSProfile = qos_profile_services_default) -> None:
         self.action_name = owner.resolve_service_name("~/ask_stream")
         self._submit = submit
         self._goals: dict[bytes, StreamGoal] = {}  # running goals by goal id
@@ -81,6 +86,10 @@ class AskStreamAction:
             goal_callback=lambda _goal: GoalResponse.ACCEPT,  # bad goals get an answer too
             cancel_callback=self._on_cancel,
             callback_group=ReentrantCallbackGroup(),
+            goal_service_qos_profile=qos,
+            result_service_qos_profile=qos,
+            cancel_service_qos_profile=qos,
+            feedback_pub_qos_profile=qos,
         )
         self._executor = MultiThreadedExecutor(num_threads=max_goals + 2, context=owner.context)
         self._executor.add_node(self._node)

@@ -5,12 +5,18 @@ outgoing camera messages are built by :mod:`spatial_mllm_ros.core.encode` with
 :data:`ENCODER`, whose factory imports message classes from their type names
 (:func:`message_class`).  Variable-length ``uint8[]`` / ``float64[]`` fields are filled with an
 ``array.array`` of the numpy bytes, which rclpy stores without a per-element check.
+
+:func:`serialized_image_size` reads the size of a serialized ``sensor_msgs/Image`` (what an
+rclpy subscription with ``raw=True`` gives) without deserialising it, so that the node can
+refuse an oversized image before rclpy copies its pixels into a Python message.
 """
 
 from __future__ import annotations
 
 import array
 import importlib
+import struct
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,10 +30,12 @@ from spatial_mllm_ros.core.encode import MessageEncoder, MessageFactory
 __all__ = [
     "ENCODER",
     "RCLPY_FACTORY",
+    "ImageSize",
     "header",
     "key_values",
     "message_class",
     "ns_to_time",
+    "serialized_image_size",
 ]
 
 
@@ -69,3 +77,37 @@ def header(stamp_ns: int, frame_id: str) -> Header:
 def key_values(values: dict[str, object]) -> list[KeyValue]:
     """A dict -> diagnostic_msgs/KeyValue list (sorted by key, values as strings)."""
     return [KeyValue(key=k, value=str(values[k])) for k in sorted(values)]
+
+
+@dataclass(frozen=True)
+class ImageSize:
+    """An image's size in pixels."""
+
+    height: int
+    width: int
+
+
+#: CDR encapsulation (first 4 bytes of a serialized message): representation id -> byte order
+_CDR_ORDER = {b"\x00\x00": ">", b"\x00\x01": "<"}
+
+
+def serialized_image_size(data: bytes) -> ImageSize | None:
+    """``height`` and ``width`` of a serialized ``sensor_msgs/Image`` (CDR, as a raw rclpy
+    subscription gives it), read from the fields before the pixels; None when the bytes do
+    not read as one (the caller then deserialises and lets the conversion judge it).
+
+    Layout after the 4-byte encapsulation header (offsets relative to it, 4-byte aligned):
+    ``header.stamp`` (int32 sec, uint32 nanosec), ``header.frame_id`` (uint32 length with its
+    NUL, the bytes), then uint32 ``height`` and uint32 ``width``.
+    """
+    order = _CDR_ORDER.get(bytes(data[:2]))
+    if order is None or len(data) < 16:
+        return None
+    try:
+        (name_len,) = struct.unpack_from(order + "I", data, 12)
+        offset = 12 + 4 + name_len
+        offset += (-(offset - 4)) % 4
+        height, width = struct.unpack_from(order + "II", data, offset)
+    except struct.error:
+        return None
+    return ImageSize(int(height), int(width))

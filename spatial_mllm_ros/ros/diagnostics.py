@@ -3,16 +3,21 @@
 One DiagnosticStatus named :data:`INGEST_STATUS_NAME` carries every counter of
 :meth:`spatial_mllm_ros.core.ingest.Ingestor.counters` as a KeyValue (integers as text), plus
 ``rate.<topic>_hz`` (messages received per second over the last period), ``state`` (lifecycle
-state label) and ``pid``.  Level WARN when messages were rejected during the last period.
+state label) and ``pid``, and per configured topic ``stream.<kind>.publishers`` /
+``.state`` (``ok``, ``silent``, ``no_publisher``) / ``.silent_s``
+(:class:`~spatial_mllm_ros.core.ingest.StreamHealth`).  Level WARN when messages were
+rejected during the last period, or when a configured topic has no publisher or went
+silent; the message then names the topic ("depth: no publisher", "pose: silent ...").
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
+from spatial_mllm_ros.core.ingest import StreamHealth
 from spatial_mllm_ros.ros.conversions import key_values, ns_to_time
 
 __all__ = [
@@ -61,18 +66,26 @@ def build_diagnostics(
     state: str,
     extra: Mapping[str, object] | None = None,
     rejected_last_period: int = 0,
+    streams: Sequence[StreamHealth] = (),
 ) -> DiagnosticArray:
-    """The DiagnosticArray for one publication."""
+    """The DiagnosticArray for one publication (``streams``: the configured topics' health,
+    while the node is active)."""
     values: dict[str, object] = dict(counters)
     for topic, hz in rates.items():
         values[f"rate.{topic}_hz"] = f"{hz:.2f}"
     values["state"] = state
     values.update(extra or {})
+    for health in streams:
+        values[f"stream.{health.kind}.publishers"] = health.publishers
+        values[f"stream.{health.kind}.state"] = health.state
+        values[f"stream.{health.kind}.silent_s"] = f"{health.silent_s:.2f}"
+    faults = [h.describe() for h in streams if h.state != "ok"]
     colour_hz = rates.get("colour", 0.0) + rates.get("colour_compressed", 0.0)
-    level = DiagnosticStatus.WARN if rejected_last_period else DiagnosticStatus.OK
+    level = DiagnosticStatus.WARN if rejected_last_period or faults else DiagnosticStatus.OK
     message = (
         f"{state}; colour {colour_hz:.1f} Hz; {counters.get('buffer.frames', 0)} frames "
         f"buffered; {_rejected(counters)} rejected ({rejected_last_period} in last period)"
+        + "".join(f"; {fault}" for fault in faults)
     )
     status = DiagnosticStatus(
         level=level, name=INGEST_STATUS_NAME, message=message, hardware_id=hardware_id,

@@ -33,6 +33,7 @@ class IngestMonitor(BackgroundNode):
         self._cond = threading.Condition()
         self.latest: dict[str, str] | None = None
         self.message = ""
+        self.level = 0  # of the latest status: 0 OK, 1 WARN, 2 ERROR
         self.updates = 0
         super().__init__(node_name)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag,
@@ -44,6 +45,8 @@ class IngestMonitor(BackgroundNode):
                 with self._cond:
                     self.latest = {kv.key: kv.value for kv in status.values}
                     self.message = status.message
+                    self.level = (int.from_bytes(status.level, "little")
+                                  if isinstance(status.level, bytes) else int(status.level))
                     self.updates += 1
                     self._cond.notify_all()
 

@@ -1,6 +1,7 @@
 """Clocks as ROS systems have them, end to end over DDS: a future-stamped frame, a bad
 ``nanosec``, a backwards jump (a bag replayed after live data) -- later good frames are
-accepted, and the node answers from them.
+accepted, and the node answers from them; and live data again after the bag, a jump forward
+of years: a new time base too, answered only from the live frames.
 
 The node runs as a real process; the test process publishes a synthetic walkthrough (colour,
 depth, camera info, pose) with the stamps each case needs, through the project's codec.
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from testkit.camera import TOPICS, Camera
 from testkit.processes import (
     ANSWER_NODE_PARAMS,
     counter,
@@ -24,63 +26,13 @@ from testkit.processes import (
 from spatial_mllm_ros.answering.types import AnswerStatus
 
 S = 1_000_000_000
-TOPICS = {
-    "colour": "/camera/camera/color/image_raw",
-    "depth": "/camera/camera/aligned_depth_to_color/image_raw",
-    "camera_info": "/camera/camera/color/camera_info",
-    "pose": "/spatial_mllm/camera_pose",
-}
-
-
-class Camera:
-    """Publishes the frames of a walkthrough from the test process, stamped as asked."""
-
-    def __init__(self, node: Any, n_frames: int = 24) -> None:
-        from geometry_msgs.msg import PoseStamped
-        from sensor_msgs.msg import CameraInfo, Image
-
-        from spatial_mllm_ros.ros.conversions import ENCODER
-        from spatial_mllm_ros.ros.qos import reliable_qos
-        from spatial_mllm_ros.synthetic import make_walkthrough
-
-        self.enc = ENCODER
-        self.frames = make_walkthrough(3, n_frames=n_frames, fps=10.0, width=160,
-                                       height=120).frames
-        types = {"colour": Image, "depth": Image, "camera_info": CameraInfo,
-                 "pose": PoseStamped}
-        self.node = node
-        self.pubs = {k: node.create_publisher(types[k], t, reliable_qos(100))
-                     for k, t in TOPICS.items()}
-
-    def wait_matched(self, timeout_s: float = 60.0) -> None:
-        from spatial_mllm_ros.ros.matching import wait_subscribed
-
-        missing = wait_subscribed(self.node, list(self.pubs.values()), timeout_s, "spatial_mllm")
-        assert not missing, f"the node did not subscribe to {missing}"
-
-    def publish(self, i: int, stamp_ns: int, nanosec: int | None = None) -> None:
-        """Frame ``i`` of the walkthrough, all four messages stamped ``stamp_ns``."""
-        f = self.frames[i % len(self.frames)]
-        fid = f.frame_id
-        msgs = {
-            "colour": self.enc.colour_image(f.rgb, stamp_ns, fid),
-            "depth": self.enc.depth_image(f.depth_m, stamp_ns, fid),
-            "camera_info": self.enc.camera_info(f.intrinsics, stamp_ns, fid),
-            "pose": self.enc.pose_stamped(f.pose, stamp_ns, f.world_frame_id or "map"),
-        }
-        if nanosec is not None:
-            msgs["colour"].header.stamp.nanosec = nanosec
-        for kind in ("pose", "camera_info", "depth", "colour"):
-            self.pubs[kind].publish(msgs[kind])
-        time.sleep(0.03)
 
 
 @pytest.fixture
 def camera(answer_client: Any) -> Any:
     cam = Camera(answer_client.node)
     yield cam
-    for pub in cam.pubs.values():
-        answer_client.node.destroy_publisher(pub)
+    cam.close()
 
 
 def test_bad_stamps_are_rejected_and_a_replay_after_live_data_is_a_new_time_base(
@@ -121,3 +73,34 @@ def test_bad_stamps_are_rejected_and_a_replay_after_live_data_is_a_new_time_base
     log = proc.log.read_text()
     assert log.count("new time base") == 1  # logged once
     assert np.all(np.diff(stamps_ns(ans)) > 0)
+
+
+def test_live_data_after_a_replayed_bag_is_a_new_time_base_too(
+    start_node: Any, monitor: Any, answer_client: Any, camera: Camera
+) -> None:
+    proc = start_node({**ANSWER_NODE_PARAMS, "topics.pose": TOPICS["pose"],
+                       "pairing.wait_s": 0.3})
+    wait_node_state(monitor, proc, "active", timeout=120)
+    camera.wait_matched()
+    for i in range(8):  # live
+        camera.publish(i, time.time_ns())
+    node_status(monitor, proc, lambda v: counter(v, "frames.emitted") == 8)
+    bag = 1_700_000_000 * S  # a bag recorded in 2023, replayed: a step back of years
+    for i in range(8):
+        camera.publish(i, bag + i * S // 10)
+    replayed = node_status(monitor, proc, lambda v: counter(v, "frames.emitted") == 16)
+    assert counter(replayed, "clock.time_resets") == 1
+    live = []
+    for i in range(8):  # live again: a jump forward of years
+        live.append(time.time_ns())
+        camera.publish(i, live[-1])
+    after = node_status(monitor, proc, lambda v: counter(v, "frames.emitted") == 24)
+    assert counter(after, "clock.time_resets") == 2
+    assert counter(after, "clock.jumps_forward") == 1
+    assert counter(after, "buffer.frames") <= 8  # the bag's frames were cleared
+
+    ans = answer_client.ask("How many chairs are in this room?", sampling_strategy="uniform",
+                            frame_budget=8)
+    assert ans.status == AnswerStatus.OK, ans.error
+    assert stamps_ns(ans) and set(stamps_ns(ans)) <= set(live), "bag stamps in a live answer"
+    assert proc.log.read_text().count("new time base") == 2  # each logged once

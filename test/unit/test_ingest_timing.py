@@ -206,6 +206,67 @@ def test_keep_buffer_at_a_new_time_base() -> None:
     assert len(store) == 2 and ing.counters()["clock.time_resets"] == 1
 
 
+def test_a_forward_jump_past_every_stream_is_a_new_time_base() -> None:
+    """Live data after a replayed bag: years ahead of every stream. Counted and the bag's
+    frames cleared; a stream that resumes alone after a gap (the others went on) is no jump."""
+    store = FifoStore()
+    ing = Ingestor(store, config(wait_ms=0, info_wait_ms=0, jump_forward_ns=600 * S))
+    bag = T0 - 3 * 365 * 86400 * S  # a bag recorded three years earlier
+    ing.ingest("pose", pose_msg(bag), bag, bag)
+    for i in range(3):
+        ing.ingest("colour", image(RGB, "rgb8", bag + i * 33 * MS), bag, bag)
+    ing.flush()
+    assert len(store) == 3
+    ing.ingest("colour", image(RGB, "rgb8", T0), T0, T0)  # live: years later
+    ing.flush()
+    c = ing.counters()
+    assert c["clock.time_resets"] == 1 and c["clock.jumps_forward"] == 1
+    assert [f.stamp_ns for f in store.snapshot()] == [T0]
+    (event,) = ing.take_events()
+    assert "ahead of every stream" in event and "cleared" in event
+    # the pose stream stops for 20 minutes while colour goes on: its next pose is no jump
+    for k in range(1, 41):
+        t = T0 + k * 30 * S
+        ing.ingest("colour", image(RGB, "rgb8", t), t, t)
+    ing.ingest("pose", pose_msg(T0 + 1200 * S), T0, T0)
+    assert ing.counters()["clock.time_resets"] == 1
+
+
+def test_no_forward_jump_when_the_threshold_is_zero() -> None:
+    store = FifoStore()
+    ing = Ingestor(store, config(wait_ms=0, info_wait_ms=0, jump_forward_ns=0))
+    ing.ingest("colour", image(RGB, "rgb8", T0 - 3600 * S), T0, T0)
+    ing.ingest("colour", image(RGB, "rgb8", T0), T0, T0)
+    ing.flush()
+    assert len(store) == 2 and ing.counters().get("clock.time_resets", 0) == 0
+
+
+def test_a_partner_without_publisher_is_no_publisher_not_late() -> None:
+    """The node passes each topic's publisher count: frames lacking depth (no depth
+    publisher) say ``no_publisher``; a stream with a publisher but no message for the silence
+    limit is ``silent``; camera info (may be latched once) is never silent."""
+    store = FifoStore()
+    ing = Ingestor(store, config(wait_ms=100, info_wait_ms=0))
+    facts = {"colour": 1, "depth": 0, "camera_info": 1, "pose": 1}
+    ing.stream_health(facts, T0, S)
+    ing.ingest("camera_info", camera_info(K, 64, 48, T0), T0, T0)
+    ing.ingest("colour", image(RGB, "rgb8", T0), T0, T0)
+    ing.poll(T0 + 200 * MS)  # its wait expired: no depth, no pose
+    c = ing.counters()
+    assert c["frames.missing.depth.no_publisher"] == 1 and "frames.missing.depth.late" not in c
+    assert c["frames.missing.pose.no_pose"] == 1  # a pose publisher exists: not counted
+    health = {h.kind: h for h in ing.stream_health(facts, T0 + 2 * S, S)}
+    assert health["depth"].state == "no_publisher"
+    assert health["depth"].describe() == "depth: no publisher"
+    assert health["colour"].state == "silent" and health["colour"].received == 1
+    assert health["pose"].state == "silent" and health["pose"].received == 0
+    assert health["camera_info"].state == "ok"  # silent too, but latched info is enough
+    assert "silent (nothing received for 2.0 s)" in health["pose"].describe()
+    ing.ingest("colour", image(RGB, "rgb8", T0 + 2 * S), T0 + 2 * S, T0 + 2 * S)
+    health = {h.kind: h for h in ing.stream_health(facts, T0 + 2 * S, S)}
+    assert health["colour"].state == "ok"
+
+
 # --- the pose history on its own ----------------------------------------------------------------
 
 
