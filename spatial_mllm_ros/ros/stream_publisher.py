@@ -41,6 +41,19 @@ and the rejection reason the node must count:
     stamp_backwards -> colour stamp_backwards     corrupt_compressed -> colour_compressed
     bad_pose -> pose bad_pose                                                decode_failed
 
+A multi-camera rig (``--rig front,left,right``): one stream per camera, each on its own
+topics (``<--rig-namespace>/<name>/color/image_raw``, ``.../color/image_raw/compressed``,
+``.../aligned_depth_to_color/image_raw``, ``.../color/camera_info``, ``.../camera_pose``, as
+``config/multi_camera.yaml`` names them) and its own frames: with ``--source synthetic`` the
+synthetic room seen by the cameras of :data:`~spatial_mllm_ros.synthetic.rig.RIG_MOUNTS` on one
+moving base (poses = base pose x extrinsic, shared stamps), with ``procedural`` the procedural
+stream under each camera's name. All cameras publish at ``--rate`` with the same sensor
+timing; ``--camera-count NAME=N`` stops one camera after N good frames (a camera that stops
+mid-stream) and ``--inject-camera NAME`` limits ``--inject`` to that camera (one camera with
+bad camera info: ``--inject missing_intrinsics --inject-camera left``). The summary is then
+``{"cameras": {name: <that camera's summary>}, "good_frames": total,
+"subscribers_matched": all cameras', "interrupted": ...}``.
+
 At the end one JSON line is printed on stdout, for accounting checks: messages published per
 topic kind, injected counts, messages dropped per sensor kind, the good-frame count and the
 stamps (ns) of the good colour images, depth images, poses and camera infos published (each
@@ -60,6 +73,7 @@ import heapq
 import itertools
 import json
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -81,6 +95,7 @@ from spatial_mllm_ros.ros.conversions import ENCODER
 from spatial_mllm_ros.ros.interrupts import Interrupted, interrupting_signals
 from spatial_mllm_ros.ros.matching import wait_subscribed
 from spatial_mllm_ros.ros.qos import camera_qos
+from spatial_mllm_ros.ros.rig_stream import rig_frames, rig_settings, run_rig
 from spatial_mllm_ros.synthetic.errors import SensorTimingError
 from spatial_mllm_ros.synthetic.faults import INJECT_KINDS, faulty_message, inject_schedule
 from spatial_mllm_ros.synthetic.procedural import procedural_frames
@@ -165,6 +180,8 @@ class StreamPublisher:
             k: collections.deque(maxlen=_KEEP) for k in SENSOR_KINDS}
         self._last_colour_ns = 0
         self.interrupted: Interrupted | None = None  # the signal that ended run(), if any
+        #: set to end run() at its next message (another camera's thread was interrupted)
+        self.stop = threading.Event()
 
     # ----------------------------------------------------------------- helpers
     def _publish(self, kind: str, msg: Any) -> None:
@@ -236,7 +253,7 @@ class StreamPublisher:
             start_stamp = time.time_ns()
             t0 = time.monotonic_ns()
             for event in events:
-                if not rclpy.ok():
+                if not rclpy.ok() or self.stop.is_set():
                     break
                 delay = (t0 + event.publish_ns - time.monotonic_ns()) / 1e9
                 if delay > 0:
@@ -247,7 +264,8 @@ class StreamPublisher:
                     self.publish_event(event, start_stamp)
         except Interrupted as sig:
             self.interrupted = sig
-        if self.s.reliability == "reliable" and self.interrupted is None:
+        if self.s.reliability == "reliable" and self.interrupted is None \
+                and not self.stop.is_set():
             for pub in self.pubs.values():
                 pub.wait_for_all_acked(rclpy.duration.Duration(seconds=5.0))
         return {
@@ -296,6 +314,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait-for-node", default=d.wait_for_node, metavar="NAME",
                    help="wait for the subscriptions of this node (name or /namespace/name), "
                         "not for any subscriber of the domain")
+    r = p.add_argument_group("multi-camera rig (spatial_mllm_ros.ros.rig_stream)")
+    r.add_argument("--rig", default="", metavar="NAMES",
+                   help="comma-separated cameras, each on <ns>/<name>/... topics (synthetic: "
+                        "front, left, right on one base); '' = one camera")
+    r.add_argument("--rig-namespace", default="", metavar="NS",
+                   help="namespace of the rig's camera topics ('' = /<name>/...)")
+    r.add_argument("--camera-count", action="append", default=[], metavar="NAME=N",
+                   help="camera NAME stops after N good frames; repeatable")
+    r.add_argument("--inject-camera", default="", metavar="NAME",
+                   help="--inject only on this rig camera ('' = all)")
     g = p.add_argument_group("sensor timing (spatial_mllm_ros.synthetic.sensor_timing)")
     dt = SensorTiming()
     g.add_argument("--pose-rate", type=float, default=dt.pose_rate_hz, metavar="HZ",
@@ -353,6 +381,24 @@ def _frames(a: argparse.Namespace) -> list[Frame]:
     return procedural_frames(max(a.views, 2) * 4, a.width, a.height)
 
 
+def _camera_counts(p: argparse.ArgumentParser, a: argparse.Namespace,
+                   names: Sequence[str]) -> dict[str, int]:
+    """``--camera-count NAME=N`` items (``p.error`` on a malformed one or a rig-less use)."""
+    if (a.camera_count or a.inject_camera) and not names:
+        p.error("--camera-count and --inject-camera need --rig")
+    if a.source == "folder" and names:
+        p.error("--rig plays --source synthetic or procedural")
+    if a.inject_camera and a.inject_camera not in names:
+        p.error(f"--inject-camera {a.inject_camera!r} is not in --rig")
+    out: dict[str, int] = {}
+    for item in a.camera_count:
+        name, sep, value = item.partition("=")
+        if not sep or name not in names or not value.isdigit():
+            p.error(f"--camera-count expects NAME=N with NAME in --rig, got {item!r}")
+        out[name] = int(value)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (130 / 143 when SIGINT / SIGTERM ended it)."""
     args_all = sys.argv if argv is None else ["rgbd_stream_publisher", *argv]
@@ -374,22 +420,33 @@ def main(argv: list[str] | None = None) -> int:
         inject_count=a.inject_count, good_after=a.good_after,
         wait_subscribers_s=a.wait_subscribers, wait_for_node=a.wait_for_node, timing=timing,
     )
+    names = [n for n in a.rig.split(",") if n]
+    counts = _camera_counts(parser, a, names)
     summary: dict[str, Any] | None = None
     stopped: Interrupted | None = None
     try:
         with interrupting_signals(PROG):
             try:
-                frames = _frames(a)
+                frames = _frames(a) if not names else []
+                rig = rig_frames(a.source, names, a.views, a.width, a.height) if names else {}
             except RgbdDirError as err:
                 print(f"{PROG}: error: {err}", file=sys.stderr)
                 return ExitCode.INPUT
+            except ValueError as err:
+                parser.error(str(err))
             # rclpy's own handlers would shut the context down under a publish (RCLError)
             rclpy.init(args=args_all, signal_handler_options=SignalHandlerOptions.NO)
             node = Node("rgbd_stream_publisher")
             try:
-                publisher = StreamPublisher(node, frames, settings)
-                summary = publisher.run()
-                stopped = publisher.interrupted
+                if names:
+                    each = rig_settings(settings, names, a.rig_namespace, counts,
+                                        a.inject_camera)
+                    summary, stopped = run_rig(
+                        {n: StreamPublisher(node, rig[n], each[n]) for n in names})
+                else:
+                    publisher = StreamPublisher(node, frames, settings)
+                    summary = publisher.run()
+                    stopped = publisher.interrupted
             finally:
                 node.destroy_node()
                 rclpy.try_shutdown()
