@@ -7,7 +7,8 @@ What it shows: a node whose server is absent answers MODEL_ERROR with the cause,
 same node (not restarted, its buffer kept) answers OK once the server is up; the three robots
 asking at once are each answered OK, and the server saw each by its own name; a replica that
 dies at a question's first token fails that question (MODEL_ERROR) and the robot's next one
-is OK.
+is OK; a cancel on the node's action (Ctrl-C of ``spatial-mllm-ask --stream``) stops the
+generation on the server within one token.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def _node_argv(robot: str) -> list[str]:
             "-p", "topics.colour:=camera/color/image_raw",
             "-p", "topics.depth:=camera/depth/image_raw",
             "-p", "topics.camera_info:=camera/color/camera_info",
-            "-p", "model.max_pixels:=15680", "-p", "answer.max_new_tokens:=4",
+            "-p", "model.max_pixels:=15680", "-p", "answer.max_new_tokens:=64",
             "-p", "answer.grounding:=false"]
 
 
@@ -113,7 +114,8 @@ def _start_server(hooks: Path) -> tuple[subprocess.Popen[str], list[str]]:
     proc = start_command(["spatial-mllm-serve", "--config", "cpu_tiny", "-p",
                           "model.max_pixels:=15680", "--port", str(PORT)],
                          env={"SPATIAL_MLLM_TOKEN": TOKEN,
-                              "SPATIAL_MLLM_SERVE_EXIT_FILE": str(hooks / "exit")})
+                              "SPATIAL_MLLM_SERVE_EXIT_FILE": str(hooks / "exit"),
+                              "SPATIAL_MLLM_SERVE_HOLD_FILE": str(hooks / "hold")})
     lines: list[str] = []
     ready = threading.Event()
 
@@ -128,6 +130,38 @@ def _start_server(hooks: Path) -> tuple[subprocess.Popen[str], list[str]]:
     threading.Thread(target=read, daemon=True).start()
     assert ready.wait(START_S) and proc.poll() is None, "".join(lines)
     return proc, lines
+
+
+def _cancel_reaches_the_server(robot: str, hold: Path) -> None:
+    """``spatial-mllm-ask --stream`` and Ctrl-C at the first token (the replica held there):
+    the answer is CANCELED and the replica generated at most one token past it, of 64."""
+    reported = _health()["totals"].get("answers", 0)
+    hold.touch()
+    ask = start_command(["spatial-mllm-ask", "How many boxes are there?", "--node",
+                         f"/{robot}/spatial_mllm", "--stream", "--json"])
+    shown: list[str] = []
+    first_token = threading.Event()
+
+    def read() -> None:
+        assert ask.stderr is not None
+        while char := ask.stderr.read(1):
+            shown.append(char)
+            if "[decode]" in "".join(shown[-16:]):
+                first_token.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        assert first_token.wait(START_S), "".join(shown)
+        signal_group(ask)  # Ctrl-C: the action's cancel
+        out, _ = ask.communicate(timeout=120)
+    finally:
+        hold.unlink(missing_ok=True)
+    assert json.loads(out)["status"] == "CANCELED", out
+    end = time.monotonic() + START_S
+    while _health()["totals"].get("answers", 0) < reported + 1 and time.monotonic() < end:
+        time.sleep(0.1)
+    outcome = [o for o in _health()["recent"] if o["client"] == f"/{robot}/spatial_mllm"][-1]
+    assert outcome["stopped"] is True and 1 <= outcome["tokens"] <= 2, outcome
 
 
 def _health() -> dict[str, Any]:
@@ -173,6 +207,7 @@ def test_three_robots_one_server(nodes: dict[str, subprocess.Popen[str]], shelf:
         assert "model replica was lost during the answer" in lost["error"], lost
         again = _status(_ask("robot2"))
         assert again["status"] == "OK", again
+        _cancel_reaches_the_server("robot3", tmp_path / "hold")
         assert all(proc.poll() is None for proc in nodes.values()), "a node went down"
     finally:
         _stop(server)
