@@ -274,6 +274,40 @@ def test_one_robot_past_its_cap_is_busy_at_once(server: Server, shelf: Path) -> 
     assert other.status is AnswerStatus.OK, other
 
 
+def test_a_saturated_server_is_busy_at_once(server: Server, shelf: Path) -> None:
+    """The README server's limits (2 requests per replica, 8 waiting): with the replica held
+    at a first token and 9 more requests in (one per robot), the 11th robot's question is
+    BUSY (HTTP 503) at once; once released, the 10 are answered."""
+    frames = _frames(shelf)[:4]
+    hold = server.hooks / "hold"
+    hold.touch()
+    first_token = threading.Event()
+    results: list[Any] = []
+
+    def robot(i: int) -> None:
+        results.append(_client(client=f"flood-{i}").answer(
+            frames, "How many boxes are there?", 2,
+            on_token=lambda _ids, _t: first_token.set() if i == 0 else None))
+
+    threads = [threading.Thread(target=robot, args=(i,)) for i in range(10)]
+    try:
+        threads[0].start()
+        assert first_token.wait(START_S)
+        for t in threads[1:]:
+            t.start()
+        end = time.monotonic() + START_S
+        while sum(server.health()["in_flight"].values()) < 10 and time.monotonic() < end:
+            time.sleep(0.05)
+        busy = _ask(_client(client="flood-10"), frames)
+        assert busy.status is AnswerStatus.BUSY, busy
+        assert "HTTP 503" in busy.error, busy.error
+    finally:
+        hold.unlink(missing_ok=True)
+        for t in threads:
+            t.join(START_S)
+    assert len(results) == 10 and all(r.num_new_tokens == 2 for r in results), results
+
+
 def test_a_replica_killed_mid_answer_fails_that_question_only(
         server: Server, shelf: Path) -> None:
     """The replica exits at the question's first token: that question is MODEL_ERROR with
