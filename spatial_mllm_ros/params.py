@@ -365,9 +365,12 @@ SCHEMA: tuple[ParamSpec, ...] = (
        min=1, max=4096),
     _P("answer.prompt_template", str, "auto",
        "Prompt wording: 'auto' = the family of the loaded checkpoint (v1.0 layout -> "
-       "spatial-mllm-v1.0, with <answer> tags; v1.1 -> spatial-mllm-v1.1), as its authors "
-       "evaluated it; 'lmms-eval' = VSI-Bench's published form, to compare with other models.",
-       choices=("auto", "spatial-mllm-v1.1", "spatial-mllm-v1.0", "lmms-eval")),
+       "spatial-mllm-v1.0, with <answer> tags; v1.1 -> spatial-mllm-v1.1; a plain Qwen2.5-VL "
+       "checkpoint -> lmms-eval, as VST and SenseNova-SI), as its authors evaluated it; "
+       "'lmms-eval' = VSI-Bench's published form, to compare with other models; "
+       "'spatialladder' = SpatialLadder-3B's thinking form (<think> and <answer> tags).",
+       choices=("auto", "spatial-mllm-v1.1", "spatial-mllm-v1.0", "lmms-eval",
+                "spatialladder")),
     _P("answer.decoding", str, "checkpoint",
        "Decoding: 'checkpoint' = the checkpoint's generation_config.json (released: greedy in "
        "effect, repetition penalty 1.05); 'reference' = that plus the authors' evaluation "

@@ -3,7 +3,8 @@
 A scene's frames are chosen once (:mod:`.frames`; space-aware choices through the
 :class:`~.cache.GeometryCache`) and every question on it is answered over them by
 :func:`~spatial_mllm_ros.answering.commands.answer_frames` -- the node's pipeline with the
-profile's settings: prompt family from the checkpoint's layout, the checkpoint's decoding, the
+profile's settings: prompt family ``answer.prompt_template`` (``auto``: from the checkpoint's
+layout), the checkpoint's decoding, the
 engine's model inputs.  The chosen frames are handed over as they are: a buffer that keeps
 them all, ``uniform`` over exactly that many frames, no grounding pass.
 
@@ -56,7 +57,7 @@ from spatial_mllm_ros.sampling.online import BufferConfig
 from spatial_mllm_ros.sampling.predicted import select_on_predicted
 from spatial_mllm_ros.sampling.selection import BufferSnapshot
 from spatial_mllm_ros.settings import Settings
-from spatial_mllm_ros.vsibench.templates import template_for_layout
+from spatial_mllm_ros.vsibench.templates import AUTO_TEMPLATE, template_for_layout
 
 __all__ = ["SAMPLINGS", "ModelLoadError", "QuestionOutcome", "RunConfig", "SceneTask",
            "SceneWorker"]
@@ -163,7 +164,9 @@ class SceneWorker:
         self.engine = engine
         limits, _ = load_prompt_limits(self.settings.engine)
         self.limits: PromptLimits | None = limits
-        self.template = template_for_layout(engine.checkpoint_layout)
+        chosen = self.settings.pipeline.prompt_template  # answer.prompt_template
+        self.template = (template_for_layout(engine.checkpoint_layout)
+                         if chosen == AUTO_TEMPLATE else chosen)
         self.pipeline = dataclasses.replace(
             self.settings.pipeline, grounding=False, strategy="uniform", adaptive_budget=None,
             max_frame_budget=max(self.settings.pipeline.max_frame_budget, config.nframes,

@@ -35,6 +35,8 @@ from spatial_mllm_ros.model.errors import CheckpointNotFoundError, ModelError
 from spatial_mllm_ros.model.plan_command import add_plan_arguments, run_plan
 
 PROG = "spatial-mllm-checkpoint"
+LAYOUTS = ("v1.0", "v1.1", "vggt", "qwen2.5-vl")
+"""Layouts ``tiny`` writes and ``layout`` prints (:data:`spatial_mllm_ros.model.layout.LAYOUTS`)."""
 
 
 def _checkpoint_parser() -> argparse.ArgumentParser:
@@ -48,7 +50,7 @@ def _checkpoint_parser() -> argparse.ArgumentParser:
         parents=[quiet],
     )
     tiny.add_argument("out_dir", type=Path)
-    tiny.add_argument("--layout", choices=("v1.0", "v1.1", "vggt"), default="v1.1")
+    tiny.add_argument("--layout", choices=LAYOUTS, default="v1.1")
     tiny.add_argument(
         "--size",
         choices=("tiny", "medium"),
@@ -66,7 +68,7 @@ def _checkpoint_parser() -> argparse.ArgumentParser:
     layout = sub.add_parser(
         "layout", help="print name<TAB>shape of the real-size model (meta device)"
     )
-    layout.add_argument("--layout", choices=("v1.0", "v1.1", "vggt"), default="v1.1")
+    layout.add_argument("--layout", choices=LAYOUTS, default="v1.1")
     inspect = sub.add_parser(
         "inspect", parents=[quiet],
         help="describe a checkpoint (directory or safetensors file) and try to load it",

@@ -13,6 +13,12 @@ Two released ``config.json`` forms are read (see ``load_config``):
   ["Qwen2_5_VL_VGGTForConditionalGeneration"]``; VGGT has its default (1B) sizes and the
   ``vggt_embedding_merger`` reads the last aggregator layer.  A ``spatial_config`` key, if present
   (the project's tiny checkpoints add one), overrides the VGGT sizes.
+* plain Qwen2.5-VL (``"model_type": "qwen2_5_vl"``, ``"architectures":
+  ["Qwen2_5_VLForConditionalGeneration"]``, no ``spatial_config`` / ``connector_config``): the
+  spatial models fine-tuned in Qwen2.5-VL's own layout (VST-3B-SFT/-RL, SpatialLadder-3B,
+  SenseNova-SI-1.1-Qwen2.5-VL-3B), read as :class:`PlainQwenConfig` (layout ``qwen2.5-vl``): no
+  spatial encoder, no connector; its ``spatial_config`` only sizes the VGGT that a geometry
+  checkpoint (``model.vggt_checkpoint``) may add for colour-only sampling.
 """
 
 from __future__ import annotations
@@ -36,6 +42,10 @@ CONNECTOR_TYPES = (CONNECTOR_V1_0, CONNECTOR_V1_1, CONNECTOR_GATED)
 V1_0_ARCHITECTURE = "Qwen2_5_VL_VGGTForConditionalGeneration"
 V1_1_ARCHITECTURE = "SpatialMLLMForConditionalGeneration"
 V1_1_MODEL_TYPE = "spatial-mllm"
+QWEN2_5_VL_ARCHITECTURE = "Qwen2_5_VLForConditionalGeneration"
+QWEN2_5_VL_MODEL_TYPE = "qwen2_5_vl"
+PLAIN_QWEN_LAYOUT = "qwen2.5-vl"
+"""Layout name of a plain Qwen2.5-VL checkpoint (as :mod:`spatial_mllm_ros.model.plan` names it)."""
 RELEASED_SPATIAL_MODEL_TYPE = "vggt_spatial_encoder"
 
 
@@ -120,6 +130,35 @@ class SpatialMLLMConfig(Qwen2_5_VLConfig):
         """Released checkpoint layout this configuration saves/loads as: ``v1.0`` or ``v1.1``."""
         return "v1.0" if self.connector_type == CONNECTOR_V1_0 else "v1.1"
 
+    @property
+    def has_spatial_encoder(self) -> bool:
+        """True: answers fuse VGGT's tokens through the connector."""
+        return True
+
+
+class PlainQwenConfig(SpatialMLLMConfig):
+    """A plain Qwen2.5-VL checkpoint's configuration (layout ``qwen2.5-vl``): no connector
+    (``connector_config`` None); ``spatial_config`` sizes only an optional geometry VGGT (a
+    ``model.vggt_checkpoint``), VGGT-1B by default."""
+
+    model_type = QWEN2_5_VL_MODEL_TYPE
+
+    def __post_init__(self, **kwargs: Any) -> None:
+        super().__post_init__(**kwargs)
+        self.connector_config = None
+
+    @property
+    def connector_type(self) -> str:
+        return ""
+
+    @property
+    def layout(self) -> str:
+        return PLAIN_QWEN_LAYOUT
+
+    @property
+    def has_spatial_encoder(self) -> bool:
+        return False
+
 
 def register_auto_config() -> None:
     """Make transformers' ``AutoConfig`` read a v1.1 ``config.json`` (``model_type``
@@ -179,7 +218,10 @@ def qwen2_5_vl_3b_kwargs() -> dict[str, Any]:
 
 
 def real_config(layout: str) -> SpatialMLLMConfig:
-    """Configuration of a released real-size model: ``layout`` is ``v1.0`` or ``v1.1``."""
+    """Configuration of a released real-size model: ``layout`` is ``v1.0``, ``v1.1`` or
+    ``qwen2.5-vl`` (Qwen2.5-VL-3B-Instruct's sizes, no spatial encoder)."""
+    if layout == PLAIN_QWEN_LAYOUT:
+        return PlainQwenConfig(**qwen2_5_vl_3b_kwargs())
     connector = CONNECTOR_V1_0 if layout == "v1.0" else CONNECTOR_V1_1
     return SpatialMLLMConfig(
         spatial_config=VGGTConfig.vggt_1b(),
@@ -199,13 +241,16 @@ def config_from_dict(data: dict[str, Any]) -> SpatialMLLMConfig:
             connector = {**connector, "connector_type": CONNECTOR_V1_1}
     elif V1_0_ARCHITECTURE in architectures:
         connector = {"connector_type": CONNECTOR_V1_0, "spatial_embeds_layer_idx": -1}
+    elif is_plain_qwen(model_type, architectures, data):
+        return _plain_config(data)
     else:
         raise ConfigError(
-            f"config.json (model_type={model_type!r}, architectures={architectures}) is not a "
-            "Spatial-MLLM configuration: expected model_type 'spatial-mllm' (v1.1) or architecture "
-            f"{V1_0_ARCHITECTURE!r} (v1.0). A plain Qwen2.5-VL or VGGT checkpoint can be given as "
-            "an "
-            "additional weights source, not as the main checkpoint."
+            f"config.json (model_type={model_type!r}, architectures={architectures}) is neither "
+            "a Spatial-MLLM nor a plain Qwen2.5-VL configuration: expected model_type "
+            f"'spatial-mllm' (v1.1), architecture {V1_0_ARCHITECTURE!r} (v1.0) or model_type "
+            f"{QWEN2_5_VL_MODEL_TYPE!r} with architecture {QWEN2_5_VL_ARCHITECTURE!r} "
+            "(qwen2.5-vl). A VGGT checkpoint is given as model.vggt_checkpoint, not as the main "
+            "checkpoint."
         )
     spatial = data.pop("spatial_config", None)
     try:
@@ -214,6 +259,23 @@ def config_from_dict(data: dict[str, Any]) -> SpatialMLLMConfig:
         )
     except (TypeError, ValueError) as err:
         raise ConfigError(f"cannot build the configuration: {err}") from err
+
+
+def is_plain_qwen(model_type: str | None, architectures: list[str], data: dict[str, Any]) -> bool:
+    """A plain Qwen2.5-VL ``config.json``: model_type ``qwen2_5_vl``, the architecture
+    ``Qwen2_5_VLForConditionalGeneration`` (or none named), no spatial or connector config."""
+    return (model_type == QWEN2_5_VL_MODEL_TYPE
+            and set(architectures) <= {QWEN2_5_VL_ARCHITECTURE}
+            and not data.get("spatial_config") and not data.get("connector_config"))
+
+
+def _plain_config(data: dict[str, Any]) -> PlainQwenConfig:
+    data.pop("spatial_config", None)
+    data.pop("connector_config", None)
+    try:
+        return PlainQwenConfig(spatial_config=VGGTConfig.vggt_1b(), **data)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"cannot build the Qwen2.5-VL configuration: {err}") from err
 
 
 def load_config(checkpoint_dir: str | Path) -> SpatialMLLMConfig:
@@ -233,6 +295,10 @@ def load_config(checkpoint_dir: str | Path) -> SpatialMLLMConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{path} does not hold a JSON object")
     return config_from_dict(data)
+
+
+_ARCHITECTURES = {"v1.0": V1_0_ARCHITECTURE, "v1.1": V1_1_ARCHITECTURE,
+                  PLAIN_QWEN_LAYOUT: QWEN2_5_VL_ARCHITECTURE}
 
 
 def released_config_dict(
@@ -264,8 +330,8 @@ def released_config_dict(
         {"in_chans": 3, "spatial_patch_size": vision["patch_size"], "model_type": "qwen2_5_vl"}
     )
     out: dict[str, Any] = {
-        "architectures": [V1_0_ARCHITECTURE if config.layout == "v1.0" else V1_1_ARCHITECTURE],
-        "model_type": "qwen2_5_vl" if config.layout == "v1.0" else V1_1_MODEL_TYPE,
+        "architectures": [_ARCHITECTURES[config.layout]],
+        "model_type": V1_1_MODEL_TYPE if config.layout == "v1.1" else QWEN2_5_VL_MODEL_TYPE,
         "attention_dropout": 0.0,
         "bos_token_id": text.bos_token_id,
         "eos_token_id": text.eos_token_id,
@@ -298,6 +364,8 @@ def released_config_dict(
         "vision_token_id": vision_token_id,
         "vocab_size": text.vocab_size,
     }
+    if not config.has_spatial_encoder:
+        return out
     assert isinstance(config.spatial_config, PretrainedConfig)
     spatial = {
         k: v for k, v in config.spatial_config.to_dict().items() if k != "transformers_version"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,15 +22,16 @@ from spatial_mllm_ros.model.configuration import (
     SpatialMLLMConfig,
     load_config,
     register_auto_config,
+    spatial_config_from_dict,
 )
 from spatial_mllm_ros.model.decoding import (
     DecodingSpec,
     generation_config_for,
     load_generation_config,
 )
-from spatial_mllm_ros.model.errors import GeometryUnavailableError, InputError
-from spatial_mllm_ros.model.layout import HEAD_NAMES, parameters_on_meta
-from spatial_mllm_ros.model.loading import LoadReport, load_weights, resolve_dtype
+from spatial_mllm_ros.model.errors import ConfigError, GeometryUnavailableError, InputError
+from spatial_mllm_ros.model.layout import HEAD_NAMES, parameters_on_meta, to_internal
+from spatial_mllm_ros.model.loading import LoadReport, load_weights, resolve_dtype, tensor_names
 from spatial_mllm_ros.model.modeling import STAGES, SpatialMLLMForConditionalGeneration
 from spatial_mllm_ros.model.plan import Quantization
 from spatial_mllm_ros.model.processing import (
@@ -67,10 +69,20 @@ def load_model(
     layer are neither built nor read (answering needs them only for colour-only sampling).
     ``quantization``: the decoder's weight-only quantization (:mod:`.quantization`), applied
     to each weight as it is loaded, on ``device``.
+
+    A plain Qwen2.5-VL checkpoint (layout ``qwen2.5-vl``) has no spatial encoder: a VGGT is
+    built (sized by the first extra source's ``config.json``, else VGGT-1B) only when
+    ``extra_sources`` and ``geometry_heads`` ask for geometry.
     """
     config = config or load_config(checkpoint_dir)
+    geometry = False
+    if not config.has_spatial_encoder:
+        _check_plain_weights(checkpoint_dir)
+        geometry = bool(extra_sources) and geometry_heads
+        if geometry:
+            config.spatial_config = geometry_config(extra_sources[0])
     with parameters_on_meta():
-        model = SpatialMLLMForConditionalGeneration(config)
+        model = SpatialMLLMForConditionalGeneration(config, geometry_encoder=geometry)
     skip = None if geometry_heads else _drop_geometry(model)
     quantizer = LinearQuantizer(model, Quantization(quantization), device)
     tied = TIED if config.tie_word_embeddings else {}
@@ -80,7 +92,8 @@ def load_model(
     )
     report.quantization = quantizer.report
     target = resolve_dtype(dtype)
-    for sub in model.spatial_encoder.modules():
+    spatial_modules = model.spatial_encoder.modules() if model.spatial_encoder else ()
+    for sub in spatial_modules:
         for name, buf in list(sub._buffers.items()):
             if buf is not None and buf.is_floating_point():
                 sub._buffers[name] = buf.to(target)
@@ -88,10 +101,40 @@ def load_model(
     return model, report
 
 
+def geometry_config(source: str | Path) -> Any:
+    """The VGGT configuration of a geometry checkpoint: its ``config.json`` when it has one
+    (a directory), else VGGT-1B's sizes."""
+    path = Path(source) / "config.json"
+    if not path.is_file():
+        return spatial_config_from_dict(None)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(f"{path} is not readable JSON: {err}") from err
+    return spatial_config_from_dict(data if isinstance(data, dict) else None)
+
+
+def _check_plain_weights(checkpoint_dir: str | Path) -> None:
+    """Refuse a plain Qwen2.5-VL ``config.json`` beside weights with a spatial encoder or a
+    connector (the config does not describe them: answers would silently drop them)."""
+    spatial = [n for n in tensor_names(checkpoint_dir)
+               if (hit := to_internal(n)) is not None and hit[1] in ("v1.0", "v1.1", "vggt")]
+    if spatial:
+        raise ConfigError(
+            f"{checkpoint_dir}: config.json describes a plain Qwen2.5-VL model but the weights "
+            f"hold {len(spatial)} spatial-encoder/connector tensor(s), e.g. {spatial[:3]}: "
+            "give the checkpoint's own Spatial-MLLM config.json"
+        )
+
+
 def _drop_geometry(model: SpatialMLLMForConditionalGeneration) -> Callable[[str], bool]:
     """Remove the VGGT heads and the aggregator blocks past the connector's layer from
-    ``model`` (on meta); returns the loader's ``skip`` for their checkpoint tensors."""
+    ``model`` (on meta); returns the loader's ``skip`` for their checkpoint tensors.  Without
+    a connector (plain Qwen2.5-VL) nothing of a VGGT is read."""
     spatial = model.spatial_encoder
+    if spatial is None or model.connector is None:
+        model.spatial_encoder = None
+        return lambda name: name.startswith("spatial_encoder.")
     for head in HEAD_NAMES:
         setattr(spatial, head, None)
     aggregator = spatial.aggregator
@@ -209,8 +252,9 @@ class SpatialMLLMEngine:
 
     @property
     def checkpoint_layout(self) -> str:
-        """``v1.0`` or ``v1.1``: the released layout of the loaded checkpoint (it selects the
-        prompt family, :func:`spatial_mllm_ros.vsibench.templates.template_for_layout`)."""
+        """``v1.0``, ``v1.1`` or ``qwen2.5-vl``: the released layout of the loaded checkpoint
+        (it selects the prompt family,
+        :func:`spatial_mllm_ros.vsibench.templates.template_for_layout`)."""
         return str(self.model.config.layout)
 
     @classmethod
@@ -373,18 +417,23 @@ class SpatialMLLMEngine:
         ``world_points_conf``), at that input resolution.
 
         Raises:
-            GeometryUnavailableError: the camera/depth/point heads were not loaded.
+            GeometryUnavailableError: the camera/depth/point heads were not loaded (for a
+                plain Qwen2.5-VL checkpoint: no ``model.vggt_checkpoint`` was configured).
         """
-        if not self.model.has_geometry_heads:
+        encoder = self.model.spatial_encoder
+        if encoder is None or not self.model.has_geometry_heads:
+            plain = not self.model.config.has_spatial_encoder
+            what = ("a qwen2.5-vl checkpoint has no spatial encoder" if plain
+                    else "the VGGT camera/depth/point heads are not loaded")
             raise GeometryUnavailableError(
-                "the VGGT camera/depth/point heads are not loaded: pass vggt_checkpoint= "
-                "(a VGGT-1B safetensors conversion) to SpatialMLLMEngine.from_pretrained"
+                f"{what}: set model.vggt_checkpoint (vggt_checkpoint= of "
+                "SpatialMLLMEngine.from_pretrained) to a VGGT-1B safetensors conversion"
             )
         images = [f.rgb if isinstance(f, Frame) else f for f in frames]
         if not images:
             raise InputError("no frames given")
-        dtype = next(self.model.spatial_encoder.parameters()).dtype
+        dtype = next(encoder.parameters()).dtype
         x = sampling_tensor(images).to(self.device, dtype)
         with self.lock:
-            output = self.model.spatial_encoder(x)
+            output = encoder(x)
         return vggt_geometry(output, source="points")

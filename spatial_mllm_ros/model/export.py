@@ -190,7 +190,7 @@ class ExportedGraph:
 def float32_encoders(model: SpatialMLLMForConditionalGeneration) -> Iterator[None]:
     """Cast both encoders (vision tower, VGGT aggregator) to float32 in place for the duration,
     then back (a lossless round trip from bf16/fp16). The caller holds the model exclusively."""
-    parts: list[nn.Module] = [model.model.visual, model.spatial_encoder.aggregator]
+    parts: list[nn.Module] = [model.model.visual, model.spatial_parts()[0].aggregator]
     dtypes = [next(p.parameters()).dtype for p in parts]
     try:
         for part in parts:

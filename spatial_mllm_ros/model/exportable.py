@@ -49,7 +49,7 @@ __all__ = [
 def spatial_layer(model: SpatialMLLMForConditionalGeneration) -> int:
     """Index of the aggregator layer the connector reads (in [0, depth))."""
     spatial: Any = model.config.spatial_config
-    return int(model.connector.layer_idx) % int(spatial.depth)
+    return int(model.spatial_parts()[1].layer_idx) % int(spatial.depth)
 
 
 class SpatialTokens(nn.Module):
@@ -58,7 +58,7 @@ class SpatialTokens(nn.Module):
 
     def __init__(self, model: SpatialMLLMForConditionalGeneration) -> None:
         super().__init__()
-        self.aggregator = model.spatial_encoder.aggregator
+        self.aggregator = model.spatial_parts()[0].aggregator
         self.layer = spatial_layer(model)
 
     def forward(self, video_tchw: torch.Tensor) -> torch.Tensor:

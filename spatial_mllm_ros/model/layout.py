@@ -11,6 +11,9 @@ Layouts (see ``shared/reference/checkpoint_layouts/README.md``):
 ``qwen``   Qwen2.5-VL as transformers 4 saved it (``visual.*``, ``model.*``, ``lm_head.weight``);
            transformers 5 names (``model.visual.*``, ``model.language_model.*``) are accepted too.
 =========  =====================================================================================
+
+``spatial-mllm-checkpoint layout --layout qwen2.5-vl`` prints the ``qwen`` key names of a plain
+Qwen2.5-VL-3B checkpoint (VST-3B, SpatialLadder-3B, SenseNova-SI-1.1-Qwen2.5-VL-3B).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-LAYOUTS = ("v1.0", "v1.1", "vggt")
+LAYOUTS = ("v1.0", "v1.1", "vggt", "qwen2.5-vl")
 HEAD_NAMES = ("camera_head", "depth_head", "point_head", "track_head")
 _VGGT_TOP = ("aggregator.", *(f"{h}." for h in HEAD_NAMES))
 
@@ -32,7 +35,8 @@ _CONNECTOR_PREFIX = {"v1.0": "vggt_embedding_merger.", "v1.1": "connector."}
 
 
 def to_released(name: str, layout: str) -> str:
-    """Released tensor name of internal parameter ``name`` in ``layout`` (v1.0, v1.1 or vggt)."""
+    """Released tensor name of internal parameter ``name`` in ``layout`` (v1.0, v1.1, vggt or
+    qwen2.5-vl, which has no spatial or connector names)."""
     if name.startswith("model.visual."):
         return "visual." + name[len("model.visual.") :]
     if name.startswith("model.language_model."):

@@ -8,6 +8,12 @@ first and handed to Qwen2.5-VL as pre-computed ``mm_encoder_outputs["video"]``.
 Parameter names (transformers-5 form): ``model.visual.*``, ``model.language_model.*``,
 ``lm_head.weight``, ``spatial_encoder.*`` (a VGGT: ``aggregator``, ``*_head``), ``connector.*``.
 :mod:`spatial_mllm_ros.model.layout` maps them to and from the released names.
+
+A plain Qwen2.5-VL checkpoint (:class:`~spatial_mllm_ros.model.configuration.PlainQwenConfig`,
+layout ``qwen2.5-vl``) runs through the same class without a connector: its answers use the 2D
+video features alone (the ``spatial`` and ``connector`` stages stay at zero), and its
+``spatial_encoder`` is None unless a geometry VGGT is asked for (``geometry_encoder=True``),
+which then serves :attr:`has_geometry_heads` only, never the answers.
 """
 
 from __future__ import annotations
@@ -98,21 +104,27 @@ class SpatialMLLMForConditionalGeneration(Qwen2_5_VLForConditionalGeneration):
 
     config_class = SpatialMLLMConfig
 
-    def __init__(self, config: SpatialMLLMConfig) -> None:
+    def __init__(self, config: SpatialMLLMConfig, geometry_encoder: bool = False) -> None:
+        """``geometry_encoder``: for a configuration without a spatial encoder (plain
+        Qwen2.5-VL), build a VGGT of ``config.spatial_config`` for geometry only."""
         super().__init__(config)
-        assert isinstance(config.connector_config, SpatialConnectorConfig)
         vision: Any = config.vision_config
         spatial: Any = config.spatial_config
         text: Any = config.text_config
-        self.spatial_encoder = VGGT(spatial)
-        self.connector: SpatialConnector = build_connector(
-            config.connector_config.connector_type,
-            vggt_dim=int(spatial.embed_dim),
-            hidden=int(text.hidden_size),
-            layer_idx=int(config.connector_config.spatial_embeds_layer_idx),
-            temporal=int(vision.temporal_patch_size),
-            spatial=int(vision.spatial_merge_size),
-        )
+        self.spatial_encoder: VGGT | None = None
+        self.connector: SpatialConnector | None = None
+        if isinstance(config.connector_config, SpatialConnectorConfig):
+            self.spatial_encoder = VGGT(spatial)
+            self.connector = build_connector(
+                config.connector_config.connector_type,
+                vggt_dim=int(spatial.embed_dim),
+                hidden=int(text.hidden_size),
+                layer_idx=int(config.connector_config.spatial_embeds_layer_idx),
+                temporal=int(vision.temporal_patch_size),
+                spatial=int(vision.spatial_merge_size),
+            )
+        elif geometry_encoder:
+            self.spatial_encoder = VGGT(spatial)
         self.stage_timer = StageTimer()
         self.vision_backend: VisionEncoders | None = None
         """Accelerated encoders (:mod:`spatial_mllm_ros.model.backends`); None = PyTorch."""
@@ -122,13 +134,32 @@ class SpatialMLLMForConditionalGeneration(Qwen2_5_VLForConditionalGeneration):
         self.post_init()
 
     # -- encoders -------------------------------------------------------------------------------
+    def spatial_parts(self) -> tuple[VGGT, SpatialConnector]:
+        """The spatial encoder and the connector answers fuse through.
+
+        Raises:
+            InputError: the checkpoint has none (a plain Qwen2.5-VL layout).
+        """
+        if self.spatial_encoder is None or self.connector is None:
+            raise InputError(
+                f"a {self.config.layout} checkpoint has no spatial encoder or connector"
+            )
+        return self.spatial_encoder, self.connector
+
     def encode_video(
         self,
         pixel_values_videos: torch.Tensor,
         video_grid_thw: torch.Tensor,
-        video_tchw: torch.Tensor,
+        video_tchw: torch.Tensor | None,
     ) -> torch.Tensor:
-        """Fused video-token embeddings (N, hidden): 2D features + connector(spatial tokens)."""
+        """Fused video-token embeddings (N, hidden): 2D features + connector(spatial tokens);
+        the 2D features alone without a connector (``video_tchw`` is then not used)."""
+        if self.connector is None:
+            return self._vision_2d(pixel_values_videos, video_grid_thw)
+        if video_tchw is None:
+            raise InputError(
+                "video_tchw (frames for the spatial encoder) must accompany pixel_values_videos"
+            )
         if video_tchw.dim() == 4:
             video_tchw = video_tchw.unsqueeze(0)
         grids = {tuple(int(v) for v in row) for row in video_grid_thw.tolist()}
@@ -143,12 +174,7 @@ class SpatialMLLMForConditionalGeneration(Qwen2_5_VLForConditionalGeneration):
                 f"spatial input {s}x{h}x{w} does not match the video grid t={t} h={gh} w={gw}"
             )
         backend = self.vision_backend
-        with self.stage_timer.measure("vision_2d"):
-            if backend is None:
-                video_embeds = self.torch_vision_2d(pixel_values_videos, video_grid_thw)
-                self.encoder_calls.add("vision_2d", "torch")
-            else:
-                video_embeds = backend.run_2d(pixel_values_videos, video_grid_thw)
+        video_embeds = self._vision_2d(pixel_values_videos, video_grid_thw)
         with self.stage_timer.measure("spatial"):
             if backend is None:
                 tokens = self.torch_spatial_tokens(video_tchw)
@@ -158,6 +184,20 @@ class SpatialMLLMForConditionalGeneration(Qwen2_5_VLForConditionalGeneration):
         with self.stage_timer.measure("connector"):
             fused = self.connector(video_embeds, tokens, 0, (gh, gw))
         return fused
+
+    def _vision_2d(
+        self, pixel_values_videos: torch.Tensor, video_grid_thw: torch.Tensor
+    ) -> torch.Tensor:
+        """The 2D video embeddings (N, hidden), timed as ``vision_2d``, on the accelerated
+        backend when there is one."""
+        backend = self.vision_backend
+        with self.stage_timer.measure("vision_2d"):
+            if backend is None:
+                video_embeds = self.torch_vision_2d(pixel_values_videos, video_grid_thw)
+                self.encoder_calls.add("vision_2d", "torch")
+            else:
+                video_embeds = backend.run_2d(pixel_values_videos, video_grid_thw)
+        return video_embeds
 
     def torch_vision_2d(
         self, pixel_values_videos: torch.Tensor, video_grid_thw: torch.Tensor
@@ -170,10 +210,11 @@ class SpatialMLLMForConditionalGeneration(Qwen2_5_VLForConditionalGeneration):
     def torch_spatial_tokens(self, video_tchw: torch.Tensor) -> torch.Tensor:
         """VGGT's aggregator in PyTorch: frames (B, S, 3, H, W) in [0, 1] -> the patch tokens
         (B, S, gh*gw, 2*embed_dim) of the layer the connector reads (aggregator dtype)."""
-        aggregator = self.spatial_encoder.aggregator
+        encoder, connector = self.spatial_parts()
+        aggregator = encoder.aggregator
         dtype = next(aggregator.parameters()).dtype
         spatial: Any = self.config.spatial_config
-        layer = self.connector.layer_idx % int(spatial.depth)
+        layer = connector.layer_idx % int(spatial.depth)
         kept, patch_start_idx = aggregator.forward_layers(video_tchw.to(dtype), [layer])
         return kept[layer][:, :, int(patch_start_idx):]
 
@@ -181,7 +222,7 @@ class SpatialMLLMForConditionalGeneration(Qwen2_5_VLForConditionalGeneration):
         self,
         pixel_values_videos: torch.Tensor,
         video_grid_thw: torch.Tensor,
-        video_tchw: torch.Tensor,
+        video_tchw: torch.Tensor | None,
     ) -> dict[str, BaseModelOutputWithPooling]:
         fused = self.encode_video(pixel_values_videos, video_grid_thw, video_tchw)
         # Qwen2.5-VL expects one tensor per video in ``pooler_output``.
@@ -209,7 +250,7 @@ class SpatialMLLMForConditionalGeneration(Qwen2_5_VLForConditionalGeneration):
         video_tchw: torch.Tensor | None = None,
         **kwargs: Any,
     ) -> Any:
-        if pixel_values_videos is not None and video_tchw is not None:
+        if pixel_values_videos is not None:
             if video_grid_thw is None:
                 raise InputError("video_grid_thw is required with pixel_values_videos")
             mm_encoder_outputs = {
@@ -217,10 +258,6 @@ class SpatialMLLMForConditionalGeneration(Qwen2_5_VLForConditionalGeneration):
                 **self._fused_outputs(pixel_values_videos, video_grid_thw, video_tchw),
             }
             pixel_values_videos = None
-        elif pixel_values_videos is not None:
-            raise InputError(
-                "video_tchw (frames for the spatial encoder) must accompany pixel_values_videos"
-            )
         cached = past_key_values is not None and past_key_values.get_seq_length() > 0
         with self.stage_timer.measure("decode" if cached else "prefill"):
             return super().forward(
@@ -252,10 +289,6 @@ class SpatialMLLMForConditionalGeneration(Qwen2_5_VLForConditionalGeneration):
         """
         pixel_values_videos = kwargs.pop("pixel_values_videos", None)
         if pixel_values_videos is not None:
-            if video_tchw is None:
-                raise InputError(
-                    "video_tchw (frames for the spatial encoder) must accompany pixel_values_videos"
-                )
             grid = kwargs.get("video_grid_thw")
             if grid is None:
                 raise InputError("video_grid_thw is required with pixel_values_videos")
@@ -268,6 +301,8 @@ class SpatialMLLMForConditionalGeneration(Qwen2_5_VLForConditionalGeneration):
     @property
     def has_geometry_heads(self) -> bool:
         """True when the VGGT camera, depth and point heads hold loaded weights."""
+        if self.spatial_encoder is None:
+            return False
         for name in ("camera_head", "depth_head", "point_head"):
             head = getattr(self.spatial_encoder, name, None)
             if head is None or any(p.is_meta for p in head.parameters()):

@@ -25,6 +25,8 @@ import torch
 from spatial_mllm_ros.model.configuration import (
     CONNECTOR_V1_0,
     CONNECTOR_V1_1,
+    PLAIN_QWEN_LAYOUT,
+    PlainQwenConfig,
     SpatialMLLMConfig,
     released_config_dict,
 )
@@ -93,7 +95,8 @@ def make_config(
     ids: dict[str, int] | None = None,
     spatial_embeds_layer_idx: int = -1,
 ) -> SpatialMLLMConfig:
-    """Tiny/medium configuration of ``layout`` (v1.0 or v1.1) for a vocabulary of ``vocab_size``."""
+    """Tiny/medium configuration of ``layout`` (v1.0, v1.1 or qwen2.5-vl: no connector) for a
+    vocabulary of ``vocab_size``."""
     spec = SIZES[size]
     ids = ids or {}
     text = dict(spec["text"])
@@ -131,6 +134,9 @@ def make_config(
         vision_end_token_id=ids.get("<|vision_end|>", 0),
         **text,
     )
+    if layout == PLAIN_QWEN_LAYOUT:
+        del kwargs["connector_config"]
+        return PlainQwenConfig(**kwargs)
     return SpatialMLLMConfig(**kwargs)
 
 
@@ -162,12 +168,13 @@ def write_checkpoint(
     dtype: torch.dtype = torch.float32,
     spatial_embeds_layer_idx: int = -1,
 ) -> Path:
-    """Write a complete checkpoint directory of ``layout`` (v1.0, v1.1 or vggt) and return it."""
+    """Write a complete checkpoint directory of ``layout`` (v1.0, v1.1, qwen2.5-vl or vggt) and
+    return it."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if layout == "vggt":
         return _write_vggt(out, size, shards, seed, dtype)
-    if layout not in ("v1.0", "v1.1"):
+    if layout not in ("v1.0", "v1.1", PLAIN_QWEN_LAYOUT):
         raise ValueError(f"unknown layout {layout!r}")
     from spatial_mllm_ros.model.modeling import SpatialMLLMForConditionalGeneration
 

@@ -9,6 +9,8 @@ Two kinds of parser live here, for two purposes:
   Spatial-MLLM's ``clean_text`` (the last ``<answer>...</answer>`` block, or the whole text;
   newlines to spaces, whitespace collapsed, stripped, a trailing "." dropped, lower case; the
   v1.0 branch's variant drops a newline that follows white space instead of collapsing);
+  :func:`spatialladder_token` is SpatialLadder's (the first ``<answer>`` block, its
+  multiple-choice ``fuzzy_matching``);
 - :func:`parse_answer`, a lenient reader for the live node and reports, documented below. It
   first reduces the text to its answer: a ``<think>...</think>`` part is dropped and the last
   ``<answer>...</answer>`` block, when there is one, is the answer (the v1.0 prompts ask for
@@ -29,7 +31,12 @@ from spatial_mllm_ros.vsibench.prompts import (
     check_question_type,
     option_text,
 )
-from spatial_mllm_ros.vsibench.templates import LMMS_EVAL, SPATIAL_MLLM_V1_0, TEMPLATES
+from spatial_mllm_ros.vsibench.templates import (
+    LMMS_EVAL,
+    SPATIAL_MLLM_V1_0,
+    SPATIALLADDER,
+    TEMPLATES,
+)
 
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _THINK = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL)
@@ -64,14 +71,34 @@ def spatial_mllm_clean_text(text: str, v1_0: bool = False) -> str:
     return cleaned.strip().rstrip(".").lower()
 
 
+_LADDER_LETTER = re.compile(r"^[A-D]\.?$")
+
+
+def spatialladder_token(text: str) -> str:
+    """SpatialLadder's reading of an answer (``eval_spld``: ``extract_answer_text`` when the
+    text has ``<answer>`` -- the first block stripped, ``"None"`` when it is not closed --
+    then ``"Answer:"`` removed and ``fuzzy_matching``: a first space-separated word ``A``..``D``
+    (a "." allowed) is the letter, else the whole text stripped).  Its numeric rule (the first
+    number word or number anywhere) is not reproduced: the evaluator reads numbers from this
+    token as from Spatial-MLLM's."""
+    if "<answer>" in text:
+        match = _ANSWER_TAG.search(text)
+        text = match.group(1).strip() if match else "None"
+    text = text.replace("Answer:", "")
+    first = _LADDER_LETTER.search(text.split(" ")[0].strip())
+    return first.group(0).rstrip(".").upper().strip() if first else text.strip()
+
+
 def prediction_token(text: str, template: str = LMMS_EVAL) -> str:
     """The scoring rule of the evaluation that goes with prompt family ``template``:
-    lmms-eval's :func:`vsi_prediction_token`, or Spatial-MLLM's
-    :func:`spatial_mllm_clean_text` for the ``spatial-mllm-*`` families."""
+    lmms-eval's :func:`vsi_prediction_token`, SpatialLadder's :func:`spatialladder_token`,
+    or Spatial-MLLM's :func:`spatial_mllm_clean_text` for the ``spatial-mllm-*`` families."""
     if template not in TEMPLATES:
         raise ValueError(f"unknown prompt template {template!r}")
     if template == LMMS_EVAL:
         return vsi_prediction_token(text)
+    if template == SPATIALLADDER:
+        return spatialladder_token(text)
     return spatial_mllm_clean_text(text, v1_0=template == SPATIAL_MLLM_V1_0)
 
 

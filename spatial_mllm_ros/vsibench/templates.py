@@ -1,7 +1,7 @@
 """Prompt templates per checkpoint family, as each family was evaluated by its authors.
 
 A released checkpoint answers best, and as its published numbers say, when it is asked the way
-its authors asked it. Three families of prompt text exist, and each is kept here verbatim:
+its authors asked it. Four families of prompt text exist, and each is kept here verbatim:
 
 ``spatial-mllm-v1.1``
     Spatial-MLLM's own VSI-Bench evaluation on its default branch
@@ -19,7 +19,21 @@ its authors asked it. Three families of prompt text exist, and each is kept here
 ``lmms-eval``
     VSI-Bench's published evaluation (``vsibench_doc_to_text`` in lmms-eval): the pre-prompt
     ``"These are frames of a video."``, then question, options and post-prompt joined by
-    newlines. Used to compare with other models' published VSI-Bench numbers.
+    newlines. Used to compare with other models' published VSI-Bench numbers. It is also the
+    family of the plain Qwen2.5-VL spatial checkpoints (layout ``qwen2.5-vl``, the ``auto``
+    default for it): VST-3B-SFT/-RL (``Yangr116/vst``, ``benchmark/eval_vsibench.py``: lmms-eval's
+    ``vsibench_doc_to_text`` with its default kwargs) and SenseNova-SI-1.1-Qwen2.5-VL-3B (through
+    EASI: lmms-eval's ``vsibench_multiimage`` task, the same text).
+``spatialladder``
+    SpatialLadder-3B's evaluation (``ZJU-REAL/SpatialLadder``, ``eval_spld/data_utils/
+    vsibench.py`` and ``vsi_utils.py``, ``prompt_type`` ``thinking``, the default of its
+    ``run_eval.sh``): options are appended to the question (``"\nOptions:\n" +
+    "\n".join(options)``), the result goes into ``"Question: {question}\n"`` followed by the
+    "think as a human" guidance (:data:`SPATIALLADDER_GUIDANCE`, verbatim with its missing full
+    stop and trailing space), then ``"\n"`` and a post-prompt asking for ``<think> </think>``
+    reasoning and the answer inside ``<answer> </answer>``; other question types get no
+    post-prompt. A plain Qwen2.5-VL checkpoint cannot be told apart from VST's by its files:
+    SpatialLadder-3B is asked in its form only with ``answer.prompt_template: spatialladder``.
 
 ``open`` questions (an operator's free text, not a VSI-Bench type) get the family's open form:
 the question alone (v1.1), the question plus v1.0's "verbal" post-prompt, or the pre-prompt
@@ -38,6 +52,7 @@ __all__ = [
     "AUTO_TEMPLATE",
     "DEFAULT_TEMPLATE",
     "LMMS_EVAL",
+    "SPATIALLADDER",
     "SPATIAL_MLLM_V1_0",
     "SPATIAL_MLLM_V1_1",
     "TEMPLATES",
@@ -48,6 +63,7 @@ __all__ = [
 SPATIAL_MLLM_V1_1 = "spatial-mllm-v1.1"
 SPATIAL_MLLM_V1_0 = "spatial-mllm-v1.0"
 LMMS_EVAL = "lmms-eval"
+SPATIALLADDER = "spatialladder"
 DEFAULT_TEMPLATE = SPATIAL_MLLM_V1_1
 AUTO_TEMPLATE = "auto"
 """Parameter value meaning: the family of the loaded checkpoint (:func:`template_for_layout`)."""
@@ -70,6 +86,25 @@ V1_0_NUMERIC_POST_PROMPT = (
 """v1.0's post-prompt of "numerical" and "regression" problems (the VSI-Bench numeric types)."""
 V1_0_VERBAL_POST_PROMPT = " Please answer the question simply within the <answer> </answer> tags"
 """v1.0's post-prompt of "verbal" problems (no final full stop, as in the reference)."""
+SPATIALLADDER_GUIDANCE = (
+    "Please think about this question as if you were a human pondering deeply. "
+    "Engage in an internal dialogue using expressions such as 'let me think', 'wait', 'Hmm', "
+    "'oh, I see', 'let's break it down', etc, or other natural language thought expressions "
+    "It's encouraged to include self-reflection or verification in the reasoning process. \n"
+)
+"""SpatialLadder's ``THINKING_TEMPLATE`` after its ``"Question: {question}\n"`` line."""
+SPATIALLADDER_MC_POST_PROMPT = (
+    "Please provide your detailed reasoning between the <think> </think> tags, "
+    "and then answer the question with the option's letter from the given choices "
+    "(e.g., A, B, etc.) within the <answer> </answer> tags."
+)
+"""SpatialLadder's ``thinking`` ``mca_post_prompt``."""
+SPATIALLADDER_NUMERIC_POST_PROMPT = (
+    "Please provide your detailed reasoning between the <think> </think> tags, "
+    "and then answer the question with a numerical value (e.g., 42 or 3.1) within the "
+    "<answer> </answer> tags."
+)
+"""SpatialLadder's ``thinking`` ``na_post_prompt``."""
 
 
 def _v1_1_numeric(question: str) -> str:
@@ -116,6 +151,20 @@ def _lmms_open(question: str, options: Sequence[str]) -> str:
     return "\n".join(parts)
 
 
+def _ladder_pre(question: str, options: Sequence[str] = ()) -> str:
+    if options:
+        question += "\nOptions:\n" + "\n".join(options)
+    return "Question: " + question + "\n" + SPATIALLADDER_GUIDANCE
+
+
+def _ladder_numeric(question: str) -> str:
+    return _ladder_pre(question) + "\n" + SPATIALLADDER_NUMERIC_POST_PROMPT
+
+
+def _ladder_choice(question: str, options: Sequence[str]) -> str:
+    return _ladder_pre(question, options) + "\n" + SPATIALLADDER_MC_POST_PROMPT
+
+
 @dataclass(frozen=True)
 class PromptTemplate:
     """One family's prompt forms. ``options`` are already lettered ("A. sofa").
@@ -141,14 +190,26 @@ TEMPLATES: dict[str, PromptTemplate] = {
         SPATIAL_MLLM_V1_0, _v1_0_numeric, _v1_0_choice, _v1_0_open, answer_tags=True
     ),
     LMMS_EVAL: PromptTemplate(LMMS_EVAL, _lmms_numeric, _lmms_choice, _lmms_open),
+    SPATIALLADDER: PromptTemplate(
+        SPATIALLADDER, _ladder_numeric, _ladder_choice, _ladder_pre, answer_tags=True
+    ),
 }
 """Every prompt family by name."""
 
 
+PLAIN_QWEN_LAYOUT = "qwen2.5-vl"
+"""A plain Qwen2.5-VL checkpoint's layout (:mod:`spatial_mllm_ros.model.configuration`)."""
+
+
 def template_for_layout(layout: str) -> str:
-    """The family a checkpoint of ``layout`` (``v1.0`` or ``v1.1``) was evaluated with."""
+    """The family a checkpoint of ``layout`` (``v1.0``, ``v1.1`` or ``qwen2.5-vl``) was
+    evaluated with; for ``qwen2.5-vl`` the family of VST and SenseNova-SI, ``lmms-eval``."""
     if layout == "v1.0":
         return SPATIAL_MLLM_V1_0
     if layout == "v1.1":
         return SPATIAL_MLLM_V1_1
-    raise ValueError(f"unknown checkpoint layout {layout!r}; expected 'v1.0' or 'v1.1'")
+    if layout == PLAIN_QWEN_LAYOUT:
+        return LMMS_EVAL
+    raise ValueError(
+        f"unknown checkpoint layout {layout!r}; expected 'v1.0', 'v1.1' or {PLAIN_QWEN_LAYOUT!r}"
+    )

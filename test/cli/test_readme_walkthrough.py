@@ -63,6 +63,16 @@ RUN_BY: dict[str, str] = {
         "test_readme_walkthrough.py::test_build_engines_without_the_profiles_checkpoint",
     "spatial-mllm-infer --checkpoint DIR --frames ../shared/data/real_rgbd_shelf "
     "--question 'How many boxes are there?'": "test_infer_cli.py::test_readme_infer_line",
+    "spatial-mllm-checkpoint tiny /tmp/qwen --layout qwen2.5-vl":
+        "test_plain_qwen_cli.py::test_readme_infer_line_answers_without_a_spatial_encoder",
+    "spatial-mllm-checkpoint layout --layout qwen2.5-vl":
+        "test_plain_qwen_cli.py::test_readme_layout_line_is_qwen2_5_vl_3b_instruct",
+    "spatial-mllm-infer --checkpoint /tmp/qwen --frames ../shared/data/real_rgbd_shelf "
+    "--question 'How many boxes are there?'":
+        "test_plain_qwen_cli.py::test_readme_infer_line_answers_without_a_spatial_encoder",
+    "spatial-mllm-eval /tmp/scene/bag --questions /tmp/scene/questions.jsonl --out "
+    "/tmp/eval-qwen --strategies coverage,uniform --checkpoint /tmp/qwen":
+        "test_plain_qwen_cli.py::test_readme_eval_lines_compare_two_checkpoints_on_one_bag",
     "spatial-mllm-scene /tmp/scene --seed 3": "test_eval_cli.py::test_readme_offline_lines",
     "spatial-mllm-eval /tmp/scene/bag --questions /tmp/scene/questions.jsonl --out /tmp/eval "
     "--strategies coverage,uniform": "test_eval_cli.py::test_readme_offline_lines",

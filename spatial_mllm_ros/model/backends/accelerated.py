@@ -260,7 +260,8 @@ class AcceleratedVision:
             else:
                 slot.accelerated_calls += 1
                 self.model.encoder_calls.add(ENCODER[SPATIAL], runner.backend)
-                return out.to(self.device, self.model.spatial_encoder.aggregator.camera_token.dtype)
+                aggregator = self.model.spatial_parts()[0].aggregator
+                return out.to(self.device, aggregator.camera_token.dtype)
         if slot is not None:
             slot.torch_calls += 1
         self.model.encoder_calls.add(ENCODER[SPATIAL], "torch")
