@@ -1,0 +1,66 @@
+"""The node on a plain Qwen2.5-VL checkpoint (layout ``qwen2.5-vl``), over DDS (issue 21 point 4).
+
+The node process loads ``model.checkpoint`` = a tiny plain-Qwen checkpoint (no spatial encoder),
+the stream publisher feeds it frames, the test asks through the service.  With sensor depth the
+coverage selection runs as usual and the model's ``spatial`` stage is zero; with a colour-only
+stream and no ``model.vggt_checkpoint`` the ``coverage`` strategy falls back to the buffer's rule
+and the answer says so in its notes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from testkit.processes import (
+    ANSWER_NODE_PARAMS,
+    counter,
+    node_status,
+    run_publisher,
+    stamps_ns,
+    wait_node_state,
+)
+from testkit.tiny import tiny_checkpoint
+
+from spatial_mllm_ros.answering.types import AnswerStatus
+from spatial_mllm_ros.sampling.predicted import FALLBACK_STRATEGY
+
+PUB_ARGS = ("--reliability", "reliable", "--qos-depth", "100", "--rate", "30")
+
+
+@pytest.fixture(scope="module")
+def plain_checkpoint() -> Path:
+    return tiny_checkpoint("qwen2.5-vl")
+
+
+def test_node_answers_ok_from_a_plain_qwen_checkpoint(
+    start_node: Any, monitor: Any, answer_client: Any, plain_checkpoint: Path,
+) -> None:
+    proc = start_node({**ANSWER_NODE_PARAMS, "model.checkpoint": str(plain_checkpoint)})
+    wait_node_state(monitor, proc, "active", timeout=120)
+    summary = run_publisher(*PUB_ARGS, "--count", "20")
+    node_status(monitor, proc, lambda v: counter(v, "frames.emitted") == 20)
+    ans = answer_client.ask("How many chairs are in this room?")
+    assert ans.status == AnswerStatus.OK, ans.error
+    got = stamps_ns(ans)
+    assert 0 < len(got) <= ANSWER_NODE_PARAMS["sampling.frame_budget"]
+    assert set(got) <= set(summary["good_stamps_ns"])
+    assert ans.sampling_strategy == "coverage" and 0.0 < ans.coverage <= 1.0
+    assert ans.timings.vision_2d > 0 and ans.timings.decode > 0
+    assert ans.timings.spatial == 0.0 and ans.timings.connector == 0.0
+    assert proc.alive()
+
+
+def test_colour_only_stream_without_vggt_falls_back_with_a_note(
+    start_node: Any, monitor: Any, answer_client: Any, plain_checkpoint: Path,
+) -> None:
+    proc = start_node({**ANSWER_NODE_PARAMS, "model.checkpoint": str(plain_checkpoint),
+                       "pairing.wait_s": 0.1})
+    wait_node_state(monitor, proc, "active", timeout=120)
+    run_publisher(*PUB_ARGS, "--count", "12", "--depth-topic", "", "--pose-topic", "")
+    node_status(monitor, proc, lambda v: counter(v, "frames.emitted") >= 6)
+    ans = answer_client.ask("How many chairs are in this room?", sampling_strategy="coverage")
+    assert ans.status == AnswerStatus.OK, ans.error
+    assert ans.sampling_strategy == FALLBACK_STRATEGY
+    assert any("geometry prediction failed" in note for note in ans.notes), list(ans.notes)
