@@ -155,6 +155,12 @@ class Settings:
         """New settings with some parameters changed (validated as a whole)."""
         return Settings.from_values({**self.values, **overrides})
 
+    def camera_ingest(self, camera: CameraSettings) -> IngestConfig:
+        """The ingestion of one camera (each is paired on its own): :attr:`ingest`'s rules
+        with the camera's topics deciding its partners (depth, camera info, poses)."""
+        own = {p: camera.topics.get(kind, "") for kind, p in TOPIC_PARAMS.items()}
+        return _ingest({**self.values, **own})
+
 
 def parse_overrides(items: list[str]) -> dict[str, ParamValue]:
     """``NAME:=VALUE`` (or ``NAME=VALUE``) items, as ``--ros-args -p`` takes them, typed by the

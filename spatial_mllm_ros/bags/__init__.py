@@ -19,16 +19,23 @@ from spatial_mllm_ros.bags.errors import (
     BagTopicsError,
     EmptyBagError,
 )
-from spatial_mllm_ros.bags.reader import BagInfo, BagMessage, BagSource
+from spatial_mllm_ros.bags.reader import (
+    BagInfo,
+    BagMessage,
+    BagSource,
+    CameraPlan,
+    plan_cameras,
+)
 from spatial_mllm_ros.bags.topics import (
     EXPECTED_TYPES,
     TOPIC_PARAMS,
     FrameTopics,
+    camera_topics,
     resolve_topic,
     topics_from_params,
 )
 from spatial_mllm_ros.bags.typestore import typestore
-from spatial_mllm_ros.bags.writer import BagWriter, Storage, write_frames
+from spatial_mllm_ros.bags.writer import BagWriter, Storage, write_cameras, write_frames
 
 __all__ = [
     "EXPECTED_TYPES",
@@ -41,11 +48,15 @@ __all__ = [
     "BagSource",
     "BagTopicsError",
     "BagWriter",
+    "CameraPlan",
     "EmptyBagError",
     "FrameTopics",
     "Storage",
+    "camera_topics",
+    "plan_cameras",
     "resolve_topic",
     "topics_from_params",
     "typestore",
+    "write_cameras",
     "write_frames",
 ]

@@ -27,7 +27,7 @@ from spatial_mllm_ros.bags.errors import (
 from spatial_mllm_ros.bags.topics import COLOUR_KINDS, EXPECTED_TYPES, TOPIC_PARAMS, FrameTopics
 from spatial_mllm_ros.bags.typestore import typestore
 
-__all__ = ["BagInfo", "BagMessage", "BagSource"]
+__all__ = ["BagInfo", "BagMessage", "BagSource", "CameraPlan", "plan_cameras"]
 
 _READ_ERRORS = (AnyReaderError, ReaderError, ValueError, KeyError, IndexError)
 
@@ -212,3 +212,42 @@ class BagSource(AbstractContextManager["BagSource"]):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class CameraPlan:
+    """Several cameras' topics in one bag (:func:`plan_cameras`).
+
+    Attributes:
+        kinds: topic -> ingestion kind, for every camera's topics present.
+        routes: topic -> the cameras that read it (a pose topic may be the robot's, shared).
+        warnings: configured partner topics absent, each naming its camera when several.
+    """
+
+    kinds: dict[str, str]
+    routes: dict[str, list[str]]
+    warnings: list[str]
+
+
+def plan_cameras(source: BagSource, cameras: Mapping[str, FrameTopics]) -> CameraPlan:
+    """:meth:`BagSource.plan` of each camera (camera name -> its topics).
+
+    Raises:
+        BagTopicsError: as :meth:`BagSource.plan`, for a camera, named when there are several.
+    """
+    kinds: dict[str, str] = {}
+    routes: dict[str, list[str]] = {}
+    warnings: list[str] = []
+    several = len(cameras) > 1
+    for cam, topics in cameras.items():
+        try:
+            own, said = source.plan(topics)
+        except BagTopicsError as err:
+            if not several:
+                raise
+            raise BagTopicsError(f"camera {cam!r}: {err}") from err
+        warnings += [f"camera {cam!r}: {w}" for w in said] if several else said
+        kinds.update(own)
+        for topic in own:
+            routes.setdefault(topic, []).append(cam)
+    return CameraPlan(kinds, routes, warnings)

@@ -7,10 +7,11 @@ absolute names.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from spatial_mllm_ros.camera_params import CameraSettings
 from spatial_mllm_ros.params import NODE_NAME, TOPIC_PARAMS
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "EXPECTED_TYPES",
     "TOPIC_PARAMS",
     "FrameTopics",
+    "camera_topics",
     "resolve_topic",
     "topics_from_params",
 ]
@@ -83,3 +85,15 @@ def topics_from_params(
             for kind, p in TOPIC_PARAMS.items()
         }
     )
+
+
+def camera_topics(
+    cameras: Sequence[CameraSettings], node_name: str = NODE_NAME, namespace: str = "/"
+) -> dict[str, FrameTopics]:
+    """Each camera's topics (``Settings.cameras``: the named cameras' ``camera.<name>.*``, or
+    the one ``default`` camera of ``topics.*``), absolute, by camera name."""
+    return {
+        cam.name: FrameTopics({kind: resolve_topic(cam.topics.get(kind, ""), node_name,
+                                                   namespace) for kind in TOPIC_PARAMS})
+        for cam in cameras
+    }

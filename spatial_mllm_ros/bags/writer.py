@@ -9,7 +9,9 @@ Iron on; Jazzy writes 8 or 9).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import heapq
+import itertools
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Literal
@@ -21,11 +23,12 @@ from rosbags.rosbag2.writer import StoragePlugin
 from spatial_mllm_ros.bags.errors import BagError
 from spatial_mllm_ros.bags.topics import FrameTopics
 from spatial_mllm_ros.bags.typestore import rosbags_factory, typestore
+from spatial_mllm_ros.camera_params import DEFAULT_CAMERA
 from spatial_mllm_ros.core.encode import MessageEncoder
 from spatial_mllm_ros.core.errors import EncodeError
 from spatial_mllm_ros.core.frame import DEFAULT_WORLD_FRAME_ID, Frame
 
-__all__ = ["BagWriter", "Storage", "write_frames"]
+__all__ = ["BagWriter", "Storage", "write_cameras", "write_frames"]
 
 Storage = Literal["sqlite3", "mcap"]
 
@@ -80,6 +83,38 @@ class BagWriter(AbstractContextManager["BagWriter"]):
         self.close()
 
 
+def _colour_topic(names: Mapping[str, str], compressed: bool) -> str:
+    """The colour topic frames are written on ("" = none configured)."""
+    if compressed:
+        return names.get("colour_compressed") or (
+            names["colour"] + "/compressed" if names.get("colour") else ""
+        )
+    return names.get("colour", "")
+
+
+def _write_frame(w: BagWriter, f: Frame, names: Mapping[str, str], colour_topic: str,
+                 compressed: bool) -> None:
+    """One frame's messages at log time = its stamp (see :func:`write_frames`)."""
+    enc = w.encoder
+    t = f.stamp_ns
+    try:
+        colour = (enc.compressed_image(f.rgb, t, f.frame_id) if compressed
+                  else enc.colour_image(f.rgb, t, f.frame_id))
+    except EncodeError as err:
+        raise BagError(f"frame at {t} ns: {err}") from err
+    w.write(colour_topic, t, colour)
+    if f.depth_m is not None and names.get("depth"):
+        w.write(names["depth"], t, enc.depth_image(f.depth_m, t, f.frame_id))
+    if f.intrinsics is not None and names.get("camera_info"):
+        w.write(names["camera_info"], t, enc.camera_info(f.intrinsics, t, f.frame_id))
+    if f.pose is not None:
+        world = f.world_frame_id or DEFAULT_WORLD_FRAME_ID
+        if names.get("pose"):
+            w.write(names["pose"], t, enc.pose_stamped(f.pose, t, world))
+        elif names.get("odometry"):
+            w.write(names["odometry"], t, enc.odometry(f.pose, t, world, f.frame_id))
+
+
 def write_frames(
     frames: Sequence[Frame],
     path: str | Path,
@@ -100,36 +135,42 @@ def write_frames(
         BagError: no colour topic configured, stamps going backwards, an image that cannot be
             encoded, or a write failure.
     """
-    names = topics.enabled()
-    if compressed:
-        colour_topic = names.get("colour_compressed") or (
-            names["colour"] + "/compressed" if names.get("colour") else ""
-        )
-    else:
-        colour_topic = names.get("colour", "")
-    if not colour_topic:
-        raise BagError("no colour topic configured (topics.colour / topics.colour_compressed)")
-    last = -1
+    return write_cameras({DEFAULT_CAMERA: frames}, path, {DEFAULT_CAMERA: topics}, storage,
+                         compressed, version)
+
+
+def write_cameras(
+    frames: Mapping[str, Sequence[Frame]],
+    path: str | Path,
+    topics: Mapping[str, FrameTopics],
+    storage: Storage = "sqlite3",
+    compressed: bool = False,
+    version: int = 8,
+) -> dict[str, int]:
+    """Write several cameras' frames (camera name -> its frames, each in stamp order) into
+    one bag, each camera on its own topics (``topics[name]``), as :func:`write_frames` writes
+    one camera; the cameras' messages are merged in stamp order (ties in camera order).
+
+    Raises:
+        BagError: as :func:`write_frames`, naming the camera when there are several.
+    """
+    names = {cam: topics[cam].enabled() for cam in frames}
+    colour = {cam: _colour_topic(names[cam], compressed) for cam in frames}
+    for cam, topic in colour.items():
+        if not topic:
+            which = f"camera {cam!r}: " if len(frames) > 1 else ""
+            raise BagError(f"{which}no colour topic configured "
+                           "(topics.colour / topics.colour_compressed)")
+    for cam, seq in frames.items():
+        for a, b in itertools.pairwise(seq):
+            if b.stamp_ns < a.stamp_ns:
+                which = f"camera {cam!r}: " if len(frames) > 1 else ""
+                raise BagError(f"{which}frame stamps go backwards at {b.stamp_ns} ns")
+    order = list(frames)
+    merged = heapq.merge(*([(f.stamp_ns, i, f) for f in frames[cam]]
+                           for i, cam in enumerate(order)))
     with BagWriter(path, storage, version) as w:
-        enc = w.encoder
-        for f in frames:
-            if f.stamp_ns < last:
-                raise BagError(f"frame stamps go backwards at {f.stamp_ns} ns")
-            last = t = f.stamp_ns
-            try:
-                colour = (enc.compressed_image(f.rgb, t, f.frame_id) if compressed
-                          else enc.colour_image(f.rgb, t, f.frame_id))
-            except EncodeError as err:
-                raise BagError(f"frame at {t} ns: {err}") from err
-            w.write(colour_topic, t, colour)
-            if f.depth_m is not None and names.get("depth"):
-                w.write(names["depth"], t, enc.depth_image(f.depth_m, t, f.frame_id))
-            if f.intrinsics is not None and names.get("camera_info"):
-                w.write(names["camera_info"], t, enc.camera_info(f.intrinsics, t, f.frame_id))
-            if f.pose is not None:
-                world = f.world_frame_id or DEFAULT_WORLD_FRAME_ID
-                if names.get("pose"):
-                    w.write(names["pose"], t, enc.pose_stamped(f.pose, t, world))
-                elif names.get("odometry"):
-                    w.write(names["odometry"], t, enc.odometry(f.pose, t, world, f.frame_id))
+        for _, i, f in merged:
+            cam = order[i]
+            _write_frame(w, f, names[cam], colour[cam], compressed)
         return dict(w.counts)

@@ -28,9 +28,13 @@ from spatial_mllm_ros.bags import (
     BagError,
     BagSource,
     FrameTopics,
+    camera_topics,
+    plan_cameras,
     topics_from_params,
+    write_cameras,
     write_frames,
 )
+from spatial_mllm_ros.camera_params import DEFAULT_CAMERA
 from spatial_mllm_ros.core.progress import StageLog
 from spatial_mllm_ros.evaluation.errors import EvaluationError, MetricsError, QuestionsFileError
 from spatial_mllm_ros.exitcodes import ExitCode
@@ -64,6 +68,14 @@ def _params(profile: str) -> dict[str, Any]:
         return dict(load_profile(profile))
     except ParamError as err:
         raise Refused(ExitCode.USAGE, f"profile {profile!r}: {err}") from err
+
+
+def _named_cameras(settings: Settings) -> dict[str, FrameTopics]:
+    """The topics of the cameras the profile names (``cameras``); {} = the one camera of
+    ``topics.*``."""
+    if [c.name for c in settings.cameras] in ([DEFAULT_CAMERA], []):
+        return {}
+    return camera_topics(settings.cameras)
 
 
 def _topic_overrides(items: Sequence[str]) -> dict[str, str]:
@@ -235,9 +247,13 @@ def eval_inputs(args: argparse.Namespace) -> EvalInputs:
         questions = load_questions(args.questions)
     except QuestionsFileError as err:
         raise Refused(ExitCode.INPUT, f"questions file: {err}") from err
+    cameras = _named_cameras(settings)
+    if cameras and args.topic:
+        raise Refused(ExitCode.USAGE, "--topic sets the topics.* of one camera; the profile "
+                                      "names cameras: set -p camera.<name>.<kind>:=TOPIC")
     try:
         with BagSource(args.bag) as src:
-            _, warnings = src.plan(topics)
+            warnings = plan_cameras(src, cameras or {DEFAULT_CAMERA: topics}).warnings
     except BagError as err:
         raise Refused(ExitCode.INPUT, str(err)) from err
     if not settings.remote.endpoint:  # a server's checkpoint is on the server
@@ -507,13 +523,20 @@ def _scene(args: argparse.Namespace, log: StageLog) -> str:
             or args.max_per_type < 1:
         raise Refused(ExitCode.USAGE, "--frames and --max-per-type must be >= 1, "
                                       "--width/--height >= 16, --fps > 0")
-    topics = topics_from_params(_params(args.config))
+    values = _params(args.config)
+    topics = topics_from_params(values)
+    try:
+        cameras = _named_cameras(Settings.from_values(values))
+    except ParamError as err:
+        raise Refused(ExitCode.USAGE, f"profile {args.config!r}: {err}") from err
     out = Path(args.out_dir)
     bag = out / "bag"
     if bag.exists():
         raise Refused(ExitCode.OUTPUT, f"{bag} already exists; remove it or pick another "
                                        "OUT_DIR")
     _writable_folder(out, "OUT_DIR")
+    if cameras:
+        return _rig_scene(args, log, cameras, out)
     what = f"rendering {args.frames} frames {args.width}x{args.height}"
     with log.stage(what):
         scene = make_walkthrough(args.seed, n_frames=args.frames, fps=args.fps,
@@ -541,6 +564,46 @@ def _scene(args: argparse.Namespace, log: StageLog) -> str:
             f"{out / 'questions.jsonl'} ({len(questions)} questions: "
             + ", ".join(f"{k} {v}" for k, v in by_type.items()) + f"), {out / 'scene.json'}")
 
+
+
+def _rig_scene(args: argparse.Namespace, log: StageLog, cameras: dict[str, FrameTopics],
+               out: Path) -> str:
+    """The scene of a profile that names cameras: the synthetic room seen by those rig
+    cameras (front, left, right) on one moving base, each on its own topics in one bag.
+
+    Raises:
+        Refused: USAGE (a camera that is not a rig camera), OUTPUT (a write fails).
+    """
+    from spatial_mllm_ros.evaluation.questions import write_questions
+    from spatial_mllm_ros.evaluation.scene_questions import (
+        SceneQuestionConfig,
+        generate_scene_questions,
+    )
+    from spatial_mllm_ros.synthetic.rig import RIG_MOUNTS, make_rig_walkthrough
+
+    unknown = [c for c in cameras if c not in RIG_MOUNTS]
+    if unknown:
+        raise Refused(ExitCode.USAGE, f"profile {args.config!r}: camera {unknown[0]!r} is "
+                                      f"not a synthetic rig camera ({', '.join(RIG_MOUNTS)})")
+    with log.stage(f"rendering {args.frames} steps x {len(cameras)} cameras "
+                   f"{args.width}x{args.height}"):
+        rig = make_rig_walkthrough(args.seed, n_steps=args.frames, fps=args.fps,
+                                   width=args.width, height=args.height,
+                                   cameras=tuple(cameras), start_ns=int(DEFAULT_START_S * 1e9))
+    questions = generate_scene_questions(
+        rig.layout, rig.first_seen_ns(),
+        SceneQuestionConfig(seed=args.seed, max_per_type=args.max_per_type))
+    bag = out / "bag"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with log.stage(f"writing {bag} ({args.storage})"):
+            write_cameras(rig.frames, bag, cameras, args.storage)
+        write_questions(out / "questions.jsonl", questions)
+    except (BagError, OSError) as err:
+        raise Refused(ExitCode.OUTPUT, f"cannot write {out}: {err}") from err
+    return (f"wrote {bag} ({args.frames} steps x cameras {', '.join(cameras)} "
+            f"{args.width}x{args.height} at {args.fps} Hz), {out / 'questions.jsonl'} "
+            f"({len(questions)} questions)")
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(eval_main())

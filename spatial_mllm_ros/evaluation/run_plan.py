@@ -85,8 +85,13 @@ def run_settings(
         "topics": topics.enabled(),
         "model": model_id,
         "prompt_template": prompt_template,
-        "params": {k: values[k] for k in keys},
+        "params": {k: _json_ready(values[k]) for k in keys},
     }
+
+
+def _json_ready(value: Any) -> Any:
+    """A parameter value as run.json reads back: arrays (``cameras``, an extrinsic) as lists."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 #: Differences named in a resume refusal (the rest are counted).

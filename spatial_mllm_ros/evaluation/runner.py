@@ -42,7 +42,15 @@ from spatial_mllm_ros.answering.types import (
     OnToken,
     QuestionRequest,
 )
-from spatial_mllm_ros.bags import BagSource, FrameTopics, topics_from_params
+from spatial_mllm_ros.bags import (
+    BagSource,
+    FrameTopics,
+    camera_topics,
+    plan_cameras,
+    topics_from_params,
+)
+from spatial_mllm_ros.camera_params import DEFAULT_CAMERA
+from spatial_mllm_ros.core.camera_store import CameraStore
 from spatial_mllm_ros.core.frame import Frame
 from spatial_mllm_ros.core.ingest import Ingestor
 from spatial_mllm_ros.evaluation.errors import EvaluationError
@@ -157,6 +165,10 @@ class EvalRunner:
             )
         self.settings = settings
         self.topics = topics or topics_from_params(settings.values)
+        #: camera -> its topics: the profile's named cameras (each ingested on its own into
+        #: the one buffer), else the one camera of ``topics``
+        self.cameras = ({DEFAULT_CAMERA: self.topics} if _one_camera(settings)
+                        else camera_topics(settings.cameras))
         self.answerer = timed(answerer)
         self.model_id = model_id
         self._n_answered = 0
@@ -187,13 +199,15 @@ class EvalRunner:
         self._n_answered = 0
         source = BagSource(bag)  # raises for a missing / empty / unreadable bag
         try:
-            kinds, warnings = source.plan(self.topics)
-            summary.warnings = warnings
+            plan = plan_cameras(source, self.cameras)
+            kinds, routes = plan.kinds, plan.routes
+            summary.warnings = plan.warnings
             resume_keys = run_settings(source.path, self.topics, self.settings, self.model_id,
                                        self.pipeline.prompt_template)
             check_run_file(out, resume_keys, cfg.strategies, resuming=bool(existing))
             if work.pending:
-                self._stream(source, kinds, work.pending, work.done, results_path, summary)
+                self._stream(source, kinds, routes, work.pending, work.done, results_path,
+                             summary)
         finally:
             source.close()
         summary.pairs_answered = self._n_answered
@@ -202,10 +216,18 @@ class EvalRunner:
         summary.seconds_total = time.perf_counter() - t_start
         return summary
 
+    def _ingestors(self, buffer: SpatialFrameBuffer) -> dict[str, Ingestor]:
+        """One ingestor per camera into ``buffer`` (the node's own for one camera)."""
+        if _one_camera(self.settings):
+            return {DEFAULT_CAMERA: Ingestor(buffer, self.settings.ingest)}
+        return {cam.name: Ingestor(CameraStore(buffer, cam), self.settings.camera_ingest(cam))
+                for cam in self.settings.cameras}
+
     def _stream(
         self,
         source: BagSource,
         kinds: Mapping[str, str],
+        routes: Mapping[str, list[str]],
         pending: list[Question],
         done: set[tuple[str, str]],
         results_path: Path,
@@ -220,7 +242,7 @@ class EvalRunner:
         )
         queue = [pending[i] for i in order]
         buffer = SpatialFrameBuffer(self.settings.buffer)
-        ingestor = Ingestor(buffer, self.settings.ingest)
+        ingestors = self._ingestors(buffer)
         n_pairs = sum((str(q.id), s) not in done for q in queue for s in cfg.strategies)
         n_msgs = sum(source.info.topics[t][1] for t in kinds)
         bag_bar = tqdm(total=n_msgs, desc="bag", unit="msg", disable=not cfg.progress,
@@ -240,7 +262,8 @@ class EvalRunner:
                     if now_ns is not None and cutoff is not None:
                         # the pairing wait of frames queued before the cutoff expires as the
                         # node's poll timer would see it at the cutoff time
-                        ingestor.poll(cutoff)
+                        for ingestor in ingestors.values():
+                            ingestor.poll(cutoff)
                     t_a = time.perf_counter()
                     self._answer(queue[qi], cutoff, start_ns, buffer, done, sink, ans_bar,
                                  results_path.parent)
@@ -250,17 +273,20 @@ class EvalRunner:
             t0 = time.perf_counter()
             for m in source.messages(kinds):
                 answer_due(m.log_time_ns)
-                ingestor.ingest(m.kind, m.msg, m.log_time_ns, m.log_time_ns)
-                for event in ingestor.take_events():
-                    summary.warnings.append(f"bag at {m.log_time_ns} ns: {event}")
+                for cam in routes[m.topic]:
+                    ingestor = ingestors[cam]
+                    ingestor.ingest(m.kind, m.msg, m.log_time_ns, m.log_time_ns)
+                    for event in ingestor.take_events():
+                        summary.warnings.append(f"bag at {m.log_time_ns} ns: {event}")
                 summary.bag_messages += 1
                 bag_bar.update(1)
-            ingestor.flush()
+            for ingestor in ingestors.values():
+                ingestor.flush()
             bag_bar.close()
             answer_due(None)
             summary.seconds_bag = time.perf_counter() - t0 - t_answering
         ans_bar.close()
-        summary.counters = ingestor.counters()
+        summary.counters = _merged_counters(ingestors)
         summary.buffer_admissions = {
             k.removeprefix("buffer.admit."): v
             for k, v in summary.counters.items() if k.startswith("buffer.admit.")
@@ -317,8 +343,9 @@ class EvalRunner:
     ) -> str | None:
         """Write the contact sheet of the frames ``record`` used; its path relative to
         ``out``, or None when none of them is among ``candidates``."""
-        stamps = set(record.frame_stamps_ns)
-        frames = [f for f in candidates if f.stamp_ns in stamps]
+        used = set(zip(record.frame_cameras or [DEFAULT_CAMERA] * len(record.frame_stamps_ns),
+                       record.frame_stamps_ns, strict=True))
+        frames = [f for f in candidates if (f.camera, f.stamp_ns) in used]
         if not frames:
             return None
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(q.id))
@@ -326,3 +353,26 @@ class EvalRunner:
         write_contact_sheet(frames, out / rel, self.config.thumb_height,
                             frame_captions(frames, candidates, start_ns))
         return rel
+
+
+def _one_camera(settings: Settings) -> bool:
+    """Whether the profile has the one camera of ``topics.*`` (no ``cameras`` named)."""
+    return [c.name for c in settings.cameras] in ([DEFAULT_CAMERA], [])
+
+
+def _merged_counters(ingestors: Mapping[str, Ingestor]) -> dict[str, int]:
+    """The ingestors' counters: one camera's as they are; several cameras' added up (the
+    shared buffer's ``buffer.frames`` / ``buffer.bytes`` once), and each camera's
+    ``frames.*`` also as ``camera.<name>.frames.*``."""
+    if len(ingestors) == 1:
+        return next(iter(ingestors.values())).counters()
+    out: dict[str, int] = {}
+    for cam, ingestor in ingestors.items():
+        for key, value in ingestor.counters().items():
+            if key in ("buffer.frames", "buffer.bytes"):
+                out[key] = value
+                continue
+            out[key] = out.get(key, 0) + value
+            if key.startswith("frames."):
+                out[f"camera.{cam}.{key}"] = value
+    return out

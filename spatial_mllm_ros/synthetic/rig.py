@@ -78,12 +78,19 @@ class RigScene:
         base: base-to-world pose per time step.
         extrinsics: camera name -> its optical frame in the base frame.
         frames: camera name -> its frames, one per time step (shared stamps).
+        first_seen: instance id -> stamp of the first step any camera saw it (at least
+            ``min_visible_pixels``, scaled to the image area as in ``make_walkthrough``).
     """
 
     layout: SceneLayout
     base: list[Matrix]
     extrinsics: dict[str, Extrinsic]
     frames: dict[str, list[Frame]]
+    first_seen: dict[int, int]
+
+    def first_seen_ns(self) -> dict[int, int]:
+        """Stamp of the first step in which each seen instance is visible (any camera)."""
+        return dict(self.first_seen)
 
     def all_frames(self) -> list[Frame]:
         """Every camera's frames in stamp order (a rig's stream as one node receives it)."""
@@ -100,6 +107,7 @@ def make_rig_walkthrough(
     cameras: Sequence[str] = ("front", "left", "right"),
     laps: float = 1.0,
     start_ns: int = 0,
+    min_visible_pixels: int = 50,
 ) -> RigScene:
     """Render the rig's cameras at ``n_steps`` stamps ``start_ns + i / fps`` along one loop
     of a random room (deterministic from ``seed``)."""
@@ -110,6 +118,8 @@ def make_rig_walkthrough(
     mounts = {name: rigid_transform(e.translation, e.rotation_xyzw)
               for name, e in extrinsics.items()}
     frames: dict[str, list[Frame]] = {name: [] for name in cameras}
+    first_seen: dict[int, int] = {}
+    min_px = max(1, round(min_visible_pixels * (width * height) / (640 * 480)))
     for i, base in enumerate(bases):
         stamp = start_ns + round(i * 1e9 / fps)
         for c, name in enumerate(cameras):
@@ -119,4 +129,7 @@ def make_rig_walkthrough(
                 stamp_ns=stamp, frame_id=f"{name}_color_optical_frame", rgb=res.rgb,
                 depth_m=res.depth_m, intrinsics=k, pose=pose,
                 world_frame_id=DEFAULT_WORLD_FRAME_ID, seq=i * len(cameras) + c, camera=name))
-    return RigScene(layout, bases, extrinsics, frames)
+            ids, counts = np.unique(res.instance[res.instance > 0], return_counts=True)
+            for iid in ids[counts >= min_px]:
+                first_seen.setdefault(int(iid), stamp)
+    return RigScene(layout, bases, extrinsics, frames, first_seen)

@@ -1,0 +1,57 @@
+"""One camera's view of the shared frame store (several cameras, one buffer).  Never imports
+rclpy.
+
+Each camera is ingested on its own (its own :class:`~spatial_mllm_ros.core.ingest.Ingestor`:
+pairing queues, latched camera info, clock rules, counters) into the one buffer through a
+:class:`CameraStore`, which names the camera on every frame (``Frame.camera``) and, for a
+camera mounted on the robot (``camera.<name>.extrinsic``), turns the base pose its pose topic
+carries into the camera's: ``pose = base_pose @ extrinsic``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import numpy.typing as npt
+
+from spatial_mllm_ros.camera_params import CameraSettings
+from spatial_mllm_ros.core.buffer import AddOutcome, FrameStore
+from spatial_mllm_ros.core.frame import Frame
+from spatial_mllm_ros.core.poses import rigid_transform
+
+__all__ = ["CameraStore"]
+
+
+class CameraStore:
+    """The shared :class:`FrameStore` as camera ``camera`` writes to it.
+
+    ``clear`` (a new time base of this camera's streams) clears the shared store: frames of
+    two time bases are never mixed in one answer.
+    """
+
+    def __init__(self, store: FrameStore, camera: CameraSettings) -> None:
+        self.store = store
+        self.camera = camera.name
+        e = camera.extrinsic
+        self.extrinsic: npt.NDArray[np.float64] | None = (
+            None if e is None else rigid_transform(e.translation, e.rotation_xyzw))
+
+    def add(self, frame: Frame) -> AddOutcome:
+        """Offer ``frame`` as this camera's (its pose composed with the extrinsic)."""
+        pose = frame.pose
+        if pose is not None and self.extrinsic is not None:
+            pose = pose @ self.extrinsic
+        return self.store.add(dataclasses.replace(frame, camera=self.camera, pose=pose))
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def clear(self) -> None:
+        """Clear the shared store (see the class)."""
+        self.store.clear()
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the shared store's frames."""
+        return self.store.nbytes

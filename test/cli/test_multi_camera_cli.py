@@ -1,0 +1,108 @@
+"""Several cameras offline (issue 22): ``spatial-mllm-scene`` with a profile that names two
+cameras writes one bag with both cameras' topics, and ``spatial-mllm-eval`` evaluates it with
+that profile -- each camera ingested on its own into the one buffer, each answer naming the
+cameras of its frames -- as processes, as a user runs them; the mistakes are refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from testkit.cli import CommandResult, assert_clean, assert_refused, run_command
+
+from spatial_mllm_ros.exitcodes import ExitCode
+from spatial_mllm_ros.params import config_dir
+
+SMALL = ["-p", "model.max_pixels:=15680", "-p", "answer.max_new_tokens:=4", "--no-thumbnails"]
+CAMERAS = ["front", "left"]
+
+
+@pytest.fixture(scope="module")
+def two_cameras(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """config/multi_camera.yaml with its front and left cameras only."""
+    doc = yaml.safe_load((config_dir() / "multi_camera.yaml").read_text(encoding="utf-8"))
+    params = doc["spatial_mllm"]["ros__parameters"]
+    params["cameras"] = CAMERAS
+    params["camera"] = {k: v for k, v in params["camera"].items() if k in CAMERAS}
+    path = tmp_path_factory.mktemp("profile") / "two_cameras.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def scene(two_cameras: Path, tmp_path_factory: pytest.TempPathFactory
+          ) -> tuple[Path, CommandResult]:
+    path = tmp_path_factory.mktemp("rig") / "scene"
+    res = run_command(["spatial-mllm-scene", str(path), "--seed", "3", "--config",
+                       str(two_cameras), "--frames", "20", "--width", "160", "--height",
+                       "120"])
+    return path, res
+
+
+@pytest.fixture(scope="module")
+def evaluated(scene: tuple[Path, CommandResult], two_cameras: Path) -> tuple[Path, CommandResult]:
+    path, _ = scene
+    out = path.parent / "eval"
+    res = run_command(["spatial-mllm-eval", str(path / "bag"), "--questions",
+                       str(path / "questions.jsonl"), "--out", str(out), "--strategies",
+                       "coverage,uniform", "--config", str(two_cameras), "--limit", "2",
+                       *SMALL])
+    return out, res
+
+
+def test_a_two_camera_bag_is_written(scene: tuple[Path, CommandResult]) -> None:
+    path, res = scene
+    assert_clean(res)
+    meta = (path / "bag" / "metadata.yaml").read_text(encoding="utf-8")
+    for cam in CAMERAS:
+        for topic in ("color/image_raw", "aligned_depth_to_color/image_raw",
+                      "color/camera_info", "camera_pose"):
+            assert f"/{cam}/{topic}" in meta
+    assert "/right/" not in meta
+
+
+def test_a_two_camera_bag_evaluates(evaluated: tuple[Path, CommandResult]) -> None:
+    out, res = evaluated
+    assert_clean(res, allowed=[r"random weights"])
+    records = [json.loads(line)["record"]
+               for line in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(records) == 4 and all(r["status"] == "OK" for r in records)
+    for r in records:
+        assert len(r["frame_cameras"]) == len(r["frame_stamps_ns"]) > 0
+        assert set(r["frame_cameras"]) <= set(CAMERAS)
+    assert any(set(r["frame_cameras"]) == set(CAMERAS) for r in records)
+    again = run_command(res.argv)  # resumable: the camera arrays read back from run.json
+    assert_clean(again, allowed=[r"random weights"])
+    assert "resumed 4" in again.stdout + again.stderr
+
+
+def test_topic_overrides_are_refused_for_named_cameras(scene: tuple[Path, CommandResult],
+                                                       two_cameras: Path, tmp_path: Path
+                                                       ) -> None:
+    path, _ = scene
+    res = run_command(["spatial-mllm-eval", str(path / "bag"), "--questions",
+                       str(path / "questions.jsonl"), "--out", str(tmp_path / "o"),
+                       "--config", str(two_cameras), "--topic", "colour=/x"])
+    assert_refused(res, ExitCode.USAGE, "--topic", "camera.<name>.<kind>")
+
+
+def test_a_bad_camera_entry_is_refused_with_its_name(scene: tuple[Path, CommandResult],
+                                                     two_cameras: Path, tmp_path: Path) -> None:
+    path, _ = scene
+    res = run_command(["spatial-mllm-eval", str(path / "bag"), "--questions",
+                       str(path / "questions.jsonl"), "--out", str(tmp_path / "o"),
+                       "--config", str(two_cameras), "-p",
+                       "camera.left.extrinsic:=[0.0, 0.1, 0.0]"])
+    assert_refused(res, ExitCode.USAGE, "camera 'left'", "extrinsic")
+
+
+def test_a_camera_absent_from_the_bag_is_named(scene: tuple[Path, CommandResult],
+                                               tmp_path: Path) -> None:
+    path, _ = scene
+    res = run_command(["spatial-mllm-eval", str(path / "bag"), "--questions",
+                       str(path / "questions.jsonl"), "--out", str(tmp_path / "o"),
+                       "--config", "multi_camera"])
+    assert res.returncode == ExitCode.INPUT, res.describe()
+    assert "camera 'right'" in res.stderr and "Traceback" not in res.stderr
