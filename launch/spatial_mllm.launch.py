@@ -6,7 +6,10 @@
 Arguments: ``profile`` (config/<profile>.yaml: cpu_tiny, ...), ``params_file`` (overrides the
 profile with any ROS params file), ``namespace``, remappings of the camera topics
 (``colour_topic``, ``depth_topic``, ``camera_info_topic``, ``pose_topic``; empty = as in the
-profile), and ``dds_profile``: the Fast DDS XML profile the node runs with, through
+profile), ``remap``: any other remappings as comma-separated ``FROM=TO`` pairs (a
+multi-camera profile's topics, e.g. ``profile:=multi_camera
+remap:=/front/color/image_raw=/cam_front/color/image_raw``; README, "Several cameras"), and
+``dds_profile``: the Fast DDS XML profile the node runs with, through
 ``FASTDDS_DEFAULT_PROFILES_FILE``. Empty (the default) = the caller's
 ``FASTDDS_DEFAULT_PROFILES_FILE`` when it is set (a user's own DDS setup wins), else the
 shipped ``config/fastdds_large_data.xml`` (a shared-memory segment that holds several 1-2 MB
@@ -56,6 +59,19 @@ def _endpoint(context) -> list[dict[str, str]]:
     return [{"model.endpoint": endpoint}] if endpoint else []
 
 
+def parse_remaps(text: str) -> list[tuple[str, str]]:
+    """``FROM=TO,FROM=TO`` (the ``remap`` argument) as remapping pairs; '' = none."""
+    pairs = []
+    for item in (i.strip() for i in text.split(",")):
+        if not item:
+            continue
+        source, sep, target = item.partition("=")
+        if not sep or not source.strip() or not target.strip():
+            raise ValueError(f"remap: expected FROM=TO, got {item!r}")
+        pairs.append((source.strip(), target.strip()))
+    return pairs
+
+
 def _node(context, *args, **kwargs):
     profile = LaunchConfiguration("profile").perform(context)
     params_file = LaunchConfiguration("params_file").perform(context)
@@ -67,6 +83,7 @@ def _node(context, *args, **kwargs):
         target = LaunchConfiguration(arg).perform(context)
         if target:
             remappings.append((default_topic, target))
+    remappings += parse_remaps(LaunchConfiguration("remap").perform(context))
     return [
         *_dds_profile(context, share),
         Node(
@@ -100,6 +117,10 @@ def generate_launch_description() -> LaunchDescription:
                             f"{DDS_PROFILE_ENV}, else config/{DDS_PROFILE}; 'none' = defaults"),
             *[DeclareLaunchArgument(a, default_value="", description=f"remap {t}")
               for a, t in REMAPS.items()],
+            DeclareLaunchArgument(
+                "remap", default_value="",
+                description="more remappings, FROM=TO,FROM=TO (e.g. a multi-camera profile's "
+                            "camera topics)"),
             OpaqueFunction(function=_node),
         ]
     )

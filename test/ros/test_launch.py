@@ -46,6 +46,22 @@ def test_launch_file_declares_a_profile_that_exists() -> None:
         assert name in args, name
     assert {"colour_topic", "depth_topic", "camera_info_topic", "pose_topic"} <= set(
         remap_arguments())
+    assert "remap" in args  # a multi-camera profile's topics (README "Several cameras")
+
+
+def test_the_remap_argument_parses_pairs() -> None:
+    """``parse_remaps`` of the launch file, run on its own (no launch package here)."""
+    tree = ast.parse(LAUNCH.read_text())
+    func = next(n for n in tree.body if isinstance(n, ast.FunctionDef)
+                and n.name == "parse_remaps")
+    scope: dict[str, object] = {}
+    exec(compile(ast.Module(body=[func], type_ignores=[]), str(LAUNCH), "exec"), scope)
+    parse = scope["parse_remaps"]
+    assert parse("") == []  # type: ignore[operator]
+    assert parse("/front/color/image_raw=/cam_front/color/image_raw, /a=/b") == [  # type: ignore[operator]
+        ("/front/color/image_raw", "/cam_front/color/image_raw"), ("/a", "/b")]
+    with pytest.raises(ValueError, match="FROM=TO"):
+        parse("/front/color/image_raw")  # type: ignore[operator]
 
 
 if HAVE_LAUNCH:  # pragma: no cover - only on a ROS 2 install
