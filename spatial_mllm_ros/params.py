@@ -388,9 +388,6 @@ SCHEMA: tuple[ParamSpec, ...] = (
        "Publish a visualization_msgs/MarkerArray of each answer's 3D boxes on ~/markers."),
     _P("queue.size", int, 4, "Question queue bound; a full queue answers BUSY.",
        min=1, max=1000, read_only=True),
-    _P("queue.timeout_s", float, 60.0, "Default question deadline, seconds.",
-       min=0.001, max=3600.0),
-    _P("question.max_chars", int, 1000,
     _P("queue.request_depth", int, 1000,
        "History depth (reliable, keep last) of the request readers of ~/ask, of the "
        "~/ask_stream goal, cancel and result services and of ~/question, and of the response "
@@ -398,6 +395,9 @@ SCHEMA: tuple[ParamSpec, ...] = (
        "answered, BUSY beyond the queue). A burst larger than it loses requests in DDS, "
        "unanswered (rclpy's default is 10). At least queue.size + 1 is used.",
        min=1, max=100_000, read_only=True),
+    _P("queue.timeout_s", float, 60.0, "Default question deadline, seconds.",
+       min=0.001, max=3600.0),
+    _P("question.max_chars", int, 1000,
        "Longest accepted question text, characters (longer: INVALID_QUESTION).",
        min=1, max=100_000),
     _P("question.max_option_chars", int, 2000,

@@ -23,8 +23,9 @@ from typing import Any, cast
 
 from spatial_mllm_ros import camera_params
 from spatial_mllm_ros import params as P
+from spatial_mllm_ros.answering.handle import ModelHandle, load_engine_handle
 from spatial_mllm_ros.answering.pipeline import PipelineConfig
-from spatial_mllm_ros.answering.remote import RemoteConfig
+from spatial_mllm_ros.answering.remote import RemoteAnswerer, RemoteConfig
 from spatial_mllm_ros.camera_params import CameraSettings
 from spatial_mllm_ros.core.clock import ClockConfig
 from spatial_mllm_ros.core.convert import ConvertLimits
@@ -335,20 +336,18 @@ def _node(v: Mapping[str, ParamValue]) -> NodeSettings:
 
 
 def load_answerer(settings: Settings, abort: threading.Event | None = None,
-                  client: str = "") -> tuple[Any | None, str]:
+                  client: str = "") -> tuple[ModelHandle | None, str]:
     """The node's answerer: the model server when ``model.endpoint`` is set
     (:class:`~spatial_mllm_ros.answering.remote.RemoteAnswerer`, naming itself ``client``;
     it never waits for an absent server), else the engine in a child process when
     ``model.process`` is set (:class:`~spatial_mllm_ros.answering.process.ProcessAnswerer`;
     ``abort`` set while it loads ends the load at once), else in this process
-    (:func:`~spatial_mllm_ros.model.spec.load_engine`). Never raises; ``(None, reason)`` when
-    the model cannot load."""
+    (:class:`~spatial_mllm_ros.answering.handle.EngineHandle`). Never raises;
+    ``(None, reason)`` when the model cannot load."""
     if settings.remote.endpoint:
         return remote_answerer(settings, client)
     if not settings.node.model_process:
-        from spatial_mllm_ros.model.spec import load_engine
-
-        return load_engine(settings.engine)
+        return load_engine_handle(settings.engine)
     from spatial_mllm_ros.answering.errors import ModelProcessError
     from spatial_mllm_ros.answering.process import ProcessAnswerer
 
@@ -360,12 +359,11 @@ def load_answerer(settings: Settings, abort: threading.Event | None = None,
         return None, str(err)
 
 
-def remote_answerer(settings: Settings, client: str = "") -> tuple[Any | None, str]:
+def remote_answerer(settings: Settings, client: str = "") -> tuple[RemoteAnswerer | None, str]:
     """The :class:`~spatial_mllm_ros.answering.remote.RemoteAnswerer` of ``model.endpoint``
     (the node, ``spatial-mllm-infer --endpoint``, ``spatial-mllm-eval --endpoint``); never
     raises: ``(None, reason)`` for an endpoint that is not a URL or an unreadable token file."""
     from spatial_mllm_ros.answering.errors import RemoteModelError
-    from spatial_mllm_ros.answering.remote import RemoteAnswerer
 
     try:
         return RemoteAnswerer(dataclasses.replace(settings.remote, client=client)), ""

@@ -12,14 +12,21 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
+from spatial_mllm_ros.answering.handle import ModelHandle, ModelStatus
 from spatial_mllm_ros.answering.pipeline import AnsweringPipeline, PipelineConfig
-from spatial_mllm_ros.answering.types import STAGES, Answerer, AnswerRecord, QuestionRequest
+from spatial_mllm_ros.answering.types import (
+    STAGES,
+    Answerer,
+    AnswerRecord,
+    OnToken,
+    QuestionRequest,
+)
 from spatial_mllm_ros.core.frame import Frame
 from spatial_mllm_ros.model.limits import PromptLimits
 from spatial_mllm_ros.model.result import GenerationResult
 from spatial_mllm_ros.sampling.online import BufferConfig, SpatialFrameBuffer
+from spatial_mllm_ros.sampling.predicted import PredictedGeometry
 
 #: The part of an answer's ``total`` that no stage of :data:`~.types.STAGES` names.
 OTHER = "other"
@@ -77,21 +84,44 @@ def answer_frames(
 
 
 class FirstAnswerTokens:
-    """An answerer that remembers the token ids of its first answer (a question's own; a
-    second call is the grounding pass), for ``spatial-mllm-infer``'s ``token_ids``; every
-    other attribute (``checkpoint_layout``, ``predict_geometry``, ``close``, ...) is the
-    wrapped answerer's."""
+    """A model handle that remembers the token ids of its first answer (a question's own; a
+    second call is the grounding pass), for ``spatial-mllm-infer``'s ``token_ids``; the rest
+    is the wrapped handle's."""
 
-    def __init__(self, answerer: Any) -> None:
-        self.wrapped = answerer
+    def __init__(self, wrapped: ModelHandle) -> None:
+        self.wrapped = wrapped
         self.token_ids: list[int] = []
         self._answered = False
 
-    def answer(self, *args: Any, **kwargs: Any) -> GenerationResult:
-        result: GenerationResult = self.wrapped.answer(*args, **kwargs)
+    def answer(
+        self,
+        frames: Sequence[Frame],
+        prompt: str,
+        max_new_tokens: int = 64,
+        *,
+        on_token: OnToken | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> GenerationResult:
+        """The wrapped handle's answer; the first one's token ids are kept."""
+        result = self.wrapped.answer(frames, prompt, max_new_tokens, on_token=on_token,
+                                     should_stop=should_stop)
         if not self._answered:
             self._answered, self.token_ids = True, list(result.token_ids)
         return result
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.wrapped, name)
+    def predict_geometry(self, frames: Sequence[Frame]) -> list[PredictedGeometry]:
+        """The wrapped handle's predicted geometry."""
+        return self.wrapped.predict_geometry(frames)
+
+    @property
+    def checkpoint_layout(self) -> str:
+        """The wrapped handle's checkpoint layout."""
+        return self.wrapped.checkpoint_layout
+
+    def status(self) -> ModelStatus:
+        """The wrapped handle's status."""
+        return self.wrapped.status()
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Close the wrapped handle."""
+        self.wrapped.close(timeout_s)

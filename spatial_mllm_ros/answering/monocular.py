@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from spatial_mllm_ros.core.frame import Frame
 from spatial_mllm_ros.sampling.online import SpatialFrameBuffer
@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 
+@runtime_checkable
 class GeometryPredictor(Protocol):
     """Predicts the geometry of frames in one pass (one world frame and scale for all).
 
@@ -55,9 +56,7 @@ class GeometryPredictor(Protocol):
 
 def geometry_predictor(answerer: object) -> GeometryPredictor | None:
     """``answerer`` as a :class:`GeometryPredictor`, or None when it has no such method."""
-    if callable(getattr(answerer, "predict_geometry", None)):
-        return answerer  # type: ignore[return-value]  # checked structurally above
-    return None
+    return answerer if isinstance(answerer, GeometryPredictor) else None
 
 
 def select_frames(

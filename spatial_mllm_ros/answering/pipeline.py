@@ -152,7 +152,7 @@ class AnsweringPipeline:
         """The prompt family questions are worded in (``auto`` resolved from the answerer)."""
         if self.config.prompt_template != AUTO_TEMPLATE:
             return self.config.prompt_template
-        return template_for_layout(str(getattr(self.answerer, "checkpoint_layout", "v1.1")))
+        return template_for_layout(self.answerer.checkpoint_layout)
 
     # -- request checks -------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ process; a busy one keeps its heartbeat), or that has not returned ``stop_limit_
 killed if needed and started again in the background with backoff (1, 2, 4, ... s) -- the
 node's camera buffer is untouched. While it restarts,
 questions are answered MODEL_ERROR "restarting"; after ``max_restarts`` failed starts in a row
-the state is ``failed``. :meth:`ProcessAnswerer.supervision` reports state, restarts and the
+the state is ``failed``. :meth:`ProcessAnswerer.status` reports state, restarts and the
 last error for ``/diagnostics`` (ERROR while the model is down).
 
 Streaming: the child reports every generated token (a :class:`~.protocol.Token` on the pipe)
@@ -33,7 +33,7 @@ cancel stops generation within one token. When to give up on a child is
 The vision backend status (what runs the encoders, for ``/diagnostics``) comes with the load
 report and with every reply: the node never asks an idle child anything, so a stopped idle
 child costs nothing until a question needs it (its deadline + ``grace_s`` then applies); a
-child found dead while idle is restarted at once (:meth:`ProcessAnswerer.supervision`).
+child found dead while idle is restarted at once (:meth:`ProcessAnswerer.status`).
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from spatial_mllm_ros.answering.child import serve
 from spatial_mllm_ros.answering.errors import ModelProcessError
+from spatial_mllm_ros.answering.handle import ModelState, ModelStatus
 from spatial_mllm_ros.answering.protocol import (
     Alive,
     AnswerRequest,
@@ -96,8 +97,8 @@ RESTART_BACKOFF_S: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)
 
 
 class ProcessAnswerer:
-    """An :class:`Answerer` (and geometry predictor) whose engine lives in a supervised child
-    process (see the module docstring).
+    """A :class:`~.handle.ModelHandle` whose engine lives in a supervised child process (see
+    the module docstring).
 
     Args:
         spec: the model to load (the node's ``Settings.engine``).
@@ -133,7 +134,7 @@ class ProcessAnswerer:
         self._lock = threading.Lock()  # one request at a time on the pipe and the segment
         self._state_lock = threading.Lock()
         self._frames = FrameSender()  # used under _lock
-        self.state = "starting"
+        self.state = ModelState.STARTING
         self.restarts = 0
         self.last_error = ""
         self._closed = threading.Event()
@@ -144,7 +145,7 @@ class ProcessAnswerer:
         if error:
             self._frames.close()
             raise ModelProcessError(error)
-        self.state = "ready"
+        self.state = ModelState.READY
 
     # ------------------------------------------------------------------ process
     def _start(self) -> str:
@@ -197,8 +198,8 @@ class ProcessAnswerer:
         self.last_error = reason
         self._kill()
         with self._state_lock:
-            if self.state == "ready" and not self._closed.is_set():
-                self.state = "restarting"
+            if self.state is ModelState.READY and not self._closed.is_set():
+                self.state = ModelState.RESTARTING
                 self._restarter = threading.Thread(
                     target=self._restart, name="spatial-mllm-model-restart", daemon=True)
                 self._restarter.start()
@@ -217,39 +218,36 @@ class ProcessAnswerer:
             if not error:
                 with self._state_lock:
                     self.restarts += 1
-                    self.state = "ready"
+                    self.state = ModelState.READY
                 return
             self.last_error = f"restart {attempt + 1} failed: {error}"
         with self._state_lock:
-            self.state = "failed"
+            self.state = ModelState.FAILED
 
     @property
     def pid(self) -> int | None:
         """Process id of the (current) model process."""
         return self._proc.pid
 
-    def supervision(self) -> dict[str, object]:
-        """For diagnostics: ``model.state`` (ready, restarting, failed, closed),
-        ``model.restarts``, ``model.last_error``, ``model.pid``. A model process found dead
-        while no question uses it is restarted now (never waits: a busy one is left to its
-        question)."""
-        if self.state == "ready" and not self._closed.is_set() \
+    def status(self) -> ModelStatus:
+        """For diagnostics: state (ready, restarting, failed, closed), restarts, the last
+        error, the pid, the vision backend status as of the load or the last reply. A model
+        process found dead while no question uses it is restarted now (never waits: a busy
+        one is left to its question)."""
+        if self.state is ModelState.READY and not self._closed.is_set() \
                 and self._lock.acquire(blocking=False):
             try:
-                if self.state == "ready" and not self._proc.is_alive():
+                if self.state is ModelState.READY and not self._proc.is_alive():
                     self._failed(
                         f"the model process is not running (exit code {self._proc.exitcode})")
             finally:
                 self._lock.release()
-        return {"model.state": self.state, "model.restarts": self.restarts,
-                "model.last_error": self.last_error, "model.pid": self.pid or 0}
+        return ModelStatus(self.state, restarts=self.restarts, last_error=self.last_error,
+                           pid=self.pid or 0, vision=self._vision)
 
-    @property
-    def vision_backend_status(self) -> VisionStatus | None:
-        """The model process's vision backend status (what runs the encoders, per input size,
-        parity fallbacks) for ``/diagnostics``, as of its load or its last reply (None when
-        its engine cannot say); never touches the pipe."""
-        return self._vision
+    def supervision(self) -> dict[str, object]:
+        """:meth:`status` as the ``model.*`` diagnostics values."""
+        return self.status().values()
 
     # ------------------------------------------------------------------ requests
     def _call(
@@ -261,7 +259,7 @@ class ProcessAnswerer:
     ) -> GenerationResult | list[PredictedGeometry]:
         """Send ``request`` of ``frames`` (packed into the shared segment) and wait for its
         result; ModelProcessError when the model is not ready, fails or is lost."""
-        if self.state != "ready":
+        if self.state is not ModelState.READY:
             raise ModelProcessError(
                 f"the model process is {self.state}"
                 + (f" (last error: {self.last_error})" if self.last_error else ""))
@@ -363,7 +361,7 @@ class ProcessAnswerer:
         frame segment."""
         self._closed.set()
         with self._state_lock:
-            self.state = "closed"
+            self.state = ModelState.CLOSED
         restarter = self._restarter
         if restarter is not None:
             restarter.join(timeout_s)

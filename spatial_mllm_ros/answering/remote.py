@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from spatial_mllm_ros.answering.errors import ModelBusyError, RemoteModelError
+from spatial_mllm_ros.answering.handle import ModelState, ModelStatus
 from spatial_mllm_ros.answering.types import OnToken
 from spatial_mllm_ros.answering.wire import (
     CLIENT_HEADER,
@@ -102,7 +103,7 @@ class ServerInfo:
 
 
 class RemoteAnswerer:
-    """An :class:`Answerer` (and geometry predictor) whose model is on a server.
+    """A :class:`~.handle.ModelHandle` whose model is on a server.
 
     Construction never fails for an absent server: it asks for the server's description once
     (``connect_timeout_s``) and otherwise at the first question.
@@ -125,7 +126,7 @@ class RemoteAnswerer:
             raise RemoteModelError(f"cannot read the token file: {err}") from err
         self._limits = WireLimits(max_bytes=1 << 30)
         self._info: ServerInfo | None = None
-        self.state = "connecting"
+        self.state = ModelState.CONNECTING
         self.last_error = ""
         self.calls = 0
         self.bytes_sent = 0
@@ -145,22 +146,21 @@ class RemoteAnswerer:
         return self._info.layout if self._info is not None else DEFAULT_LAYOUT
 
     @property
-    def vision_backend_status(self) -> None:
-        """The encoders run on the server: its ``/v1/health`` says what runs them."""
-        return None
-
-    @property
     def pid(self) -> int:
         """No local model process (0)."""
         return 0
 
+    def status(self) -> ModelStatus:
+        """For diagnostics, never waits: the state (``ready`` after a good reply,
+        ``unreachable`` after a failed one, ``connecting`` before any), the last error, the
+        endpoint. The encoders run on the server (its ``/v1/health`` says what runs them):
+        no vision status here."""
+        return ModelStatus(self.state, last_error=self.last_error,
+                           endpoint=self.config.endpoint)
+
     def supervision(self) -> dict[str, object]:
-        """For diagnostics, never waits: ``model.state`` (``ready`` after a good reply,
-        ``unreachable`` after a failed one, ``connecting`` before any), ``model.last_error``,
-        ``model.endpoint``."""
-        return {"model.state": self.state, "model.restarts": 0,
-                "model.last_error": self.last_error, "model.pid": 0,
-                "model.endpoint": self.config.endpoint}
+        """:meth:`status` as the ``model.*`` diagnostics values."""
+        return self.status().values()
 
     def close(self, timeout_s: float = 0.0) -> None:
         """Nothing to release: every call has its own connection."""
@@ -187,7 +187,7 @@ class RemoteAnswerer:
             raise self._lost(f"the model server has no model replica ready "
                              f"({health.get('replicas')})")
         self._info = info
-        self.state, self.last_error = "ready", ""
+        self.state, self.last_error = ModelState.READY, ""
         return info
 
     def answer(
@@ -238,7 +238,7 @@ class RemoteAnswerer:
 
     # ------------------------------------------------------------------ plumbing
     def _lost(self, reason: str) -> RemoteModelError:
-        self.state, self.last_error = "unreachable", reason
+        self.state, self.last_error = ModelState.UNREACHABLE, reason
         return RemoteModelError(reason)
 
     def _request(self, method: str, path: str, body: bytes
@@ -269,7 +269,7 @@ class RemoteAnswerer:
         detail = _detail(resp)
         conn.close()
         if resp.status in (429, 503):
-            self.state = "ready"
+            self.state = ModelState.READY
             raise ModelBusyError(f"the model server is busy (HTTP {resp.status}: {detail})")
         if resp.status == 401:
             raise self._lost("the model server refused this robot's token (HTTP 401): give "
@@ -320,7 +320,7 @@ class RemoteAnswerer:
             result = result_from_json(event["result"])
         except (KeyError, WireError) as err:
             raise self._lost(str(err)) from err
-        self.state, self.last_error = "ready", ""
+        self.state, self.last_error = ModelState.READY, ""
         return GenerationResult(
             text=result.text, timings_s=result.timings_s, num_new_tokens=result.num_new_tokens,
             resized_size=result.resized_size, raw_text=result.raw_text, original_size=original,

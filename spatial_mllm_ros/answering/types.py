@@ -75,8 +75,15 @@ Progress = Callable[[str, str, int], None]
 
 
 class Answerer(Protocol):
-    """Anything that turns frames and a prompt into text: the Spatial-MLLM engine, the model
-    process, or a stand-in used to test the evaluation (an oracle with known errors)."""
+    """Anything that turns frames and a prompt into text: a model handle
+    (:class:`~spatial_mllm_ros.answering.handle.ModelHandle`), or a stand-in used to test the
+    evaluation (an oracle with known errors)."""
+
+    @property
+    def checkpoint_layout(self) -> str:
+        """``v1.0``, ``v1.1`` or ``qwen2.5-vl``: selects the prompt family (``v1.1`` for a
+        stand-in)."""
+        ...
 
     def answer(
         self,

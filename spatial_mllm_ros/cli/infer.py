@@ -30,13 +30,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from spatial_mllm_ros.answering.commands import (
     FirstAnswerTokens,
     answer_frames,
     timings_with_other,
 )
+from spatial_mllm_ros.answering.handle import EngineHandle, ModelHandle, load_engine_handle
 from spatial_mllm_ros.answering.types import AnswerRecord, AnswerStatus, QuestionRequest
 from spatial_mllm_ros.core.errors import RgbdDirError
 from spatial_mllm_ros.core.progress import StageLog
@@ -45,13 +45,10 @@ from spatial_mllm_ros.exitcodes import ExitCode
 from spatial_mllm_ros.model.backends.status import VisionUsage
 from spatial_mllm_ros.model.errors import CheckpointNotFoundError
 from spatial_mllm_ros.model.fit import check_configuration
-from spatial_mllm_ros.model.spec import check_checkpoint, load_engine, load_prompt_limits
+from spatial_mllm_ros.model.spec import check_checkpoint, load_prompt_limits
 from spatial_mllm_ros.params import ParamError
 from spatial_mllm_ros.sampling.strategies import available_strategies
 from spatial_mllm_ros.settings import Settings, parse_overrides, remote_answerer
-
-if TYPE_CHECKING:
-    from spatial_mllm_ros.model.engine import SpatialMLLMEngine
 
 PROG = "spatial-mllm-infer"
 #: Deadline of a question without ``--timeout``: none in effect.
@@ -188,13 +185,13 @@ def _exit_code(record: AnswerRecord) -> ExitCode:
     return ExitCode.MODEL if record.status is AnswerStatus.MODEL_ERROR else ExitCode.NOT_OK
 
 
-def _usage(engine: SpatialMLLMEngine | None, settings: Settings, error: str) -> VisionUsage:
-    if engine is None:
+def _usage(handle: ModelHandle | None, settings: Settings, error: str) -> VisionUsage:
+    if handle is None:
         return VisionUsage(settings.engine.vision.backend, {}, f"model not loaded: {error}")
-    if settings.remote.endpoint:  # the server's /v1/health says what runs its encoders
+    if not isinstance(handle, EngineHandle):  # the server's /v1/health says what runs them
         return VisionUsage(settings.engine.vision.backend, {},
                            f"on the model server {settings.remote.endpoint}")
-    return engine.vision_usage
+    return handle.engine.vision_usage
 
 
 def infer_main(argv: list[str] | None = None) -> int:
@@ -230,8 +227,9 @@ def infer_main(argv: list[str] | None = None) -> int:
     )
     with log.stage(f"loading the model ({settings.engine.description} on "
                    f"{settings.engine.device})"), timings.measure("load"):
+        loaded: ModelHandle | None
         loaded, error = (remote_answerer(settings, PROG) if settings.remote.endpoint
-                         else load_engine(settings.engine))
+                         else load_engine_handle(settings.engine))
         engine = FirstAnswerTokens(loaded) if loaded is not None else None
     try:
         if engine is None:

@@ -55,6 +55,7 @@ from rclpy.timer import Timer
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from spatial_mllm_ros import params as P
+from spatial_mllm_ros.answering.handle import ModelHandle
 from spatial_mllm_ros.answering.pipeline import AnsweringPipeline
 from spatial_mllm_ros.core.errors import FrameRejected, RejectReason
 from spatial_mllm_ros.core.ingest import Ingestor, IngestResult, PoseLookup, StreamHealth
@@ -62,8 +63,8 @@ from spatial_mllm_ros.core.memory import LARGE_REJECTIONS, release_heap, release
 from spatial_mllm_ros.model.fit import check_configuration
 from spatial_mllm_ros.model.spec import load_prompt_limits
 from spatial_mllm_ros.ros.answer_server import AnswerServer
-from spatial_mllm_ros.ros.diagnostics import (
 from spatial_mllm_ros.ros.conversions import serialized_image_size
+from spatial_mllm_ros.ros.diagnostics import (
     RateTracker,
     answer_status,
     build_diagnostics,
@@ -89,13 +90,13 @@ MODEL_CLOSE_TIMEOUT_S = 3.0
 SMALL_MESSAGE_DEPTH = 1000
 SMALL_MESSAGE_TOPICS = frozenset({"camera_info", "pose", "odometry"})
 
-#: topic kind -> message type (the topic names are ``Settings.node.topics``)
 #: Image topics taken serialized (rclpy ``raw=True``): an oversized image is refused from the
 #: size in its bytes, before rclpy copies its pixels into a Python message (which left about
 #: 320 MB of node RSS behind per rejected 8192x8192 rgb8 + depth pair); the others are
 #: deserialised in the callback.
 RAW_IMAGE_TOPICS = frozenset({"colour", "depth"})
 
+#: topic kind -> message type (the topic names are ``Settings.node.topics``)
 CAMERA_TOPICS: dict[str, type] = {
     "colour": Image,
     "colour_compressed": CompressedImage,
@@ -129,7 +130,7 @@ class SpatialMllmNode(LifecycleNode):
         self.store: SpatialFrameBuffer | None = None
         self.ingestor: Ingestor | None = None
         self.answers: AnswerServer | None = None
-        self._engine: Any = None
+        self._engine: ModelHandle | None = None
         self.settings: Settings | None = None
         self._state_label = "unconfigured"
         self._callback_errors = 0
@@ -230,17 +231,18 @@ class SpatialMllmNode(LifecycleNode):
                 f"model loaded in {time.monotonic() - t0:.1f} s "
                 f"({cfg.engine.description}, {cfg.engine.device}, {cfg.engine.dtype}"
                 + (f", server {cfg.remote.endpoint})" if cfg.remote.endpoint else
-                   f", model process pid {self._engine.pid})" if cfg.node.model_process else ")")
+                   f", model process pid {self._engine.status().pid})"
+                   if cfg.node.model_process else ")")
             )
         else:
             self.get_logger().error(f"{model_error}; questions will be answered MODEL_ERROR")
         self.answers = AnswerServer(
             self, self.store, pipeline, model_error,
             queue_size=cfg.node.queue_size, markers=cfg.node.markers,
+            request_depth=int(cfg.values["queue.request_depth"]),
         )
         self._state_label = "inactive"
         self._lifecycle_error = ""
-            request_depth=int(cfg.values["queue.request_depth"]),
         self.get_logger().info(
             f"configured: buffer {cfg.buffer.max_frames} frames / {cfg.buffer.max_bytes} B"
         )
@@ -263,10 +265,10 @@ class SpatialMllmNode(LifecycleNode):
                         msg_type, topic, self._camera_callback(kind),
                         camera_qos(node.qos_reliability, depth),
                         callback_group=self._camera_groups[kind],
+                        raw=kind in RAW_IMAGE_TOPICS,
                     )
                 )
             self._poll_timer = self.create_timer(
-                        raw=kind in RAW_IMAGE_TOPICS,
                 node.poll_period_s, self._poll, callback_group=self._timer_group
             )
             if self.answers is not None:
@@ -298,10 +300,8 @@ class SpatialMllmNode(LifecycleNode):
         self.answers = None
         self.ingestor = None
         self.store = None
-        if self._engine is not None:
-            close = getattr(self._engine, "close", None)
-            if callable(close):  # the model process: ending it returns all its memory
-                close(timeout_s=MODEL_CLOSE_TIMEOUT_S)
+        if self._engine is not None:  # a model process: ending it returns all its memory
+            self._engine.close(timeout_s=MODEL_CLOSE_TIMEOUT_S)
             self._engine = None
             release_model_memory()
         self._tf = None
@@ -380,7 +380,6 @@ class SpatialMllmNode(LifecycleNode):
 
         return callback
 
-    def _receive_ns(self) -> int | None:
     def _ingest_serialized(self, ingestor: Ingestor, kind: str, data: bytes) -> IngestResult:
         """A serialized ``sensor_msgs/Image``: refused as ``oversized_image`` from the size in
         its bytes (never deserialised), else deserialised and ingested."""
@@ -395,6 +394,7 @@ class SpatialMllmNode(LifecycleNode):
         msg = deserialize_message(data, Image)
         return ingestor.ingest(kind, msg, time.monotonic_ns(), self._receive_ns())
 
+    def _receive_ns(self) -> int | None:
         """ROS time now (sim time under ``use_sim_time``), for the future-stamp check; None
         before the sim clock has started (it reads 0 until the first ``/clock``)."""
         now = self.get_clock().now().nanoseconds
@@ -409,7 +409,6 @@ class SpatialMllmNode(LifecycleNode):
             self._callback_errors += 1
             self.get_logger().error(f"poll error: {err}", throttle_duration_sec=2.0)
 
-    def _publish_diagnostics(self) -> None:
     def _stream_health(self, ingestor: Ingestor | None) -> list[StreamHealth]:
         """Each configured camera topic's health while active: its publisher count (a fact
         of the ROS graph, passed into the pure core) and its silence."""
@@ -422,6 +421,7 @@ class SpatialMllmNode(LifecycleNode):
         silent_ns = round(period_s * int(settings.values["diagnostics.silent_periods"]) * 1e9)
         return ingestor.stream_health(publishers, time.monotonic_ns(), silent_ns)
 
+    def _publish_diagnostics(self) -> None:
         try:
             ingestor = self.ingestor
             counters = ingestor.counters() if ingestor is not None else {}
@@ -438,8 +438,8 @@ class SpatialMllmNode(LifecycleNode):
                 state=self._state_label,
                 extra={"pid": os.getpid(), "callback_errors": self._callback_errors},
                 rejected_last_period=max(rejected - self._last_rejected, 0),
-            )
                 streams=self._stream_health(ingestor),
+            )
             self._last_rejected = rejected
             answers = self.answers
             if answers is not None:
@@ -447,7 +447,8 @@ class SpatialMllmNode(LifecycleNode):
                                                 hardware_id=self.get_fully_qualified_name()))
             msg.status.append(lifecycle_status(self._state_label, self._lifecycle_error,
                                                self.get_fully_qualified_name()))
-            vision = getattr(self._engine, "vision_backend_status", None)
+            engine = self._engine
+            vision = engine.status().vision if engine is not None else None
             if vision is not None:  # the model process may not have reported it yet
                 msg.status.append(vision_status(vision,
                                                 hardware_id=self.get_fully_qualified_name()))

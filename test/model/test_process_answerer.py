@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from spatial_mllm_ros.answering.errors import ModelProcessError
+from spatial_mllm_ros.answering.handle import ModelState
 from spatial_mllm_ros.answering.process import ProcessAnswerer
 from spatial_mllm_ros.model.result import GenerationResult
 from spatial_mllm_ros.model.spec import load_engine
@@ -94,19 +95,20 @@ def test_supervision_settings_flow_from_the_parameters_and_an_idle_death_restart
     assert isinstance(answerer, ProcessAnswerer), error
     try:
         assert (answerer.policy.grace_s, answerer.max_restarts) == (7.5, 2)
-        assert answerer.vision_backend_status is not None  # reported with the load
+        assert answerer.status().vision is not None  # reported with the load
         first = answerer.pid
         assert first is not None
         os.kill(first, signal.SIGKILL)  # no question is being answered
         answerer._proc.join(10)
         end = time.monotonic() + 60
-        report = answerer.supervision()  # finds it dead and restarts it, not waiting
-        assert report["model.state"] in ("restarting", "ready")
-        while answerer.supervision()["model.state"] != "ready" and time.monotonic() < end:
+        status = answerer.status()  # finds it dead and restarts it, not waiting
+        assert status.state in (ModelState.RESTARTING, ModelState.READY)
+        while answerer.status().state is not ModelState.READY and time.monotonic() < end:
             time.sleep(0.2)
-        report = answerer.supervision()
-        assert report["model.state"] == "ready" and report["model.restarts"] == 1
-        assert "not running" in str(report["model.last_error"])
+        status = answerer.status()
+        assert status.state is ModelState.READY and status.restarts == 1
+        assert "not running" in status.last_error
+        assert answerer.supervision()["model.state"] == "ready"  # the diagnostics values
         assert answerer.pid != first
         frames = make_walkthrough(seed=3, n_frames=2, width=160, height=120).frames
         assert answerer.answer(frames, "How many chairs?", 2).num_new_tokens >= 1

@@ -277,7 +277,7 @@ def test_model_process_answers_with_onnxruntime_and_reports_it(
         frames = real_frames(4)
         got = answerer.answer(frames, PROMPT, 10)
         assert got.token_ids == torch_engine.answer(frames, PROMPT, 10).token_ids
-        status = answerer.vision_backend_status
+        status = answerer.status().vision
         assert status is not None and status.requested == "onnxruntime"
         (size,) = status.sizes
         assert (size.size, size.state, size.accelerated_calls) == ("252x364", "active", 2)

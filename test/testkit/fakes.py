@@ -19,6 +19,8 @@ class ScriptedAnswerer:
     with ``grounding_text``) as if the model saw the frames at half size; raises a simulated
     out-of-memory error instead with ``fail``.  ``calls`` records (frame stamps, prompt)."""
 
+    checkpoint_layout = "v1.1"
+
     def __init__(self, text: str, grounding_text: str = "[]", fail: bool = False) -> None:
         self.text = text
         self.grounding_text = grounding_text

@@ -71,6 +71,8 @@ EXPECTED = {
 class Oracle:
     """Answers each question with its scripted text; records calls and the frames it saw."""
 
+    checkpoint_layout = "v1.1"
+
     def __init__(self, crash_after: int | None = None) -> None:
         self.calls = 0
         self.crash_after = crash_after
