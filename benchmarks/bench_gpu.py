@@ -8,7 +8,10 @@ provider, ``tensorrt``): a 16-frame clip at 476x644 (a 640x480 camera at the pro
 default size; 3128 video tokens) through the 2D encoder, VGGT's aggregator, the connector,
 the language model's prefill, and a 32-token greedy decode (tokens/s), the time to first token
 of a full ``generate``, the peak GPU memory; then a 128-frame space-aware pre-sampling pass
-through the whole VGGT (aggregator + camera/depth/point heads, 518 px wide, torch). Every
+through the whole VGGT (aggregator + camera/depth/point heads, 518 px wide, torch); then, per
+``model.quantization`` (none, int8_weight, int4_weight; the model rebuilt for each), the
+weights and the peak GPU memory of one 8-frame answer beside the memory planner's prediction
+and their ratio -- ``bench_memory.py``'s columns (README, "Fit the device"). Every
 stage is timed between ``torch.cuda.synchronize()`` calls, median of ``--runs``. An
 accelerated backend is first *prepared* as the node prepares it (export, engine build, parity
 check against torch; the time and the parity figures are printed).
@@ -221,6 +224,76 @@ def prepare(model: Any, name: str, precision: str, size: tuple[int, int], frames
     return vision, f"parity {parity} (tolerance {status.tolerance:g})", seconds
 
 
+QUANTIZATIONS = ("none", "int8_weight", "int4_weight")
+
+
+def memory_row(smoke: bool, device: Any, dtype: Any, quantization: str, frames: int,
+               height: int, width: int) -> dict[str, float]:
+    """Weights and peak GPU memory (``torch.cuda`` allocated, GB) of one 8-frame answer with
+    the language model quantized as the node loads it (each decoder Linear weight through
+    :class:`~spatial_mllm_ros.model.quantization.LinearQuantizer`), VGGT heads dropped (an
+    RGB-D robot's ``model.geometry_heads: false``), beside the planner's figures."""
+    import torch
+
+    from spatial_mllm_ros.model.layout import HEAD_NAMES
+    from spatial_mllm_ros.model.plan import (
+        PlanRequest,
+        Quantization,
+        plan,
+        sizes_for_layout,
+        weight_groups,
+    )
+    from spatial_mllm_ros.model.quantization import DECODER_LINEAR, LinearQuantizer
+
+    model = build_model(smoke, device, dtype)
+    for head in HEAD_NAMES:
+        setattr(model.spatial_encoder, head, None)
+    quantizer = LinearQuantizer(model, Quantization(quantization), str(device))
+    for name, _ in list(model.named_parameters()):
+        if DECODER_LINEAR.match(name):
+            quantizer(name)
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    weights = torch.cuda.memory_allocated() / 1e9 if cuda else float("nan")
+    inputs = clip_inputs(model, frames, height, width, device, dtype)
+    with torch.no_grad():
+        model.generate(**inputs, max_new_tokens=2, do_sample=False)
+    peak = torch.cuda.max_memory_allocated() / 1e9 if cuda else float("nan")
+    del model, inputs
+    if cuda:
+        torch.cuda.empty_cache()
+    row = {"weights": weights, "peak": peak, "w_plan": float("nan"), "planned": float("nan")}
+    if not smoke:
+        shapes, sizes = sizes_for_layout("v1.1")
+        # allocated memory has no CUDA context: the plan without its runtime overhead
+        p = plan(weight_groups(shapes), sizes, PlanRequest(
+            memory_gb=1000.0, dtype=str(dtype)[6:], quantization=Quantization(quantization),
+            frame_budget=frames, max_pixels=height * width, camera=(width, height),
+            overhead_gb=0.0))
+        row.update(w_plan=p.weights_gb, planned=p.peak_gb)
+    return row
+
+
+def memory_table(smoke: bool, device: Any, dtype: Any, height: int, width: int) -> None:
+    """The bench_memory.py columns on this GPU: per quantization, planned vs measured."""
+    frames = 8
+    print(f"memory: {frames} frames {height}x{width}, 2 new tokens, VGGT heads not loaded; "
+          "measured = torch.cuda.max_memory_allocated (no CUDA context), planned = the "
+          "planner's peak without its 1.0 GB runtime overhead")
+    print(f"{'quantization':<14}{'w_plan':>8}{'weights':>9}{'planned':>9}{'peak':>8}{'ratio':>7}")
+    for q in QUANTIZATIONS:
+        try:
+            r = memory_row(smoke, device, dtype, q, frames, height, width)
+        except Exception as err:  # a quantization this torch/torchao/GPU cannot run
+            print(f"{q:<14} not run -- {type(err).__name__}: {err}")
+            continue
+        print(f"{q:<14}{r['w_plan']:8.2f}{r['weights']:9.2f}{r['planned']:9.2f}"
+              f"{r['peak']:8.2f}{r['peak'] / r['planned']:7.2f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -316,6 +389,11 @@ def main() -> int:
               f"peak {peak:.1f} GB")
     else:
         print("space-aware pre-sampling: not run -- out of time budget")
+    del model, inputs
+    if args.budget_s - (time.perf_counter() - start) > 60 or args.smoke:
+        memory_table(args.smoke, device, dtype, args.height, args.width)
+    else:
+        print("memory per quantization: not run -- out of time budget")
     print(f"bench_gpu: done in {time.perf_counter() - start:.0f} s")
     return 0
 

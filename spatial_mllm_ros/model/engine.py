@@ -16,6 +16,7 @@ import torch
 from transformers import GenerationConfig, Qwen2_5_VLProcessor, StoppingCriteriaList
 
 from spatial_mllm_ros.core.frame import Frame
+from spatial_mllm_ros.core.memory import release_heap
 from spatial_mllm_ros.model.backends.config import VisionSpec
 from spatial_mllm_ros.model.backends.status import SizeStatus, VisionStatus, VisionUsage
 from spatial_mllm_ros.model.configuration import (
@@ -91,6 +92,8 @@ def load_model(
         skip=skip, on_assign=quantizer
     )
     report.quantization = quantizer.report
+    if quantizer.report.quantized:
+        release_heap()  # quantizing leaves freed full-precision temporaries in glibc's arenas
     target = resolve_dtype(dtype)
     spatial_modules = model.spatial_encoder.modules() if model.spatial_encoder else ()
     for sub in spatial_modules:

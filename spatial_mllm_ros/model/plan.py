@@ -31,10 +31,10 @@ language model (prefill; decoding reuses its cache)
 geometry (only with the VGGT heads: colour-only sampling)
     ``candidates`` frames at 518 px wide through the aggregator, keeping the four layers the
     DPT heads read (8 widths), plus the DPT heads on ``GEOMETRY_DPT_CHUNK`` frames at a time
-    (``DPT_WIDTHS`` channels at a quarter of the pixels).  VGGT's published H100 figures
-    (3.2 GB at 8 frames, 5.6 at 20, 21 at 100) are for the stock model, which keeps all 24
-    layers: 24 x 2048 widths per token, about 0.15 GB per 518x392 frame in bfloat16; this
-    path keeps what it reads.
+    (``DPT_MAPS`` maps of ``dpt_features`` channels at a quarter of the pixels).  VGGT's
+    published H100 figures (3.2 GB at 8 frames, 5.6 at 20, 21 at 100) are for the stock
+    model, which keeps all 24 layers: 24 x 2048 widths per token, about 0.15 GB per 518x392
+    frame in bfloat16; this path keeps what it reads.
 runtime
     ``OVERHEAD_GB``: the CUDA context, cuBLAS/cuDNN workspaces and the allocator's slack.
 
@@ -106,8 +106,9 @@ GEOMETRY_WIDTH_PX = 518
 """Width of the frames VGGT sees when it predicts geometry (``processing.SAMPLING_WIDTH``)."""
 GEOMETRY_DPT_CHUNK = 8
 """Frames the DPT heads process at once (VGGT's ``frames_chunk_size``)."""
-DPT_WIDTHS = 4 * 256
-"""DPT activations per quarter-resolution pixel: its 256 features, about four maps alive."""
+DPT_MAPS = 4
+"""DPT feature maps alive at once per quarter-resolution pixel (of ``dpt_features`` channels:
+256 in VGGT-1B)."""
 INT4_GROUP = 128
 """Weights per int4 quantization group (one scale and one zero point at the model's dtype)."""
 INT8_SCALE_BYTES = 4
@@ -167,6 +168,8 @@ class ModelSizes:
 
     ``spatial``: whether the model has a spatial encoder (False: a plain Qwen2.5-VL layout).
     ``spatial_layers_read``: aggregator layers up to the one the connector reads (0 = all).
+    ``lm_head_held``: the checkpoint holds an ``lm_head.weight`` of its own: the loader loads
+    it as is (untied, as transformers 5 does), so it counts beside the embeddings.
     """
 
     vision_hidden: int = 1280
@@ -179,6 +182,8 @@ class ModelSizes:
     spatial_dim: int = 1024
     spatial: bool = True
     spatial_layers_read: int = 0
+    lm_head_held: bool = False
+    dpt_features: int = 256
 
 
 @dataclass(frozen=True)
@@ -332,7 +337,8 @@ def _activations_gb(sizes: ModelSizes, req: PlanRequest) -> dict[str, float]:
         gp = (GEOMETRY_WIDTH_PX // PATCH_SIZE) * (gh // PATCH_SIZE) + SPATIAL_EXTRA_TOKENS
         trunk = req.candidates * gp * sizes.spatial_dim * (SPATIAL_ACT_WIDTHS
                                                            + GEOMETRY_KEPT_WIDTHS)
-        dpt = min(req.candidates, GEOMETRY_DPT_CHUNK) * GEOMETRY_WIDTH_PX * gh // 4 * DPT_WIDTHS
+        dpt = (min(req.candidates, GEOMETRY_DPT_CHUNK) * GEOMETRY_WIDTH_PX * gh // 4
+               * DPT_MAPS * sizes.dpt_features)
         stages["geometry"] = (trunk + dpt) * b / GB
     t = TEXT_TOKENS + frames // 2 * patches // 4
     kv = 2 * sizes.lm_layers * sizes.lm_kv_heads * sizes.lm_head_dim * t * b
@@ -496,5 +502,7 @@ def sizes_for_checkpoint(directory: Path) -> tuple[list[tuple[str, tuple[int, ..
         lm_head_dim=hidden // heads,
         vocab=int(text.get("vocab_size", 151936)),
         spatial_dim=int(spatial_cfg.get("embed_dim", 1024)),
-        spatial=spatial, spatial_layers_read=layer % depth + 1)
+        spatial=spatial, spatial_layers_read=layer % depth + 1,
+        lm_head_held=any(n == "lm_head.weight" for n, _ in shapes),
+        dpt_features=int(spatial_cfg.get("dpt_features", 256)))
     return shapes, sizes

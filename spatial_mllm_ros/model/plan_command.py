@@ -100,7 +100,8 @@ def plan_from_values(shapes_and_sizes: tuple[Any, Any], values: dict[str, Any],
         frames_param=frames_param)
     max_frames = int(values.get("sampling.max_frame_budget")
                      or P.default_int("sampling.max_frame_budget"))
-    groups = weight_groups(shapes, layers_read=sizes.spatial_layers_read)
+    groups = weight_groups(shapes, tie_word_embeddings=not sizes.lm_head_held,
+                           layers_read=sizes.spatial_layers_read)
     return plan(groups, sizes, req, max_frames=max_frames)
 
 

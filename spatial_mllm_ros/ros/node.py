@@ -229,7 +229,8 @@ class SpatialMllmNode(LifecycleNode):
             pipeline = AnsweringPipeline(self._engine, cfg.pipeline, limits=limits)
             self.get_logger().info(
                 f"model loaded in {time.monotonic() - t0:.1f} s "
-                f"({cfg.engine.description}, {cfg.engine.device}, {cfg.engine.dtype}"
+                f"({cfg.engine.description}, {cfg.engine.device}, {cfg.engine.dtype}, "
+                f"quantization {cfg.engine.quantization}"
                 + (f", server {cfg.remote.endpoint})" if cfg.remote.endpoint else
                    f", model process pid {self._engine.status().pid})"
                    if cfg.node.model_process else ")")
