@@ -193,8 +193,9 @@ def _inspect(directory: Path, vggt_checkpoint: Path | None, log: StageLog) -> in
         info["prefixes"] = describe(names.items())
         extra = [vggt_checkpoint] if vggt_checkpoint else []
         with log.stage(f"loading the model from {directory}"):
-            _, report = load_model(directory, extra_sources=extra)
+            model, report = load_model(directory, extra_sources=extra)
         info["loads"] = True
+        info["model_layout"] = model.config.layout  # v1.0, v1.1 or qwen2.5-vl (config.json)
         info["load_report"] = {
             "loaded": len(report.loaded),
             "missing": report.missing,

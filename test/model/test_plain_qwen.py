@@ -61,6 +61,15 @@ def test_tiny_plain_checkpoint_config(plain: Path) -> None:
     assert load_config(tiny_checkpoint("v1.1")).layout == "v1.1"
 
 
+def test_inspect_names_the_model_layout(plain: Path, capsys: pytest.CaptureFixture[str]
+                                        ) -> None:
+    assert checkpoint_main(["inspect", str(plain), "--no-progress"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["loads"] is True and info["model_layout"] == LAYOUT
+    assert info["layout"] == "qwen"  # the tensor names' layout
+    assert info["load_report"]["missing"] == [] and info["load_report"]["unexpected"] == []
+
+
 def test_loads_without_spatial_encoder_or_connector(plain: Path) -> None:
     model, report = load_model(plain)
     assert model.spatial_encoder is None and model.connector is None
@@ -118,3 +127,12 @@ def test_plain_config_beside_spatial_weights_is_refused(tmp_path: Path, plain: P
     shutil.copy(plain / "config.json", mixed / "config.json")
     with pytest.raises(ConfigError, match="spatial-encoder/connector tensor"):
         load_model(mixed)
+
+
+def test_int8_weight_quantized_plain_checkpoint_answers(plain: Path) -> None:
+    engine = SpatialMLLMEngine.from_pretrained(plain, max_pixels=SMALL_PIXELS,
+                                               quantization="int8_weight")
+    quantized = engine.report.quantization.quantized
+    assert quantized and all(n.startswith("model.language_model.layers.") for n in quantized)
+    result = engine.answer_images(real_images(2), "How many boxes are there?", max_new_tokens=2)
+    assert result.num_new_tokens >= 1 and result.timings_s["spatial"] == 0.0
