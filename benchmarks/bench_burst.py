@@ -1,8 +1,8 @@
 """Bursts and oversized images: does every caller get exactly one answer, and does a rejected
 huge image leave its memory behind?
 
-    python benchmarks/bench_burst.py [--callers N] [--pairs N] [--side PX] [--skip-burst]
-                                     [--skip-oversized]
+    python benchmarks/bench_burst.py [--callers N] [--client-depth N] [--pairs N] [--side PX]
+                                     [--skip-burst] [--skip-oversized]
 
 Real processes over DDS (needs the colcon build and ``source install/setup.bash``): the
 ``spatial_mllm`` node (profile ``config/cpu_tiny.yaml``, reliable camera QoS depth 100, the
@@ -12,9 +12,11 @@ publisher.
 * burst, per interface: ``--callers`` (20) callers in this process -- one node each, with its
   own service client, action client or question publisher -- send one question each at the
   same moment (one loop, no waits between them) on ``~/ask``, ``~/ask_stream`` and
-  ``~/question``. Printed: answers received / sent (must be 1.000: one answer per request,
-  BUSY beyond the queue), the answers by status, and the time from the first request to the
-  last answer.
+  ``~/question``. The clients' response readers keep ``--client-depth`` responses (default
+  1000, as the README asks of callers in a burst; 10 = rclpy's default, with which a client
+  may drop its own response among the others' that rmw_fastrtps delivers to it). Printed:
+  answers received / sent (must be 1.000: one answer per request, BUSY beyond the queue), the
+  answers by status, and the time from the first request to the last answer.
 * oversized: ``--pairs`` (7) pairs of an 8192x8192 rgb8 colour image and a 32FC1 depth image
   (reliable), each rejected by the node (``image.max_pixels``). Printed: the node's resident
   memory (``VmRSS``) before the first and after the last pair, and after each pair; the
@@ -68,7 +70,7 @@ class BurstResult:
 class Callers:
     """``n`` caller nodes spun by one executor thread of this process."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, client_depth: int) -> None:
         from rclpy.action import ActionClient
         from rclpy.executors import MultiThreadedExecutor
         from rclpy.node import Node
@@ -80,9 +82,14 @@ class Callers:
         from spatial_mllm_ros.ros.qos import reliable_qos
 
         qos = reliable_qos(QUESTION_QOS_DEPTH)
+        calls = reliable_qos(client_depth)
         self.nodes = [Node(f"bench_burst_caller_{os.getpid()}_{k}") for k in range(n)]
-        self.clients = [nd.create_client(AskSpatial, "/spatial_mllm/ask") for nd in self.nodes]
-        self.actions = [ActionClient(nd, AskSpatialStream, "/spatial_mllm/ask_stream")
+        self.clients = [nd.create_client(AskSpatial, "/spatial_mllm/ask", qos_profile=calls)
+                        for nd in self.nodes]
+        self.actions = [ActionClient(nd, AskSpatialStream, "/spatial_mllm/ask_stream",
+                                     goal_service_qos_profile=calls,
+                                     result_service_qos_profile=calls,
+                                     cancel_service_qos_profile=calls)
                         for nd in self.nodes]
         self.question_pubs = [nd.create_publisher(SpatialQuestion, "/spatial_mllm/question",
                                                   qos) for nd in self.nodes]
@@ -188,8 +195,8 @@ def burst_topic(c: Callers) -> BurstResult:
     return BurstResult("~/question", len(ids), received, statuses, last)
 
 
-def run_bursts(n: int) -> list[BurstResult]:
-    callers = Callers(n)
+def run_bursts(n: int, client_depth: int) -> list[BurstResult]:
+    callers = Callers(n, client_depth)
     try:
         callers.wait_ready()
         results = []
@@ -242,6 +249,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--callers", type=int, default=20, help="simultaneous callers per interface")
+    p.add_argument("--client-depth", type=int, default=1000,
+                   help="response depth of the callers' service and action clients")
     p.add_argument("--pairs", type=int, default=7, help="oversized colour + depth pairs")
     p.add_argument("--side", type=int, default=8192, help="side of the oversized images, px")
     p.add_argument("--skip-burst", action="store_true")
@@ -273,8 +282,9 @@ def main() -> int:
                              and int(v.get("frames.emitted", 0)) >= 30, 60)
                 print(f"  queue.size {queue}: {queue + 1} questions answered at a time, the "
                       "rest BUSY", flush=True)
-                results = run_bursts(a.callers)
-                print("\n=== burst: every request gets exactly one answer ===")
+                results = run_bursts(a.callers, a.client_depth)
+                print("\n=== burst: every request gets exactly one answer (client response "
+                      f"depth {a.client_depth}) ===")
                 for r in results:
                     print(r.line())
                 ok = ok and all(r.received == r.sent for r in results)

@@ -34,6 +34,8 @@ from spatial_mllm_ros.ros.cancel_guard import GuardedActionServer
 
 __all__ = ["AskStreamAction", "StreamGoal"]
 
+#: The parameter that lets a cancel of every goal through (:mod:`.cancel_guard`).
+ALLOW_CANCEL_ALL = "security.allow_cancel_all"
 #: Longest wait for rclpy to mark a goal canceling after its accepted cancel (seconds).
 CANCELING_WAIT_S = 1.0
 
@@ -81,7 +83,8 @@ class AskStreamAction:
         )
         self._server = GuardedActionServer(  # a cancel of every goal: refused by default
             self._node, AskSpatialStream, self.action_name,
-            allow_broad=bool(owner.get_parameter("security.allow_cancel_all").value),
+            allow_broad=owner.has_parameter(ALLOW_CANCEL_ALL)  # (a bare test node: no)
+            and bool(owner.get_parameter(ALLOW_CANCEL_ALL).value),
             execute_callback=self._execute,
             goal_callback=lambda _goal: GoalResponse.ACCEPT,  # bad goals get an answer too
             cancel_callback=self._on_cancel,
