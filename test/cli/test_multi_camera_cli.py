@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from testkit.cli import CommandResult, assert_clean, assert_refused, run_command
+from testkit.readme import readme_command_lines, words
 
 from spatial_mllm_ros.exitcodes import ExitCode
 from spatial_mllm_ros.params import config_dir
@@ -106,3 +107,46 @@ def test_a_camera_absent_from_the_bag_is_named(scene: tuple[Path, CommandResult]
                        "--config", "multi_camera"])
     assert res.returncode == ExitCode.INPUT, res.describe()
     assert "camera 'right'" in res.stderr and "Traceback" not in res.stderr
+
+
+RIG_LINE = "rgbd_stream_publisher --rig front,left,right --source synthetic --count 300"
+RIG_SCENE_LINE = "spatial-mllm-scene /tmp/rig --seed 3 --config multi_camera --frames 30"
+RIG_EVAL_LINE = ("spatial-mllm-eval /tmp/rig/bag --questions /tmp/rig/questions.jsonl "
+                 "--out /tmp/rig_eval --config multi_camera --strategies coverage,uniform "
+                 "--limit 4")
+
+
+def _readme_argv(line: str, **subs: str | Path) -> list[str]:
+    w = words(line)
+    assert w in readme_command_lines(), f"the README no longer shows {line!r}"
+    out = []
+    for word in w:
+        for old, new in subs.items():
+            word = word.replace(old, str(new))
+        out.append(word)
+    return out
+
+
+def test_readme_rig_publisher_line() -> None:
+    """The README's rig line, exactly: three cameras, 300 good frames each."""
+    res = run_command(_readme_argv(RIG_LINE))
+    assert_clean(res)
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert {n: s["good_frames"] for n, s in summary["cameras"].items()} == {
+        "front": 300, "left": 300, "right": 300}
+    for s in summary["cameras"].values():
+        assert s["published"]["colour"] == s["published"]["depth"] == 300
+
+
+def test_readme_rig_scene_and_eval_lines(tmp_path: Path) -> None:
+    """The README's multi-camera scene and evaluation lines, exactly (paths aside): three
+    cameras in one bag, answers from the shared buffer naming their cameras."""
+    subs = {"/tmp/rig_eval": tmp_path / "rig_eval", "/tmp/rig": tmp_path / "rig"}
+    assert_clean(run_command(_readme_argv(RIG_SCENE_LINE, **subs)))
+    res = run_command(_readme_argv(RIG_EVAL_LINE, **subs))
+    assert_clean(res, allowed=[r"random weights"])
+    lines = (tmp_path / "rig_eval" / "results.jsonl").read_text(encoding="utf-8").splitlines()
+    records = [json.loads(line)["record"] for line in lines]
+    assert len(records) == 8
+    assert all(set(r["frame_cameras"]) <= {"front", "left", "right"} for r in records)
+    assert any(len(set(r["frame_cameras"])) > 1 for r in records)

@@ -90,6 +90,13 @@ RUN_BY: dict[str, str] = {
     "spatial-mllm-vsibench /data/vsibench --out /data/runs/135k-uniform --config desktop_gpu "
     "--nframes 16 --sampling uniform --workers 4 -p model.vision_backend:=torch":
         "test_vsibench_cli.py::test_readme_gpu_lines_without_the_profiles_checkpoint",
+    "rgbd_stream_publisher --rig front,left,right --source synthetic --count 300":
+        "test_multi_camera_cli.py::test_readme_rig_publisher_line",
+    "spatial-mllm-scene /tmp/rig --seed 3 --config multi_camera --frames 30":
+        "test_multi_camera_cli.py::test_readme_rig_scene_and_eval_lines",
+    "spatial-mllm-eval /tmp/rig/bag --questions /tmp/rig/questions.jsonl --out /tmp/rig_eval "
+    "--config multi_camera --strategies coverage,uniform --limit 4":
+        "test_multi_camera_cli.py::test_readme_rig_scene_and_eval_lines",
 }
 
 #: README command lines that cannot run on this machine, and why (their tests, where they
@@ -126,6 +133,10 @@ NOT_HERE: dict[str, str] = {
         "cpu_tiny profile, a local server, the robot's own camera topics and small settings)",
     "ros2 launch spatial_mllm_ros spatial_mllm.launch.py profile:=jetson_orin "
     "namespace:=/robot1 endpoint:=http://gpu-host:8000": "the ros2 CLI and launch are not on PyPI",
+    "ros2 launch spatial_mllm_ros spatial_mllm.launch.py profile:=multi_camera "
+    "remap:=/front/color/image_raw=/cam_front/color/image_raw,/front/aligned_depth_to_color/"
+    "image_raw=/cam_front/aligned_depth_to_color/image_raw":
+        "the ros2 CLI and launch are not on PyPI (test_launch.py checks the remap argument)",
 }
 
 
