@@ -123,8 +123,9 @@ def test_released_config_forms() -> None:
     assert v10.layout == "v1.0" and v10.connector_type == "vggt_embedding_merger"
     plain = {k: v for k, v in v11.items() if k not in ("connector_config", "spatial_config")}
     plain.update(model_type="qwen2_5_vl", architectures=["Qwen2_5_VLForConditionalGeneration"])
-    with pytest.raises(ConfigError, match="not a Spatial-MLLM configuration"):
-        config_from_dict(plain)
+    assert config_from_dict(plain).layout == "qwen2.5-vl"  # a plain Qwen2.5-VL model (issue 21)
+    with pytest.raises(ConfigError, match=r"neither a Spatial-MLLM nor a plain Qwen2\.5-VL"):
+        config_from_dict({**plain, "model_type": "llava"})
 
 
 def test_tiny_tokenizer_carries_qwen_special_tokens(engine: SpatialMLLMEngine) -> None:
