@@ -24,12 +24,12 @@ from typing import Any
 
 import pytest
 from testkit.cli import CommandResult, run_command, signal_group, start_command
+from testkit.serve import START_S, ServeProcess, start_serve
 
 PORT = 8002
 URL = f"http://127.0.0.1:{PORT}"
 TOKEN = "fleet-test-token"
 ROBOTS = ("robot1", "robot2", "robot3")
-START_S = 300.0
 
 
 def _node_argv(robot: str) -> list[str]:
@@ -110,32 +110,17 @@ def _status(res: CommandResult) -> dict[str, Any]:
     return answer
 
 
-def _start_server(hooks: Path) -> tuple[subprocess.Popen[str], list[str]]:
-    proc = start_command(["spatial-mllm-serve", "--config", "cpu_tiny", "-p",
-                          "model.max_pixels:=15680", "--port", str(PORT)],
-                         env={"SPATIAL_MLLM_TOKEN": TOKEN,
-                              "SPATIAL_MLLM_SERVE_EXIT_FILE": str(hooks / "exit"),
-                              "SPATIAL_MLLM_SERVE_HOLD_FILE": str(hooks / "hold")})
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def read() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.append(line)
-            if "serving" in line or "did not start" in line:
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    assert ready.wait(START_S) and proc.poll() is None, "".join(lines)
-    return proc, lines
+def _start_server(hooks: Path) -> ServeProcess:
+    return start_serve(["spatial-mllm-serve", "--config", "cpu_tiny", "-p",
+                        "model.max_pixels:=15680", "--port", str(PORT)], PORT, TOKEN,
+                       env={"SPATIAL_MLLM_SERVE_EXIT_FILE": str(hooks / "exit"),
+                            "SPATIAL_MLLM_SERVE_HOLD_FILE": str(hooks / "hold")})
 
 
-def _cancel_reaches_the_server(robot: str, hold: Path) -> None:
+def _cancel_reaches_the_server(server: ServeProcess, robot: str, hold: Path) -> None:
     """``spatial-mllm-ask --stream`` and Ctrl-C at the first token (the replica held there):
     the answer is CANCELED and the replica generated at most one token past it, of 64."""
-    reported = _health()["totals"].get("answers", 0)
+    reported = server.health()["totals"].get("answers", 0)
     hold.touch()
     ask = start_command(["spatial-mllm-ask", "How many boxes are there?", "--node",
                          f"/{robot}/spatial_mllm", "--stream", "--json"])
@@ -158,20 +143,10 @@ def _cancel_reaches_the_server(robot: str, hold: Path) -> None:
         hold.unlink(missing_ok=True)
     assert json.loads(out)["status"] == "CANCELED", out
     end = time.monotonic() + START_S
-    while _health()["totals"].get("answers", 0) < reported + 1 and time.monotonic() < end:
+    while server.health()["totals"].get("answers", 0) < reported + 1 and time.monotonic() < end:
         time.sleep(0.1)
-    outcome = [o for o in _health()["recent"] if o["client"] == f"/{robot}/spatial_mllm"][-1]
+    outcome = [o for o in server.health()["recent"] if o["client"] == f"/{robot}/spatial_mllm"][-1]
     assert outcome["stopped"] is True and 1 <= outcome["tokens"] <= 2, outcome
-
-
-def _health() -> dict[str, Any]:
-    import http.client
-
-    conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
-    conn.request("GET", "/v1/health", headers={"Authorization": f"Bearer {TOKEN}"})
-    doc: dict[str, Any] = json.loads(conn.getresponse().read())
-    conn.close()
-    return doc
 
 
 def test_three_robots_one_server(nodes: dict[str, subprocess.Popen[str]], shelf: Path,
@@ -184,7 +159,7 @@ def test_three_robots_one_server(nodes: dict[str, subprocess.Popen[str]], shelf:
     assert absent["status"] == "MODEL_ERROR", absent
     assert "unreachable" in absent["error"] and "Connection refused" in absent["error"], absent
 
-    server, lines = _start_server(tmp_path)
+    server = _start_server(tmp_path)
     try:
         results: dict[str, CommandResult] = {}
         threads = [threading.Thread(target=lambda r=robot: results.__setitem__(r, _ask(r)))
@@ -197,7 +172,7 @@ def test_three_robots_one_server(nodes: dict[str, subprocess.Popen[str]], shelf:
             answer = _status(results[robot])
             assert answer["status"] == "OK", (robot, results[robot].describe())
             assert len(answer["frame_stamps_ns"]) == 8, answer  # cpu_tiny's budget, its buffer
-        clients = {o["client"] for o in _health()["recent"]}
+        clients = {o["client"] for o in server.health()["recent"]}
         assert {f"/{r}/spatial_mllm" for r in ROBOTS} <= clients, clients
 
         (tmp_path / "exit").touch()  # the replica dies at robot2's next first token
@@ -207,8 +182,8 @@ def test_three_robots_one_server(nodes: dict[str, subprocess.Popen[str]], shelf:
         assert "model replica was lost during the answer" in lost["error"], lost
         again = _status(_ask("robot2"))
         assert again["status"] == "OK", again
-        _cancel_reaches_the_server("robot3", tmp_path / "hold")
+        _cancel_reaches_the_server(server, "robot3", tmp_path / "hold")
         assert all(proc.poll() is None for proc in nodes.values()), "a node went down"
     finally:
-        _stop(server)
-    assert server.returncode == 0, "".join(lines)
+        code = server.stop()
+    assert code == 0, server.output()

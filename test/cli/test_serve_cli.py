@@ -14,7 +14,6 @@ import dataclasses
 import http.client
 import json
 import os
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -23,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testkit.cli import assert_clean, assert_refused, run_command, signal_group, start_command
+from testkit.cli import assert_clean, assert_refused, run_command
 from testkit.readme import readme_command_lines, words
+from testkit.serve import START_S, ServeProcess, start_serve
 
 from spatial_mllm_ros.answering.commands import answer_frames
 from spatial_mllm_ros.answering.remote import RemoteAnswerer, RemoteConfig
@@ -42,25 +42,18 @@ LOCAL_INFER = ("spatial-mllm-infer --frames ../shared/data/real_rgbd_shelf "
                "--question 'How many boxes are there?'")
 URL = "http://127.0.0.1:8000"
 TOKEN = "test-token-4f1d"
-#: longest wait for the server to come up, or for a replica's report (seconds)
-START_S = 300.0
 NO_DEADLINE_S = 1e9
 
 
 @dataclass
 class Server:
-    proc: subprocess.Popen[str]
-    stderr: list[str]
+    serve: ServeProcess
     hooks: Path
     absent: AnswerRecord
     answerer: RemoteAnswerer
 
     def health(self) -> dict[str, Any]:
-        conn = http.client.HTTPConnection("127.0.0.1", 8000, timeout=30)
-        conn.request("GET", "/v1/health", headers={"Authorization": f"Bearer {TOKEN}"})
-        doc: dict[str, Any] = json.loads(conn.getresponse().read())
-        conn.close()
-        return doc
+        return self.serve.health()
 
     def wait_for_reports(self, count: int) -> dict[str, Any]:
         """Health once the replicas have reported ``count`` answers in all."""
@@ -101,27 +94,11 @@ def server(shelf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Se
     os.environ["SPATIAL_MLLM_TOKEN"] = TOKEN  # this process's clients
     answerer = _client()
     absent = _ask(answerer, _frames(shelf))
-    proc = start_command(words(README_SERVE), env={
-        "SPATIAL_MLLM_TOKEN": TOKEN,
+    serve = start_serve(words(README_SERVE), 8000, TOKEN, env={
         "SPATIAL_MLLM_SERVE_EXIT_FILE": str(hooks / "exit"),
         "SPATIAL_MLLM_SERVE_HOLD_FILE": str(hooks / "hold")})
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def read() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.append(line)
-            if "serving" in line or "did not start" in line:
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    assert ready.wait(START_S) and proc.poll() is None, "".join(lines)
-    yield Server(proc, lines, hooks, absent, answerer)
-    if proc.poll() is None:
-        signal_group(proc)
-        proc.wait(120)
+    yield Server(serve, hooks, absent, answerer)
+    serve.stop()
 
 
 def test_absent_server_is_a_model_error_with_the_cause_then_ok_once_it_starts(
@@ -239,37 +216,50 @@ def test_cancel_stops_generation_on_the_server_within_one_token(
     assert 1 <= outcome["tokens"] <= 2, outcome
 
 
+class _Held:
+    """Robots' questions in flight while the replica is held at the first one's first token
+    (``with _Held(server, frames, ["a", "a"]) as held: ...``); released at the end, each
+    thread's result in ``results``."""
+
+    def __init__(self, server: Server, frames: list[Frame], clients: list[str]) -> None:
+        self.server, self.frames, self.clients = server, frames, clients
+        self.results: list[Any] = []
+        self._first = threading.Event()
+        self._threads = [threading.Thread(target=self._ask, args=(i, c))
+                         for i, c in enumerate(clients)]
+
+    def _ask(self, i: int, client: str) -> None:
+        self.results.append(_client(client=client).answer(
+            self.frames, "How many boxes are there?", 2,
+            on_token=lambda _ids, _t: self._first.set() if i == 0 else None))
+
+    def __enter__(self) -> _Held:
+        (self.server.hooks / "hold").touch()
+        self._threads[0].start()
+        assert self._first.wait(START_S)
+        for t in self._threads[1:]:
+            t.start()
+        end = time.monotonic() + START_S  # every one of them counted in flight by the server
+        while sum(self.server.health()["in_flight"].values()) < len(self.clients) \
+                and time.monotonic() < end:
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        (self.server.hooks / "hold").unlink(missing_ok=True)
+        for t in self._threads:
+            t.join(START_S)
+
+
 def test_one_robot_past_its_cap_is_busy_at_once(server: Server, shelf: Path) -> None:
     """Two of one robot's requests in flight (the first held at its first token): its third
     is BUSY at once, another robot's is answered."""
     frames = _frames(shelf)[:4]
-    hold = server.hooks / "hold"
-    hold.touch()
-    first_token = threading.Event()
-    results: list[Any] = []
-
-    def held(client: str, signal_first: bool) -> None:
-        results.append(_client(client=client).answer(
-            frames, "How many boxes are there?", 2,
-            on_token=lambda _ids, _t: first_token.set() if signal_first else None))
-
-    threads = [threading.Thread(target=held, args=("robot-a", True))]
-    try:
-        threads[0].start()
-        assert first_token.wait(START_S)
-        threads.append(threading.Thread(target=held, args=("robot-a", False)))
-        threads[1].start()
-        end = time.monotonic() + START_S
-        while server.health()["in_flight"].get("robot-a", 0) < 2 and time.monotonic() < end:
-            time.sleep(0.05)
+    with _Held(server, frames, ["robot-a", "robot-a"]) as held:
         busy = _ask(_client(client="robot-a"), frames)
-        assert busy.status is AnswerStatus.BUSY, busy
-        assert "HTTP 429" in busy.error, busy.error
-    finally:
-        hold.unlink(missing_ok=True)
-        for t in threads:
-            t.join(START_S)
-    assert len(results) == 2 and not any(r.stopped for r in results), results
+    assert busy.status is AnswerStatus.BUSY, busy
+    assert "HTTP 429" in busy.error, busy.error
+    assert len(held.results) == 2 and not any(r.stopped for r in held.results), held.results
     other = _ask(_client(client="robot-b"), frames)
     assert other.status is AnswerStatus.OK, other
 
@@ -279,33 +269,11 @@ def test_a_saturated_server_is_busy_at_once(server: Server, shelf: Path) -> None
     at a first token and 9 more requests in (one per robot), the 11th robot's question is
     BUSY (HTTP 503) at once; once released, the 10 are answered."""
     frames = _frames(shelf)[:4]
-    hold = server.hooks / "hold"
-    hold.touch()
-    first_token = threading.Event()
-    results: list[Any] = []
-
-    def robot(i: int) -> None:
-        results.append(_client(client=f"flood-{i}").answer(
-            frames, "How many boxes are there?", 2,
-            on_token=lambda _ids, _t: first_token.set() if i == 0 else None))
-
-    threads = [threading.Thread(target=robot, args=(i,)) for i in range(10)]
-    try:
-        threads[0].start()
-        assert first_token.wait(START_S)
-        for t in threads[1:]:
-            t.start()
-        end = time.monotonic() + START_S
-        while sum(server.health()["in_flight"].values()) < 10 and time.monotonic() < end:
-            time.sleep(0.05)
+    with _Held(server, frames, [f"flood-{i}" for i in range(10)]) as held:
         busy = _ask(_client(client="flood-10"), frames)
-        assert busy.status is AnswerStatus.BUSY, busy
-        assert "HTTP 503" in busy.error, busy.error
-    finally:
-        hold.unlink(missing_ok=True)
-        for t in threads:
-            t.join(START_S)
-    assert len(results) == 10 and all(r.num_new_tokens == 2 for r in results), results
+    assert busy.status is AnswerStatus.BUSY, busy
+    assert "HTTP 503" in busy.error, busy.error
+    assert len(held.results) == 10 and all(r.num_new_tokens == 2 for r in held.results)
 
 
 def test_a_replica_killed_mid_answer_fails_that_question_only(
@@ -343,9 +311,8 @@ def test_the_server_refuses_to_start_with_one_line(
 def test_ctrl_c_stops_the_server_cleanly(server: Server) -> None:
     """Last: SIGINT to the server's process group (Ctrl-C) ends it with exit 0 and no
     traceback; the port is free again."""
-    signal_group(server.proc)
-    code = server.proc.wait(120)
-    text = "".join(server.stderr)
+    code = server.serve.stop()
+    text = server.serve.output()
     assert code == 0, text
     assert "Traceback" not in text, text
     conn = http.client.HTTPConnection("127.0.0.1", 8000, timeout=5)

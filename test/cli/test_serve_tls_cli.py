@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import threading
 from pathlib import Path
 
 import pytest
-from testkit.cli import run_command, signal_group, start_command
+from testkit.cli import run_command
+from testkit.serve import start_serve
 
 from spatial_mllm_ros.answering.errors import RemoteModelError
 from spatial_mllm_ros.answering.remote import RemoteAnswerer, RemoteConfig
@@ -38,25 +37,11 @@ def test_tls_server_answers_https_clients_only(shelf: Path, tmp_path: Path,
     if not os.environ.get("SPATIAL_MLLM_TINY_CHECKPOINT"):
         pytest.skip("SPATIAL_MLLM_TINY_CHECKPOINT is not set (make test sets it)")
     cert, key = _certificate(tmp_path)
-    proc = start_command(["spatial-mllm-serve", "--config", "cpu_tiny", "-p",
+    server = start_serve(["spatial-mllm-serve", "--config", "cpu_tiny", "-p",
                           "model.max_pixels:=15680", "--port", str(PORT), "--tls-cert",
-                          str(cert), "--tls-key", str(key)],
-                         env={"SPATIAL_MLLM_TOKEN": TOKEN})
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def read() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.append(line)
-            if "serving" in line or "did not start" in line:
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
+                          str(cert), "--tls-key", str(key)], PORT, TOKEN)
     try:
-        assert ready.wait(300) and proc.poll() is None, "".join(lines)
-        assert f"https://127.0.0.1:{PORT}" in "".join(lines)
+        assert f"https://127.0.0.1:{PORT}" in server.output()
         monkeypatch.setenv("SPATIAL_MLLM_TOKEN", TOKEN)
         monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the robot trusts the certificate
         frames = load_rgbd_dir(shelf)[:4]
@@ -66,10 +51,5 @@ def test_tls_server_answers_https_clients_only(shelf: Path, tmp_path: Path,
         with pytest.raises(RemoteModelError, match="unreachable"):
             plain.answer(frames, "How many boxes are there?", 2)
     finally:
-        if proc.poll() is None:
-            signal_group(proc)
-            try:
-                proc.wait(120)
-            except subprocess.TimeoutExpired:
-                signal_group(proc, 9)
-    assert proc.returncode == 0, "".join(lines)
+        code = server.stop()
+    assert code == 0, server.output()
