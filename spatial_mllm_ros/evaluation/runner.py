@@ -49,10 +49,9 @@ from spatial_mllm_ros.bags import (
     plan_cameras,
     topics_from_params,
 )
-from spatial_mllm_ros.camera_params import DEFAULT_CAMERA
-from spatial_mllm_ros.core.camera_store import CameraStore
+from spatial_mllm_ros.camera_params import DEFAULT_CAMERA, CameraSettings
 from spatial_mllm_ros.core.frame import Frame
-from spatial_mllm_ros.core.ingest import Ingestor
+from spatial_mllm_ros.core.multi_ingest import CameraFeed, MultiIngestor
 from spatial_mllm_ros.evaluation.errors import EvaluationError
 from spatial_mllm_ros.evaluation.metrics import score_one
 from spatial_mllm_ros.evaluation.questions import Question
@@ -93,8 +92,9 @@ class TimedAnswerer:
 
     @property
     def checkpoint_layout(self) -> str:
-        """The wrapped model's checkpoint layout (the pipeline picks the prompt family by it)."""
-        return self.inner.checkpoint_layout
+        """The wrapped model's checkpoint layout (the pipeline picks the prompt family by it);
+        v1.1 for an answerer without one."""
+        return str(getattr(self.inner, "checkpoint_layout", "v1.1"))
 
     def answer(
         self,
@@ -199,13 +199,12 @@ class EvalRunner:
         source = BagSource(bag)  # raises for a missing / empty / unreadable bag
         try:
             plan = plan_cameras(source, self.cameras)
-            kinds, routes = plan.kinds, plan.routes
             summary.warnings = plan.warnings
             resume_keys = run_settings(source.path, self.topics, self.settings, self.model_id,
                                        self.pipeline.prompt_template)
             check_run_file(out, resume_keys, cfg.strategies, resuming=bool(existing))
             if work.pending:
-                self._stream(source, kinds, routes, work.pending, work.done, results_path,
+                self._stream(source, plan.kinds, work.pending, work.done, results_path,
                              summary)
         finally:
             source.close()
@@ -215,18 +214,21 @@ class EvalRunner:
         summary.seconds_total = time.perf_counter() - t_start
         return summary
 
-    def _ingestors(self, buffer: SpatialFrameBuffer) -> dict[str, Ingestor]:
-        """One ingestor per camera into ``buffer`` (the node's own for one camera)."""
+    def _ingestor(self, buffer: SpatialFrameBuffer) -> MultiIngestor:
+        """Each camera's ingestion into ``buffer`` (the node's own for one camera)."""
         if _one_camera(self.settings):
-            return {DEFAULT_CAMERA: Ingestor(buffer, self.settings.ingest)}
-        return {cam.name: Ingestor(CameraStore(buffer, cam), self.settings.camera_ingest(cam))
-                for cam in self.settings.cameras}
+            cam = (self.settings.cameras[0] if self.settings.cameras
+                   else CameraSettings(DEFAULT_CAMERA, self.topics.names))
+            return MultiIngestor(buffer, [CameraFeed(cam, self.settings.ingest,
+                                                     self.topics.names)])
+        return MultiIngestor(buffer, [
+            CameraFeed(cam, self.settings.camera_ingest(cam), self.cameras[cam.name].names)
+            for cam in self.settings.cameras])
 
     def _stream(
         self,
         source: BagSource,
         kinds: Mapping[str, str],
-        routes: Mapping[str, list[str]],
         pending: list[Question],
         done: set[tuple[str, str]],
         results_path: Path,
@@ -241,7 +243,7 @@ class EvalRunner:
         )
         queue = [pending[i] for i in order]
         buffer = SpatialFrameBuffer(self.settings.buffer)
-        ingestors = self._ingestors(buffer)
+        ingestor = self._ingestor(buffer)
         n_pairs = sum((str(q.id), s) not in done for q in queue for s in cfg.strategies)
         n_msgs = sum(source.info.topics[t][1] for t in kinds)
         bag_bar = tqdm(total=n_msgs, desc="bag", unit="msg", disable=not cfg.progress,
@@ -261,8 +263,7 @@ class EvalRunner:
                     if now_ns is not None and cutoff is not None:
                         # the pairing wait of frames queued before the cutoff expires as the
                         # node's poll timer would see it at the cutoff time
-                        for ingestor in ingestors.values():
-                            ingestor.poll(cutoff)
+                        ingestor.poll(cutoff)
                     t_a = time.perf_counter()
                     self._answer(queue[qi], cutoff, start_ns, buffer, done, sink, ans_bar,
                                  results_path.parent)
@@ -272,20 +273,17 @@ class EvalRunner:
             t0 = time.perf_counter()
             for m in source.messages(kinds):
                 answer_due(m.log_time_ns)
-                for cam in routes[m.topic]:
-                    ingestor = ingestors[cam]
-                    ingestor.ingest(m.kind, m.msg, m.log_time_ns, m.log_time_ns)
-                    for event in ingestor.take_events():
-                        summary.warnings.append(f"bag at {m.log_time_ns} ns: {event}")
+                ingestor.ingest(m.topic, m.msg, m.log_time_ns, m.log_time_ns)
+                for event in ingestor.take_events():
+                    summary.warnings.append(f"bag at {m.log_time_ns} ns: {event}")
                 summary.bag_messages += 1
                 bag_bar.update(1)
-            for ingestor in ingestors.values():
-                ingestor.flush()
+            ingestor.flush()
             bag_bar.close()
             answer_due(None)
             summary.seconds_bag = time.perf_counter() - t0 - t_answering
         ans_bar.close()
-        summary.counters = _merged_counters(ingestors)
+        summary.counters = ingestor.counters()
         summary.buffer_admissions = {
             k.removeprefix("buffer.admit."): v
             for k, v in summary.counters.items() if k.startswith("buffer.admit.")
@@ -358,20 +356,3 @@ def _one_camera(settings: Settings) -> bool:
     """Whether the profile has the one camera of ``topics.*`` (no ``cameras`` named)."""
     return [c.name for c in settings.cameras] in ([DEFAULT_CAMERA], [])
 
-
-def _merged_counters(ingestors: Mapping[str, Ingestor]) -> dict[str, int]:
-    """The ingestors' counters: one camera's as they are; several cameras' added up (the
-    shared buffer's ``buffer.frames`` / ``buffer.bytes`` once), and each camera's
-    ``frames.*`` also as ``camera.<name>.frames.*``."""
-    if len(ingestors) == 1:
-        return next(iter(ingestors.values())).counters()
-    out: dict[str, int] = {}
-    for cam, ingestor in ingestors.items():
-        for key, value in ingestor.counters().items():
-            if key in ("buffer.frames", "buffer.bytes"):
-                out[key] = value
-                continue
-            out[key] = out.get(key, 0) + value
-            if key.startswith("frames."):
-                out[f"camera.{cam}.{key}"] = value
-    return out
