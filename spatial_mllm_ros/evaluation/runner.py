@@ -92,9 +92,8 @@ class TimedAnswerer:
 
     @property
     def checkpoint_layout(self) -> str:
-        """The wrapped model's checkpoint layout (the pipeline picks the prompt family by it);
-        v1.1 for an answerer without one."""
-        return str(getattr(self.inner, "checkpoint_layout", "v1.1"))
+        """The wrapped model's checkpoint layout (the pipeline picks the prompt family by it)."""
+        return self.inner.checkpoint_layout
 
     def answer(
         self,
