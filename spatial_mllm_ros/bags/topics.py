@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from spatial_mllm_ros.camera_params import CameraSettings
-from spatial_mllm_ros.params import NODE_NAME, TOPIC_PARAMS
+from spatial_mllm_ros.params import NODE_NAME, TOPIC_KINDS, TOPIC_PARAMS
 
 __all__ = [
     "COLOUR_KINDS",
@@ -26,17 +26,10 @@ __all__ = [
 
 
 #: ingestion topic kind -> ROS 2 message type expected on it
-EXPECTED_TYPES: dict[str, str] = {
-    "colour": "sensor_msgs/msg/Image",
-    "colour_compressed": "sensor_msgs/msg/CompressedImage",
-    "depth": "sensor_msgs/msg/Image",
-    "camera_info": "sensor_msgs/msg/CameraInfo",
-    "pose": "geometry_msgs/msg/PoseStamped",
-    "odometry": "nav_msgs/msg/Odometry",
-}
+EXPECTED_TYPES: dict[str, str] = {t.kind: t.msg_type for t in TOPIC_KINDS}
 
 #: the kinds that carry the colour image (a frame needs one of them)
-COLOUR_KINDS = ("colour", "colour_compressed")
+COLOUR_KINDS = tuple(t.kind for t in TOPIC_KINDS if t.colour)
 
 
 def resolve_topic(name: str, node_name: str = NODE_NAME, namespace: str = "/") -> str:

@@ -41,8 +41,6 @@ from collections.abc import Callable
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PoseStamped
-from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import (
     SetParametersResult,
 )
@@ -52,7 +50,7 @@ from rclpy.parameter import Parameter
 from rclpy.serialization import deserialize_message
 from rclpy.subscription import Subscription
 from rclpy.timer import Timer
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from sensor_msgs.msg import Image
 
 from spatial_mllm_ros import params as P
 from spatial_mllm_ros.answering.handle import ModelHandle
@@ -63,7 +61,7 @@ from spatial_mllm_ros.core.memory import LARGE_REJECTIONS, release_heap, release
 from spatial_mllm_ros.model.fit import check_configuration
 from spatial_mllm_ros.model.spec import load_prompt_limits
 from spatial_mllm_ros.ros.answer_server import AnswerServer
-from spatial_mllm_ros.ros.conversions import serialized_image_size
+from spatial_mllm_ros.ros.conversions import message_class, serialized_image_size
 from spatial_mllm_ros.ros.diagnostics import (
     RateTracker,
     answer_status,
@@ -96,15 +94,8 @@ SMALL_MESSAGE_TOPICS = frozenset({"camera_info", "pose", "odometry"})
 #: deserialised in the callback.
 RAW_IMAGE_TOPICS = frozenset({"colour", "depth"})
 
-#: topic kind -> message type (the topic names are ``Settings.node.topics``)
-CAMERA_TOPICS: dict[str, type] = {
-    "colour": Image,
-    "colour_compressed": CompressedImage,
-    "depth": Image,
-    "camera_info": CameraInfo,
-    "pose": PoseStamped,
-    "odometry": Odometry,
-}
+#: topic kind -> message class (the topic names are ``Settings.node.topics``)
+CAMERA_TOPICS: dict[str, type] = {t.kind: message_class(t.msg_type) for t in P.TOPIC_KINDS}
 
 
 class SpatialMllmNode(LifecycleNode):

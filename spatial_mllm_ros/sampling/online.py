@@ -68,6 +68,7 @@ incoming frame happens outside it.
 from __future__ import annotations
 
 import bisect
+import enum
 import itertools
 import math
 import threading
@@ -84,7 +85,14 @@ from spatial_mllm_ros.sampling.selection import BufferSnapshot, Selection, selec
 from spatial_mllm_ros.sampling.strategies import union_size
 from spatial_mllm_ros.sampling.union import BYTES_PER_REF, BYTES_PER_VOXEL, VoxelUnion
 
-__all__ = ["AdmitDecision", "BufferConfig", "BufferSnapshot", "Selection", "SpatialFrameBuffer"]
+__all__ = [
+    "AdmitDecision",
+    "AdmitReason",
+    "BufferConfig",
+    "BufferSnapshot",
+    "Selection",
+    "SpatialFrameBuffer",
+]
 
 KeyArray = npt.NDArray[np.int64]
 _NS = 1_000_000_000
@@ -136,6 +144,29 @@ class BufferConfig:
         return math.floor(self.colour_only_share * self.max_frames)
 
 
+class AdmitReason(enum.StrEnum):
+    """Why :meth:`SpatialFrameBuffer.add` admitted or rejected a frame; the values are stable
+    identifiers used as diagnostics keys (``buffer.admit.<reason>``)."""
+
+    # admitted, geometric
+    FIRST = "first"
+    NEW_COVERAGE = "new_coverage"
+    INTERVAL = "interval"
+    #: it adds too few voxels but the buffer had room
+    ROOM = "room"
+    #: a full buffer took it in place of a frame with a smaller share
+    SHARE = "share"
+    # admitted, colour-only
+    COLOUR_ONLY = "colour_only"
+    # rejected
+    REDUNDANT = "redundant"
+    COLOUR_THROTTLED = "colour_throttled"
+    #: a second frame of one camera and stamp
+    DUPLICATE_STAMP = "duplicate_stamp"
+    TOO_LARGE = "too_large"
+    COLOUR_SHARE_ZERO = "colour_share_zero"
+
+
 @dataclass(frozen=True)
 class AdmitDecision:
     """Outcome of :meth:`SpatialFrameBuffer.add`.
@@ -149,7 +180,7 @@ class AdmitDecision:
     """
 
     admitted: bool
-    reason: str
+    reason: AdmitReason
     new_voxels: int
     evicted_seqs: tuple[int, ...] = ()
     evicted_stamps_ns: tuple[int, ...] = ()
@@ -332,32 +363,32 @@ class SpatialFrameBuffer:
             keys.setflags(write=False)
         with self._lock:
             if self._find(frame.camera, frame.stamp_ns) is not None:
-                return AdmitDecision(False, "duplicate_stamp", 0)
+                return AdmitDecision(False, AdmitReason.DUPLICATE_STAMP, 0)
             entry_bytes = frame.nbytes + (0 if keys is None else keys.size * (8 + BYTES_PER_REF))
             if entry_bytes + (0 if keys is None else keys.size * BYTES_PER_VOXEL) > cfg.max_bytes:
-                return AdmitDecision(False, "too_large", 0)
+                return AdmitDecision(False, AdmitReason.TOO_LARGE, 0)
             compete = False
             if keys is None:
                 if cfg.max_colour_frames == 0:
-                    return AdmitDecision(False, "colour_share_zero", 0)
+                    return AdmitDecision(False, AdmitReason.COLOUR_SHARE_ZERO, 0)
                 last = self._last_colour_stamp
                 if (last is not None and frame.stamp_ns - last < cfg.colour_min_interval_s * _NS
                         and self._colour_full(entry_bytes)):
-                    return AdmitDecision(False, "colour_throttled", 0)
-                reason, new = "colour_only", 0
+                    return AdmitDecision(False, AdmitReason.COLOUR_THROTTLED, 0)
+                reason, new = AdmitReason.COLOUR_ONLY, 0
             else:
                 new = self._union.count_new(keys)
                 last = self._last_geo_stamp
                 if last is None:
-                    reason = "first"
+                    reason = AdmitReason.FIRST
                 elif new >= cfg.min_new_voxels and new >= cfg.min_new_fraction * keys.size:
-                    reason = "new_coverage"
+                    reason = AdmitReason.NEW_COVERAGE
                 elif frame.stamp_ns - last >= cfg.max_interval_s * _NS:
-                    reason = "interval"
+                    reason = AdmitReason.INTERVAL
                 elif self._is_full(entry_bytes + new * BYTES_PER_VOXEL):
-                    reason, compete = "share", True
+                    reason, compete = AdmitReason.SHARE, True
                 else:
-                    reason = "room"
+                    reason = AdmitReason.ROOM
             entry = _Entry(frame, keys, self._free_slots.pop())
             self._insert_entry(entry)
             if compete:
@@ -369,7 +400,7 @@ class SpatialFrameBuffer:
                         evicted = self._evict(None)
                     return AdmitDecision(
                         False,
-                        "redundant",
+                        AdmitReason.REDUNDANT,
                         new,
                         tuple(e.frame.seq for e in evicted),
                         tuple(e.frame.stamp_ns for e in evicted),

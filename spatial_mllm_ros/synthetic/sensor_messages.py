@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from spatial_mllm_ros.core.encode import MessageEncoder
 from spatial_mllm_ros.core.frame import DEFAULT_WORLD_FRAME_ID, Frame
+from spatial_mllm_ros.params import TOPIC_KINDS as STREAMS
 from spatial_mllm_ros.synthetic.errors import SyntheticError
 from spatial_mllm_ros.synthetic.procedural import ping_pong
 from spatial_mllm_ros.synthetic.sensor_timing import SensorEvent
@@ -29,7 +30,7 @@ __all__ = ["TOPIC_KINDS", "SensorMessages"]
 
 #: the topic kinds messages are made for (``colour_compressed`` with a jpeg/png format,
 #: ``odometry`` from the pose events like ``pose``)
-TOPIC_KINDS = ("colour", "colour_compressed", "depth", "camera_info", "pose", "odometry")
+TOPIC_KINDS = tuple(t.kind for t in STREAMS)
 
 
 class SensorMessages:
