@@ -4,7 +4,7 @@ The node process loads ``model.checkpoint`` = a tiny plain-Qwen checkpoint (no s
 the stream publisher feeds it frames, the test asks through the service.  With sensor depth the
 coverage selection runs as usual and the model's ``spatial`` stage is zero; with a colour-only
 stream and no ``model.vggt_checkpoint`` the ``coverage`` strategy falls back to the buffer's rule
-and the answer says so in its notes.
+and the answer says so in its notes; with one, the frames are chosen on VGGT's predicted geometry.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from testkit.processes import (
 from testkit.tiny import tiny_checkpoint
 
 from spatial_mllm_ros.answering.types import AnswerStatus
-from spatial_mllm_ros.sampling.predicted import FALLBACK_STRATEGY
+from spatial_mllm_ros.model.tiny import write_checkpoint
+from spatial_mllm_ros.sampling.predicted import FALLBACK_STRATEGY, PREDICTED_STRATEGY
 
 PUB_ARGS = ("--reliability", "reliable", "--qos-depth", "100", "--rate", "30")
 
@@ -64,3 +65,18 @@ def test_colour_only_stream_without_vggt_falls_back_with_a_note(
     assert ans.status == AnswerStatus.OK, ans.error
     assert ans.sampling_strategy == FALLBACK_STRATEGY
     assert any("geometry prediction failed" in note for note in ans.notes), list(ans.notes)
+
+
+def test_colour_only_stream_with_a_vggt_checkpoint_selects_on_predicted_geometry(
+    start_node: Any, monitor: Any, answer_client: Any, plain_checkpoint: Path, tmp_path: Path,
+) -> None:
+    vggt = write_checkpoint(tmp_path / "vggt", "vggt")
+    proc = start_node({**ANSWER_NODE_PARAMS, "model.checkpoint": str(plain_checkpoint),
+                       "model.vggt_checkpoint": str(vggt), "pairing.wait_s": 0.1})
+    wait_node_state(monitor, proc, "active", timeout=120)
+    run_publisher(*PUB_ARGS, "--count", "12", "--depth-topic", "", "--pose-topic", "")
+    node_status(monitor, proc, lambda v: counter(v, "frames.emitted") >= 6)
+    ans = answer_client.ask("How many chairs are in this room?", sampling_strategy="coverage")
+    assert ans.status == AnswerStatus.OK, ans.error
+    assert ans.sampling_strategy == PREDICTED_STRATEGY, list(ans.notes)
+    assert ans.timings.spatial == 0.0  # the VGGT predicted geometry; the answer stayed 2D
