@@ -35,13 +35,19 @@ def camera(answer_client: Any) -> Any:
     cam.close()
 
 
-def test_bad_stamps_are_rejected_and_a_replay_after_live_data_is_a_new_time_base(
-    start_node: Any, monitor: Any, answer_client: Any, camera: Camera
-) -> None:
-    proc = start_node({**ANSWER_NODE_PARAMS, "topics.pose": TOPICS["pose"],
+@pytest.fixture
+def proc(start_node: Any, monitor: Any, camera: Camera) -> Any:
+    """An active node with poses from the camera's topic, subscribed to all of it."""
+    node = start_node({**ANSWER_NODE_PARAMS, "topics.pose": TOPICS["pose"],
                        "pairing.wait_s": 0.3})
-    wait_node_state(monitor, proc, "active", timeout=120)
+    wait_node_state(monitor, node, "active", timeout=120)
     camera.wait_matched()
+    return node
+
+
+def test_bad_stamps_are_rejected_and_a_replay_after_live_data_is_a_new_time_base(
+    proc: Any, monitor: Any, answer_client: Any, camera: Camera
+) -> None:
     # live frames, stamped when they are sent (as a driver does), one stamped ten years ahead
     # and one with nanosec = 4e9 among them
     for i in range(8):
@@ -76,12 +82,8 @@ def test_bad_stamps_are_rejected_and_a_replay_after_live_data_is_a_new_time_base
 
 
 def test_live_data_after_a_replayed_bag_is_a_new_time_base_too(
-    start_node: Any, monitor: Any, answer_client: Any, camera: Camera
+    proc: Any, monitor: Any, answer_client: Any, camera: Camera
 ) -> None:
-    proc = start_node({**ANSWER_NODE_PARAMS, "topics.pose": TOPICS["pose"],
-                       "pairing.wait_s": 0.3})
-    wait_node_state(monitor, proc, "active", timeout=120)
-    camera.wait_matched()
     for i in range(8):  # live
         camera.publish(i, time.time_ns())
     node_status(monitor, proc, lambda v: counter(v, "frames.emitted") == 8)
