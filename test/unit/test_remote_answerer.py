@@ -144,6 +144,22 @@ def test_an_absent_server_is_a_model_error_and_the_client_recovers(stub: Any) ->
     assert _ask(answerer).status is AnswerStatus.OK
 
 
+def test_a_first_question_worded_before_a_v1_0_server_said_is_refused_once(
+        stub: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asked while the server was never reached, a question is worded for v1.1; a v1.0 server
+    then refuses it with the reason, and the next one is worded for v1.0 and answered."""
+    monkeypatch.setitem(HEALTH, "layout", "v1.0")
+    answerer = RemoteAnswerer(RemoteConfig(endpoint="http://127.0.0.1:9"))
+    assert answerer.checkpoint_layout == "v1.1"
+    url, _ = stub(_answer_ok)
+    answerer._url = RemoteAnswerer(RemoteConfig(endpoint=url))._url  # the server came up there
+    first = _ask(answerer)
+    assert first.status is AnswerStatus.MODEL_ERROR
+    assert "checkpoint is v1.0; this question was worded for v1.1" in first.error, first.error
+    assert answerer.checkpoint_layout == "v1.0"
+    assert _ask(answerer).status is AnswerStatus.OK
+
+
 def test_a_stop_closes_the_stream_and_returns_what_came(stub: Any) -> None:
     release = threading.Event()
 
