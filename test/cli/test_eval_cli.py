@@ -188,6 +188,16 @@ def test_eval_with_a_missing_checkpoint_is_an_input_error(
     assert "loading" not in res.stderr
 
 
+def test_eval_of_a_model_that_cannot_fit_its_budget_is_refused_before_loading(
+        scene: tuple[Path, CommandResult], tmp_path: Path) -> None:
+    path, _ = scene
+    res = run_command([*eval_argv(path, tmp_path / "eval"), "-p",
+                       "model.memory_budget_gb:=0.5"])
+    assert_refused(res, ExitCode.USAGE, "does not fit in 0.5 GB (model.memory_budget_gb)")
+    assert "loading" not in res.stderr
+    assert not (tmp_path / "eval").exists()
+
+
 def test_eval_into_a_file_is_an_output_error(scene: tuple[Path, CommandResult],
                                              tmp_path: Path) -> None:
     path, _ = scene
