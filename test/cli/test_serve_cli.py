@@ -130,6 +130,24 @@ def test_the_server_answers_as_the_local_engine_does(
     assert tokens and tokens[-1] == len(local.token_ids)
 
 
+def test_the_server_predicts_the_local_engines_geometry(server: Server, shelf: Path) -> None:
+    """``/v1/geometry`` (colour-only cameras' space-aware sampling): the same points and
+    confidence as the local engine's VGGT heads on the same frames."""
+    import numpy as np
+
+    from spatial_mllm_ros.model.spec import load_engine
+
+    frames = _frames(shelf)[:3]
+    engine, error = load_engine(_settings().engine)
+    assert engine is not None, error
+    local = engine.predict_geometry(frames)
+    remote = server.answerer.predict_geometry(frames)
+    assert len(remote) == len(local) == 3
+    for a, b in zip(local, remote, strict=True):
+        assert np.array_equal(a.world_points, b.world_points)
+        assert np.array_equal(a.confidence, b.confidence)
+
+
 def test_readme_infer_endpoint_line_gives_the_local_answer(server: Server, shelf: Path) -> None:
     """``spatial-mllm-infer --endpoint URL`` (README) and the same line without it: the same
     answer, token ids, frames and boxes."""
