@@ -94,6 +94,17 @@ SMALL_MESSAGE_TOPICS = frozenset({"camera_info", "pose", "odometry"})
 #: deserialised in the callback.
 RAW_IMAGE_TOPICS = frozenset({"colour", "depth"})
 
+#: rmw_fastrtps keeps the Fast DDS XML profile's history memory policy only with this set
+#: (else every reader gets PREALLOCATED_WITH_REALLOC, whose payload pool never shrinks): the
+#: shipped profile's DYNAMIC reader policy returns a rejected huge image's memory.
+XML_QOS_ENV = "RMW_FASTRTPS_USE_QOS_FROM_XML"
+
+
+def use_xml_memory_policy() -> None:
+    """Let the Fast DDS XML decide the readers' history memory policy (set ``XML_QOS_ENV`` to
+    1 unless the environment sets it). Call before ``rclpy.init``."""
+    os.environ.setdefault(XML_QOS_ENV, "1")
+
 #: topic kind -> message class (the topic names are ``Settings.node.topics``)
 CAMERA_TOPICS: dict[str, type] = {t.kind: message_class(t.msg_type) for t in P.TOPIC_KINDS}
 

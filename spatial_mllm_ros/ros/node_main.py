@@ -42,7 +42,7 @@ from rclpy.signals import SignalHandlerOptions
 from spatial_mllm_ros import params as P
 from spatial_mllm_ros.core.memory import bound_heap
 from spatial_mllm_ros.exitcodes import ExitCode
-from spatial_mllm_ros.ros.node import SpatialMllmNode
+from spatial_mllm_ros.ros.node import SpatialMllmNode, use_xml_memory_policy
 from spatial_mllm_ros.ros.node_cli import PROG, node_help, wants_help
 from spatial_mllm_ros.ros.startup import NamesakeWatch, check_params_files, rcl_error_line
 
@@ -66,6 +66,7 @@ def main(args: list[str] | None = None) -> int:
     except P.ParamError as err:
         return _refuse(str(err))
     bound_heap()  # before rclpy and DDS start their threads
+    use_xml_memory_policy()  # the DDS profile's DYNAMIC readers (before rclpy.init)
     try:
         rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     except RCLError as err:
