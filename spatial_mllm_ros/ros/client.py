@@ -173,7 +173,9 @@ class AskClient(BackgroundNode):
         self.node.create_subscription(SpatialAnswer, f"{prefix}/answer", self._on_answer, qos)
         self.question_pub = self.node.create_publisher(SpatialQuestion, f"{prefix}/question",
                                                        qos)
-        self.client: Any = self.node.create_client(AskSpatial, f"{prefix}/ask")
+        # Fast DDS sends every service response to every client of the service: a client
+        # reader of rclpy's default depth (10) drops its own response in a burst of callers.
+        self.client: Any = self.node.create_client(AskSpatial, f"{prefix}/ask", qos_profile=qos)
         self._action: Any = None  # the ~/ask_stream client, made on first use
         self.stream: StreamCall | None = None
         self.prefix = prefix
@@ -207,7 +209,11 @@ class AskClient(BackgroundNode):
     # ------------------------------------------------------------------ ~/ask_stream
     def _action_client(self) -> Any:
         if self._action is None:
-            self._action = ActionClient(self.node, AskSpatialStream, f"{self.prefix}/ask_stream")
+            qos = reliable_qos(QUESTION_QOS_DEPTH)  # as the service client, for each part
+            self._action = ActionClient(
+                self.node, AskSpatialStream, f"{self.prefix}/ask_stream",
+                goal_service_qos_profile=qos, result_service_qos_profile=qos,
+                cancel_service_qos_profile=qos, feedback_sub_qos_profile=qos)
         return self._action
 
     def wait_for_action(self, wait_s: float = SERVER_WAIT_S,
