@@ -24,7 +24,13 @@ from spatial_mllm_ros.camera_params import DEFAULT_CAMERA, CameraSettings
 from spatial_mllm_ros.core.buffer import FrameStore
 from spatial_mllm_ros.core.camera_store import CameraStore
 from spatial_mllm_ros.core.errors import FrameRejected
-from spatial_mllm_ros.core.ingest import IngestConfig, Ingestor, IngestResult, PoseLookup
+from spatial_mllm_ros.core.ingest import (
+    IngestConfig,
+    Ingestor,
+    IngestResult,
+    PoseLookup,
+    StreamHealth,
+)
 
 __all__ = ["CameraFeed", "MultiIngestor", "TopicRoute"]
 
@@ -94,6 +100,10 @@ class MultiIngestor:
         """Whether the cameras are named (``cameras``), not the one of ``topics.*``."""
         return list(self.ingestors) != [DEFAULT_CAMERA]
 
+    def config_of(self, topic: str) -> IngestConfig:
+        """The ingestion rules of (the first camera reading) ``topic``."""
+        return self.ingestors[self.routes[topic].cameras[0]].config
+
     def ingest(self, topic: str, msg: Any, now_ns: int, receive_ns: int | None = None
                ) -> list[tuple[str, IngestResult]]:
         """Give a message of ``topic`` to each camera that reads it; (camera, result) each."""
@@ -126,14 +136,25 @@ class MultiIngestor:
             out += [f"camera {cam!r}: {e}" for e in events] if self.several else events
         return out
 
+    def stream_health(self, publishers: Mapping[str, int], now_ns: int, silent_ns: int
+                      ) -> dict[str, list[StreamHealth]]:
+        """Each camera's configured topics' health (``Ingestor.stream_health``), from
+        ``publishers``: topic name -> its publisher count."""
+        out: dict[str, list[StreamHealth]] = {}
+        for cam, ingestor in self.ingestors.items():
+            kinds = {r.kind: publishers.get(r.topic, 0) for r in self.routes.values()
+                     if cam in r.cameras}
+            out[cam] = ingestor.stream_health(kinds, now_ns, silent_ns)
+        return out
+
     def camera_counters(self) -> dict[str, dict[str, int]]:
         """Each camera's own counters."""
         return {cam: ingestor.counters() for cam, ingestor in self.ingestors.items()}
 
     def counters(self) -> dict[str, int]:
         """One camera's counters as they are; several cameras' added up (the shared store's
-        ``buffer.frames`` / ``buffer.bytes`` once), with each camera's ``in.*`` and
-        ``frames.*`` also as ``camera.<name>.<key>``."""
+        ``buffer.frames`` / ``buffer.bytes`` once), with each camera's ``in.*``, ``pair.*``
+        and ``frames.*`` also as ``camera.<name>.<key>``."""
         per = self.camera_counters()
         if not self.several:
             return next(iter(per.values()))
@@ -144,6 +165,6 @@ class MultiIngestor:
                     out[key] = value
                     continue
                 out[key] = out.get(key, 0) + value
-                if key.startswith(("frames.", "in.")):
+                if key.startswith(("frames.", "in.", "pair.")):
                     out[f"camera.{cam}.{key}"] = value
         return out

@@ -34,6 +34,7 @@ state (see ``spatial_mllm_ros.ros.diagnostics``).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -55,9 +56,11 @@ from sensor_msgs.msg import Image
 from spatial_mllm_ros import params as P
 from spatial_mllm_ros.answering.handle import ModelHandle
 from spatial_mllm_ros.answering.pipeline import AnsweringPipeline
+from spatial_mllm_ros.camera_params import DEFAULT_CAMERA, CameraSettings
 from spatial_mllm_ros.core.errors import FrameRejected, RejectReason
-from spatial_mllm_ros.core.ingest import Ingestor, IngestResult, PoseLookup, StreamHealth
+from spatial_mllm_ros.core.ingest import IngestResult, PoseLookup, StreamHealth
 from spatial_mllm_ros.core.memory import LARGE_REJECTIONS, release_heap, release_model_memory
+from spatial_mllm_ros.core.multi_ingest import CameraFeed, MultiIngestor
 from spatial_mllm_ros.model.fit import check_configuration
 from spatial_mllm_ros.model.spec import load_prompt_limits
 from spatial_mllm_ros.ros.answer_server import AnswerServer
@@ -105,6 +108,9 @@ def use_xml_memory_policy() -> None:
     1 unless the environment sets it). Call before ``rclpy.init``."""
     os.environ.setdefault(XML_QOS_ENV, "1")
 
+#: the per-camera diagnostics statuses are named this and the camera's name
+CAMERA_STATUS_PREFIX = "spatial_mllm: camera "
+
 #: topic kind -> message class (the topic names are ``Settings.node.topics``)
 CAMERA_TOPICS: dict[str, type] = {t.kind: message_class(t.msg_type) for t in P.TOPIC_KINDS}
 
@@ -126,17 +132,20 @@ class SpatialMllmNode(LifecycleNode):
         self.add_post_set_parameters_callback(self._apply_parameters)
 
         self._timer_group = MutuallyExclusiveCallbackGroup()
-        self._camera_groups = {k: MutuallyExclusiveCallbackGroup() for k in CAMERA_TOPICS}
+        #: topic -> its callback group (one per topic, for executor.threads > 1)
+        self._camera_groups: dict[str, MutuallyExclusiveCallbackGroup] = {}
         self._subs: list[Subscription[Any]] = []
         self._poll_timer: Timer | None = None
         self.store: SpatialFrameBuffer | None = None
-        self.ingestor: Ingestor | None = None
+        #: each camera's ingestion (one camera of topics.*, or the named ``cameras``)
+        self.ingestor: MultiIngestor | None = None
         self.answers: AnswerServer | None = None
         self._engine: ModelHandle | None = None
         self.settings: Settings | None = None
         self._state_label = "unconfigured"
         self._callback_errors = 0
         self._rates = RateTracker()
+        self._camera_rates: dict[str, RateTracker] = {}  # camera -> its topics' rates
         self._last_rejected = 0
         self._tf: TfPoses | None = None
 
@@ -179,7 +188,7 @@ class SpatialMllmNode(LifecycleNode):
         return P.validate(current_values(self))
 
     def _pose_lookup(self, settings: Settings) -> PoseLookup | None:
-        if not settings.node.tf_enabled:
+        if not any(c.tf_lookup for c in settings.cameras):
             return None
         if not tf2_available():
             self.get_logger().warning(
@@ -190,6 +199,18 @@ class SpatialMllmNode(LifecycleNode):
         self._tf = TfPoses(self, settings.node.tf_world_frame, settings.ingest.limits)
         self.get_logger().info(f"tf pose lookup enabled: {self._tf.world_frame} <- image frame")
         return self._tf.as_lookup()
+
+    def _feeds(self, cfg: Settings) -> list[CameraFeed]:
+        """Each camera's ingestion: the one camera of ``topics.*`` as before, or each named
+        camera paired on its own (its own partners, latched info, clock rules, counters)."""
+        lookup = self._pose_lookup(cfg)
+        if [c.name for c in cfg.cameras] in ([DEFAULT_CAMERA], []):
+            cam = cfg.cameras[0] if cfg.cameras else CameraSettings(DEFAULT_CAMERA,
+                                                                     cfg.node.topics)
+            return [CameraFeed(cam, cfg.ingest, cfg.node.topics, lookup)]
+        return [CameraFeed(c, cfg.camera_ingest(c), c.topics,
+                           _fixed_frame(lookup, c.tf_frame) if c.tf_lookup else None)
+                for c in cfg.cameras]
 
     # ------------------------------------------------------------- lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -209,7 +230,8 @@ class SpatialMllmNode(LifecycleNode):
                 raise ValueError(problem)
             self.settings = cfg
             self.store = SpatialFrameBuffer(cfg.buffer)
-            self.ingestor = Ingestor(self.store, cfg.ingest, self._pose_lookup(cfg))
+            self.ingestor = MultiIngestor(self.store, self._feeds(cfg))
+            self._camera_rates = {}
         except Exception as err:
             self._lifecycle_error = f"configure failed: {err}"
             self.get_logger().error(self._lifecycle_error)
@@ -255,19 +277,19 @@ class SpatialMllmNode(LifecycleNode):
         if self.settings is None:
             return TransitionCallbackReturn.FAILURE
         node = self.settings.node
+        routes = self.ingestor.routes.values() if self.ingestor is not None else ()
         try:
-            for kind, msg_type in CAMERA_TOPICS.items():
-                topic = node.topics[kind]
-                if not topic:
-                    continue
+            for route in routes:  # one subscription per topic, for every camera reading it
+                kind = route.kind
                 depth = node.qos_depth
                 if kind in SMALL_MESSAGE_TOPICS:
                     depth = max(depth, SMALL_MESSAGE_DEPTH)
                 self._subs.append(
                     self.create_subscription(
-                        msg_type, topic, self._camera_callback(kind),
+                        CAMERA_TOPICS[kind], route.topic, self._camera_callback(route.topic),
                         camera_qos(node.qos_reliability, depth),
-                        callback_group=self._camera_groups[kind],
+                        callback_group=self._camera_groups.setdefault(
+                            route.topic, MutuallyExclusiveCallbackGroup()),
                         raw=kind in RAW_IMAGE_TOPICS,
                     )
                 )
@@ -351,51 +373,61 @@ class SpatialMllmNode(LifecycleNode):
         return bool(self.trigger_activate() == TransitionCallbackReturn.SUCCESS)
 
     # ------------------------------------------------------------- callbacks
-    def _camera_callback(self, kind: str) -> Callable[[Any], None]:
+    def _camera_callback(self, topic: str) -> Callable[[Any], None]:
         def callback(msg: Any) -> None:
+            what = topic
             try:
                 ingestor = self.ingestor
                 if ingestor is None:
                     return
+                kind = ingestor.routes[topic].kind
                 if isinstance(msg, bytes):  # an image of RAW_IMAGE_TOPICS, serialized
-                    result = self._ingest_serialized(ingestor, kind, msg)
+                    results = self._ingest_serialized(ingestor, topic, msg)
                 else:
-                    result = ingestor.ingest(kind, msg, time.monotonic_ns(), self._receive_ns())
+                    results = ingestor.ingest(topic, msg, time.monotonic_ns(),
+                                              self._receive_ns())
                 for event in ingestor.take_events():  # each new time base, logged once
                     self.get_logger().warning(event)
-                if result.rejected is not None and result.rejected.reason in LARGE_REJECTIONS:
-                    release_heap()  # a rejected multi-MB message leaves no memory behind
-                if result.rejected is not None:
-                    self.get_logger().warning(
-                        f"{kind}: rejected {result.rejected}", throttle_duration_sec=2.0
-                    )
-                elif result.error is not None:
-                    self.get_logger().error(
-                        f"{kind}: unexpected message error: {result.error}",
-                        throttle_duration_sec=2.0,
-                    )
+                for camera, result in results:
+                    what = f"{camera} {kind}" if ingestor.several else kind
+                    self._log_result(what, result)
             except Exception as err:  # never let a message kill the node
                 self._callback_errors += 1
                 self.get_logger().error(
-                    f"{kind}: callback error: {type(err).__name__}: {err}",
+                    f"{what}: callback error: {type(err).__name__}: {err}",
                     throttle_duration_sec=2.0,
                 )
 
         return callback
 
-    def _ingest_serialized(self, ingestor: Ingestor, kind: str, data: bytes) -> IngestResult:
+    def _log_result(self, what: str, result: IngestResult) -> None:
+        """A message's rejection or unexpected error, logged (rate-limited)."""
+        if result.rejected is not None and result.rejected.reason in LARGE_REJECTIONS:
+            release_heap()  # a rejected multi-MB message leaves no memory behind
+        if result.rejected is not None:
+            self.get_logger().warning(
+                f"{what}: rejected {result.rejected}", throttle_duration_sec=2.0
+            )
+        elif result.error is not None:
+            self.get_logger().error(
+                f"{what}: unexpected message error: {result.error}",
+                throttle_duration_sec=2.0,
+            )
+
+    def _ingest_serialized(self, ingestor: MultiIngestor, topic: str, data: bytes
+                           ) -> list[tuple[str, IngestResult]]:
         """A serialized ``sensor_msgs/Image``: refused as ``oversized_image`` from the size in
         its bytes (never deserialised), else deserialised and ingested."""
         size = serialized_image_size(data)
-        limit = ingestor.config.limits.max_pixels
+        limit = ingestor.config_of(topic).limits.max_pixels
         if size is not None and size.height * size.width > limit:
             pixels = size.height * size.width
-            return ingestor.reject(kind, FrameRejected(
+            return ingestor.reject(topic, FrameRejected(
                 RejectReason.OVERSIZED_IMAGE,
                 f"image is {size.width}x{size.height} = {pixels} px > max_pixels {limit} "
                 "(refused from its serialized size)"), time.monotonic_ns())
         msg = deserialize_message(data, Image)
-        return ingestor.ingest(kind, msg, time.monotonic_ns(), self._receive_ns())
+        return ingestor.ingest(topic, msg, time.monotonic_ns(), self._receive_ns())
 
     def _receive_ns(self) -> int | None:
         """ROS time now (sim time under ``use_sim_time``), for the future-stamp check; None
@@ -412,28 +444,45 @@ class SpatialMllmNode(LifecycleNode):
             self._callback_errors += 1
             self.get_logger().error(f"poll error: {err}", throttle_duration_sec=2.0)
 
-    def _stream_health(self, ingestor: Ingestor | None) -> list[StreamHealth]:
-        """Each configured camera topic's health while active: its publisher count (a fact
+    def _stream_health(self, ingestor: MultiIngestor | None) -> dict[str, list[StreamHealth]]:
+        """Each camera's configured topics' health while active: its publisher count (a fact
         of the ROS graph, passed into the pure core) and its silence."""
         settings = self.settings
         if ingestor is None or settings is None or self._state_label != "active":
-            return []
-        topics = {k: t for k, t in settings.node.topics.items() if t}
-        publishers = {k: self.count_publishers(t) for k, t in topics.items()}
+            return {}
+        publishers = {t: self.count_publishers(t) for t in ingestor.routes}
         period_s = float(settings.node.diagnostics_period_s)
         silent_ns = round(period_s * int(settings.values["diagnostics.silent_periods"]) * 1e9)
         return ingestor.stream_health(publishers, time.monotonic_ns(), silent_ns)
+
+    def _camera_statuses(self, ingestor: MultiIngestor,
+                         health: dict[str, list[StreamHealth]], now_ns: int) -> list[Any]:
+        """One status per named camera, ``spatial_mllm: camera <name>``: its own counters
+        (received, rejected by reason, frames and what they lacked), rates and topics'
+        health, as the ingest status reports the node's."""
+        out = []
+        for cam, counts in ingestor.camera_counters().items():
+            rates = self._camera_rates.setdefault(cam, RateTracker()).update(
+                _received(counts), now_ns)
+            status = build_diagnostics(
+                counts, rates, stamp_ns=0, hardware_id=self.get_fully_qualified_name(),
+                state=self._state_label, streams=health.get(cam, []),
+                rejected_last_period=0).status[0]
+            status.name = f"{CAMERA_STATUS_PREFIX}{cam}"
+            out.append(status)
+        return out
 
     def _publish_diagnostics(self) -> None:
         try:
             ingestor = self.ingestor
             counters = ingestor.counters() if ingestor is not None else {}
-            received = {
-                k[3:-9]: v for k, v in counters.items()
-                if k.startswith("in.") and k.endswith(".received")
-            }
-            rates = self._rates.update(received, time.monotonic_ns())
+            now_ns = time.monotonic_ns()
+            rates = self._rates.update(_received(counters), now_ns)
             rejected = sum(v for k, v in counters.items() if ".rejected." in k)
+            health = self._stream_health(ingestor)
+            several = ingestor is not None and ingestor.several
+            streams = [dataclasses.replace(h, kind=f"{cam}.{h.kind}") if several else h
+                       for cam, hs in health.items() for h in hs]
             msg = build_diagnostics(
                 counters, rates,
                 stamp_ns=self.get_clock().now().nanoseconds,
@@ -441,9 +490,11 @@ class SpatialMllmNode(LifecycleNode):
                 state=self._state_label,
                 extra={"pid": os.getpid(), "callback_errors": self._callback_errors},
                 rejected_last_period=max(rejected - self._last_rejected, 0),
-                streams=self._stream_health(ingestor),
+                streams=streams,
             )
             self._last_rejected = rejected
+            if ingestor is not None and several:
+                msg.status += self._camera_statuses(ingestor, health, now_ns)
             answers = self.answers
             if answers is not None:
                 msg.status.append(answer_status({**answers.stats(), "pid": os.getpid()},
@@ -458,3 +509,22 @@ class SpatialMllmNode(LifecycleNode):
             self._diag_pub.publish(msg)
         except Exception as err:
             self.get_logger().error(f"diagnostics error: {err}", throttle_duration_sec=5.0)
+
+
+def _received(counters: dict[str, int]) -> dict[str, int]:
+    """``in.<kind>.received`` counters by kind (the rates of /diagnostics)."""
+    return {k[3:-9]: v for k, v in counters.items()
+            if k.startswith("in.") and k.endswith(".received")}
+
+
+def _fixed_frame(lookup: PoseLookup | None, frame: str) -> PoseLookup | None:
+    """``lookup`` of the camera's tf frame ``frame`` (``camera.<name>.tf_frame``) whatever the
+    image's ``frame_id`` says."""
+    if lookup is None:
+        return None
+    base = lookup
+
+    def fixed(_frame_id: str, stamp_ns: int) -> Any:
+        return base(frame, stamp_ns)
+
+    return fixed
