@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from spatial_mllm_ros import params as P
@@ -39,11 +39,13 @@ from spatial_mllm_ros.answering.types import (
 )
 from spatial_mllm_ros.core.frame import Frame
 from spatial_mllm_ros.model.limits import PromptLimits, utf8_token_bound
+from spatial_mllm_ros.model.result import GenerationResult
 from spatial_mllm_ros.sampling.budget import BudgetConfig, adaptive_frame_budget
 from spatial_mllm_ros.sampling.errors import SamplingError
 from spatial_mllm_ros.sampling.notes import selection_notes
 from spatial_mllm_ros.sampling.online import SpatialFrameBuffer
 from spatial_mllm_ros.sampling.scoring import motion_complexity
+from spatial_mllm_ros.sampling.selection import BufferSnapshot, Selection
 from spatial_mllm_ros.sampling.strategies import available_strategies, uniform_indices
 from spatial_mllm_ros.vsibench.boxes import Box2D, box_position, parse_boxes
 from spatial_mllm_ros.vsibench.errors import AnswersError, InvalidQuestionError
@@ -110,6 +112,64 @@ class PipelineConfig:
     video_token_cap: int = 0
 
 
+@dataclass(frozen=True)
+class CheckedRequest:
+    """A request's validated fields (:meth:`AnsweringPipeline.check_request`).
+
+    Attributes:
+        question: the question text, checked.
+        question_type: its VSI-Bench type (given, or inferred from the text), or ``open``.
+        frame_budget: frames to select (the request's, else the configured budget).
+        strategy: the sampling strategy name.
+        prompt: the prompt text the model is given.
+    """
+
+    question: str
+    question_type: str
+    frame_budget: int
+    strategy: str
+    prompt: str
+
+
+class _Refused(Exception):
+    """A question answered with a non-OK ``status`` and ``error``; ``answer``: the text
+    generated before it was stopped; ``timed``: the answer carries its timings."""
+
+    def __init__(self, status: AnswerStatus, error: str, *, answer: str = "",
+                 timed: bool = False) -> None:
+        super().__init__(error)
+        self.status, self.error, self.answer, self.timed = status, error, answer, timed
+
+
+@dataclass
+class _Run:
+    """One question being answered: its request, start and deadline (monotonic seconds), its
+    cancel event and progress sink, its stage timings (seconds), and its type once known."""
+
+    request: QuestionRequest
+    start: float
+    deadline: float
+    cancel: threading.Event | None
+    report: Progress
+    timings: dict[str, float]
+    question_type: str | None = None
+
+    def add_timings(self, stages: Mapping[str, float]) -> None:
+        """Add a generation's stage timings to the question's."""
+        for stage, seconds in stages.items():
+            self.timings[stage] = self.timings.get(stage, 0.0) + seconds
+
+
+@dataclass(frozen=True)
+class _Chosen:
+    """The selected frames, the budget they were selected for and the snapshot they were
+    selected from."""
+
+    selection: Selection
+    budget: int
+    snapshot: BufferSnapshot
+
+
 class AnsweringPipeline:
     """Answers questions from a :class:`SpatialFrameBuffer` with an :class:`Answerer`."""
 
@@ -156,8 +216,8 @@ class AnsweringPipeline:
 
     # -- request checks -------------------------------------------------------------------
 
-    def check_request(self, request: QuestionRequest) -> tuple[str, str, int, str, str]:
-        """Validated (question, question_type, frame budget, strategy, prompt) of a request.
+    def check_request(self, request: QuestionRequest) -> CheckedRequest:
+        """The validated question, type, frame budget, strategy and prompt of a request.
 
         A type inferred from free text as multiple-choice while the caller gave no options
         (an operator's "is the table to my left?") keeps its type but is asked in the open
@@ -200,7 +260,7 @@ class AnsweringPipeline:
                 f"unknown sampling strategy {strategy!r}; known: "
                 + ", ".join(sorted(available_strategies()))
             )
-        return question, qtype, budget, strategy, prompt
+        return CheckedRequest(question, qtype, budget, strategy, prompt)
 
     def adaptive_budget(self, frames: Sequence[Frame]) -> int:
         """The seed's adaptive frame budget for the buffered ``frames`` (time order): their
@@ -232,105 +292,112 @@ class AnsweringPipeline:
         ``progress(stage, text, tokens)`` hears each stage and every generated token.
         Generation stops between tokens at the deadline (TIMEOUT) or once ``cancel`` is set
         (CANCELED); either answer keeps the text generated until then.
+
+        Stages: validate, select, generate, ground, finish; any of them may refuse the
+        question (:class:`_Refused`), which is answered on one path (:meth:`_refuse`).
         """
         start = self._clock()
-        timings = {"queue_wait": max(0.0, start - request.received_s)}
+        run = _Run(request, start, self.deadline(request), cancel,
+                   progress or (lambda _stage, _text, _n: None),
+                   {"queue_wait": max(0.0, start - request.received_s)})
         try:
-            question, qtype, budget, strategy, prompt = self.check_request(request)
+            checked = self._validate(run)
+            chosen = self._select(run, checked, buffer)
+            result, boxes = self._generate(run, checked, chosen.selection)
+            return self._finish(run, checked, chosen, result, boxes)
+        except _Refused as refusal:
+            return self._refuse(run, refusal)
+
+    def _validate(self, run: _Run) -> CheckedRequest:
+        """The checked request, unless it is invalid, was canceled while queued or is late."""
+        try:
+            checked = self.check_request(run.request)
         except (AnswersError, ValueError) as err:
-            return AnswerRecord.failure(request, AnswerStatus.INVALID_QUESTION, str(err))
-        deadline = self.deadline(request)
-        if cancel is not None and cancel.is_set():  # canceled while it was queued
-            record = AnswerRecord.failure(request, AnswerStatus.CANCELED,
-                                          "canceled before it was answered")
-            record.question_type = qtype
-            return record
-        if self._clock() > deadline:
-            return self._late(request, qtype, timings, start, "before sampling")
-        report: Progress = progress or (lambda _stage, _text, _n: None)
+            raise _Refused(AnswerStatus.INVALID_QUESTION, str(err)) from err
+        run.question_type = checked.question_type
+        if run.cancel is not None and run.cancel.is_set():  # canceled while it was queued
+            raise _Refused(AnswerStatus.CANCELED, "canceled before it was answered")
+        if self._clock() > run.deadline:
+            raise self._late(run, "before sampling")
+        return checked
 
-        def should_stop() -> bool:
-            return (cancel is not None and cancel.is_set()) or self._clock() > deadline
-
-        snapshot = buffer.snapshot(request.until_stamp_ns)
+    def _select(self, run: _Run, checked: CheckedRequest,
+                buffer: SpatialFrameBuffer) -> _Chosen:
+        """The question's frames over a snapshot of ``buffer`` (timed as ``sampling``)."""
+        snapshot = buffer.snapshot(run.request.until_stamp_ns)
         if len(snapshot) == 0:
-            record = AnswerRecord.failure(
-                request, AnswerStatus.NO_FRAMES, "no frames have been received yet"
-            )
-            record.question_type = qtype
-            return record
-        report("sampling", "", 0)
+            raise _Refused(AnswerStatus.NO_FRAMES, "no frames have been received yet")
+        run.report("sampling", "", 0)
         t0 = self._clock()
-        if not request.frame_budget and self.config.adaptive_budget is not None:
+        budget = checked.frame_budget
+        if not run.request.frame_budget and self.config.adaptive_budget is not None:
             budget = min(self.adaptive_budget(snapshot.frames), self.config.max_frame_budget)
         try:  # colour-only snapshots: coverage on predicted geometry (see answering.monocular)
-            selection = select_frames(
-                buffer, snapshot, budget, strategy, self.answerer, self.config.monocular_candidates
-            )
+            selection = select_frames(buffer, snapshot, budget, checked.strategy, self.answerer,
+                                      self.config.monocular_candidates)
         except SamplingError as err:
-            record = AnswerRecord.failure(request, AnswerStatus.INVALID_QUESTION, str(err))
-            record.question_type = qtype
-            return record
-        timings["sampling"] = self._clock() - t0
-        frames = list(selection.frames)
-        if self._clock() > deadline:
-            return self._late(request, qtype, timings, start, "after sampling")
+            raise _Refused(AnswerStatus.INVALID_QUESTION, str(err)) from err
+        run.timings["sampling"] = self._clock() - t0
+        if self._clock() > run.deadline:
+            raise self._late(run, "after sampling")
+        return _Chosen(selection, budget, snapshot)
 
-        report("encoders", "", 0)
+    def _generate(self, run: _Run, checked: CheckedRequest,
+                  selection: Selection) -> tuple[GenerationResult, list[PlacedBox]]:
+        """The model's answer and its boxes, with the grounding pass's
+        (:meth:`_ground`); a failure of the model is MODEL_ERROR (BUSY for a saturated
+        server, TIMEOUT when it stopped at its deadline)."""
+        frames = list(selection.frames)
+        run.report("encoders", "", 0)
         try:
             result = self.answerer.answer(
-                frames, prompt, self.config.max_new_tokens,
-                on_token=lambda ids, text: report("decode", text, len(ids)),
-                should_stop=should_stop,
+                frames, checked.prompt, self.config.max_new_tokens,
+                on_token=lambda ids, text: run.report("decode", text, len(ids)),
+                should_stop=lambda: self._should_stop(run),
             )
-            for stage, seconds in result.timings_s.items():
-                timings[stage] = timings.get(stage, 0.0) + seconds
+            run.add_timings(result.timings_s)
             boxes = self._boxes(result.box_text, frames[-1], result.resized_size)
-            if self.config.grounding and not result.stopped and not should_stop():
-                grounding = self.answerer.answer(
-                    [frames[-1]],
-                    GROUNDING_PROMPT.format(question=question),
-                    self.config.grounding_max_new_tokens,
-                    should_stop=should_stop,
-                )
-                for stage, seconds in grounding.timings_s.items():
-                    timings[stage] = timings.get(stage, 0.0) + seconds
-                boxes += self._boxes(grounding.box_text, frames[-1], grounding.resized_size)
+            if self.config.grounding and not result.stopped and not self._should_stop(run):
+                boxes += self._ground(run, checked, frames[-1])
         except ModelBusyError as err:  # a saturated model server: at once, as a full queue
-            record = AnswerRecord.failure(request, AnswerStatus.BUSY, str(err))
-            record.question_type = qtype
-            return record
+            raise _Refused(AnswerStatus.BUSY, str(err)) from err
         except Exception as err:  # the model is arbitrary code: any failure is MODEL_ERROR
-            if self._clock() > deadline:  # a model stopped at its deadline: that is the cause
-                record = self._late(request, qtype, timings, start, "during generation")
-                record.error += f" ({type(err).__name__}: {err})"
-                return record
-            record = AnswerRecord.failure(
-                request, AnswerStatus.MODEL_ERROR, f"{type(err).__name__}: {err}"
-            )
-            record.question_type = qtype
-            return record
-        parsed = parse_answer(result.text, qtype, request.options or None)
-        if cancel is not None and cancel.is_set():
-            record = AnswerRecord.failure(
-                request, AnswerStatus.CANCELED,
-                f"canceled after {result.num_new_tokens} generated tokens")
-            record.question_type, record.answer = qtype, parsed.text
-            timings["total"] = self._clock() - start + timings["queue_wait"]
-            record.timings_s = timings
-            return record
-        if self._clock() > deadline:
-            record = self._late(request, qtype, timings, start, "during generation")
-            record.answer = parsed.text  # what was generated by the deadline
-            return record
+            if self._clock() > run.deadline:  # a model stopped at its deadline: the cause
+                late = self._late(run, "during generation")
+                raise _Refused(late.status, f"{late.error} ({type(err).__name__}: {err})",
+                               timed=True) from err
+            raise _Refused(AnswerStatus.MODEL_ERROR, f"{type(err).__name__}: {err}") from err
+        return result, boxes
 
-        timings["total"] = self._clock() - start + timings["queue_wait"]
+    def _ground(self, run: _Run, checked: CheckedRequest, frame: Frame) -> list[PlacedBox]:
+        """The grounding pass: the boxes of the objects the question names on ``frame``."""
+        grounding = self.answerer.answer(
+            [frame], GROUNDING_PROMPT.format(question=checked.question),
+            self.config.grounding_max_new_tokens, should_stop=lambda: self._should_stop(run))
+        run.add_timings(grounding.timings_s)
+        return self._boxes(grounding.box_text, frame, grounding.resized_size)
+
+    def _finish(self, run: _Run, checked: CheckedRequest, chosen: _Chosen,
+                result: GenerationResult, boxes: list[PlacedBox]) -> AnswerRecord:
+        """The OK answer; CANCELED or TIMEOUT (with the text so far) when generation was
+        stopped."""
+        request, selection = run.request, chosen.selection
+        parsed = parse_answer(result.text, checked.question_type, request.options or None)
+        if run.cancel is not None and run.cancel.is_set():
+            raise _Refused(AnswerStatus.CANCELED,
+                           f"canceled after {result.num_new_tokens} generated tokens",
+                           answer=parsed.text, timed=True)
+        if self._clock() > run.deadline:
+            late = self._late(run, "during generation")
+            raise _Refused(late.status, late.error, answer=parsed.text, timed=True)
+        run.timings["total"] = self._clock() - run.start + run.timings["queue_wait"]
+        frames = selection.frames
         world = next((f.world_frame_id for f in frames if f.pose is not None), "")
         return AnswerRecord(
             query_id=request.query_id,
             question=request.question,
             status=AnswerStatus.OK,
-            question_type=qtype,
+            question_type=checked.question_type,
             answer=parsed.text,
             numeric_value=parsed.numeric_value,
             option=parsed.option,
@@ -340,27 +407,34 @@ class AnsweringPipeline:
             strategy=selection.strategy,
             coverage=selection.coverage,
             uniform_coverage=selection.uniform_coverage,
-            timings_s=timings,
+            timings_s=run.timings,
             world_frame_id=world,
-            notes=selection_notes(budget, snapshot, selection),
+            notes=selection_notes(chosen.budget, chosen.snapshot, selection),
         )
 
-    def _late(
-        self,
-        request: QuestionRequest,
-        qtype: str,
-        timings: dict[str, float],
-        start: float,
-        where: str,
-    ) -> AnswerRecord:
-        record = AnswerRecord.failure(
-            request,
+    def _should_stop(self, run: _Run) -> bool:
+        """Generation is to stop: the question was canceled or its deadline passed."""
+        return (run.cancel is not None and run.cancel.is_set()) or self._clock() > run.deadline
+
+    def _late(self, run: _Run, where: str) -> _Refused:
+        """The TIMEOUT of a question whose deadline passed ``where``."""
+        request = run.request
+        return _Refused(
             AnswerStatus.TIMEOUT,
             f"deadline of {self.deadline(request) - request.received_s:.3f} s passed {where}",
-        )
-        record.question_type = qtype
-        timings["total"] = self._clock() - start + timings.get("queue_wait", 0.0)
-        record.timings_s = timings
+            timed=True)
+
+    def _refuse(self, run: _Run, refusal: _Refused) -> AnswerRecord:
+        """The one refusal path: a non-OK answer with its reason, the question's type once
+        known, the text generated so far, and the timings when the question got that far."""
+        record = AnswerRecord.failure(run.request, refusal.status, refusal.error)
+        if run.question_type is not None:
+            record.question_type = run.question_type
+        record.answer = refusal.answer
+        if refusal.timed:
+            run.timings["total"] = (self._clock() - run.start
+                                    + run.timings.get("queue_wait", 0.0))
+            record.timings_s = run.timings
         return record
 
     @staticmethod

@@ -285,7 +285,7 @@ class SceneWorker:
             raise QuestionInputError(
                 f"the pipeline used {len(record.frame_stamps_ns)} of {len(frames)} frames")
         prompt = AnsweringPipeline(self.engine, self.pipeline, limits=self.limits
-                                   ).check_request(request)[4]
+                                   ).check_request(request).prompt
         return self._result(q, record, chosen, chat_text(self.engine.processor, prompt))
 
     def answer_scene(self, task: SceneTask) -> Iterator[QuestionOutcome]:

@@ -17,6 +17,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from spatial_mllm_ros.answering.handle import EngineHandle, ModelHandle, load_engine_handle
 from spatial_mllm_ros.bags import (
     BagError,
     BagSource,
@@ -47,6 +49,9 @@ if TYPE_CHECKING:
 
 #: First stamp of generated bags: 2023-11-14T22:13:20Z (fixed, so output is reproducible).
 DEFAULT_START_S = 1_700_000_000.0
+
+
+EVAL_PROG = "spatial-mllm-eval"
 
 
 class Refused(Exception):
@@ -108,7 +113,7 @@ def format_sig(x: float | None, digits: int = 3, sign: bool = False) -> str:
 # ----------------------------------------------------------------------------- eval
 def eval_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="spatial-mllm-eval",
+        prog=EVAL_PROG,
         description=(
             "Evaluate Spatial-MLLM on a rosbag2 (sqlite3 or mcap) with VSI-Bench metrics. The "
             "bag is streamed through the node's ingestion and answering code; each question is "
@@ -263,54 +268,90 @@ def eval_inputs(args: argparse.Namespace) -> EvalInputs:
 
 
 def eval_main(argv: list[str] | None = None) -> int:
-    """``spatial-mllm-eval``; returns the exit code."""
-    prog = "spatial-mllm-eval"
+    """``spatial-mllm-eval``: the arguments, then :func:`eval_command`; returns the exit code."""
     args = eval_parser().parse_args(argv)
     try:
-        inputs = eval_inputs(args)
-        for w in inputs.warnings:
-            print(f"{prog}: warning: {w}", file=sys.stderr)
-        _evaluate(prog, args, inputs)
+        eval_command(EVAL_PROG, args)
     except Refused as refusal:
-        _err(prog, refusal.message)
+        _err(EVAL_PROG, refusal.message)
         return refusal.code
     return ExitCode.OK
 
 
-def _evaluate(prog: str, args: argparse.Namespace, inputs: EvalInputs) -> None:
-    """Load the model, evaluate, write the report and print its summary.
+def eval_command(prog: str, args: argparse.Namespace) -> None:
+    """Check the inputs, load the model, evaluate (:func:`_evaluate`) and close the model
+    whatever happens (an :class:`contextlib.ExitStack`).
 
     Raises:
-        Refused: MODEL, INPUT (the bag, read again), OUTPUT (resume refused, results
-            unreadable, a file that cannot be written), INTERRUPTED.
+        Refused: with the exit code and the one line to print.
+    """
+    inputs = eval_inputs(args)
+    for w in inputs.warnings:
+        print(f"{prog}: warning: {w}", file=sys.stderr)
+    with contextlib.ExitStack() as stack:
+        log = StageLog(prog, enabled=not args.no_progress)
+        model = _load_model(prog, inputs.settings, log)
+        stack.callback(model.handle.close)
+        _evaluate(args, inputs, model)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """The model an evaluation asks: its handle and its id in the run's resume keys."""
+
+    handle: ModelHandle
+    model_id: str
+
+    @property
+    def vision(self) -> str:
+        """What ran the vision encoders, one line for the report ("" for a model server,
+        whose ``/v1/health`` says it)."""
+        if isinstance(self.handle, EngineHandle):
+            return self.handle.engine.vision_usage.line
+        return ""
+
+
+def _load_model(prog: str, settings: Settings, log: StageLog) -> LoadedModel:
+    """The model of ``settings``: the server of ``--endpoint``, else the checkpoint loaded
+    here, with the node's rules (model.max_pixels, num_threads, the embedded default,
+    decoding, ...): the model sees the same inputs offline as on the robot.
+
+    Raises:
+        Refused: MODEL: the model does not load, or the server cannot be reached.
+    """
+    from spatial_mllm_ros.model.spec import resolve_checkpoint
+
+    if settings.remote.endpoint:
+        return _remote(prog, settings)
+    with log.stage(f"loading the model ({settings.engine.description})"):
+        handle, error = load_engine_handle(settings.engine)
+    if handle is None:
+        raise Refused(ExitCode.MODEL, f"{error}. The tiny checkpoint is made with: "
+                                      "spatial-mllm-checkpoint tiny DIR --layout v1.1")
+    return LoadedModel(handle, str(resolve_checkpoint(settings.engine).resolve()))
+
+
+def _evaluate(args: argparse.Namespace, inputs: EvalInputs, model: LoadedModel) -> None:
+    """Evaluate, write the report and print its summary.
+
+    Raises:
+        Refused: INPUT (the bag, read again), OUTPUT (resume refused, results unreadable, a
+            file that cannot be written), USAGE (thresholds), INTERRUPTED.
     """
     from spatial_mllm_ros.evaluation.errors import ResultsFileError, ResumeMismatchError
     from spatial_mllm_ros.evaluation.report import write_report
     from spatial_mllm_ros.evaluation.run_plan import EvalConfig
     from spatial_mllm_ros.evaluation.runner import EvalRunner
-    from spatial_mllm_ros.model.spec import load_engine, resolve_checkpoint
 
-    settings = inputs.settings
-    # the node's rules (model.max_pixels, num_threads, the embedded default, decoding, ...):
-    # the model sees the same inputs offline as on the robot
-    log = StageLog(prog, enabled=not args.no_progress)
-    if settings.remote.endpoint:
-        engine, model_id = _remote(prog, settings)
-    else:
-        with log.stage(f"loading the model ({settings.engine.description})"):
-            engine, error = load_engine(settings.engine)
-        if engine is None:
-            raise Refused(ExitCode.MODEL, f"{error}. The tiny checkpoint is made with: "
-                                          "spatial-mllm-checkpoint tiny DIR --layout v1.1")
-        model_id = str(resolve_checkpoint(settings.engine).resolve())
     config = EvalConfig(
         strategies=inputs.strategies, thresholds=args.mra_thresholds, limit=args.limit,
         progress=not args.no_progress, thumbnails=not args.no_thumbnails,
     )
     try:
-        runner = EvalRunner(engine, settings, config, inputs.topics, model_id=model_id)
+        runner = EvalRunner(model.handle, inputs.settings, config, inputs.topics,
+                            model_id=model.model_id)
         summary = runner.run(args.bag, inputs.questions, args.out)
-        files = write_report(args.out, args.mra_thresholds, summary)
+        files = write_report(args.out, args.mra_thresholds, summary, vision=model.vision)
     except KeyboardInterrupt as err:
         raise Refused(ExitCode.INTERRUPTED, f"interrupted; results so far are in "
                                             f"{args.out}/results.jsonl -- run the same "
@@ -327,7 +368,7 @@ def _evaluate(prog: str, args: argparse.Namespace, inputs: EvalInputs) -> None:
     print(f"report: {files.report}")
 
 
-def _remote(prog: str, settings: Settings) -> tuple[Any, str]:
+def _remote(prog: str, settings: Settings) -> LoadedModel:
     """The model server's answerer (``--endpoint``) and the model's id (the server and its
     checkpoint).
 
@@ -344,7 +385,7 @@ def _remote(prog: str, settings: Settings) -> tuple[Any, str]:
         info = answerer.server_info()
     except AnsweringError as err:
         raise Refused(ExitCode.MODEL, f"{err}; start it with spatial-mllm-serve") from err
-    return answerer, f"{settings.remote.endpoint} ({info.health.get('checkpoint')})"
+    return LoadedModel(answerer, f"{settings.remote.endpoint} ({info.health.get('checkpoint')})")
 
 
 def summary_lines(doc: dict[str, Any], run: RunSummary) -> list[str]:

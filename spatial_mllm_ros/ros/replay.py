@@ -36,8 +36,10 @@ status is 130 (SIGINT) or 143 (SIGTERM).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,34 +161,43 @@ def _open(args: argparse.Namespace) -> tuple[Any, dict[str, Any]] | int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    """Play the bag of ``args``; the exit code."""
+    """Play the bag of ``args``; the exit code. The bag, the node and the ROS context are
+    released in reverse order of their making, whatever happens (an
+    :class:`contextlib.ExitStack`)."""
     opened = _open(args)
     if isinstance(opened, int):
         return opened
     source, topics = opened
-    try:
-        import rclpy
-        from rclpy.signals import SignalHandlerOptions
-    except ImportError as err:
-        print(f"{PROG}: error: rclpy is not importable ({err}); source the ROS environment "
-              "(source .venv/bin/activate && source install/setup.bash)", file=sys.stderr)
-        source.close()
-        return ExitCode.NOT_OK
-
-    # rclpy's own handlers would shut the context down under a publish (RCLError)
-    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
-    node = rclpy.create_node("spatial_mllm_replay")
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(source.close)
+        try:
+            import rclpy
+        except ImportError as err:
+            print(f"{PROG}: error: rclpy is not importable ({err}); source the ROS environment "
+                  "(source .venv/bin/activate && source install/setup.bash)", file=sys.stderr)
+            return ExitCode.NOT_OK
+        node = stack.enter_context(_ros_node(rclpy))
         pubs = _publishers(node, topics)
         if not pubs:
             print(f"{PROG}: error: no topic of the bag can be published", file=sys.stderr)
             return ExitCode.INPUT
         return _play(args, source, node, pubs)
+
+
+@contextlib.contextmanager
+def _ros_node(rclpy: Any) -> Iterator[Any]:
+    """The replay's node in a ROS context of its own, destroyed and shut down on exit."""
+    from rclpy.signals import SignalHandlerOptions
+
+    # rclpy's own handlers would shut the context down under a publish (RCLError)
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    node = rclpy.create_node("spatial_mllm_replay")
+    try:
+        yield node
     finally:
         node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
-        source.close()
 
 
 def _publishers(node: Any, topics: dict[str, Any]) -> dict[str, Any]:

@@ -110,6 +110,9 @@ def test_eval_writes_metrics_report_and_plots(evaluated: tuple[Path, CommandResu
     doc = json.loads((out / "metrics.json").read_text())
     assert set(doc["strategies"]) == {"coverage", "uniform"}
     assert f"report: {out / 'report.md'}" in res.stdout
+    # what ran the vision encoders, from the engine the run used (closed after the run)
+    report = (out / "report.md").read_text()
+    assert "Vision encoders: requested torch; vision_2d ran on torch" in report, report
 
 
 def test_eval_says_the_tiny_model_answers_meaninglessly(
