@@ -150,3 +150,19 @@ def test_readme_rig_scene_and_eval_lines(tmp_path: Path) -> None:
     assert len(records) == 8
     assert all(set(r["frame_cameras"]) <= {"front", "left", "right"} for r in records)
     assert any(len(set(r["frame_cameras"])) > 1 for r in records)
+
+
+@pytest.mark.parametrize(("extra", "needles"), [
+    (["-p", "cameras:=[front]", "-p", "camera.front.depth:=/front/depth"],
+     ("camera 'front'", "camera.front.colour")),
+    (["-p", "cameras:=[front]", "-p", "camera.front.colour:=/f", "-p", "camera.rear.colour:=/r"],
+     ("camera.rear.colour", "not in cameras [front]")),
+    (["--params-file", "config/multi_camera.yaml", "-p", "camera.left.odometry:=/odom"],
+     ("camera 'left'", "more than one pose source")),
+], ids=["no-colour", "unlisted-camera", "two-pose-sources"])
+def test_the_node_refuses_a_bad_camera_entry_at_start_up(extra: list[str],
+                                                         needles: tuple[str, ...]) -> None:
+    """``spatial_mllm_node`` with a bad camera entry: one line naming the camera, exit 2,
+    before anything loads."""
+    res = run_command(["spatial_mllm_node", "--ros-args", *extra], timeout=90.0)
+    assert_refused(res, ExitCode.USAGE, *needles)

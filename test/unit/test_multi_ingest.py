@@ -123,3 +123,23 @@ def test_a_topic_of_two_kinds_is_refused() -> None:
     with pytest.raises(ValueError, match=r"colour of camera 'default' and depth"):
         MultiIngestor(FifoStore(10), [
             CameraFeed(cam, settings.ingest, {"colour": "/x", "depth": "/x"})])
+
+
+def test_a_camera_without_a_pose_source_gives_colour_only_frames_of_its_own() -> None:
+    settings = Settings.from_values({
+        "cameras": ["front", "wrist"],
+        "camera.front.colour": "/front/color/image_raw", "camera.front.depth": "/front/depth",
+        "camera.front.camera_info": "/front/color/camera_info",
+        "camera.front.odometry": "/odom", "camera.front.extrinsic": EXTRINSIC["front"],
+        "camera.wrist.colour": "/wrist/color/image_raw"})  # no depth, no pose
+    store = FifoStore(100)
+    ing = multi(settings, store)
+    for step in range(3):
+        feed(ing, step, ("front",), {})
+        t = (step + 1) * 100 * MS
+        ing.ingest("/wrist/color/image_raw", image(np.zeros((48, 64, 3), np.uint8), "rgb8", t), t)
+    ing.flush()
+    frames = store.snapshot()
+    assert all(f.has_geometry for f in frames if f.camera == "front")
+    wrist = [f for f in frames if f.camera == "wrist"]
+    assert len(wrist) == 3 and all(f.pose is None and f.depth_m is None for f in wrist)
