@@ -13,6 +13,7 @@ import textwrap
 from collections.abc import Sequence
 
 from spatial_mllm_ros import params as P
+from spatial_mllm_ros.camera_params import FIELDS
 
 __all__ = ["node_help", "user_args", "wants_help"]
 
@@ -95,6 +96,12 @@ examples:
 
 On a running node: `ros2 param describe /{P.NODE_NAME} NAME` (ranges, read-only flags),
 `ros2 param set /{P.NODE_NAME} NAME VALUE` for the others. See README.md, "The node".
+
+several cameras (README.md, "Several cameras"; spatial_mllm_ros/camera_params.py):
+  cameras (string array, default []: one camera of topics.*) names them, e.g.
+  -p cameras:="[front, left]" -p camera.front.colour:=/front/color/image_raw; each named
+  camera takes camera.<name>.<field>, field one of:
+  {', '.join(FIELDS)}
 
 parameters (spatial_mllm_ros/params.py):
 """

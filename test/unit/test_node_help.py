@@ -41,3 +41,12 @@ def test_help_names_the_shipped_profiles() -> None:
     assert profiles, "config/ holds the profiles"
     for name in profiles:
         assert name in text
+
+
+def test_help_names_the_camera_parameters() -> None:
+    from spatial_mllm_ros.camera_params import FIELDS
+
+    text = node_help()
+    assert "cameras (string array, default []" in text
+    for field in FIELDS:
+        assert field in text.split("several cameras", 1)[1].split("parameters (", 1)[0]
