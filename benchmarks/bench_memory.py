@@ -18,7 +18,11 @@ pair) with ``--new-tokens`` greedy tokens.  Columns:
 * ``w_live``: the bytes of the loaded model's tensors (every storage once; a torchao weight
   counts its int8/uint8 data, scales and zero points), GB; ``w_plan`` the planner's weights.
 * ``act``: the growth of the anonymous resident memory (``RssAnon``, sampled every 20 ms)
-  from after the load to the peak of the answer, GB: the activations.
+  from after the load to the peak of the load and answer, GB: the activations.
+* ``held``: what the process holds at its peak: the base's mapped libraries, every
+  anonymous byte at the peak (``anon``: the quantized weights, the activations, and what the
+  quantizing load's temporaries left in the allocator), and the weights that are views of
+  the mapped checkpoint; its ``ratio`` = held / planned (the conservative one).
 * ``rss_base``: the resident set before the load (the interpreter with torch and
   transformers), GB: on the CPU, what stands for the planner's runtime overhead.
 * ``measured`` = ``rss_base + w_live + act``; ``planned``: the planner's peak
@@ -142,15 +146,17 @@ class AnonPeak:
         return self.peak
 
 
-def live_weight_bytes(model: Any) -> int:
-    """Bytes of the storages behind every parameter and buffer of ``model``, each storage
-    once (a torchao weight counts its int8/uint8 data, scales and zero points)."""
+def live_weight_bytes(model: Any) -> tuple[int, int]:
+    """(all, quantized): bytes of the storages behind every parameter and buffer of
+    ``model``, each storage once, and of those the torchao weights' (int8/uint8 data, scales,
+    zero points: made by the load, anonymous memory; the others are views of the
+    checkpoint's mapped files)."""
     seen: set[int] = set()
-    total = 0
+    total = quantized = 0
     for tensor in (*model.parameters(), *model.buffers()):
         names = list(getattr(tensor, "tensor_data_names", ()))
         names += list(getattr(tensor, "optional_tensor_data_names", ()))
-        leaves = [getattr(tensor, n) for n in names] if names else [tensor]
+        leaves = [getattr(tensor, n, None) for n in names] if names else [tensor]
         for leaf in leaves:
             if leaf is None:
                 continue
@@ -158,7 +164,8 @@ def live_weight_bytes(model: Any) -> int:
             if storage.data_ptr() not in seen:
                 seen.add(storage.data_ptr())
                 total += storage.nbytes()
-    return total
+                quantized += storage.nbytes() if names else 0
+    return total, quantized
 
 
 def child(args: argparse.Namespace) -> int:
@@ -170,6 +177,7 @@ def child(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(os.cpu_count() or 1)
     base = _status_kb("VmRSS") * 1024
+    anon_base = _status_kb("RssAnon") * 1024
     anon = AnonPeak()
     t0 = time.monotonic()
     engine = SpatialMLLMEngine.from_pretrained(
@@ -178,6 +186,7 @@ def child(args: argparse.Namespace) -> int:
     load_s = time.monotonic() - t0
     rss_load = _status_kb("VmHWM") * 1024
     anon_load = anon.peak
+    anon_after_load = _status_kb("RssAnon") * 1024
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 255, (480, 640, 3), dtype=np.uint8) for _ in range(args.frames)]
     t0 = time.monotonic()
@@ -185,11 +194,14 @@ def child(args: argparse.Namespace) -> int:
                                   args.new_tokens)
     answer_s = time.monotonic() - t0
     peak = anon.stop()
-    weights = live_weight_bytes(engine.model)
+    weights, quantized = live_weight_bytes(engine.model)
     print(json.dumps({
         "quantization": args.quantization, "rss_base": base, "rss_load": rss_load,
-        "weights": weights, "act_peak": max(0, peak - anon_load),
-        "measured": base + weights + max(0, peak - anon_load),
+        "weights": weights, "act_peak": max(0, peak - anon_after_load),
+        "measured": base + weights + max(0, peak - anon_after_load),
+        # the base's mapped libraries + every anonymous byte at the peak + mapped weights
+        "held": base - anon_base + peak + weights - quantized,
+        "anon_base": anon_base, "anon_after_load": anon_after_load,
         "anon_load": anon_load, "rss_answer": _status_kb("VmHWM") * 1024, "anon_peak": peak,
         "load_s": load_s, "answer_s": answer_s, "video_tokens": result.num_video_tokens,
         "size": list(result.resized_size), "quantized": len(engine.report.quantization.quantized),
@@ -243,8 +255,8 @@ def main() -> int:
           f"{args.max_pixels}, {args.new_tokens} new tokens, {os.cpu_count()} CPU threads",
           flush=True)
     print(f"{'quantization':<13} {'w_plan':>7} {'w_live':>7} {'planned':>8} {'measured':>8} "
-          f"{'ratio':>6} {'rss_base':>8} {'act':>6} {'anon':>6} {'vm_hwm':>7} {'load_s':>7} "
-          f"{'answer_s':>8}", flush=True)
+          f"{'ratio':>6} {'held':>6} {'ratio':>6} {'rss_base':>8} {'act':>6} {'anon':>6} "
+          f"{'vm_hwm':>7} {'load_s':>7} {'answer_s':>8}", flush=True)
     for q in args.only.split(","):
         cmd = [sys.executable, __file__, "--child", "--quantization", q, "--dir", str(args.dir),
                "--frames", str(args.frames), "--max-pixels", str(args.max_pixels),
@@ -259,6 +271,7 @@ def main() -> int:
         p = predicted(args.dir, q, args.frames, args.max_pixels)
         print(f"{q:<13} {p.weights_gb:>7.2f} {m['weights'] / GB:>7.2f} {p.peak_gb:>8.2f} "
               f"{m['measured'] / GB:>8.2f} {m['measured'] / GB / p.peak_gb:>6.2f} "
+              f"{m['held'] / GB:>6.2f} {m['held'] / GB / p.peak_gb:>6.2f} "
               f"{m['rss_base'] / GB:>8.2f} {m['act_peak'] / GB:>6.2f} "
               f"{m['anon_peak'] / GB:>6.2f} {m['rss_answer'] / GB:>7.2f} "
               f"{m['load_s']:>7.1f} {m['answer_s']:>8.1f}", flush=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, cast
 
@@ -159,8 +159,8 @@ SCHEMA: tuple[ParamSpec, ...] = (
     _P("qos.reliability", str, "best_effort",
        "Camera subscription reliability (sensor-data QoS is best_effort).",
        choices=("best_effort", "reliable"), read_only=True),
-    _P("qos.depth", int, 10, "Camera subscription history depth (messages; 10 rides out a "
-       "busy interpreter at 30 Hz, measured).",
+    _P("qos.depth", int, 10, "Camera subscription history depth, messages: how many may wait "
+       "while the node's callbacks are busy.",
        min=1, max=1000, read_only=True),
     # --- pairing
     _P("pairing.slop_s", float, 0.02,
@@ -245,11 +245,9 @@ SCHEMA: tuple[ParamSpec, ...] = (
     # --- the node's executor
     _P("executor.threads", int, 1,
        "Threads of the executor that runs the camera, pose, timer, lifecycle and parameter "
-       "callbacks (questions have their own). 1 = rclpy's SingleThreadedExecutor: measured "
-       "here, 30 Hz reliable RGB-D with 100 Hz poses arrive on time with it, while a "
-       "MultiThreadedExecutor (2 or 4 threads) delivered colour 0.2-1.1 s and poses 2-4 s "
-       "late (its per-message dispatch costs more than the callbacks). > 1 = a "
-       "MultiThreadedExecutor with that many threads (one callback group per topic).",
+       "callbacks (questions have their own). 1 = rclpy's SingleThreadedExecutor; > 1 = a "
+       "MultiThreadedExecutor with that many threads (one callback group per topic). The "
+       "README says which keeps up with a 30 Hz stream.",
        min=1, max=64, read_only=True),
     # --- diagnostics
     _P("diagnostics.period_s", float, 1.0,
@@ -481,6 +479,28 @@ def default_str(name: str) -> str:
 def default_bool(name: str) -> bool:
     """The schema default of the bool parameter ``name`` (see :func:`default_int`)."""
     return bool(_typed_default(name, bool))
+
+
+#: The field metadata key that names a config field's parameter (:func:`bound`).
+PARAM_KEY = "param"
+
+
+def bound(name: str) -> Any:
+    """A config dataclass field bound to the parameter ``name``: its default is the schema's,
+    and its metadata names the parameter, so the config is built from parameter values by
+    :func:`bound_values` (the one place a field meets its parameter's name)."""
+    return field(default=spec(name).default, metadata={PARAM_KEY: name})
+
+
+def bound_params(cls: type) -> dict[str, str]:
+    """Field name -> parameter name of the fields of dataclass ``cls`` made with :func:`bound`."""
+    return {f.name: f.metadata[PARAM_KEY] for f in fields(cls) if PARAM_KEY in f.metadata}
+
+
+def bound_values(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of dataclass ``cls`` from parameter ``values``: each bound field
+    gets its parameter's value, as the parameter's type."""
+    return {name: spec(param).type(values[param]) for name, param in bound_params(cls).items()}
 
 
 def validate(values: Mapping[str, Any], *, partial: bool = False) -> dict[str, ParamValue]:

@@ -266,19 +266,8 @@ def _pipeline(v: Mapping[str, ParamValue]) -> PipelineConfig:
         max_pixels=max_pixels,
     )
     return PipelineConfig(
-        frame_budget=int(v["sampling.frame_budget"]),
-        max_frame_budget=int(v["sampling.max_frame_budget"]),
-        strategy=str(v["sampling.strategy"]),
-        timeout_s=float(v["queue.timeout_s"]),
-        max_question_chars=int(v["question.max_chars"]),
-        max_new_tokens=int(v["answer.max_new_tokens"]),
-        grounding=bool(v["answer.grounding"]),
-        grounding_max_new_tokens=int(v["answer.grounding_max_new_tokens"]),
-        monocular_candidates=int(v["sampling.monocular_candidates"]),
+        **P.bound_values(PipelineConfig, v),
         adaptive_budget=budget if v["sampling.adaptive_budget"] else None,
-        prompt_template=str(v["answer.prompt_template"]),
-        max_option_chars=int(v["question.max_option_chars"]),
-        max_prompt_tokens=int(v["question.max_prompt_tokens"]),
         video_token_cap=_video_token_cap(int(v["sampling.max_frame_budget"]), max_pixels),
     )
 

@@ -96,19 +96,19 @@ class PipelineConfig:
             budget) instead of ``frame_budget``, capped by ``max_frame_budget``.
     """
 
-    frame_budget: int = P.default_int("sampling.frame_budget")
-    max_frame_budget: int = P.default_int("sampling.max_frame_budget")
-    strategy: str = P.default_str("sampling.strategy")
-    timeout_s: float = P.default_float("queue.timeout_s")
-    max_question_chars: int = P.default_int("question.max_chars")
-    max_new_tokens: int = P.default_int("answer.max_new_tokens")
-    grounding: bool = P.default_bool("answer.grounding")
+    frame_budget: int = P.bound("sampling.frame_budget")
+    max_frame_budget: int = P.bound("sampling.max_frame_budget")
+    strategy: str = P.bound("sampling.strategy")
+    timeout_s: float = P.bound("queue.timeout_s")
+    max_question_chars: int = P.bound("question.max_chars")
+    max_new_tokens: int = P.bound("answer.max_new_tokens")
+    grounding: bool = P.bound("answer.grounding")
     adaptive_budget: BudgetConfig | None = None
-    grounding_max_new_tokens: int = P.default_int("answer.grounding_max_new_tokens")
-    monocular_candidates: int = P.default_int("sampling.monocular_candidates")
-    prompt_template: str = P.default_str("answer.prompt_template")
-    max_option_chars: int = P.default_int("question.max_option_chars")
-    max_prompt_tokens: int = P.default_int("question.max_prompt_tokens")
+    grounding_max_new_tokens: int = P.bound("answer.grounding_max_new_tokens")
+    monocular_candidates: int = P.bound("sampling.monocular_candidates")
+    prompt_template: str = P.bound("answer.prompt_template")
+    max_option_chars: int = P.bound("question.max_option_chars")
+    max_prompt_tokens: int = P.bound("question.max_prompt_tokens")
     video_token_cap: int = 0
 
 

@@ -46,8 +46,8 @@ from spatial_mllm_ros.model.backends.status import VisionUsage
 from spatial_mllm_ros.model.errors import CheckpointNotFoundError
 from spatial_mllm_ros.model.fit import check_configuration
 from spatial_mllm_ros.model.spec import check_checkpoint, load_prompt_limits
+from spatial_mllm_ros.param_flags import ParamFlag, add_param_flags, param_overrides
 from spatial_mllm_ros.params import ParamError
-from spatial_mllm_ros.sampling.strategies import available_strategies
 from spatial_mllm_ros.settings import Settings, parse_overrides, remote_answerer
 
 PROG = "spatial-mllm-infer"
@@ -55,11 +55,24 @@ PROG = "spatial-mllm-infer"
 NO_DEADLINE_S = 1e9
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
-    return value
+#: The command's parameter flags (each = ``-p NAME:=VALUE`` of the schema).
+INFER_FLAGS: tuple[ParamFlag, ...] = (
+    ParamFlag("--checkpoint", "model.checkpoint",
+              "Spatial-MLLM checkpoint directory (default: the profile's)", "DIR"),
+    ParamFlag("--frame-budget", "sampling.frame_budget", "frames given to the model", "N"),
+    ParamFlag("--strategy", "sampling.strategy", "frame sampling strategy"),
+    ParamFlag("--max-new-tokens", "answer.max_new_tokens", "answer length in tokens", "N"),
+    ParamFlag("--no-grounding", "answer.grounding", "skip the box-grounding generation"),
+    ParamFlag("--max-pixels", "model.max_pixels", "pixels per frame of the model's input", "N"),
+    ParamFlag("--dtype", "model.dtype", "weights dtype"),
+    ParamFlag("--device", "model.device", "torch device", "DEV"),
+    ParamFlag("--vision-backend", "model.vision_backend", "what runs the vision encoders"),
+    ParamFlag("--vggt-checkpoint", "model.vggt_checkpoint",
+              "VGGT-1B safetensors supplying the geometry heads", "PATH"),
+    ParamFlag("--endpoint", "model.endpoint",
+              "ask the model server (spatial-mllm-serve) at URL instead of loading the model "
+              "here (token: $SPATIAL_MLLM_TOKEN)", "URL"),
+)
 
 
 def infer_parser() -> argparse.ArgumentParser:
@@ -78,28 +91,7 @@ def infer_parser() -> argparse.ArgumentParser:
                    help="choices of a multiple-choice question (lettered A, B, ...)")
     p.add_argument("--config", default="cpu_tiny",
                    help="parameter profile: config/<NAME>.yaml or a YAML path (default cpu_tiny)")
-    p.add_argument("--checkpoint", default=None,
-                   help="Spatial-MLLM checkpoint directory (= -p model.checkpoint:=DIR; "
-                        "default: the profile's)")
-    p.add_argument("--frame-budget", type=_positive_int, default=None,
-                   help="frames given to the model (= -p sampling.frame_budget:=N)")
-    p.add_argument("--strategy", choices=available_strategies(), default=None,
-                   help="frame sampling strategy (= -p sampling.strategy:=NAME)")
-    p.add_argument("--max-new-tokens", type=_positive_int, default=None,
-                   help="answer length in tokens (= -p answer.max_new_tokens:=N)")
-    p.add_argument("--no-grounding", action="store_true",
-                   help="skip the box-grounding generation (= -p answer.grounding:=false)")
-    p.add_argument("--max-pixels", type=_positive_int, default=None,
-                   help="pixels per frame of the model's input (= -p model.max_pixels:=N)")
-    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=None,
-                   help="weights dtype (= -p model.dtype:=DTYPE)")
-    p.add_argument("--device", default=None, help="torch device (= -p model.device:=DEV)")
-    p.add_argument("--vision-backend", choices=("torch", "onnxruntime", "tensorrt"),
-                   default=None,
-                   help="what runs the vision encoders (= -p model.vision_backend:=NAME)")
-    p.add_argument("--vggt-checkpoint", default=None,
-                   help="VGGT-1B safetensors supplying the geometry heads "
-                        "(= -p model.vggt_checkpoint:=PATH)")
+    add_param_flags(p, INFER_FLAGS)
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME:=VALUE",
                    help="override any parameter of the profile (validated by the schema)")
     p.add_argument("--timeout", type=float, default=0.0,
@@ -107,9 +99,6 @@ def infer_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=30.0,
                    help="frame rate that stamps the frames when the directory has no "
                         "scene.json, Hz (default %(default)s)")
-    p.add_argument("--endpoint", default=None, metavar="URL",
-                   help="ask the model server (spatial-mllm-serve) at URL instead of loading "
-                        "the model here (= -p model.endpoint:=URL; token: $SPATIAL_MLLM_TOKEN)")
     p.add_argument("--no-progress", action="store_true", help="no stage lines on stderr")
     return p
 
@@ -120,15 +109,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     Raises:
         ParamError: a flag or ``-p`` value the schema refuses.
     """
-    flags = {
-        "model.checkpoint": args.checkpoint, "sampling.frame_budget": args.frame_budget,
-        "sampling.strategy": args.strategy, "answer.max_new_tokens": args.max_new_tokens,
-        "answer.grounding": False if args.no_grounding else None,
-        "model.max_pixels": args.max_pixels, "model.dtype": args.dtype,
-        "model.device": args.device, "model.vggt_checkpoint": args.vggt_checkpoint,
-        "model.vision_backend": args.vision_backend, "model.endpoint": args.endpoint,
-    }
-    overrides = {k: v for k, v in flags.items() if v is not None}
+    overrides = param_overrides(args, INFER_FLAGS)
     overrides.update(parse_overrides(args.param))
     return Settings.from_profile(args.config, overrides)
 

@@ -40,6 +40,7 @@ from spatial_mllm_ros.camera_params import DEFAULT_CAMERA
 from spatial_mllm_ros.core.progress import StageLog
 from spatial_mllm_ros.evaluation.errors import EvaluationError, MetricsError, QuestionsFileError
 from spatial_mllm_ros.exitcodes import ExitCode
+from spatial_mllm_ros.param_flags import ParamFlag, add_param_flags, param_overrides
 from spatial_mllm_ros.params import ParamError, load_profile
 from spatial_mllm_ros.settings import Settings, parse_overrides
 
@@ -111,6 +112,23 @@ def format_sig(x: float | None, digits: int = 3, sign: bool = False) -> str:
 
 
 # ----------------------------------------------------------------------------- eval
+#: The command's parameter flags (each = ``-p NAME:=VALUE`` of the schema).
+EVAL_FLAGS: tuple[ParamFlag, ...] = (
+    ParamFlag("--endpoint", "model.endpoint",
+              "ask the model server (spatial-mllm-serve) at URL instead of loading the model "
+              "here (token: $SPATIAL_MLLM_TOKEN)", "URL"),
+    ParamFlag("--checkpoint", "model.checkpoint", "Spatial-MLLM checkpoint directory", "DIR"),
+    ParamFlag("--device", "model.device", "torch device", "DEV"),
+    ParamFlag("--vision-backend", "model.vision_backend", "what runs the vision encoders"),
+    ParamFlag("--dtype", "model.dtype", "weights dtype"),
+    ParamFlag("--frame-budget", "sampling.frame_budget", "frames per answer", "N"),
+    ParamFlag("--grounding", "answer.grounding",
+              "run the box-grounding pass (boxes are not scored, so --no-grounding saves time "
+              "without changing scores)"),
+    ParamFlag("--max-new-tokens", "answer.max_new_tokens", "answer length in tokens", "N"),
+)
+
+
 def eval_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=EVAL_PROG,
@@ -126,30 +144,13 @@ def eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--config", default="cpu_tiny",
                    help="parameter profile: config/<NAME>.yaml or a YAML path (default cpu_tiny)")
-    p.add_argument("--endpoint", default=None, metavar="URL",
-                   help="ask the model server (spatial-mllm-serve) at URL instead of loading "
-                        "the model here (= -p model.endpoint:=URL; token: $SPATIAL_MLLM_TOKEN)")
-    p.add_argument("--checkpoint", default=None,
-                   help="Spatial-MLLM checkpoint directory (= -p model.checkpoint:=DIR)")
-    p.add_argument("--device", default=None, help="torch device (= -p model.device:=DEV)")
-    p.add_argument("--vision-backend", choices=("torch", "onnxruntime", "tensorrt"),
-                   default=None,
-                   help="what runs the vision encoders (= -p model.vision_backend:=NAME)")
-    p.add_argument("--dtype", default=None, choices=("float32", "float16", "bfloat16"),
-                   help="weights dtype (= -p model.dtype:=DTYPE)")
+    add_param_flags(p, EVAL_FLAGS)
     p.add_argument("--strategies", default="coverage,uniform",
                    help="comma-separated sampling strategies compared in one run")
-    p.add_argument("--frame-budget", type=int, default=None,
-                   help="frames per answer (= -p sampling.frame_budget:=N)")
     p.add_argument("--limit", type=int, default=None, help="only the first N questions")
     p.add_argument("--mra-thresholds", default="vsibench",
                    choices=("vsibench", "paper", "linspace11"),
                    help="MRA threshold set (default vsibench: the published code's 10 values)")
-    p.add_argument("--grounding", action=argparse.BooleanOptionalAction, default=None,
-                   help="run the box-grounding pass (= -p answer.grounding:=true|false; boxes "
-                        "are not scored, so --no-grounding saves time without changing scores)")
-    p.add_argument("--max-new-tokens", type=int, default=None,
-                   help="answer length in tokens (= -p answer.max_new_tokens:=N)")
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME:=VALUE",
                    help="override any parameter of the profile, as the node's --ros-args -p "
                         "(e.g. -p sampling.adaptive_budget:=true); validated by the schema")
@@ -168,11 +169,7 @@ def eval_settings(args: argparse.Namespace) -> Settings:
     Raises:
         ParamError: a profile, flag or ``-p`` value the schema refuses.
     """
-    flags = {"model.checkpoint": args.checkpoint, "model.device": args.device,
-             "model.dtype": args.dtype, "sampling.frame_budget": args.frame_budget,
-             "answer.max_new_tokens": args.max_new_tokens, "answer.grounding": args.grounding,
-             "model.vision_backend": args.vision_backend, "model.endpoint": args.endpoint}
-    overrides = {k: v for k, v in flags.items() if v is not None}
+    overrides = param_overrides(args, EVAL_FLAGS)
     overrides.update(parse_overrides(args.param))
     return Settings.from_profile(args.config, overrides)
 

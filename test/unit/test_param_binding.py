@@ -1,0 +1,34 @@
+"""A config field bound to its parameter (params.bound): the parameter's name is spelled once,
+in the field's metadata, and the config built from parameter values takes each bound field's
+value from its parameter."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from spatial_mllm_ros import params as P
+from spatial_mllm_ros.answering.pipeline import PipelineConfig
+from spatial_mllm_ros.settings import Settings
+
+
+def test_every_bound_field_names_a_schema_parameter_once_with_its_default() -> None:
+    bound = P.bound_params(PipelineConfig)
+    assert len(bound) == 12
+    assert len(set(bound.values())) == len(bound)  # no parameter reaches two fields
+    defaults = PipelineConfig()
+    for name, param in bound.items():
+        assert getattr(defaults, name) == P.spec(param).default, name
+
+
+def test_the_pipeline_config_takes_each_bound_parameters_value() -> None:
+    overrides = {"sampling.frame_budget": 5, "answer.grounding": False,
+                 "queue.timeout_s": 12.5, "answer.prompt_template": "lmms-eval"}
+    config = Settings.from_profile("cpu_tiny", overrides).pipeline
+    for name, param in P.bound_params(PipelineConfig).items():
+        got = getattr(config, name)
+        assert type(got) is P.spec(param).type, name
+        if param in overrides:
+            assert got == overrides[param], name
+    unbound = {f.name for f in dataclasses.fields(PipelineConfig)} - set(
+        P.bound_params(PipelineConfig))
+    assert unbound == {"adaptive_budget", "video_token_cap"}  # derived from several
