@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from testkit.processes import DDS_PROFILE, NodeProcess, claim_domain_id
+from testkit.processes import DDS_PROFILE, FedNode, NodeProcess, claim_domain_id, feed_node
 
 
 def _missing() -> str | None:
@@ -73,6 +73,18 @@ def start_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..
     yield start
     for node in started:
         node.stop()
+
+
+@pytest.fixture
+def fed_node(start_node: Callable[..., NodeProcess], monitor: Any) -> Callable[..., FedNode]:
+    """``fed_node(params, publisher_args, count)``: a node started with ``params``, active,
+    that has emitted every one of ``count`` published frames (:func:`testkit.processes.
+    feed_node`); stopped at the end of the test."""
+
+    def start(params: dict[str, Any], publisher_args: Sequence[str], count: int) -> FedNode:
+        return feed_node(start_node, monitor, params, publisher_args, count)
+
+    return start
 
 
 @pytest.fixture

@@ -30,14 +30,11 @@ PUB_ARGS = ("--reliability", "reliable", "--qos-depth", "100", "--rate", "30")
 
 
 @pytest.fixture
-def streamed_node(start_node, monitor) -> tuple[Any, set[int]]:
+def streamed_node(fed_node) -> tuple[Any, set[int]]:
     """A node that has ingested 45 frames of a 30 Hz 640x480 stream; the published stamps."""
-    proc = start_node(ANSWER_NODE_PARAMS)
-    wait_node_state(monitor, proc, "active", timeout=120)
-    summary = run_publisher(*PUB_ARGS, "--count", "45")
-    assert summary["good_frames"] == 45
-    node_status(monitor, proc, lambda v: counter(v, "frames.emitted") == 45)
-    return proc, set(summary["good_stamps_ns"])
+    fed = fed_node(ANSWER_NODE_PARAMS, PUB_ARGS, count=45)
+    assert fed.summary["good_frames"] == 45
+    return fed.node, set(fed.summary["good_stamps_ns"])
 
 
 def test_service_topic_and_cli_answer_ok_from_published_frames(
@@ -82,12 +79,9 @@ def test_service_topic_and_cli_answer_ok_from_published_frames(
     assert proc.alive()
 
 
-def test_burst_of_50_with_queue_4_answers_every_id_once(start_node, monitor,
+def test_burst_of_50_with_queue_4_answers_every_id_once(fed_node, monitor,
                                                          answer_client) -> None:
-    proc = start_node({**ANSWER_NODE_PARAMS, "queue.size": 4})
-    wait_node_state(monitor, proc, "active", timeout=120)
-    run_publisher(*PUB_ARGS, "--count", "20")
-    node_status(monitor, proc, lambda v: counter(v, "frames.emitted") == 20)
+    fed_node({**ANSWER_NODE_PARAMS, "queue.size": 4}, PUB_ARGS, count=20)
     answer_client.wait_question_subscriber()
     ids = list(range(1000, 1050))
     for i in ids:
@@ -129,14 +123,13 @@ def test_deadline_empty_buffer_and_invalid_questions(start_node, monitor,
 
 
 def test_bad_checkpoint_gives_model_error_and_node_keeps_working(
-    start_node, monitor, answer_client, tmp_path,
+    fed_node, monitor, answer_client, tmp_path,
 ) -> None:
     missing = tmp_path / "no_such_checkpoint"
-    proc = start_node({**ANSWER_NODE_PARAMS, "model.checkpoint": str(missing)})
-    wait_node_state(monitor, proc, "active", timeout=120)
-    run_publisher(*PUB_ARGS, "--count", "10")
-    status = node_status(monitor, proc, lambda v: counter(v, "frames.emitted") == 10)
-    assert int(status["frames.emitted"]) == 10  # ingestion is unaffected
+    fed = fed_node({**ANSWER_NODE_PARAMS, "model.checkpoint": str(missing)}, PUB_ARGS,
+                   count=10)
+    proc = fed.node
+    assert int(fed.status["frames.emitted"]) == 10  # ingestion is unaffected
     for _ in range(2):  # the node keeps answering, every time with the cause
         ans = answer_client.ask("How many chairs are in this room?")
         assert ans.status == AnswerStatus.MODEL_ERROR

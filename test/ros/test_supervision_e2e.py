@@ -22,11 +22,7 @@ import pytest
 from testkit.answering import AnswerDiagnostics, model_pid, set_parameters, stream_goal
 from testkit.processes import (
     ANSWER_NODE_PARAMS,
-    counter,
-    node_status,
-    run_publisher,
     stamps_ns,
-    wait_node_state,
 )
 
 from spatial_mllm_ros.answering.types import AnswerStatus
@@ -35,11 +31,9 @@ PUB_ARGS = ("--reliability", "reliable", "--qos-depth", "100", "--rate", "30", "
 
 
 @pytest.fixture
-def streamed(start_node: Any, monitor: Any) -> tuple[Any, set[int]]:
-    proc = start_node({**ANSWER_NODE_PARAMS, "answer.grounding": False})
-    wait_node_state(monitor, proc, "active", timeout=120)
-    summary = run_publisher(*PUB_ARGS)
-    node_status(monitor, proc, lambda v: counter(v, "frames.emitted") == 45)
+def streamed(fed_node: Any) -> tuple[Any, set[int]]:
+    fed = fed_node({**ANSWER_NODE_PARAMS, "answer.grounding": False}, PUB_ARGS, count=45)
+    proc, summary = fed.node, fed.summary
     return proc, set(summary["good_stamps_ns"])
 
 
@@ -113,17 +107,14 @@ def test_huge_questions_are_refused_at_once_on_both_paths(
     assert proc.alive()
 
 
-def test_the_action_streams_and_cancels(start_node: Any, monitor: Any,
-                                        answer_client: Any) -> None:
+def test_the_action_streams_and_cancels(fed_node: Any, answer_client: Any) -> None:
     from action_msgs.msg import GoalStatus
 
     # a long stop grace: the model process is frozen (SIGSTOP) while its cancel is pending,
     # and must not be taken for hung meanwhile
-    proc = start_node({**ANSWER_NODE_PARAMS, "answer.max_new_tokens": 2000,
-                       "answer.grounding": False, "model.stop_grace_s": 60.0})
-    wait_node_state(monitor, proc, "active", timeout=120)
-    run_publisher(*PUB_ARGS)
-    node_status(monitor, proc, lambda v: counter(v, "frames.emitted") == 45)
+    proc = fed_node({**ANSWER_NODE_PARAMS, "answer.max_new_tokens": 2000,
+                     "answer.grounding": False, "model.stop_grace_s": 60.0},
+                    PUB_ARGS, count=45).node
     feedback, result, _, status = stream_goal(
         answer_client.node, {"question": "What is on the shelf?", "question_type": "open"})
     stages = [f.stage for f in feedback]
@@ -145,17 +136,14 @@ def test_the_action_streams_and_cancels(start_node: Any, monitor: Any,
     assert proc.alive()
 
 
-def test_ask_cli_streams_tokens(start_node: Any, monitor: Any) -> None:
+def test_ask_cli_streams_tokens(fed_node: Any) -> None:
     import subprocess
     import sys
 
     from testkit.processes import REPO
 
-    proc = start_node({**ANSWER_NODE_PARAMS, "answer.max_new_tokens": 8,
-                       "answer.grounding": False})
-    wait_node_state(monitor, proc, "active", timeout=120)
-    run_publisher(*PUB_ARGS)
-    node_status(monitor, proc, lambda v: counter(v, "frames.emitted") == 45)
+    fed_node({**ANSWER_NODE_PARAMS, "answer.max_new_tokens": 8, "answer.grounding": False},
+             PUB_ARGS, count=45)
     res = subprocess.run(
         [sys.executable, "-m", "spatial_mllm_ros.ros.ask_cli", "--stream", "--json",
          "What is on the shelf?", "--type", "open"],

@@ -14,7 +14,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -155,6 +156,33 @@ def wait_node_state(monitor: Any, node: NodeProcess, state: str, timeout: float 
                     ) -> dict[str, str]:
     """Wait until ``node`` itself reports lifecycle state ``state`` on /diagnostics."""
     return node_status(monitor, node, lambda v: v.get("state") == state, timeout)
+
+
+@dataclass(frozen=True)
+class FedNode:
+    """A node process that is active and has emitted every frame a publisher sent it.
+
+    Attributes:
+        node: the node process.
+        summary: the publisher's JSON summary (``good_frames``, ``good_stamps_ns``, ...).
+        status: the node's first ingest status with every frame emitted.
+    """
+
+    node: NodeProcess
+    summary: dict[str, Any]
+    status: dict[str, str]
+
+
+def feed_node(start_node: Callable[..., NodeProcess], monitor: Any, params: dict[str, Any],
+              publisher_args: Sequence[str], count: int, timeout: float = 120.0) -> FedNode:
+    """The start-up of a test that needs frames: start a node with ``params``, wait until it
+    is active (``timeout`` s: it loads its model), publish ``count`` frames with
+    ``publisher_args`` and wait until the node has emitted every one of them."""
+    node = start_node(params)
+    wait_node_state(monitor, node, "active", timeout=timeout)
+    summary = run_publisher(*publisher_args, "--count", str(count))
+    status = node_status(monitor, node, lambda v: counter(v, "frames.emitted") == count)
+    return FedNode(node, summary, status)
 
 
 def counter(values: dict[str, str], key: str) -> int:
