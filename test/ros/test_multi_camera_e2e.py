@@ -7,13 +7,17 @@ camera info leaves the other two answering."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import threading
 from typing import Any
 
 import pytest
 from testkit.processes import (
     ANSWER_NODE_PARAMS,
+    REPO,
     counter,
     node_status,
     run_publisher,
@@ -115,6 +119,15 @@ def test_three_cameras_at_30_hz_every_frame_accounted_per_camera(
     assert ans.status == AnswerStatus.OK, ans.error
     assert len(ans.frame_cameras) == len(ans.frame_stamps) > 0
     assert set(ans.frame_cameras) <= set(CAMERAS)
+    res = subprocess.run(  # spatial-mllm-ask --json, as a separate process
+        [sys.executable, "-m", "spatial_mllm_ros.ros.ask_cli", "--json", "--strategy",
+         "uniform", "--frames", "8", "How many chairs are in this room?"],
+        cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, res.stdout + res.stderr
+    cli = json.loads(res.stdout)
+    assert cli["status"] == "OK"
+    assert len(cli["frame_cameras"]) == len(cli["frame_stamps_ns"]) == 8
+    assert len(set(cli["frame_cameras"])) >= 2 and set(cli["frame_cameras"]) <= set(CAMERAS)
 
 
 def test_a_camera_that_stops_or_sends_bad_info_leaves_the_others_answering(
