@@ -73,6 +73,11 @@ RUN_BY: dict[str, str] = {
     "spatial-mllm-eval /tmp/scene/bag --questions /tmp/scene/questions.jsonl --out "
     "/tmp/eval-qwen --strategies coverage,uniform --checkpoint /tmp/qwen":
         "test_plain_qwen_cli.py::test_readme_eval_lines_compare_two_checkpoints_on_one_bag",
+    "spatial-mllm-checkpoint plan --layout v1.1 --config jetson_orin_nx_16gb --memory-gb 10 "
+    "--frame-budget 16": "test_fit_cli.py::test_readme_plan_line",
+    "spatial-mllm-infer --checkpoint DIR --frames ../shared/data/real_rgbd_shelf "
+    "--question 'How many boxes are there?' -p model.quantization:=int8_weight":
+        "test_fit_cli.py::test_readme_infer_quantized_line",
     "spatial-mllm-scene /tmp/scene --seed 3": "test_eval_cli.py::test_readme_offline_lines",
     "spatial-mllm-eval /tmp/scene/bag --questions /tmp/scene/questions.jsonl --out /tmp/eval "
     "--strategies coverage,uniform": "test_eval_cli.py::test_readme_offline_lines",
@@ -137,6 +142,9 @@ NOT_HERE: dict[str, str] = {
     "remap:=/front/color/image_raw=/cam_front/color/image_raw,/front/aligned_depth_to_color/"
     "image_raw=/cam_front/aligned_depth_to_color/image_raw":
         "the ros2 CLI and launch are not on PyPI (test_launch.py checks the remap argument)",
+    "ros2 launch spatial_mllm_ros spatial_mllm.launch.py profile:=jetson_orin_nx_16gb":
+        "the ros2 CLI and launch are not on PyPI (test_device_profiles.py loads and plans "
+        "the profile)",
 }
 
 
