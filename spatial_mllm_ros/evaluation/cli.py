@@ -429,8 +429,13 @@ def bag_from_rgbd_main(argv: list[str] | None = None) -> int:
             "16UC1 depth, CameraInfo, PoseStamped."
         ),
     )
-    p.add_argument("src_dir")
+    p.add_argument("src_dir", nargs="?", default="",
+                   help="the RGB-D folder (one camera; or --camera for several)")
     p.add_argument("out_bag", help="output bag directory (must not exist)")
+    p.add_argument("--camera", action="append", default=[], metavar="NAME=DIR",
+                   help="a camera the --config profile names (`cameras`) and its RGB-D folder, "
+                        "written on that camera's topics with frame id <NAME>_color_optical_"
+                        "frame; repeat per camera, instead of SRC_DIR")
     p.add_argument("--rate", type=float, default=None,
                    help="frame rate for the stamps, Hz (default: scene.json stamps, else 30)")
     p.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3")
@@ -471,12 +476,18 @@ def _bag_from_rgbd(args: argparse.Namespace) -> tuple[list[Any], dict[str, int]]
 
     if args.rate is not None and not args.rate > 0:
         raise Refused(ExitCode.USAGE, "--rate must be > 0")
-    topics = topics_from_params(_params(args.config))
+    if bool(args.camera) == bool(args.src_dir):
+        raise Refused(ExitCode.USAGE, "give SRC_DIR (one camera) or --camera NAME=DIR for "
+                                      "each camera, not both")
+    values = _params(args.config)
+    topics = topics_from_params(values)
     out = Path(args.out_bag)
     if out.exists():
         raise Refused(ExitCode.OUTPUT, f"output bag {out} already exists; remove it or pick "
                                        "another path")
     _writable_folder(out, "OUT_BAG")
+    if args.camera:
+        return _cameras_bag(args, values, out)
     try:
         frames = load_rgbd_dir(args.src_dir, rate_hz=args.rate or 30.0,
                                frame_id=args.frame_id, world_frame_id=args.world_frame)
@@ -488,6 +499,48 @@ def _bag_from_rgbd(args: argparse.Namespace) -> tuple[list[Any], dict[str, int]]
     except BagError as err:
         raise Refused(ExitCode.OUTPUT, str(err)) from err
     return frames, counts
+
+
+def _cameras_bag(args: argparse.Namespace, values: dict[str, Any], out: Path
+                 ) -> tuple[list[Any], dict[str, int]]:
+    """``--camera NAME=DIR`` items: each camera's folder on its topics of the profile, one bag
+    (each folder stamped from ``--start-s``: the cameras' clocks are taken as one).
+
+    Raises:
+        Refused: USAGE (an item that is not NAME=DIR or names no camera of the profile),
+            INPUT (a folder), OUTPUT (the bag).
+    """
+    import dataclasses
+
+    from spatial_mllm_ros.core.errors import RgbdDirError
+    from spatial_mllm_ros.core.rgbd_dir import load_rgbd_dir
+
+    try:
+        cameras = _named_cameras(Settings.from_values(values))
+    except ParamError as err:
+        raise Refused(ExitCode.USAGE, f"profile {args.config!r}: {err}") from err
+    frames: dict[str, list[Any]] = {}
+    for item in args.camera:
+        name, sep, folder = item.partition("=")
+        if not sep or name not in cameras or name in frames:
+            raise Refused(ExitCode.USAGE, f"--camera {item!r}: expected NAME=DIR with NAME one "
+                                          f"of the profile's cameras [{', '.join(cameras)}], "
+                                          "each once")
+        try:
+            loaded = load_rgbd_dir(folder, rate_hz=args.rate or 30.0,
+                                   frame_id=f"{name}_color_optical_frame",
+                                   world_frame_id=args.world_frame)
+        except RgbdDirError as err:
+            raise Refused(ExitCode.INPUT, f"{folder}: {err}") from err
+        frames[name] = [dataclasses.replace(f, camera=name)
+                        for f in restamp(loaded, args.start_s, args.rate)]
+    try:
+        counts = write_cameras(frames, out, {n: cameras[n] for n in frames}, args.storage,
+                               args.compressed)
+    except BagError as err:
+        raise Refused(ExitCode.OUTPUT, str(err)) from err
+    merged = sorted((f for fs in frames.values() for f in fs), key=lambda f: f.stamp_ns)
+    return merged, counts
 
 
 def restamp(frames: Sequence[Any], start_s: float, rate: float | None) -> list[Any]:

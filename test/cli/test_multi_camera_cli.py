@@ -166,3 +166,31 @@ def test_the_node_refuses_a_bad_camera_entry_at_start_up(extra: list[str],
     before anything loads."""
     res = run_command(["spatial_mllm_node", "--ros-args", *extra], timeout=90.0)
     assert_refused(res, ExitCode.USAGE, *needles)
+
+
+def test_the_bag_converter_writes_several_cameras(two_cameras: Path, tmp_path: Path) -> None:
+    """``spatial-mllm-bag-from-rgbd --camera NAME=DIR ...``: each camera's RGB-D folder on
+    that camera's topics of the profile, in one bag that spatial-mllm-eval plans."""
+    from spatial_mllm_ros.core.rgbd_dir import write_rgbd_dir
+    from spatial_mllm_ros.synthetic.rig import make_rig_walkthrough
+
+    rig = make_rig_walkthrough(5, n_steps=6, width=96, height=72, cameras=tuple(CAMERAS))
+    argv = ["spatial-mllm-bag-from-rgbd", str(tmp_path / "bag"), "--config", str(two_cameras)]
+    for cam in CAMERAS:
+        write_rgbd_dir(rig.frames[cam], tmp_path / cam)
+        argv += ["--camera", f"{cam}={tmp_path / cam}"]
+    res = run_command(argv)
+    assert_clean(res)
+    for cam in CAMERAS:
+        assert f"/{cam}/color/image_raw: 6" in res.stdout
+        assert f"/{cam}/camera_pose: 6" in res.stdout
+    from spatial_mllm_ros.bags import BagSource, camera_topics, plan_cameras
+    from spatial_mllm_ros.settings import Settings
+
+    with BagSource(tmp_path / "bag") as src:  # the evaluator's plan of the bag
+        plan = plan_cameras(src, camera_topics(Settings.from_profile(two_cameras).cameras))
+    assert plan.warnings == []
+    assert {cam for cams in plan.routes.values() for cam in cams} == set(CAMERAS)
+    wrong = run_command(["spatial-mllm-bag-from-rgbd", str(tmp_path / "bag2"), "--config",
+                         str(two_cameras), "--camera", f"rear={tmp_path / 'front'}"])
+    assert_refused(wrong, ExitCode.USAGE, "--camera", "front, left")
