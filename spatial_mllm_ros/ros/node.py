@@ -148,6 +148,8 @@ class SpatialMllmNode(LifecycleNode):
         self._camera_rates: dict[str, RateTracker] = {}  # camera -> its topics' rates
         self._last_rejected = 0
         self._tf: TfPoses | None = None
+        #: the answer server last deactivated (and not activated since): deactivated once
+        self._deactivated: AnswerServer | None = None
 
         # Diagnostics are published in every state (a plain publisher, not a lifecycle one).
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", reliable_qos(10))
@@ -298,6 +300,7 @@ class SpatialMllmNode(LifecycleNode):
             )
             if self.answers is not None:
                 self.answers.activate()
+                self._deactivated = None
         except Exception as err:
             self._lifecycle_error = f"activate failed: {err}"
             self.get_logger().error(self._lifecycle_error)
@@ -309,9 +312,7 @@ class SpatialMllmNode(LifecycleNode):
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._destroy_subscriptions()
-        if self.answers is not None:
-            self.answers.deactivate()
+        self._stop_answering()
         if self.ingestor is not None:
             self.ingestor.flush()
         self._state_label = "inactive"
@@ -319,9 +320,41 @@ class SpatialMllmNode(LifecycleNode):
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Drop the buffer, ingestion and model, returning their memory."""
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def stop_everything(self, reason: str) -> None:
+        """At process exit (SIGINT/SIGTERM): every question still queued or being answered gets
+        its one answer (MODEL_ERROR ``reason``) while the context is up, then the model
+        process ends; bounded in time even when the model process is stopped."""
+        self._release()
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        self._state_label = "finalized"
+        self.get_logger().info("lifecycle shutdown: finalized; the process ends")
+        self.finalized.set()  # node_main ends the process (exit 0)
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.get_logger().error(f"lifecycle error in state {state.label}; cleaning up")
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_answering(self) -> None:
+        """No more frames or questions: the subscriptions and the poll timer go, and every
+        question still queued or being answered gets its one answer (the answer server is
+        deactivated once per activation)."""
         self._destroy_subscriptions()
-        if self.answers is not None:
-            self.answers.deactivate()  # idempotent: every question has had its answer
+        answers = self.answers
+        if answers is not None and answers is not self._deactivated:
+            answers.deactivate()
+            self._deactivated = answers
+
+    def _release(self) -> None:
+        """The one release path of cleanup, shutdown, error and the signal path: stop
+        answering, then drop the buffer, ingestion and model, returning their memory."""
+        self._stop_answering()
         self.answers = None
         self.ingestor = None
         self.store = None
@@ -331,29 +364,6 @@ class SpatialMllmNode(LifecycleNode):
             release_model_memory()
         self._tf = None
         self._state_label = "unconfigured"
-        return TransitionCallbackReturn.SUCCESS
-
-    def stop_everything(self, reason: str) -> None:
-        """At process exit (SIGINT/SIGTERM): every question still queued or being answered gets
-        its one answer (MODEL_ERROR ``reason``) while the context is up, then the model
-        process ends; bounded in time even when the model process is stopped."""
-        self._destroy_subscriptions()
-        if self.answers is not None:
-            self.answers.deactivate()
-        self.on_cleanup(None)  # type: ignore[arg-type]
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        if self.answers is not None:
-            self.answers.deactivate()
-        self.on_cleanup(state)
-        self._state_label = "finalized"
-        self.get_logger().info("lifecycle shutdown: finalized; the process ends")
-        self.finalized.set()  # node_main ends the process (exit 0)
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.get_logger().error(f"lifecycle error in state {state.label}; cleaning up")
-        return self.on_cleanup(state)
 
     def _destroy_subscriptions(self) -> None:
         for sub in self._subs:
