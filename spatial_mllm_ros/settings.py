@@ -239,16 +239,7 @@ def _ns(seconds: ParamValue) -> int:
 
 
 def _buffer(v: Mapping[str, ParamValue]) -> BufferConfig:
-    return BufferConfig(
-        max_frames=int(v["buffer.max_frames"]),
-        max_bytes=int(v["buffer.max_bytes"]),
-        voxel_size_m=float(v["buffer.voxel_size_m"]),
-        depth_stride=int(v["buffer.depth_stride"]),
-        min_new_voxels=int(v["buffer.min_new_voxels"]),
-        max_interval_s=float(v["buffer.max_interval_s"]),
-        max_depth_m=float(v["buffer.max_depth_m"]),
-        colour_only_share=float(v["buffer.colour_only_share"]),
-    )
+    return BufferConfig(**P.bound_values(BufferConfig, v))
 
 
 def _model_pixels(v: Mapping[str, ParamValue]) -> tuple[int, int]:

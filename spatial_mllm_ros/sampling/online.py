@@ -119,15 +119,15 @@ class BufferConfig:
             buffer or the colour-only share is full (none while there is room).
     """
 
-    max_frames: int = P.default_int("buffer.max_frames")
-    max_bytes: int = P.default_int("buffer.max_bytes")
-    voxel_size_m: float = P.default_float("buffer.voxel_size_m")
-    depth_stride: int = P.default_int("buffer.depth_stride")
-    min_new_voxels: int = P.default_int("buffer.min_new_voxels")
+    max_frames: int = P.bound("buffer.max_frames")
+    max_bytes: int = P.bound("buffer.max_bytes")
+    voxel_size_m: float = P.bound("buffer.voxel_size_m")
+    depth_stride: int = P.bound("buffer.depth_stride")
+    min_new_voxels: int = P.bound("buffer.min_new_voxels")
     min_new_fraction: float = 0.0
-    max_interval_s: float = P.default_float("buffer.max_interval_s")
-    max_depth_m: float = P.default_float("buffer.max_depth_m")
-    colour_only_share: float = P.default_float("buffer.colour_only_share")
+    max_interval_s: float = P.bound("buffer.max_interval_s")
+    max_depth_m: float = P.bound("buffer.max_depth_m")
+    colour_only_share: float = P.bound("buffer.colour_only_share")
     colour_min_interval_s: float = 0.5
 
     def __post_init__(self) -> None:

@@ -8,6 +8,7 @@ import dataclasses
 
 from spatial_mllm_ros import params as P
 from spatial_mllm_ros.answering.pipeline import PipelineConfig
+from spatial_mllm_ros.sampling.online import BufferConfig
 from spatial_mllm_ros.settings import Settings
 
 
@@ -32,3 +33,17 @@ def test_the_pipeline_config_takes_each_bound_parameters_value() -> None:
     unbound = {f.name for f in dataclasses.fields(PipelineConfig)} - set(
         P.bound_params(PipelineConfig))
     assert unbound == {"adaptive_budget", "video_token_cap"}  # derived from several
+
+
+def test_the_buffer_config_is_bound_too() -> None:
+    bound = P.bound_params(BufferConfig)
+    assert set(bound.values()) == {p.name for p in P.SCHEMA if p.name.startswith("buffer.")}
+    config = Settings.from_profile("cpu_tiny", {"buffer.max_frames": 17,
+                                                "buffer.voxel_size_m": 0.25}).buffer
+    assert (config.max_frames, config.voxel_size_m) == (17, 0.25)
+    assert BufferConfig().max_bytes == P.spec("buffer.max_bytes").default
+
+
+def test_no_parameter_reaches_two_bound_fields() -> None:
+    params = [p for cls in (PipelineConfig, BufferConfig) for p in P.bound_params(cls).values()]
+    assert len(params) == len(set(params))
