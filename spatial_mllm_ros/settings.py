@@ -75,19 +75,19 @@ class NodeSettings:
         poll_period_s: period of the pairing poll timer, seconds (half of ``pairing.wait_s``).
     """
 
-    autostart: bool
     topics: Mapping[str, str]
-    qos_reliability: str
-    qos_depth: int
-    tf_enabled: bool
-    tf_world_frame: str
-    diagnostics_period_s: float
-    queue_size: int
-    markers: bool
-    model_process: bool
-    model_stop_grace_s: float
-    model_max_restarts: int
     poll_period_s: float
+    autostart: bool = P.bound("autostart")
+    qos_reliability: str = P.bound("qos.reliability")
+    qos_depth: int = P.bound("qos.depth")
+    tf_enabled: bool = P.bound("tf.enabled")
+    tf_world_frame: str = P.bound("tf.world_frame")
+    diagnostics_period_s: float = P.bound("diagnostics.period_s")
+    queue_size: int = P.bound("queue.size")
+    markers: bool = P.bound("answer.markers")
+    model_process: bool = P.bound("model.process")
+    model_stop_grace_s: float = P.bound("model.stop_grace_s")
+    model_max_restarts: int = P.bound("model.max_restarts")
 
 
 @dataclass(frozen=True)
@@ -299,19 +299,9 @@ def _vision(v: Mapping[str, ParamValue]) -> VisionSpec:
 
 def _node(v: Mapping[str, ParamValue]) -> NodeSettings:
     return NodeSettings(
-        autostart=bool(v["autostart"]),
         topics=MappingProxyType({k: str(v[p]) for k, p in TOPIC_PARAMS.items()}),
-        qos_reliability=str(v["qos.reliability"]),
-        qos_depth=int(v["qos.depth"]),
-        tf_enabled=bool(v["tf.enabled"]),
-        tf_world_frame=str(v["tf.world_frame"]),
-        diagnostics_period_s=float(v["diagnostics.period_s"]),
-        queue_size=int(v["queue.size"]),
-        markers=bool(v["answer.markers"]),
-        model_process=bool(v["model.process"]),
-        model_stop_grace_s=float(v["model.stop_grace_s"]),
-        model_max_restarts=int(v["model.max_restarts"]),
         poll_period_s=max(float(v["pairing.wait_s"]) / 2.0, 0.01),
+        **P.bound_values(NodeSettings, v),
     )
 
 

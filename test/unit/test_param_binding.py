@@ -9,7 +9,7 @@ import dataclasses
 from spatial_mllm_ros import params as P
 from spatial_mllm_ros.answering.pipeline import PipelineConfig
 from spatial_mllm_ros.sampling.online import BufferConfig
-from spatial_mllm_ros.settings import Settings
+from spatial_mllm_ros.settings import NodeSettings, Settings
 
 
 def test_every_bound_field_names_a_schema_parameter_once_with_its_default() -> None:
@@ -45,5 +45,12 @@ def test_the_buffer_config_is_bound_too() -> None:
 
 
 def test_no_parameter_reaches_two_bound_fields() -> None:
-    params = [p for cls in (PipelineConfig, BufferConfig) for p in P.bound_params(cls).values()]
+    params = [p for cls in (PipelineConfig, BufferConfig, NodeSettings)
+              for p in P.bound_params(cls).values()]
     assert len(params) == len(set(params))
+
+
+def test_the_node_settings_take_their_bound_parameters() -> None:
+    node = Settings.from_profile("cpu_tiny", {"model.stop_grace_s": 7.5, "queue.size": 9}).node
+    assert (node.model_stop_grace_s, node.queue_size) == (7.5, 9)
+    assert len(P.bound_params(NodeSettings)) == 11
