@@ -130,10 +130,7 @@ class Settings:
             pipeline=_pipeline(v),
             engine=_engine(v),
             node=_node(v),
-            remote=RemoteConfig(endpoint=str(v["model.endpoint"]),
-                                token_file=str(v["model.token_file"]),
-                                encoding=str(v["model.frame_encoding"]),
-                                jpeg_quality=int(v["model.jpeg_quality"])),
+            remote=RemoteConfig(**P.bound_values(RemoteConfig, v)),
             cameras=camera_params.build(
                 v, {k: str(v[p]) for k, p in TOPIC_PARAMS.items()}, bool(v["tf.enabled"])),
         )

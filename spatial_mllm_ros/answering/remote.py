@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from spatial_mllm_ros import params as P
 from spatial_mllm_ros.answering.errors import ModelBusyError, RemoteModelError
 from spatial_mllm_ros.answering.handle import ModelState, ModelStatus
 from spatial_mllm_ros.answering.types import OnToken
@@ -77,10 +78,10 @@ class RemoteConfig:
         client: the robot's name sent with every request (its node's fully qualified name).
     """
 
-    endpoint: str = ""
-    token_file: str = ""
-    encoding: str = "png"
-    jpeg_quality: int = 90
+    endpoint: str = P.bound("model.endpoint")
+    token_file: str = P.bound("model.token_file")
+    encoding: str = P.bound("model.frame_encoding")
+    jpeg_quality: int = P.bound("model.jpeg_quality")
     connect_timeout_s: float = 5.0
     silence_s: float = 10.0 * HEARTBEAT_S
     client: str = ""

@@ -8,8 +8,13 @@ import dataclasses
 
 from spatial_mllm_ros import params as P
 from spatial_mllm_ros.answering.pipeline import PipelineConfig
+from spatial_mllm_ros.answering.remote import RemoteConfig
 from spatial_mllm_ros.sampling.online import BufferConfig
 from spatial_mllm_ros.settings import NodeSettings, Settings
+
+#: The config dataclasses whose parameter fields are bound (the others -- ingest, clock,
+#: pairing, the engine spec -- are still built by hand in settings.py).
+BOUND = (PipelineConfig, BufferConfig, NodeSettings, RemoteConfig)
 
 
 def test_every_bound_field_names_a_schema_parameter_once_with_its_default() -> None:
@@ -45,7 +50,7 @@ def test_the_buffer_config_is_bound_too() -> None:
 
 
 def test_no_parameter_reaches_two_bound_fields() -> None:
-    params = [p for cls in (PipelineConfig, BufferConfig, NodeSettings)
+    params = [p for cls in BOUND
               for p in P.bound_params(cls).values()]
     assert len(params) == len(set(params))
 
@@ -54,3 +59,10 @@ def test_the_node_settings_take_their_bound_parameters() -> None:
     node = Settings.from_profile("cpu_tiny", {"model.stop_grace_s": 7.5, "queue.size": 9}).node
     assert (node.model_stop_grace_s, node.queue_size) == (7.5, 9)
     assert len(P.bound_params(NodeSettings)) == 11
+
+
+def test_the_remote_config_takes_its_bound_parameters() -> None:
+    remote = Settings.from_profile("cpu_tiny", {"model.frame_encoding": "jpeg",
+                                                "model.jpeg_quality": 70}).remote
+    assert (remote.encoding, remote.jpeg_quality, remote.endpoint) == ("jpeg", 70, "")
+    assert P.bound_params(RemoteConfig)["encoding"] == "model.frame_encoding"
