@@ -223,8 +223,8 @@ def _ingest(v: Mapping[str, ParamValue]) -> IngestConfig:
     clock = ClockConfig(
         max_future_ns=_ns(v["clock.max_future_s"]),
         jump_back_ns=_ns(v["clock.jump_back_s"]),
-        on_time_reset="clear" if v["clock.on_time_reset"] == "clear" else "keep",
         jump_forward_ns=_ns(v["clock.jump_forward_s"]),
+        on_time_reset="clear" if v["clock.on_time_reset"] == "clear" else "keep",
     )
     return IngestConfig(limits=limits, pairing=pairing, poses=poses,
                         info_wait_ns=_ns(v["pairing.info_wait_s"]) if latched else None,

@@ -38,6 +38,7 @@ from rclpy.lifecycle import LifecycleNode
 from visualization_msgs.msg import MarkerArray
 
 from spatial_mllm_ros.answering.errors import QueueClosedError
+from spatial_mllm_ros.answering.handle import ModelHandle
 from spatial_mllm_ros.answering.pipeline import AnsweringPipeline, PipelineConfig
 from spatial_mllm_ros.answering.types import (
     STAGES,
@@ -129,6 +130,7 @@ class AnswerServer:
         node: the owning node (publishers, services and subscriptions are created on it).
         buffer: the node's space-aware frame buffer.
         pipeline: the answering pipeline, or None when the model failed to load.
+        model: the model handle the pipeline answers with (its status goes to /diagnostics).
         model_error: why the model is unavailable ("" when it loaded).
         queue_size: questions that may wait while one is answered.
         markers: publish a MarkerArray of each OK answer's 3D boxes on ``~/markers``.
@@ -145,8 +147,10 @@ class AnswerServer:
         queue_size: int,
         markers: bool,
         request_depth: int = QUESTION_QOS_DEPTH,
+        model: ModelHandle | None = None,
     ) -> None:
         self.node = node
+        self.model = model  # its status() goes to /diagnostics
         self.buffer = buffer
         self.pipeline = pipeline
         self.model_error = model_error
@@ -365,8 +369,6 @@ class AnswerServer:
         values["queue.busy"] = self.worker.busy
         values["model.loaded"] = self.pipeline is not None
         values["model.error"] = self.model_error
-        pipeline = self.pipeline
-        supervision = getattr(pipeline.answerer, "supervision", None) if pipeline else None
-        if callable(supervision):  # the model process: ready, restarting or failed
-            values.update(supervision())
+        if self.model is not None:  # a model process or server: ready, restarting, failed
+            values.update(self.model.status().values())
         return values

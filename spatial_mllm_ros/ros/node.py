@@ -266,7 +266,7 @@ class SpatialMllmNode(LifecycleNode):
         self.answers = AnswerServer(
             self, self.store, pipeline, model_error,
             queue_size=cfg.node.queue_size, markers=cfg.node.markers,
-            request_depth=int(cfg.values["queue.request_depth"]),
+            request_depth=int(cfg.values["queue.request_depth"]), model=self._engine,
         )
         self._state_label = "inactive"
         self._lifecycle_error = ""
