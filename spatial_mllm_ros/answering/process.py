@@ -245,10 +245,6 @@ class ProcessAnswerer:
         return ModelStatus(self.state, restarts=self.restarts, last_error=self.last_error,
                            pid=self.pid or 0, vision=self._vision)
 
-    def supervision(self) -> dict[str, object]:
-        """:meth:`status` as the ``model.*`` diagnostics values."""
-        return self.status().values()
-
     # ------------------------------------------------------------------ requests
     def _call(
         self,

@@ -159,10 +159,6 @@ class RemoteAnswerer:
         return ModelStatus(self.state, last_error=self.last_error,
                            endpoint=self.config.endpoint)
 
-    def supervision(self) -> dict[str, object]:
-        """:meth:`status` as the ``model.*`` diagnostics values."""
-        return self.status().values()
-
     def close(self, timeout_s: float = 0.0) -> None:
         """Nothing to release: every call has its own connection."""
 

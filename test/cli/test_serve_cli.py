@@ -108,7 +108,7 @@ def test_absent_server_is_a_model_error_with_the_cause_then_ok_once_it_starts(
         server.absent.error, server.absent.error
     later = _ask(server.answerer, _frames(shelf))  # the same client, nothing restarted
     assert later.status is AnswerStatus.OK, later
-    assert server.answerer.supervision()["model.state"] == "ready"
+    assert server.answerer.status().values()["model.state"] == "ready"
 
 
 @pytest.mark.parametrize("encoding", ["png", "raw"])

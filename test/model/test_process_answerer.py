@@ -108,7 +108,7 @@ def test_supervision_settings_flow_from_the_parameters_and_an_idle_death_restart
         status = answerer.status()
         assert status.state is ModelState.READY and status.restarts == 1
         assert "not running" in status.last_error
-        assert answerer.supervision()["model.state"] == "ready"  # the diagnostics values
+        assert answerer.status().values()["model.state"] == "ready"  # the diagnostics values
         assert answerer.pid != first
         frames = make_walkthrough(seed=3, n_frames=2, width=160, height=120).frames
         assert answerer.answer(frames, "How many chairs?", 2).num_new_tokens >= 1

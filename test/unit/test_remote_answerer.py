@@ -95,7 +95,7 @@ def _answer_ok(_body: bytes) -> tuple[int, list[bytes]]:
 def test_an_answer_streams_its_tokens_and_sends_frames_at_the_model_size(stub: Any) -> None:
     url, seen = stub(_answer_ok)
     answerer = RemoteAnswerer(RemoteConfig(endpoint=url, client="/robot7/spatial_mllm"))
-    assert answerer.supervision()["model.state"] == "ready"  # its health was read at start
+    assert answerer.status().values()["model.state"] == "ready"  # its health was read at start
     tokens: list[tuple[list[int], str]] = []
     result = answerer.answer(_frames(), "How many?", 4,
                              on_token=lambda ids, text: tokens.append((ids, text)))
@@ -131,7 +131,7 @@ def test_a_broken_answer_is_a_model_error_with_its_cause(
     record = _ask(answerer)
     assert record.status is AnswerStatus.MODEL_ERROR, record
     assert cause in record.error, record.error
-    assert answerer.supervision()["model.state"] == "unreachable"
+    assert answerer.status().values()["model.state"] == "unreachable"
 
 
 def test_an_absent_server_is_a_model_error_and_the_client_recovers(stub: Any) -> None:
