@@ -216,7 +216,11 @@ def test_a_wrong_or_missing_token_is_refused_and_nothing_runs(
 def test_cancel_stops_generation_on_the_server_within_one_token(
         server: Server, shelf: Path) -> None:
     """The replica is held at its first token; the robot cancels there (closes the stream):
-    the replica generates no more than one token past it, of 64 allowed."""
+    the replica generates no more than one token past it, of 64 allowed.
+
+    The hold stays until the replica has reported the answer's end: only the cancel reaching
+    the replica lets it go on (releasing the hold first would race the cancel's way through
+    the ingress and Ray against the tiny model's next tokens)."""
     frames = _frames(shelf)[:4]
     reported = server.wait_for_reports(0)["totals"].get("answers", 0)
     hold = server.hooks / "hold"
@@ -226,10 +230,12 @@ def test_cancel_stops_generation_on_the_server_within_one_token(
         result = server.answerer.answer(
             frames, "How many boxes are there?", 64,
             on_token=lambda ids, _t: seen.append(len(ids)), should_stop=lambda: bool(seen))
+        assert result.stopped and seen == [1], (result, seen)
+        health = server.wait_for_reports(reported + 1)
     finally:
         hold.unlink(missing_ok=True)
-    assert result.stopped and seen == [1], (result, seen)
-    outcome = server.wait_for_reports(reported + 1)["recent"][-1]
+    assert health["totals"].get("answers", 0) == reported + 1, "the replica never let go"
+    outcome = health["recent"][-1]
     assert outcome["stopped"] is True, outcome
     assert 1 <= outcome["tokens"] <= 2, outcome
 
