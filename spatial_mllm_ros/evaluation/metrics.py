@@ -236,23 +236,38 @@ def score_one(
         gt = "" if ground_truth is None else str(ground_truth)
         return ScoreRecord(question_type, token, gt, math.nan, "none", False, math.nan, question_id)
     if question_type in MULTIPLE_CHOICE_TYPES:
-        if not isinstance(ground_truth, str):
-            raise MetricsError(
-                f"multiple-choice ground truth must be a letter, got {ground_truth!r}"
-            )
-        score = 1.0 if token.lower() == ground_truth.lower() else 0.0
-        unparseable = not (len(token) == 1 and token.isalpha() and token.isascii())
-        return ScoreRecord(
-            question_type,
-            token,
-            ground_truth,
-            score,
-            "accuracy",
-            unparseable,
-            math.nan,
-            question_id,
-        )
+        return _score_choice(question_type, token, ground_truth, question_id)
     assert question_type in NUMERIC_TYPES
+    return _score_numeric(question_type, token, ground_truth, thresholds, question_id, template)
+
+
+def _score_choice(question_type: str, token: str, ground_truth: object,
+                  question_id: str | int | None) -> ScoreRecord:
+    """A multiple-choice answer's record: accuracy 1 or 0 (the letter, any case); unparseable
+    unless the token is one ASCII letter."""
+    if not isinstance(ground_truth, str):
+        raise MetricsError(
+            f"multiple-choice ground truth must be a letter, got {ground_truth!r}"
+        )
+    score = 1.0 if token.lower() == ground_truth.lower() else 0.0
+    unparseable = not (len(token) == 1 and token.isalpha() and token.isascii())
+    return ScoreRecord(
+        question_type,
+        token,
+        ground_truth,
+        score,
+        "accuracy",
+        unparseable,
+        math.nan,
+        question_id,
+    )
+
+
+def _score_numeric(question_type: str, token: str, ground_truth: object,
+                   thresholds: ThresholdsLike, question_id: str | int | None,
+                   template: str) -> ScoreRecord:
+    """A numeric answer's record: MRA against a ground truth > 0; 0 and unparseable when the
+    token is not a finite number (thousands commas dropped except for lmms-eval)."""
     target = _to_float(ground_truth)
     if target is None or not math.isfinite(target) or target <= 0.0:
         raise MetricsError(

@@ -106,117 +106,168 @@ def _number(value: object) -> float | None:
     return None
 
 
-def parse_question_line(line_text: str, line: int = 0, path: str = "<questions>") -> Question:
-    """Parse and validate one line of a questions file.
+@dataclass(frozen=True)
+class _Line:
+    """Where a line of a questions file is (``path``, 1-based ``line``), to name in errors."""
 
-    Raises:
-        QuestionsFileError: naming ``path``, ``line`` and the offending field.
-    """
+    path: str
+    line: int
 
-    def fail(detail: str, fld: str | None = None) -> QuestionsFileError:
-        return QuestionsFileError(path, detail, line=line, field=fld)
+    def error(self, detail: str, fld: str | None = None) -> QuestionsFileError:
+        """The error for this line, naming the offending field ``fld``."""
+        return QuestionsFileError(self.path, detail, line=self.line, field=fld)
 
+
+def _json_object(line_text: str, at: _Line) -> dict[str, Any]:
+    """The line's JSON object."""
     try:
         obj = json.loads(line_text)
     except json.JSONDecodeError as err:
-        raise fail(f"not valid JSON ({err.msg} at column {err.colno})") from err
+        raise at.error(f"not valid JSON ({err.msg} at column {err.colno})") from err
     if not isinstance(obj, dict):
-        raise fail(f"expected a JSON object, got {type(obj).__name__}")
+        raise at.error(f"expected a JSON object, got {type(obj).__name__}")
+    return obj
 
+
+def _question_id(obj: dict[str, Any], at: _Line) -> str | int:
+    """``id``: a non-empty string or an integer (not a bool)."""
     qid = obj.get("id")
     if qid is None:
-        raise fail("missing", "id")
+        raise at.error("missing", "id")
     if (
         isinstance(qid, bool)
         or not isinstance(qid, (str, int))
         or (isinstance(qid, str) and not qid.strip())
     ):
-        raise fail(f"must be a non-empty string or an integer, got {qid!r}", "id")
+        raise at.error(f"must be a non-empty string or an integer, got {qid!r}", "id")
+    return qid
 
+
+def _question_text(obj: dict[str, Any], at: _Line) -> str:
+    """``question``: a non-empty string."""
     question = obj.get("question")
     if not isinstance(question, str) or not question.strip():
-        raise fail("missing" if question is None else "must be a non-empty string", "question")
+        raise at.error("missing" if question is None else "must be a non-empty string",
+                       "question")
+    return question
 
+
+def _question_type(obj: dict[str, Any], at: _Line) -> str:
+    """``question_type``: one of :data:`QUESTION_TYPES`."""
     qtype = obj.get("question_type")
     if qtype not in QUESTION_TYPES:
-        raise fail(
+        raise at.error(
             "missing"
             if qtype is None
             else f"unknown type {qtype!r} (expected one of {', '.join(QUESTION_TYPES)})",
             "question_type",
         )
     assert isinstance(qtype, str)
+    return qtype
 
+
+def _options(obj: dict[str, Any], qtype: str, at: _Line) -> tuple[str, ...] | None:
+    """``options``: 2 to 26 non-empty strings for a multiple-choice type, none (absent, null
+    or []) for a numeric type, optional for ``open``."""
     raw_options = obj.get("options")
     options: tuple[str, ...] | None = None
     if raw_options is not None:
         if not isinstance(raw_options, list) or not all(
             isinstance(o, str) and o.strip() for o in raw_options
         ):
-            raise fail("must be a list of non-empty strings", "options")
+            raise at.error("must be a list of non-empty strings", "options")
         options = tuple(raw_options)
     if qtype in MULTIPLE_CHOICE_TYPES:
         if options is None:
-            raise fail(f"required for multiple-choice type {qtype!r}", "options")
+            raise at.error(f"required for multiple-choice type {qtype!r}", "options")
         if not 2 <= len(options) <= len(OPTION_LETTERS):
-            raise fail(f"expected 2 to 26 options, got {len(options)}", "options")
+            raise at.error(f"expected 2 to 26 options, got {len(options)}", "options")
     elif qtype in NUMERIC_TYPES:
         if options:
-            raise fail(f"numeric type {qtype!r} takes no options", "options")
+            raise at.error(f"numeric type {qtype!r} takes no options", "options")
         options = None
+    return options
 
+
+def _option_letter(raw_gt: object, options: tuple[str, ...], at: _Line) -> str:
+    """A multiple-choice ``ground_truth``: one of the options' letters (any case), upper
+    case."""
+    letters = OPTION_LETTERS[: len(options)]
+    if (
+        not isinstance(raw_gt, str)
+        or raw_gt.strip().upper() not in letters
+        or len(raw_gt.strip()) != 1
+    ):
+        raise at.error(
+            f"must be one of the option letters {', '.join(letters)}, got {raw_gt!r}",
+            "ground_truth",
+        )
+    return raw_gt.strip().upper()
+
+
+def _ground_truth(obj: dict[str, Any], qtype: str, options: tuple[str, ...] | None,
+                  at: _Line) -> str | float | None:
+    """``ground_truth`` by type: an option letter, a finite number > 0, or an optional
+    string (``open``)."""
     raw_gt = obj.get("ground_truth")
-    ground_truth: str | float | None
     if qtype in MULTIPLE_CHOICE_TYPES:
         assert options is not None
-        letters = OPTION_LETTERS[: len(options)]
-        if (
-            not isinstance(raw_gt, str)
-            or raw_gt.strip().upper() not in letters
-            or len(raw_gt.strip()) != 1
-        ):
-            raise fail(
-                f"must be one of the option letters {', '.join(letters)}, got {raw_gt!r}",
-                "ground_truth",
-            )
-        ground_truth = raw_gt.strip().upper()
-    elif qtype in NUMERIC_TYPES:
+        return _option_letter(raw_gt, options, at)
+    if qtype in NUMERIC_TYPES:
         value = _number(raw_gt)
         if value is None or not math.isfinite(value) or value <= 0.0:
-            raise fail(f"must be a finite number > 0, got {raw_gt!r}", "ground_truth")
-        ground_truth = value
-    else:
-        if raw_gt is not None and not isinstance(raw_gt, str):
-            raise fail(
-                f"must be a string or null for open questions, got {raw_gt!r}", "ground_truth"
-            )
-        ground_truth = raw_gt
+            raise at.error(f"must be a finite number > 0, got {raw_gt!r}", "ground_truth")
+        return value
+    if raw_gt is not None and not isinstance(raw_gt, str):
+        raise at.error(
+            f"must be a string or null for open questions, got {raw_gt!r}", "ground_truth"
+        )
+    return raw_gt
 
-    bag_time_s: float | None = None
-    if obj.get("bag_time_s") is not None:
-        t = obj["bag_time_s"]
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
-            raise fail(f"must be a finite number of seconds >= 0, got {t!r}", "bag_time_s")
-        bag_time_s = float(t)
-    until: int | None = None
-    if obj.get("until_stamp_ns") is not None:
-        u = obj["until_stamp_ns"]
-        if isinstance(u, bool) or not isinstance(u, int) or u < 0:
-            raise fail(
-                f"must be an integer number of nanoseconds >= 0, got {u!r}", "until_stamp_ns"
-            )
-        until = u
 
-    extra = {k: v for k, v in obj.items() if k not in KNOWN_FIELDS}
+def _bag_time_s(obj: dict[str, Any], at: _Line) -> float | None:
+    """``bag_time_s``: seconds >= 0 (finite), or None when absent or null."""
+    if obj.get("bag_time_s") is None:
+        return None
+    t = obj["bag_time_s"]
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
+        raise at.error(f"must be a finite number of seconds >= 0, got {t!r}", "bag_time_s")
+    return float(t)
+
+
+def _until_stamp_ns(obj: dict[str, Any], at: _Line) -> int | None:
+    """``until_stamp_ns``: an integer stamp >= 0 (ns), or None when absent or null."""
+    if obj.get("until_stamp_ns") is None:
+        return None
+    u = obj["until_stamp_ns"]
+    if isinstance(u, bool) or not isinstance(u, int) or u < 0:
+        raise at.error(
+            f"must be an integer number of nanoseconds >= 0, got {u!r}", "until_stamp_ns"
+        )
+    return u
+
+
+def parse_question_line(line_text: str, line: int = 0, path: str = "<questions>") -> Question:
+    """Parse and validate one line of a questions file.
+
+    Raises:
+        QuestionsFileError: naming ``path``, ``line`` and the offending field.
+    """
+    at = _Line(path, line)
+    obj = _json_object(line_text, at)
+    qid = _question_id(obj, at)
+    question = _question_text(obj, at)
+    qtype = _question_type(obj, at)
+    options = _options(obj, qtype, at)
     return Question(
         id=qid,
         question=question,
         question_type=qtype,
-        ground_truth=ground_truth,
+        ground_truth=_ground_truth(obj, qtype, options, at),
         options=options,
-        bag_time_s=bag_time_s,
-        until_stamp_ns=until,
-        extra=extra,
+        bag_time_s=_bag_time_s(obj, at),
+        until_stamp_ns=_until_stamp_ns(obj, at),
+        extra={k: v for k, v in obj.items() if k not in KNOWN_FIELDS},
         line=line,
     )
 

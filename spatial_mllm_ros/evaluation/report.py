@@ -26,6 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from spatial_mllm_ros.core.jsonsafe import finite_or_none, json_safe
 from spatial_mllm_ros.evaluation.metrics import (
     REPORT_TYPES,
@@ -146,6 +149,68 @@ def _sheets(results: Sequence[Mapping[str, Any]], theta: ThresholdsLike,
     return lines
 
 
+def _comparison(metrics: Mapping[str, Metrics]) -> dict[str, dict[str, float | None]]:
+    """Score (x100, None when not finite) by reported type, then strategy; the types in
+    :data:`REPORT_TYPES` order (only those some strategy scored), then ``overall``."""
+    comparison = {
+        t: {s: finite_or_none(m.scores.get(t)) for s, m in metrics.items()}
+        for t in [*REPORT_TYPES, "overall"]
+        if t == "overall" or any(t in m.scores for m in metrics.values())
+    }
+    for s, m in metrics.items():
+        comparison["overall"][s] = finite_or_none(m.overall)
+    return comparison
+
+
+def _metrics_doc(model: ModelInfo | None, thresholds: ThresholdsLike,
+                 theta: npt.NDArray[np.float64], metrics: Mapping[str, Metrics],
+                 stats: Mapping[str, Mapping[str, Any]],
+                 comparison: Mapping[str, Mapping[str, float | None]],
+                 summary: RunSummary | None, vision: str) -> dict[str, Any]:
+    """The content of ``metrics.json`` (see the module docstring)."""
+    return {
+        "model": model.to_dict() if model is not None else None,
+        "thresholds": thresholds if isinstance(thresholds, str) else [float(x) for x in theta],
+        "strategies": {
+            s: {**m.to_dict(), **stats[s], "vsibench_output": m.vsibench_output()}
+            for s, m in metrics.items()
+        },
+        "comparison": comparison,
+        "run": summary.to_dict() if summary is not None else None,
+        "vision_backend": vision or None,
+    }
+
+
+def _scope_line(results: Sequence[Mapping[str, Any]], strategies: Sequence[str],
+                thresholds: ThresholdsLike, theta: npt.NDArray[np.float64]) -> str:
+    """The report's line on what was scored: questions, strategies, MRA thresholds."""
+    return (
+        f"{len({str(r['id']) for r in results})} questions, strategies: "
+        f"{', '.join(strategies)}; MRA thresholds: "
+        f"{thresholds if isinstance(thresholds, str) else 'custom'} ({len(theta)} values). "
+        "Scores x100, as in VSI-Bench's tables."
+    )
+
+
+def _run_lines(vision: str, summary: RunSummary | None, plots: Sequence[Path]) -> list[str]:
+    """The report's lines after the tables: the vision encoders, this invocation, the
+    plots."""
+    lines: list[str] = []
+    if vision:  # what ran the vision encoders (the engine's VisionUsage.line), "" = unknown
+        lines += ["", f"Vision encoders: {vision}."]
+    if summary is not None:
+        lines += [
+            "",
+            f"This invocation: {summary.pairs_answered} answers computed, "
+            f"{summary.pairs_resumed} resumed from results.jsonl, {summary.bag_messages} bag "
+            f"messages; {summary.time_split()}.",
+        ]
+        lines += [f"- warning: {w}" for w in summary.warnings]
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
+    return lines
+
+
 def write_report(
     out_dir: str | Path,
     thresholds: ThresholdsLike = "vsibench",
@@ -164,54 +229,22 @@ def write_report(
     results = load_results(out / RESULTS_FILE)
     metrics = metrics_by_strategy(results, theta)
     stats = {s: strategy_stats([r for r in results if r["strategy"] == s]) for s in metrics}
-    comparison = {
-        t: {s: finite_or_none(m.scores.get(t)) for s, m in metrics.items()}
-        for t in [*REPORT_TYPES, "overall"]
-        if t == "overall" or any(t in m.scores for m in metrics.values())
-    }
-    for s, m in metrics.items():
-        comparison["overall"][s] = finite_or_none(m.overall)
+    comparison = _comparison(metrics)
     model = run_model(out)
-    doc = {
-        "model": model.to_dict() if model is not None else None,
-        "thresholds": thresholds if isinstance(thresholds, str) else [float(x) for x in theta],
-        "strategies": {
-            s: {**m.to_dict(), **stats[s], "vsibench_output": m.vsibench_output()}
-            for s, m in metrics.items()
-        },
-        "comparison": comparison,
-        "run": summary.to_dict() if summary is not None else None,
-        "vision_backend": vision or None,
-    }
+    doc = _metrics_doc(model, thresholds, theta, metrics, stats, comparison, summary, vision)
     metrics_path = out / "metrics.json"
     metrics_path.write_text(json.dumps(json_safe(doc), indent=2, allow_nan=False),
                             encoding="utf-8")
     plots = _plots(out, metrics, results, stats) if results else ()
-
-    lines = [f"# {title}", "", *_model_lines(model)]
-    if not results:
-        lines += ["No results yet."]
-    lines += [
-        f"{len({str(r['id']) for r in results})} questions, strategies: "
-        f"{', '.join(metrics)}; MRA thresholds: "
-        f"{thresholds if isinstance(thresholds, str) else 'custom'} ({len(theta)} values). "
-        "Scores x100, as in VSI-Bench's tables.",
+    lines = [
+        f"# {title}", "", *_model_lines(model),
+        *([] if results else ["No results yet."]),
+        _scope_line(results, list(metrics), thresholds, theta),
         "",
         *_tables(metrics, stats, comparison),
+        *_run_lines(vision, summary, plots),
+        *_sheets(results, theta, max_sheets),
     ]
-    if vision:  # what ran the vision encoders (the engine's VisionUsage.line), "" = unknown
-        lines += ["", f"Vision encoders: {vision}."]
-    if summary is not None:
-        lines += [
-            "",
-            f"This invocation: {summary.pairs_answered} answers computed, "
-            f"{summary.pairs_resumed} resumed from results.jsonl, {summary.bag_messages} bag "
-            f"messages; {summary.time_split()}.",
-        ]
-        lines += [f"- warning: {w}" for w in summary.warnings]
-    if plots:
-        lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
-    lines += _sheets(results, theta, max_sheets)
     report_path = out / "report.md"
     report_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return ReportFiles(metrics_path, report_path, plots)

@@ -235,12 +235,7 @@ class EvalRunner:
     ) -> None:
         cfg = self.config
         start_ns = source.info.start_ns
-        order = sorted(
-            range(len(pending)),
-            key=lambda i: (pending[i].cutoff_stamp_ns(start_ns) is None,
-                           pending[i].cutoff_stamp_ns(start_ns) or 0, i),
-        )
-        queue = [pending[i] for i in order]
+        queue = _by_cutoff(pending, start_ns)
         buffer = SpatialFrameBuffer(self.settings.buffer)
         ingestor = self._ingestor(buffer)
         n_pairs = sum((str(q.id), s) not in done for q in queue for s in cfg.strategies)
@@ -349,6 +344,17 @@ class EvalRunner:
         write_contact_sheet(frames, out / rel, self.config.thumb_height,
                             frame_captions(frames, candidates, start_ns))
         return rel
+
+
+def _by_cutoff(pending: Sequence[Question], start_ns: int) -> list[Question]:
+    """``pending`` in answering order: by cutoff stamp (ns; ``start_ns`` is the bag's first
+    message), the questions without one (the end of the bag) last, ties in file order."""
+    order = sorted(
+        range(len(pending)),
+        key=lambda i: (pending[i].cutoff_stamp_ns(start_ns) is None,
+                       pending[i].cutoff_stamp_ns(start_ns) or 0, i),
+    )
+    return [pending[i] for i in order]
 
 
 def _one_camera(settings: Settings) -> bool:

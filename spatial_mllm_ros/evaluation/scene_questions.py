@@ -257,33 +257,32 @@ def _take(rng: random.Random, items: list[Question], n: int) -> list[Question]:
 
 
 # ----------------------------------------------------------------------------- generators
-def generate_scene_questions(
-    layout: SceneLayout,
-    first_seen_ns: Mapping[int, int],
-    config: SceneQuestionConfig | None = None,
-) -> list[Question]:
-    """Every question type this module defines, with exact ground truths (see module doc)."""
-    cfg = config or SceneQuestionConfig()
-    facts = _Facts(layout, first_seen_ns)
-    rng = random.Random(cfg.seed)
-    out: list[Question] = []
+@dataclass(frozen=True)
+class _Make:
+    """Builds the questions of one scene: ids ``<id_prefix><question_type>_<n>``."""
 
-    def make(qtype: str, n: int, text: str, gt: str | float,
-             options: tuple[str, ...] | None = None, **extra: object) -> Question:
+    id_prefix: str
+
+    def __call__(self, qtype: str, n: int, text: str, gt: str | float,
+                 options: tuple[str, ...] | None = None, **extra: object) -> Question:
         return Question(
-            id=f"{cfg.id_prefix}{qtype}_{n}", question=text, question_type=qtype,
+            id=f"{self.id_prefix}{qtype}_{n}", question=text, question_type=qtype,
             ground_truth=gt, options=options, extra=dict(extra),
         )
 
-    # counting: complete categories, most numerous first
-    counting = [
+
+def _counting(facts: _Facts, make: _Make) -> list[Question]:
+    """Object counting: every complete category, most numerous first."""
+    return [
         make("object_counting", i, TEMPLATES["object_counting"].format(category=lbl),
              float(len(facts.by_label[lbl])), category=lbl)
         for i, lbl in enumerate(sorted(facts.complete, key=lambda x: (-len(facts.by_label[x]), x)))
     ]
-    out += counting[: cfg.max_per_type]
 
-    # absolute distance between unique objects
+
+def _abs_distances(facts: _Facts, make: _Make) -> list[Question]:
+    """Absolute distance (m, closest points) between every pair of unique objects that do
+    not touch."""
     abs_q: list[Question] = []
     for a, b in itertools.combinations(facts.unique, 2):
         d = closest_point_distance(facts.obj(a), facts.obj(b))
@@ -292,22 +291,23 @@ def generate_scene_questions(
         abs_q.append(make("object_abs_distance", len(abs_q),
                           TEMPLATES["object_abs_distance"].format(a=a, b=b), round(d, 4),
                           objects=[a, b]))
-    out += _take(rng, abs_q, cfg.max_per_type)
+    return abs_q
 
-    # object size
-    size_q = [
+
+def _sizes(facts: _Facts, make: _Make) -> list[Question]:
+    """Object size (longest side, cm) of every unique object."""
+    return [
         make("object_size_estimation", i,
              TEMPLATES["object_size_estimation"].format(category=lbl),
              round(longest_dimension_cm(facts.obj(lbl)), 4), category=lbl)
         for i, lbl in enumerate(facts.unique)
     ]
-    out += _take(rng, size_q, cfg.max_per_type)
 
-    # room size
-    out.append(make("room_size_estimation", 0, TEMPLATES["room_size_estimation"],
-                    round(layout.room.floor_area_m2, 6)))
 
-    # relative distance
+def _rel_distances(facts: _Facts, make: _Make, rng: random.Random,
+                   margin_m: float) -> list[Question]:
+    """Relative distance: per unique target, the first set of four other complete categories
+    whose nearest beats the runner-up by ``margin_m`` (m); options shuffled with ``rng``."""
     rel_q: list[Question] = []
     for target in facts.unique:
         pool = [lbl for lbl in facts.complete if lbl != target]
@@ -315,7 +315,7 @@ def generate_scene_questions(
             dists = sorted(
                 (category_distance(facts.by_label[c], [facts.obj(target)]), c) for c in choice
             )
-            if dists[1][0] - dists[0][0] < cfg.rel_distance_margin_m:
+            if dists[1][0] - dists[0][0] < margin_m:
                 continue
             ordered = list(choice)
             rng.shuffle(ordered)
@@ -326,33 +326,42 @@ def generate_scene_questions(
                                   choices=", ".join(ordered), category=target),
                               letter, opts, target=target))
             break  # one choice set per target
-    out += _take(rng, rel_q, cfg.max_per_type)
+    return rel_q
 
-    # relative direction
-    for difficulty in ("easy", "medium", "hard"):
-        qtype = f"object_rel_direction_{difficulty}"
-        dir_q: list[Question] = []
-        for triple in itertools.combinations(facts.unique, 3):
-            objs = [facts.obj(x) for x in triple]
-            pair_d = [closest_point_distance(p, q) for p, q in itertools.combinations(objs, 2)]
-            if min(pair_d) < cfg.min_pair_distance_m or max(pair_d) > cfg.max_pair_distance_m:
+
+def _rel_directions(facts: _Facts, make: _Make, rng: random.Random, cfg: SceneQuestionConfig,
+                    difficulty: str) -> list[Question]:
+    """Relative direction at ``difficulty``: every unambiguous (stand, face, query) of the
+    triples of unique objects within the pair distance bounds; options shuffled with
+    ``rng``."""
+    qtype = f"object_rel_direction_{difficulty}"
+    dir_q: list[Question] = []
+    for triple in itertools.combinations(facts.unique, 3):
+        objs = [facts.obj(x) for x in triple]
+        pair_d = [closest_point_distance(p, q) for p, q in itertools.combinations(objs, 2)]
+        if min(pair_d) < cfg.min_pair_distance_m or max(pair_d) > cfg.max_pair_distance_m:
+            continue
+        for s, f, q in ((0, 1, 2), (0, 2, 1), (1, 0, 2)):
+            gt = relative_direction(objs[s], objs[f], objs[q], difficulty,
+                                    cfg.angle_margin_deg)
+            if gt is None:
                 continue
-            for s, f, q in ((0, 1, 2), (0, 2, 1), (1, 0, 2)):
-                gt = relative_direction(objs[s], objs[f], objs[q], difficulty,
-                                        cfg.angle_margin_deg)
-                if gt is None:
-                    continue
-                words = DIRECTIONS[difficulty]
-                opts, letter = _options(rng, gt, [w for w in words if w != gt])
-                dir_q.append(make(
-                    qtype, len(dir_q),
-                    TEMPLATES[qtype].format(stand=triple[s], face=triple[f], query=triple[q]),
-                    letter, opts, direction=gt,
-                    objects=[triple[s], triple[f], triple[q]],
-                ))
-        out += _take(rng, dir_q, cfg.max_per_type)
+            words = DIRECTIONS[difficulty]
+            opts, letter = _options(rng, gt, [w for w in words if w != gt])
+            dir_q.append(make(
+                qtype, len(dir_q),
+                TEMPLATES[qtype].format(stand=triple[s], face=triple[f], query=triple[q]),
+                letter, opts, direction=gt,
+                objects=[triple[s], triple[f], triple[q]],
+            ))
+    return dir_q
 
-    # appearance order
+
+def _appearance_orders(layout: SceneLayout, facts: _Facts, make: _Make, rng: random.Random,
+                       min_gap_ns: int) -> list[Question]:
+    """Appearance order of every four seen categories whose first sightings (ns) differ by
+    ``min_gap_ns`` at least; the true order and three other permutations, shuffled with
+    ``rng``."""
     seen_labels = sorted(
         {o.label for o in layout.objects if o.instance_id in facts.first_seen}
     )
@@ -364,7 +373,7 @@ def generate_scene_questions(
     app_q: list[Question] = []
     for four in itertools.combinations(seen_labels, 4):
         times = sorted(first[c] for c in four)
-        if min(b - a for a, b in itertools.pairwise(times)) < cfg.min_appearance_gap_ns:
+        if min(b - a for a, b in itertools.pairwise(times)) < min_gap_ns:
             continue
         order = sorted(four, key=lambda c: first[c])
         shown = list(four)
@@ -375,5 +384,31 @@ def generate_scene_questions(
         app_q.append(make("obj_appearance_order", len(app_q),
                           TEMPLATES["obj_appearance_order"].format(categories=", ".join(shown)),
                           letter, opts, order=order))
-    out += _take(rng, app_q, cfg.max_per_type)
+    return app_q
+
+
+def generate_scene_questions(
+    layout: SceneLayout,
+    first_seen_ns: Mapping[int, int],
+    config: SceneQuestionConfig | None = None,
+) -> list[Question]:
+    """Every question type this module defines, with exact ground truths (see module doc).
+
+    The types are generated in a fixed order that draws on one ``random.Random(seed)``, so
+    the same scene and seed give the same questions."""
+    cfg = config or SceneQuestionConfig()
+    facts = _Facts(layout, first_seen_ns)
+    rng = random.Random(cfg.seed)
+    make = _Make(cfg.id_prefix)
+    n = cfg.max_per_type
+    out = _counting(facts, make)[:n]
+    out += _take(rng, _abs_distances(facts, make), n)
+    out += _take(rng, _sizes(facts, make), n)
+    out.append(make("room_size_estimation", 0, TEMPLATES["room_size_estimation"],
+                    round(layout.room.floor_area_m2, 6)))
+    out += _take(rng, _rel_distances(facts, make, rng, cfg.rel_distance_margin_m), n)
+    for difficulty in ("easy", "medium", "hard"):
+        out += _take(rng, _rel_directions(facts, make, rng, cfg, difficulty), n)
+    out += _take(rng, _appearance_orders(layout, facts, make, rng, cfg.min_appearance_gap_ns),
+                 n)
     return out

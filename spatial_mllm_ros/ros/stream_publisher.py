@@ -399,20 +399,17 @@ def _camera_counts(p: argparse.ArgumentParser, a: argparse.Namespace,
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status (130 / 143 when SIGINT / SIGTERM ended it)."""
-    args_all = sys.argv if argv is None else ["rgbd_stream_publisher", *argv]
-    cli = rclpy.utilities.remove_ros_args(args_all)[1:]
-    parser = build_parser()
-    a = parser.parse_args(cli)
-    timing = _timing(parser, a)
+def _stream_settings(p: argparse.ArgumentParser, a: argparse.Namespace) -> StreamSettings:
+    """The stream settings of the parsed flags (``p.error`` on an invalid sensor timing, an
+    unknown ``--inject`` kind or ``--source folder`` without ``--folder``)."""
+    timing = _timing(p, a)
     inject = tuple(k for k in a.inject.split(",") if k)
     for k in inject:
         if k not in INJECT_KINDS:
-            parser.error(f"unknown --inject kind {k!r}; one of {', '.join(INJECT_KINDS)}")
+            p.error(f"unknown --inject kind {k!r}; one of {', '.join(INJECT_KINDS)}")
     if a.source == "folder" and a.folder is None:
-        parser.error("--source folder needs --folder DIR")
-    settings = StreamSettings(
+        p.error("--source folder needs --folder DIR")
+    return StreamSettings(
         rate_hz=a.rate, count=a.count, loop=a.loop, colour_format=a.colour_format,
         colour_encoding=a.colour_encoding, depth_encoding=a.depth_encoding,
         topics={k: getattr(a, f"{k}_topic") for k in StreamSettings().topics},
@@ -420,6 +417,28 @@ def main(argv: list[str] | None = None) -> int:
         inject_count=a.inject_count, good_after=a.good_after,
         wait_subscribers_s=a.wait_subscribers, wait_for_node=a.wait_for_node, timing=timing,
     )
+
+
+def _exit_status(summary: dict[str, Any] | None, stopped: Interrupted | None) -> int:
+    """Print the summary (one JSON line on stdout) if there is one; the exit status: OK, or
+    the signal's (with one line on stderr saying how far the stream got)."""
+    if summary is not None:
+        print(json.dumps(summary), flush=True)
+    if stopped is None:
+        return ExitCode.OK
+    done = "before publishing" if summary is None else f"after {summary['good_frames']} " \
+        "good frames"
+    print(f"{PROG}: stopped by {stopped.name} {done}", file=sys.stderr)
+    return stopped.exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (130 / 143 when SIGINT / SIGTERM ended it)."""
+    args_all = sys.argv if argv is None else ["rgbd_stream_publisher", *argv]
+    cli = rclpy.utilities.remove_ros_args(args_all)[1:]
+    parser = build_parser()
+    a = parser.parse_args(cli)
+    settings = _stream_settings(parser, a)
     names = [n for n in a.rig.split(",") if n]
     counts = _camera_counts(parser, a, names)
     summary: dict[str, Any] | None = None
@@ -452,14 +471,7 @@ def main(argv: list[str] | None = None) -> int:
                 rclpy.try_shutdown()
     except Interrupted as sig:
         stopped = sig
-    if summary is not None:
-        print(json.dumps(summary), flush=True)
-    if stopped is None:
-        return ExitCode.OK
-    done = "before publishing" if summary is None else f"after {summary['good_frames']} " \
-        "good frames"
-    print(f"{PROG}: stopped by {stopped.name} {done}", file=sys.stderr)
-    return stopped.exit_code
+    return _exit_status(summary, stopped)
 
 if __name__ == "__main__":
     sys.exit(main())
