@@ -51,7 +51,8 @@ DEFAULT_CAMERA = "default"
 _PREFIX = "camera."
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
-#: the topic fields of a camera (the same kinds as ``params.TOPIC_PARAMS``)
+#: the topic fields of a camera: the kinds of ``core.topic_kinds.TOPIC_KINDS``, in its order
+#: (spelled here because this module is below the core; test_camera_params checks them)
 TOPIC_FIELDS: tuple[str, ...] = (
     "colour", "colour_compressed", "depth", "camera_info", "pose", "odometry",
 )

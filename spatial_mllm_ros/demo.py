@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from spatial_mllm_ros.core.counters import admissions
 from spatial_mllm_ros.exitcodes import ExitCode
 
 REPO = Path(__file__).resolve().parents[1]
@@ -239,8 +240,7 @@ def main(argv: list[str] | None = None) -> int:
                     lambda v: int(v.get("in.colour.received", "0")) >= published
                     and v.get("pair.colour.pending") == "0", timeout_s=60)
                 print_ingest(values, summary)
-                admitted = {k.removeprefix("buffer.admit."): v for k, v in values.items()
-                            if k.startswith("buffer.admit.")}
+                admitted = admissions(values)
                 print(f"space-aware buffer decisions: {admitted}")
                 ask_questions(questions)
                 print("\nNote: the answers come from the embedded tiny checkpoint (random "

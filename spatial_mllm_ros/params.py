@@ -22,12 +22,9 @@ __all__ = [
     "NODE_NAME",
     "RULES",
     "SCHEMA",
-    "TOPIC_KINDS",
-    "TOPIC_PARAMS",
     "CrossRule",
     "ParamError",
     "ParamSpec",
-    "TopicKind",
     "config_dir",
     "default_bool",
     "default_float",
@@ -41,37 +38,6 @@ __all__ = [
 ]
 
 NODE_NAME = "spatial_mllm"
-
-@dataclass(frozen=True)
-class TopicKind:
-    """One kind of camera stream the node ingests.
-
-    Attributes:
-        kind: the stream's name (ingestion, diagnostics keys, bag plans).
-        param: the parameter holding its topic name.
-        msg_type: the ROS 2 message type expected on it (``pkg/msg/Name``).
-        colour: whether it carries the colour image (a frame needs one such kind).
-    """
-
-    kind: str
-    param: str
-    msg_type: str
-    colour: bool = False
-
-
-#: The camera streams: the one table the node, the bags, the settings and the synthetic
-#: streams derive theirs from.
-TOPIC_KINDS: tuple[TopicKind, ...] = (
-    TopicKind("colour", "topics.colour", "sensor_msgs/msg/Image", colour=True),
-    TopicKind("colour_compressed", "topics.colour_compressed",
-              "sensor_msgs/msg/CompressedImage", colour=True),
-    TopicKind("depth", "topics.depth", "sensor_msgs/msg/Image"),
-    TopicKind("camera_info", "topics.camera_info", "sensor_msgs/msg/CameraInfo"),
-    TopicKind("pose", "topics.pose", "geometry_msgs/msg/PoseStamped"),
-    TopicKind("odometry", "topics.odometry", "nav_msgs/msg/Odometry"),
-)
-#: camera topic kind -> the parameter holding its topic name
-TOPIC_PARAMS: dict[str, str] = {t.kind: t.param for t in TOPIC_KINDS}
 
 ParamValue = bool | int | float | str
 

@@ -32,10 +32,11 @@ from spatial_mllm_ros.core.convert import ConvertLimits
 from spatial_mllm_ros.core.ingest import IngestConfig
 from spatial_mllm_ros.core.pairing import PairingConfig, PartnerSpec
 from spatial_mllm_ros.core.partners import PoseConfig
+from spatial_mllm_ros.core.topic_kinds import TOPIC_PARAMS
 from spatial_mllm_ros.model.backends.config import VisionSpec
 from spatial_mllm_ros.model.decoding import DecodingSpec
 from spatial_mllm_ros.model.spec import EngineSpec
-from spatial_mllm_ros.params import TOPIC_PARAMS, ParamValue
+from spatial_mllm_ros.params import ParamValue
 from spatial_mllm_ros.sampling.budget import BudgetConfig
 from spatial_mllm_ros.sampling.online import BufferConfig
 from spatial_mllm_ros.sampling.qwen_grid import (

@@ -27,7 +27,6 @@ from spatial_mllm_ros.bags.reader import (
     plan_cameras,
 )
 from spatial_mllm_ros.bags.topics import (
-    EXPECTED_TYPES,
     TOPIC_PARAMS,
     FrameTopics,
     camera_topics,
@@ -38,7 +37,6 @@ from spatial_mllm_ros.bags.typestore import typestore
 from spatial_mllm_ros.bags.writer import BagWriter, Storage, write_cameras, write_frames
 
 __all__ = [
-    "EXPECTED_TYPES",
     "TOPIC_PARAMS",
     "BagError",
     "BagFormatError",

@@ -24,8 +24,9 @@ from spatial_mllm_ros.bags.errors import (
     BagTopicsError,
     EmptyBagError,
 )
-from spatial_mllm_ros.bags.topics import COLOUR_KINDS, EXPECTED_TYPES, TOPIC_PARAMS, FrameTopics
+from spatial_mllm_ros.bags.topics import FrameTopics
 from spatial_mllm_ros.bags.typestore import typestore
+from spatial_mllm_ros.core.topic_kinds import BY_KIND, COLOUR_KINDS, Kind
 
 __all__ = ["BagInfo", "BagMessage", "BagSource", "CameraPlan", "plan_cameras"]
 
@@ -144,27 +145,27 @@ class BagSource(AbstractContextManager["BagSource"]):
             if topic not in self.info.topics:
                 continue
             msgtype = self.info.topics[topic][0]
-            if msgtype != EXPECTED_TYPES[kind]:
+            if msgtype != BY_KIND[kind].msg_type:
                 raise BagTopicsError(
-                    f"{self.path}: topic {topic} has type {msgtype}, but {TOPIC_PARAMS[kind]} "
-                    f"expects {EXPECTED_TYPES[kind]}"
+                    f"{self.path}: topic {topic} has type {msgtype}, but {BY_KIND[kind].param} "
+                    f"expects {BY_KIND[kind].msg_type}"
                     + (
                         " (set topics.colour_compressed for CompressedImage colour)"
-                        if msgtype == EXPECTED_TYPES["colour_compressed"]
+                        if msgtype == BY_KIND[Kind.COLOUR_COMPRESSED].msg_type
                         else ""
                     )
                     + f"\nthe bag's topics:\n{self.info.describe_topics()}"
                 )
             kinds[topic] = kind
         if not any(k in COLOUR_KINDS for k in kinds.values()):
-            configured = [f"{TOPIC_PARAMS[k]}={wanted[k]}" for k in COLOUR_KINDS if k in wanted]
+            configured = [f"{BY_KIND[k].param}={wanted[k]}" for k in COLOUR_KINDS if k in wanted]
             raise BagTopicsError(
                 f"{self.path}: none of the configured colour topics is in the bag "
                 f"({', '.join(configured) or 'no colour topic configured'})\n"
                 f"the bag's topics:\n{self.info.describe_topics()}"
             )
         warnings = [
-            f"configured {TOPIC_PARAMS[kind]}={topic} is not in the bag (frames will lack {kind})"
+            f"configured {BY_KIND[kind].param}={topic} is not in the bag (frames will lack {kind})"
             for kind, topic in wanted.items()
             if topic not in self.info.topics and kind not in COLOUR_KINDS
         ]

@@ -1,4 +1,5 @@
-"""The node's camera topics: names per ingestion kind and the message types expected on them.
+"""The node's camera topics: names per ingestion kind (the kinds, their parameters and the
+message types expected on them: :mod:`spatial_mllm_ros.core.topic_kinds`).
 
 Topic names: the node resolves ``~/x`` to ``/<node name>/x`` (``/spatial_mllm/x`` in the root
 namespace) and relative names to ``/<name>``; :func:`resolve_topic` does the same, so bags hold
@@ -12,24 +13,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from spatial_mllm_ros.camera_params import CameraSettings
-from spatial_mllm_ros.params import NODE_NAME, TOPIC_KINDS, TOPIC_PARAMS
+from spatial_mllm_ros.core.topic_kinds import TOPIC_PARAMS
+from spatial_mllm_ros.params import NODE_NAME
 
 __all__ = [
-    "COLOUR_KINDS",
-    "EXPECTED_TYPES",
     "TOPIC_PARAMS",
     "FrameTopics",
     "camera_topics",
     "resolve_topic",
     "topics_from_params",
 ]
-
-
-#: ingestion topic kind -> ROS 2 message type expected on it
-EXPECTED_TYPES: dict[str, str] = {t.kind: t.msg_type for t in TOPIC_KINDS}
-
-#: the kinds that carry the colour image (a frame needs one of them)
-COLOUR_KINDS = tuple(t.kind for t in TOPIC_KINDS if t.colour)
 
 
 def resolve_topic(name: str, node_name: str = NODE_NAME, namespace: str = "/") -> str:

@@ -12,7 +12,8 @@ and its camera's first camera info has come; then it gets the depth nearest its 
 interpolated at its stamp and the latched intrinsics, and goes to the store. What a frame still
 lacks is counted with the reason.
 
-Counters (:meth:`Ingestor.counters`, flat ``str -> int``):
+Counters (:meth:`Ingestor.counts`, an :class:`~spatial_mllm_ros.core.counters.IngestCounters`;
+the keys of its one flattening, ``counts().flat()`` = :meth:`Ingestor.counters`, are):
     ``in.<topic>.received`` / ``.accepted`` / ``.rejected.<reason>``
         per input topic kind (colour, colour_compressed, depth, camera_info, pose, odometry);
         ``received == accepted + sum(rejected.*)`` always.
@@ -52,6 +53,8 @@ Accounting identity for colour frames (exact at any time)::
 from __future__ import annotations
 
 import collections
+import copy
+import dataclasses
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -63,16 +66,15 @@ import numpy.typing as npt
 from spatial_mllm_ros import params as P
 from spatial_mllm_ros.core.buffer import FrameStore
 from spatial_mllm_ros.core.clock import ClockConfig, StampGuard, TimeBase, TimeJump, check_future
-from spatial_mllm_ros.core.convert import (
-    DEFAULT_LIMITS,
-    ConvertLimits,
-    camera_info_to_intrinsics,
-    colour_image_to_rgb,
-    compressed_image_to_rgb,
-    depth_image_to_metres,
-    odometry_to_matrix,
-    pose_stamped_to_matrix,
-    stamp_to_ns,
+from spatial_mllm_ros.core.convert import DEFAULT_LIMITS, ConvertLimits, stamp_to_ns
+from spatial_mllm_ros.core.counters import (
+    BufferCounts,
+    ClockCounts,
+    FrameCounts,
+    IngestCounters,
+    LatchCounts,
+    PoseCounts,
+    TopicCounts,
 )
 from spatial_mllm_ros.core.errors import FrameRejected
 from spatial_mllm_ros.core.frame import CameraIntrinsics, Frame
@@ -83,37 +85,15 @@ from spatial_mllm_ros.core.partners import (
     PoseConfig,
     PoseGate,
 )
+from spatial_mllm_ros.core.topic_kinds import BY_KIND, Stream, kinds_of
 
 __all__ = [
-    "SILENCE_CHECKED",
-    "TOPIC_KINDS",
     "IngestConfig",
     "IngestResult",
     "Ingestor",
     "PoseLookup",
     "StreamHealth",
 ]
-
-#: topic kind -> pairing stream
-TOPIC_KINDS: dict[str, str] = {
-    "colour": "colour",
-    "colour_compressed": "colour",
-    "depth": "depth",
-    "camera_info": "camera_info",
-    "pose": "pose",
-    "odometry": "pose",
-}
-
-#: partner of a colour frame -> the topic kinds that carry it
-PARTNER_KINDS: dict[str, tuple[str, ...]] = {
-    "depth": ("depth",),
-    "camera_info": ("camera_info",),
-    "pose": ("pose", "odometry"),
-}
-
-#: Topic kinds expected to flow continuously (checked for silence); camera info may be
-#: published once (latched), so only a missing publisher is flagged for it.
-SILENCE_CHECKED = frozenset({"colour", "colour_compressed", "depth", "pose", "odometry"})
 
 StreamState = Literal["ok", "silent", "no_publisher"]
 
@@ -193,33 +173,6 @@ class IngestResult:
     error: str | None = None
 
 
-def _colour_value(msg: Any, limits: ConvertLimits) -> tuple[npt.NDArray[np.uint8], str]:
-    return colour_image_to_rgb(msg, limits), str(msg.header.frame_id)
-
-
-def _compressed_value(msg: Any, limits: ConvertLimits) -> tuple[npt.NDArray[np.uint8], str]:
-    return compressed_image_to_rgb(msg, limits), str(msg.header.frame_id)
-
-
-def _pose_value(msg: Any, limits: ConvertLimits) -> tuple[npt.NDArray[np.float64], str]:
-    return pose_stamped_to_matrix(msg, limits), str(msg.header.frame_id)
-
-
-def _odom_value(msg: Any, limits: ConvertLimits) -> tuple[npt.NDArray[np.float64], str]:
-    return odometry_to_matrix(msg, limits), str(msg.header.frame_id)
-
-
-_CONVERTERS: dict[str, Callable[[Any, ConvertLimits], Any]] = {
-    "colour": _colour_value,
-    "colour_compressed": _compressed_value,
-    "depth": depth_image_to_metres,
-    "camera_info": lambda msg, _limits: (camera_info_to_intrinsics(msg),
-                                         str(msg.header.frame_id)),
-    "pose": _pose_value,
-    "odometry": _odom_value,
-}
-
-
 class Ingestor:
     """Turns camera messages into validated frames in a :class:`FrameStore`."""
 
@@ -257,7 +210,10 @@ class Ingestor:
         self._last_arrival_ns: dict[str, int] = {}  # topic kind -> now_ns of its last message
         self._publishers: dict[str, int] = {}  # topic kind -> publishers (the node's fact)
         self._watch_since_ns: int | None = None
-        self._counts: collections.Counter[str] = collections.Counter()
+        self._topics: dict[str, TopicCounts] = {}  # topic kind -> its messages
+        self._frames = FrameCounts()
+        self._clock = ClockCounts()
+        self._buffer = BufferCounts()
         self._events: list[str] = []
         self._seq = 0
 
@@ -265,7 +221,7 @@ class Ingestor:
     def ingest(
         self, topic: str, msg: Any, now_ns: int, receive_ns: int | None = None
     ) -> IngestResult:
-        """Convert and pair one message of topic kind ``topic`` (see ``TOPIC_KINDS``).
+        """Convert and pair one message of topic kind ``topic`` (see ``core.topic_kinds``).
 
         Args:
             topic: the topic kind.
@@ -278,24 +234,23 @@ class Ingestor:
         Never raises for a bad message: rejections and unexpected errors are counted and
         returned in the result.
         """
-        stream = TOPIC_KINDS[topic]
+        kind = BY_KIND[topic]
+        stream = kind.stream
         if stream not in self._streams:
-            raise KeyError(f"topic kind {topic!r}: stream {stream!r} is not configured")
-        prefix = f"in.{topic}."
+            raise KeyError(f"topic kind {topic!r}: stream {stream.value!r} is not configured")
         with self._lock:
-            self._counts[prefix + "received"] += 1
-            self._last_arrival_ns[topic] = now_ns
+            counts = self._received(topic, now_ns)
         try:
             stamp = stamp_to_ns(msg.header)
             check_future(stamp, receive_ns, self.config.clock)
-            value = _CONVERTERS[topic](msg, self.config.limits)
+            value = kind.convert(msg, self.config.limits)
         except FrameRejected as err:
             with self._lock:
-                self._counts[prefix + "rejected." + err.reason.value] += 1
+                counts.rejected[err.reason.value] += 1
             return IngestResult([], rejected=err)
         except Exception as err:  # a malformed object must not kill the caller
             with self._lock:
-                self._counts[prefix + "rejected." + INTERNAL_ERROR] += 1
+                counts.rejected[INTERNAL_ERROR] += 1
             return IngestResult([], error=f"{type(err).__name__}: {err}")
         with self._lock:
             frames: list[Frame] = []
@@ -303,20 +258,20 @@ class Ingestor:
                 self._time_base.check(stream, stamp)
                 self._guards[stream].check(stamp)
             except FrameRejected as err:
-                self._counts[prefix + "rejected." + err.reason.value] += 1
+                counts.rejected[err.reason.value] += 1
                 return IngestResult([], rejected=err)
             except TimeJump as jump:
                 frames = self._new_time_base(jump)
                 self._guards[stream].check(stamp)
             self._time_base.accept(stamp)
-            self._counts[prefix + "accepted"] += 1
-            if stream == "colour":
+            counts.accepted += 1
+            if stream is Stream.COLOUR:
                 paired = self._sync.push_colour(stamp, value, now_ns)
-            elif stream == "pose" and self._poses is not None:
+            elif stream is Stream.POSE and self._poses is not None:
                 pose, world = value
                 self._poses.insert(stamp, pose, world)
                 paired = self._sync.poll(now_ns)
-            elif stream == "camera_info" and self._latch is not None:
+            elif stream is Stream.CAMERA_INFO and self._latch is not None:
                 intrinsics, frame_id = value
                 self._latch.update(frame_id, intrinsics)
                 paired = self._sync.poll(now_ns)
@@ -330,12 +285,17 @@ class Ingestor:
         """Count a message of topic kind ``topic`` that was refused before it was converted
         (the ROS edge read an oversized image's size from its serialized bytes and never
         deserialised it): received and rejected, as :meth:`ingest` counts a rejection."""
-        prefix = f"in.{topic}."
         with self._lock:
-            self._counts[prefix + "received"] += 1
-            self._last_arrival_ns[topic] = now_ns
-            self._counts[prefix + "rejected." + rejection.reason.value] += 1
+            self._received(topic, now_ns).rejected[rejection.reason.value] += 1
         return IngestResult([], rejected=rejection)
+
+    def _received(self, topic: str, now_ns: int) -> TopicCounts:
+        """Count a message of topic kind ``topic`` received at ``now_ns`` (lock held); its
+        counts."""
+        counts = self._topics.setdefault(topic, TopicCounts())
+        counts.received += 1
+        self._last_arrival_ns[topic] = now_ns
+        return counts
 
     def poll(self, now_ns: int) -> list[Frame]:
         """Emit the colour frames whose wait for partners has expired at ``now_ns``."""
@@ -376,8 +336,8 @@ class Ingestor:
         action = self.config.clock.on_time_reset
         if action == "clear":
             self._outbox.append(None)  # in order: after the flushed frames are stored
-        self._counts["clock.time_resets"] += 1
-        self._counts["clock.jumps_forward"] += jump.forward
+        self._clock.time_resets += 1
+        self._clock.jumps_forward += jump.forward
         self._events.append(
             f"{jump}; buffered frames {'cleared' if action == 'clear' else 'kept'} "
             f"(clock.on_time_reset: {action})"
@@ -409,8 +369,8 @@ class Ingestor:
                         continue
                     outcome = self.store.add(item)
                     with self._lock:
-                        self._counts["buffer.evicted"] += outcome.evicted_count
-                        self._counts[f"buffer.admit.{outcome.reason}"] += 1
+                        self._buffer.evicted += outcome.evicted_count
+                        self._buffer.admitted[outcome.reason] += 1
             finally:
                 self._store_lock.release()
             with self._lock:
@@ -420,11 +380,12 @@ class Ingestor:
     def _missing(self, partner: str, reason: str) -> None:
         if reason in ("late", "no_pose") and self._unpublished(partner):
             reason = "no_publisher"
-        self._counts[f"frames.missing.{partner}.{reason}"] += 1
+        missing = self._frames.missing.setdefault(partner, collections.Counter())
+        missing[reason] += 1
 
     def _unpublished(self, partner: str) -> bool:
         """True when the node reported no publisher on any topic of ``partner`` (lock held)."""
-        counts = [self._publishers[k] for k in PARTNER_KINDS[partner] if k in self._publishers]
+        counts = [self._publishers[k] for k in kinds_of(partner) if k in self._publishers]
         return bool(counts) and sum(counts) == 0
 
     @staticmethod
@@ -438,7 +399,7 @@ class Ingestor:
     def _assemble(self, p: PairedFrame[Any]) -> Frame:
         rgb, frame_id = p.colour.value
         height, width = int(rgb.shape[0]), int(rgb.shape[1])
-        c = self._counts
+        c = self._frames
 
         depth: npt.NDArray[np.float32] | None = None
         if "depth" in self._streams:
@@ -448,7 +409,7 @@ class Ingestor:
             elif tuple(d.value.shape) == (height, width):
                 depth = d.value
             else:
-                c["frames.depth_size_mismatch"] += 1
+                c.depth_size_mismatch += 1
                 self._missing("depth", "size_mismatch")
 
         intr: CameraIntrinsics | None = None
@@ -463,7 +424,7 @@ class Ingestor:
             elif (found.width, found.height) == (width, height):
                 intr = found
             else:
-                c["frames.intrinsics_size_mismatch"] += 1
+                c.intrinsics_size_mismatch += 1
                 self._missing("camera_info", "size_mismatch")
 
         pose, world = self._pose_at(p, frame_id)
@@ -479,12 +440,12 @@ class Ingestor:
             world_frame_id=world,
             seq=self._seq,
         )
-        c["frames.emitted"] += 1
-        c["frames.with_depth"] += depth is not None
-        c["frames.with_pose"] += pose is not None
-        c["frames.with_intrinsics"] += intr is not None
-        c["frames.complete"] += frame.has_geometry
-        c["frames.colour_only"] += depth is None and pose is None
+        c.emitted += 1
+        c.with_depth += depth is not None
+        c.with_pose += pose is not None
+        c.with_intrinsics += intr is not None
+        c.complete += frame.has_geometry
+        c.colour_only += depth is None and pose is None
         return frame
 
     def _pose_at(
@@ -505,7 +466,7 @@ class Ingestor:
             looked_up = self.pose_lookup(frame_id, p.colour.stamp_ns)
         except Exception:
             looked_up = None
-            self._counts["frames.pose_lookup_error"] += 1
+            self._frames.pose_lookup_error += 1
         if looked_up is None:
             self._missing("pose", "tf_unavailable")
             return None, ""
@@ -536,33 +497,35 @@ class Ingestor:
                 state: StreamState = "ok"
                 if count == 0:
                     state = "no_publisher"
-                elif kind in SILENCE_CHECKED and quiet_ns >= silent_ns:
+                elif BY_KIND[kind].continuous and quiet_ns >= silent_ns:
                     state = "silent"
-                out.append(StreamHealth(kind, count, max(quiet_ns, 0) / 1e9,
-                                        self._counts[f"in.{kind}.received"], state))
+                received = self._topics[kind].received if kind in self._topics else 0
+                out.append(StreamHealth(kind, count, max(quiet_ns, 0) / 1e9, received, state))
         return out
 
     # -------------------------------------------------------------- accounting
-    def counters(self) -> dict[str, int]:
-        """All counters (see the module docstring); absent keys are 0."""
+    def counts(self) -> IngestCounters:
+        """All counters (see the module docstring), a copy taken under the lock."""
         with self._lock:
-            out = dict(self._counts)
-            for k, v in self._sync.counters().items():
-                out["pair." + k] = v
+            out = IngestCounters(
+                topics={k: copy.deepcopy(t) for k, t in self._topics.items()},
+                pairing=self._sync.counts(),
+                frames=copy.deepcopy(self._frames),
+                clock=dataclasses.replace(self._clock),
+                buffer=dataclasses.replace(
+                    self._buffer, admitted=collections.Counter(self._buffer.admitted),
+                    queued=sum(item is not None for item in self._outbox)),
+            )
             if self._poses is not None:
-                out["poses.held"] = len(self._poses)
-                out["poses.inserted"] = self._poses.inserted
-                out["poses.evicted"] = self._poses.evicted
-            out["buffer.queued"] = sum(item is not None for item in self._outbox)
+                out.poses = PoseCounts(len(self._poses), self._poses.inserted,
+                                       self._poses.evicted)
             if self._latch is not None:
-                out["camera_info.latched"] = len(self._latch)
-                out["camera_info.changes"] = self._latch.changes
-        out["buffer.frames"] = len(self.store)
-        out["buffer.bytes"] = int(self.store.nbytes)
+                out.camera_info = LatchCounts(len(self._latch), self._latch.changes)
+        out.buffer.frames = len(self.store)
+        out.buffer.bytes = int(self.store.nbytes)
         return out
 
-    @staticmethod
-    def rejected_total(counters: dict[str, int], topic: str) -> int:
-        """Sum of ``in.<topic>.rejected.*`` in a counters dict."""
-        prefix = f"in.{topic}.rejected."
-        return sum(v for k, v in counters.items() if k.startswith(prefix))
+    def counters(self) -> dict[str, int]:
+        """:meth:`counts` flat: the diagnostics keys (see the module docstring); absent
+        keys are 0."""
+        return self.counts().flat()

@@ -23,6 +23,7 @@ from typing import Any
 from spatial_mllm_ros.camera_params import DEFAULT_CAMERA, CameraSettings
 from spatial_mllm_ros.core.buffer import FrameStore
 from spatial_mllm_ros.core.camera_store import CameraStore
+from spatial_mllm_ros.core.counters import IngestCounters
 from spatial_mllm_ros.core.errors import FrameRejected
 from spatial_mllm_ros.core.ingest import (
     IngestConfig,
@@ -147,24 +148,23 @@ class MultiIngestor:
             out[cam] = ingestor.stream_health(kinds, now_ns, silent_ns)
         return out
 
-    def camera_counters(self) -> dict[str, dict[str, int]]:
+    def camera_counts(self) -> dict[str, IngestCounters]:
         """Each camera's own counters."""
-        return {cam: ingestor.counters() for cam, ingestor in self.ingestors.items()}
+        return {cam: ingestor.counts() for cam, ingestor in self.ingestors.items()}
 
-    def counters(self) -> dict[str, int]:
+    def counts(self) -> IngestCounters:
         """One camera's counters as they are; several cameras' added up (the shared store's
-        ``buffer.frames`` / ``buffer.bytes`` once), with each camera's ``in.*``, ``pair.*``
-        and ``frames.*`` also as ``camera.<name>.<key>``."""
-        per = self.camera_counters()
+        frames and bytes once), with each camera's own in ``cameras``."""
+        per = self.camera_counts()
         if not self.several:
             return next(iter(per.values()))
-        out: dict[str, int] = {}
-        for cam, counts in per.items():
-            for key, value in counts.items():
-                if key in ("buffer.frames", "buffer.bytes"):
-                    out[key] = value
-                    continue
-                out[key] = out.get(key, 0) + value
-                if key.startswith(("frames.", "in.", "pair.")):
-                    out[f"camera.{cam}.{key}"] = value
-        return out
+        return IngestCounters.total(per)
+
+    def camera_counters(self) -> dict[str, dict[str, int]]:
+        """Each camera's own counters, flat (``IngestCounters.flat``)."""
+        return {cam: counts.flat() for cam, counts in self.camera_counts().items()}
+
+    def counters(self) -> dict[str, int]:
+        """:meth:`counts` flat: several cameras' also as ``camera.<name>.<key>`` for each
+        camera's ``in.*``, ``pair.*`` and ``frames.*``."""
+        return self.counts().flat()

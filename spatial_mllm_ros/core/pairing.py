@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Generic, Literal, Protocol, TypeVar
 
 from spatial_mllm_ros import params as P
+from spatial_mllm_ros.core.counters import ColourPairing, PairingCounts, PartnerPairing
 
 __all__ = ["Gate", "PairedFrame", "PairingConfig", "PartnerSpec", "Stamped", "Synchroniser"]
 
@@ -294,20 +295,19 @@ class Synchroniser(Generic[T]):
     def colour_pending(self) -> int:
         return len(self._colour)
 
+    def counts(self) -> PairingCounts:
+        """The colour queue's and each partner queue's counters."""
+        return PairingCounts(
+            ColourPairing(self.colour_pushed, self.colour_emitted, self.colour_dropped,
+                          self.colour_pending),
+            {name: PartnerPairing(q.pushed, q.paired, q.unused, q.pending)
+             for name, q in self._partners.items()},
+        )
+
     def counters(self) -> dict[str, int]:
-        """Flat counters: ``colour.{pushed,emitted,dropped,pending}``, ``<s>.{pushed,...}``."""
-        c = {
-            "colour.pushed": self.colour_pushed,
-            "colour.emitted": self.colour_emitted,
-            "colour.dropped": self.colour_dropped,
-            "colour.pending": self.colour_pending,
-        }
-        for name, q in self._partners.items():
-            c[f"{name}.pushed"] = q.pushed
-            c[f"{name}.paired"] = q.paired
-            c[f"{name}.unused"] = q.unused
-            c[f"{name}.pending"] = q.pending
-        return c
+        """:meth:`counts` flat: ``colour.{pushed,emitted,dropped,pending}``,
+        ``<s>.{pushed,paired,unused,pending}``."""
+        return self.counts().flat()
 
     def oldest_wait_deadline(self) -> int | None:
         """When a poll will emit the queue head (its arrival time + its longest unresolved

@@ -277,11 +277,9 @@ class EvalRunner:
             answer_due(None)
             summary.seconds_bag = time.perf_counter() - t0 - t_answering
         ans_bar.close()
-        summary.counters = ingestor.counters()
-        summary.buffer_admissions = {
-            k.removeprefix("buffer.admit."): v
-            for k, v in summary.counters.items() if k.startswith("buffer.admit.")
-        }
+        counts = ingestor.counts()
+        summary.counters = counts.flat()
+        summary.buffer_admissions = {str(r): n for r, n in counts.buffer.admitted.items()}
 
     def _answer(
         self,

@@ -1,7 +1,8 @@
 """diagnostic_msgs/DiagnosticArray of the ingest counters, for /diagnostics.
 
 One DiagnosticStatus named :data:`INGEST_STATUS_NAME` carries every counter of
-:meth:`spatial_mllm_ros.core.ingest.Ingestor.counters` as a KeyValue (integers as text), plus
+:class:`~spatial_mllm_ros.core.counters.IngestCounters` (its ``flat()`` keys) as a KeyValue
+(integers as text), plus
 ``rate.<topic>_hz`` (messages received per second over the last period), ``state`` (lifecycle
 state label) and ``pid``, and per configured topic ``stream.<kind>.publishers`` /
 ``.state`` (``ok``, ``silent``, ``no_publisher``) / ``.silent_s``
@@ -17,6 +18,7 @@ from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
+from spatial_mllm_ros.core.counters import IngestCounters
 from spatial_mllm_ros.core.ingest import StreamHealth
 from spatial_mllm_ros.ros.conversions import key_values, ns_to_time
 
@@ -53,12 +55,8 @@ class RateTracker:
         return rates
 
 
-def _rejected(counters: Mapping[str, int]) -> int:
-    return sum(v for k, v in counters.items() if ".rejected." in k)
-
-
 def build_diagnostics(
-    counters: Mapping[str, int],
+    counters: IngestCounters | None,
     rates: Mapping[str, float],
     *,
     stamp_ns: int,
@@ -68,9 +66,11 @@ def build_diagnostics(
     rejected_last_period: int = 0,
     streams: Sequence[StreamHealth] = (),
 ) -> DiagnosticArray:
-    """The DiagnosticArray for one publication (``streams``: the configured topics' health,
-    while the node is active)."""
-    values: dict[str, object] = dict(counters)
+    """The DiagnosticArray for one publication (``counters``: None before the ingestion
+    exists; ``streams``: the configured topics' health, while the node is active)."""
+    values: dict[str, object] = dict(counters.flat()) if counters is not None else {}
+    frames = counters.buffer.frames if counters is not None else 0
+    rejected = counters.rejected() if counters is not None else 0
     for topic, hz in rates.items():
         values[f"rate.{topic}_hz"] = f"{hz:.2f}"
     values["state"] = state
@@ -83,8 +83,8 @@ def build_diagnostics(
     colour_hz = rates.get("colour", 0.0) + rates.get("colour_compressed", 0.0)
     level = DiagnosticStatus.WARN if rejected_last_period or faults else DiagnosticStatus.OK
     message = (
-        f"{state}; colour {colour_hz:.1f} Hz; {counters.get('buffer.frames', 0)} frames "
-        f"buffered; {_rejected(counters)} rejected ({rejected_last_period} in last period)"
+        f"{state}; colour {colour_hz:.1f} Hz; {frames} frames "
+        f"buffered; {rejected} rejected ({rejected_last_period} in last period)"
         + "".join(f"; {fault}" for fault in faults)
     )
     status = DiagnosticStatus(

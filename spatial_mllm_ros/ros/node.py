@@ -61,6 +61,7 @@ from spatial_mllm_ros.core.errors import FrameRejected, RejectReason
 from spatial_mllm_ros.core.ingest import IngestResult, PoseLookup, StreamHealth
 from spatial_mllm_ros.core.memory import LARGE_REJECTIONS, release_heap, release_model_memory
 from spatial_mllm_ros.core.multi_ingest import CameraFeed, MultiIngestor
+from spatial_mllm_ros.core.topic_kinds import BY_KIND
 from spatial_mllm_ros.model.fit import check_configuration
 from spatial_mllm_ros.model.spec import load_prompt_limits
 from spatial_mllm_ros.ros.answer_server import AnswerServer
@@ -110,9 +111,6 @@ def use_xml_memory_policy() -> None:
 
 #: the per-camera diagnostics statuses are named this and the camera's name
 CAMERA_STATUS_PREFIX = "spatial_mllm: camera "
-
-#: topic kind -> message class (the topic names are ``Settings.node.topics``)
-CAMERA_TOPICS: dict[str, type] = {t.kind: message_class(t.msg_type) for t in P.TOPIC_KINDS}
 
 
 class SpatialMllmNode(LifecycleNode):
@@ -288,7 +286,8 @@ class SpatialMllmNode(LifecycleNode):
                     depth = max(depth, SMALL_MESSAGE_DEPTH)
                 self._subs.append(
                     self.create_subscription(
-                        CAMERA_TOPICS[kind], route.topic, self._camera_callback(route.topic),
+                        message_class(BY_KIND[kind].msg_type), route.topic,
+                        self._camera_callback(route.topic),
                         camera_qos(node.qos_reliability, depth),
                         callback_group=self._camera_groups.setdefault(
                             route.topic, MutuallyExclusiveCallbackGroup()),
@@ -471,9 +470,9 @@ class SpatialMllmNode(LifecycleNode):
         (received, rejected by reason, frames and what they lacked), rates and topics'
         health, as the ingest status reports the node's."""
         out = []
-        for cam, counts in ingestor.camera_counters().items():
+        for cam, counts in ingestor.camera_counts().items():
             rates = self._camera_rates.setdefault(cam, RateTracker()).update(
-                _received(counts), now_ns)
+                counts.received(), now_ns)
             status = build_diagnostics(
                 counts, rates, stamp_ns=0, hardware_id=self.get_fully_qualified_name(),
                 state=self._state_label, streams=health.get(cam, []),
@@ -485,10 +484,10 @@ class SpatialMllmNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         try:
             ingestor = self.ingestor
-            counters = ingestor.counters() if ingestor is not None else {}
+            counters = ingestor.counts() if ingestor is not None else None
             now_ns = time.monotonic_ns()
-            rates = self._rates.update(_received(counters), now_ns)
-            rejected = sum(v for k, v in counters.items() if ".rejected." in k)
+            rates = self._rates.update(counters.received() if counters is not None else {}, now_ns)
+            rejected = counters.rejected() if counters is not None else 0
             health = self._stream_health(ingestor)
             several = ingestor is not None and ingestor.several
             streams = [dataclasses.replace(h, kind=f"{cam}.{h.kind}") if several else h
@@ -519,12 +518,6 @@ class SpatialMllmNode(LifecycleNode):
             self._diag_pub.publish(msg)
         except Exception as err:
             self.get_logger().error(f"diagnostics error: {err}", throttle_duration_sec=5.0)
-
-
-def _received(counters: dict[str, int]) -> dict[str, int]:
-    """``in.<kind>.received`` counters by kind (the rates of /diagnostics)."""
-    return {k[3:-9]: v for k, v in counters.items()
-            if k.startswith("in.") and k.endswith(".received")}
 
 
 def _fixed_frame(lookup: PoseLookup | None, frame: str) -> PoseLookup | None:

@@ -20,17 +20,12 @@ import numpy.typing as npt
 
 from spatial_mllm_ros.core.encode import MessageEncoder
 from spatial_mllm_ros.core.frame import DEFAULT_WORLD_FRAME_ID, Frame
-from spatial_mllm_ros.params import TOPIC_KINDS as STREAMS
 from spatial_mllm_ros.synthetic.errors import SyntheticError
 from spatial_mllm_ros.synthetic.procedural import ping_pong
 from spatial_mllm_ros.synthetic.sensor_timing import SensorEvent
 from spatial_mllm_ros.synthetic.trajectory import interpolate_pose
 
-__all__ = ["TOPIC_KINDS", "SensorMessages"]
-
-#: the topic kinds messages are made for (``colour_compressed`` with a jpeg/png format,
-#: ``odometry`` from the pose events like ``pose``)
-TOPIC_KINDS = tuple(t.kind for t in STREAMS)
+__all__ = ["SensorMessages"]
 
 
 class SensorMessages:
@@ -39,7 +34,9 @@ class SensorMessages:
     Args:
         enc: the message encoder (rclpy, rosbags or namespace messages).
         frames: the source views (at least one).
-        kinds: the topic kinds to make messages for (of :data:`TOPIC_KINDS`).
+        kinds: the topic kinds to make messages for (of
+            :data:`~spatial_mllm_ros.core.topic_kinds.TOPIC_KINDS`; ``colour_compressed``
+            with a jpeg/png format, ``odometry`` from the pose events like ``pose``).
         colour_format: ``raw`` (an ``Image`` in ``colour_encoding``) or ``jpeg``/``png`` (a
             ``CompressedImage``, made whether or not ``colour_compressed`` is in ``kinds``).
         depth_encoding: ``16UC1`` (mm) or ``32FC1`` (m).

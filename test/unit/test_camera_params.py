@@ -11,6 +11,7 @@ import pytest
 from spatial_mllm_ros import camera_params as C
 from spatial_mllm_ros import params as P
 from spatial_mllm_ros.core.poses import rigid_transform
+from spatial_mllm_ros.core.topic_kinds import TOPIC_PARAMS
 from spatial_mllm_ros.settings import Settings, parse_overrides
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
@@ -32,7 +33,7 @@ def test_no_cameras_is_one_default_camera_of_the_topics_parameters() -> None:
     settings = Settings.defaults()
     (camera,) = settings.cameras
     assert camera.name == C.DEFAULT_CAMERA == "default"
-    assert dict(camera.topics) == {k: settings.values[p] for k, p in P.TOPIC_PARAMS.items()}
+    assert dict(camera.topics) == {k: settings.values[p] for k, p in TOPIC_PARAMS.items()}
     assert camera.extrinsic is None and not camera.tf_lookup
     assert Settings.from_values({"tf.enabled": True}).cameras[0].tf_lookup
 
@@ -58,7 +59,7 @@ def test_named_cameras_are_typed_in_their_order() -> None:
 
 
 def test_camera_topic_fields_are_the_topic_kinds() -> None:
-    assert set(C.TOPIC_FIELDS) == set(P.TOPIC_PARAMS)
+    assert C.TOPIC_FIELDS == tuple(TOPIC_PARAMS)
     assert set(C.TOPIC_FIELDS) < set(C.FIELDS)
 
 

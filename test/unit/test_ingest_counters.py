@@ -10,6 +10,7 @@ from testkit.fakes import FifoStore
 from testkit.msgs import camera_info, image, odometry, pose_stamped
 
 from spatial_mllm_ros.core.clock import ClockConfig
+from spatial_mllm_ros.core.counters import IngestCounters, admissions
 from spatial_mllm_ros.core.ingest import IngestConfig, Ingestor
 from spatial_mllm_ros.core.multi_ingest import MultiIngestor
 from spatial_mllm_ros.core.pairing import PairingConfig, PartnerSpec
@@ -24,7 +25,10 @@ MM = np.full((48, 64), 1500, np.uint16)
 
 def flat(ing: Ingestor | MultiIngestor) -> dict[str, int]:
     """The counters as /diagnostics publishes them."""
-    return ing.counters()
+    counts = ing.counts()
+    assert isinstance(counts, IngestCounters)
+    assert ing.counters() == counts.flat()
+    return counts.flat()
 
 
 def feed(ing: Ingestor, i: int, stamp: int, pose_kind: str = "pose") -> None:
@@ -200,3 +204,27 @@ TWO = {
 
 def test_several_cameras_flatten_to_the_sum_and_each_camera_as_before() -> None:
     assert flat(two_cameras()) == TWO
+
+
+def test_consumers_read_fields_the_keys_they_parsed_agree() -> None:
+    """The node's rates (received by kind), its WARN (rejected) and the evaluator's admissions
+    are fields; several cameras' rejections count once (the flat keys show them twice: in the
+    sum and as the camera's own)."""
+    one = busy_ingestor().counts()
+    assert one.received() == {"colour": 14, "depth": 9, "camera_info": 7, "pose": 4,
+                              "odometry": 3}
+    assert one.rejected() == 4
+    assert one.buffer.admitted == admissions(BUSY)
+    assert one.topics["colour"].rejected == {"bad_step": 1, "internal_error": 1,
+                                             "stamp_backwards": 1}
+    two = two_cameras().counts()
+    assert two.received() == {"colour": 7, "camera_info": 6, "depth": 3, "odometry": 6}
+    assert two.rejected() == 1
+    assert {cam: c.rejected() for cam, c in two.cameras.items()} == {"front": 0, "left": 1}
+    assert two.cameras["left"].received() == {"colour": 4, "camera_info": 3, "odometry": 3}
+    assert two.buffer.frames == 6 and two.frames.emitted == 6
+
+
+def test_admissions_reads_published_values_back() -> None:
+    assert admissions({"buffer.admit.first": "1", "buffer.frames": "3",
+                       "buffer.admit.redundant": "2"}) == {"first": "1", "redundant": "2"}

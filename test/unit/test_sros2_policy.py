@@ -16,6 +16,7 @@ import pytest
 from testkit.paths import REPO
 
 from spatial_mllm_ros import params as P
+from spatial_mllm_ros.core.topic_kinds import TOPIC_PARAMS
 
 POLICY = REPO / "config" / "sros2" / "policy.xml"
 #: element of a rule group -> the attributes it may carry
@@ -51,7 +52,7 @@ def test_the_policy_has_the_sros2_structure() -> None:
 
 def test_the_policy_names_the_nodes_interfaces() -> None:
     subscribed = _entries("topics", "subscribe")
-    for name in P.TOPIC_PARAMS.values():
+    for name in TOPIC_PARAMS.values():
         topic = str(P.spec(name).default)
         assert not topic or topic in subscribed, topic
     assert {"~/question", "/diagnostics"} <= subscribed
