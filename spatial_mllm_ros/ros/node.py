@@ -65,7 +65,11 @@ from spatial_mllm_ros.core.topic_kinds import BY_KIND
 from spatial_mllm_ros.model.fit import check_configuration
 from spatial_mllm_ros.model.spec import load_prompt_limits
 from spatial_mllm_ros.ros.answer_server import AnswerServer
-from spatial_mllm_ros.ros.conversions import message_class, serialized_image_size
+from spatial_mllm_ros.ros.conversions import (
+    message_class,
+    read_serialized_image,
+    serialized_image_size,
+)
 from spatial_mllm_ros.ros.diagnostics import (
     RateTracker,
     answer_status,
@@ -426,7 +430,9 @@ class SpatialMllmNode(LifecycleNode):
     def _ingest_serialized(self, ingestor: MultiIngestor, topic: str, data: bytes
                            ) -> list[tuple[str, IngestResult]]:
         """A serialized ``sensor_msgs/Image``: refused as ``oversized_image`` from the size in
-        its bytes (never deserialised), else deserialised and ingested."""
+        its bytes, else ingested as read from its bytes (:func:`read_serialized_image`, the
+        pixels a view of them); bytes that do not read as an image are deserialised by rclpy
+        and judged by the conversion."""
         size = serialized_image_size(data)
         limit = ingestor.config_of(topic).limits.max_pixels
         if size is not None and size.height * size.width > limit:
@@ -435,7 +441,7 @@ class SpatialMllmNode(LifecycleNode):
                 RejectReason.OVERSIZED_IMAGE,
                 f"image is {size.width}x{size.height} = {pixels} px > max_pixels {limit} "
                 "(refused from its serialized size)"), time.monotonic_ns())
-        msg = deserialize_message(data, Image)
+        msg = read_serialized_image(data) or deserialize_message(data, Image)
         return ingestor.ingest(topic, msg, time.monotonic_ns(), self._receive_ns())
 
     def _receive_ns(self) -> int | None:
