@@ -7,7 +7,11 @@ and must not take a thread of the node's executor from the camera callbacks.
 Per goal: the question goes through the node's answer server like any other (the same queue,
 bounds and one answer); its progress -- ``queued``, ``sampling``, ``encoders`` (2D and spatial
 encoders and prefill), then ``decode`` after every token with the text so far -- comes back as
-feedback. A cancel that names no goal (cancel all) or a stamp is refused unless
+feedback. At close (deactivate, cleanup, a signal) every goal that has started is answered
+first, and the action keeps serving until each of those answers has been asked for by its
+client (``get_result``), for at most :data:`RESULT_REQUEST_WAIT_S`: a client asks for the
+result only after the goal's acceptance has reached it, which may be after the close began.
+A cancel that names no goal (cancel all) or a stamp is refused unless
 ``security.allow_cancel_all`` (:mod:`.cancel_guard`). The cancel callback sets the
 question's cancel event (no polling): a queued
 question is answered CANCELED when its turn comes, a generating one stops within one token; the
@@ -38,6 +42,23 @@ __all__ = ["AskStreamAction", "StreamGoal"]
 ALLOW_CANCEL_ALL = "security.allow_cancel_all"
 #: Longest wait for rclpy to mark a goal canceling after its accepted cancel (seconds).
 CANCELING_WAIT_S = 1.0
+#: Longest wait at close for the clients of the goals started to ask for their results (s).
+RESULT_REQUEST_WAIT_S = 3.0
+
+
+class _ResultTrackingServer(GuardedActionServer):
+    """The action server, telling ``on_result_request`` the goal id (bytes) of every result
+    request, before rclpy answers it."""
+
+    def __init__(self, *args: Any, on_result_request: Callable[[bytes], None],
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_result_request = on_result_request
+
+    async def _execute_get_result_request(self, request_header_and_message: Any) -> None:
+        self._on_result_request(bytes(request_header_and_message[1].goal_id.uuid))
+        await super()._execute_get_result_request(request_header_and_message)
+
 
 class StreamGoal:
     """What the answer server needs of one goal: where its progress goes and its cancel."""
@@ -72,8 +93,12 @@ class AskStreamAction:
         self.action_name = owner.resolve_service_name("~/ask_stream")
         self._submit = submit
         self._goals: dict[bytes, StreamGoal] = {}  # running goals by goal id
+        # goals started whose result no client has asked for yet, and the reverse
+        self._unasked: set[bytes] = set()
+        self._asked_early: set[bytes] = set()
         self._early_cancels: set[bytes] = set()  # canceled before they were registered
         self._goals_lock = threading.Lock()
+        self._asked = threading.Condition(self._goals_lock)
         self._node = Node(
             f"{owner.get_name()}_ask_stream",
             namespace=owner.get_namespace(),
@@ -81,11 +106,12 @@ class AskStreamAction:
             use_global_arguments=False,
             start_parameter_services=False,
         )
-        self._server = GuardedActionServer(  # a cancel of every goal: refused by default
+        self._server = _ResultTrackingServer(  # a cancel of every goal: refused by default
             self._node, AskSpatialStream, self.action_name,
             allow_broad=owner.has_parameter(ALLOW_CANCEL_ALL)  # (a bare test node: no)
             and bool(owner.get_parameter(ALLOW_CANCEL_ALL).value),
             execute_callback=self._execute,
+            on_result_request=self._result_requested,
             goal_callback=lambda _goal: GoalResponse.ACCEPT,  # bad goals get an answer too
             cancel_callback=self._on_cancel,
             callback_group=ReentrantCallbackGroup(),
@@ -133,6 +159,10 @@ class AskStreamAction:
         key = self._key(goal_handle)
         with self._goals_lock:
             self._goals[key] = goal
+            if key in self._asked_early:
+                self._asked_early.discard(key)
+            else:
+                self._unasked.add(key)
             early = key in self._early_cancels
             self._early_cancels.discard(key)
         if early or goal_handle.is_cancel_requested:  # canceled before it started to execute
@@ -154,8 +184,27 @@ class AskStreamAction:
             goal_handle.succeed()
         return AskSpatialStream.Result(answer=msg, canceled=canceled)
 
+    def _result_requested(self, key: bytes) -> None:
+        with self._asked:
+            if key in self._unasked:
+                self._unasked.discard(key)
+                self._asked.notify_all()
+            else:  # asked before the goal started to execute
+                self._asked_early.add(key)
+
     def close(self, timeout_s: float = 5.0) -> None:
-        """Stop serving once running goals have their result."""
+        """Stop serving once running goals have their result and their clients have asked
+        for it (at most :data:`RESULT_REQUEST_WAIT_S`; the answer server has answered every
+        question before it closes the action)."""
+        end = time.monotonic() + RESULT_REQUEST_WAIT_S
+        with self._asked:
+            while self._unasked and self._asked.wait(max(end - time.monotonic(), 0.0)):
+                pass
+            unasked = len(self._unasked)
+        if unasked:
+            self._node.get_logger().warning(
+                f"closing ~/ask_stream: {unasked} answered goal(s) whose result no client asked"
+                f" for within {RESULT_REQUEST_WAIT_S:g} s (the clients went away?)")
         self._executor.shutdown(timeout_sec=timeout_s)
         self._thread.join(timeout_s)
         self._server.destroy()

@@ -77,12 +77,14 @@ def start_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..
 
 @pytest.fixture
 def fed_node(start_node: Callable[..., NodeProcess], monitor: Any) -> Callable[..., FedNode]:
-    """``fed_node(params, publisher_args, count)``: a node started with ``params``, active,
-    that has emitted every one of ``count`` published frames (:func:`testkit.processes.
-    feed_node`); stopped at the end of the test."""
+    """``fed_node(params, publisher_args, count, min_emitted=None)``: a node started with
+    ``params``, active, that has emitted every one of ``count`` published frames (or at least
+    ``min_emitted``; :func:`testkit.processes.feed_node`); stopped at the end of the test."""
 
-    def start(params: dict[str, Any], publisher_args: Sequence[str], count: int) -> FedNode:
-        return feed_node(start_node, monitor, params, publisher_args, count)
+    def start(params: dict[str, Any], publisher_args: Sequence[str], count: int,
+              min_emitted: int | None = None) -> FedNode:
+        return feed_node(start_node, monitor, params, publisher_args, count,
+                         min_emitted=min_emitted)
 
     return start
 

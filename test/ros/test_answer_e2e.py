@@ -14,15 +14,7 @@ import sys
 from typing import Any
 
 import pytest
-from testkit.processes import (
-    ANSWER_NODE_PARAMS,
-    REPO,
-    counter,
-    node_status,
-    run_publisher,
-    stamps_ns,
-    wait_node_state,
-)
+from testkit.processes import ANSWER_NODE_PARAMS, REPO, feed, stamps_ns, wait_node_state
 
 from spatial_mllm_ros.answering.types import AnswerStatus
 
@@ -113,8 +105,7 @@ def test_deadline_empty_buffer_and_invalid_questions(start_node, monitor,
     assert bad_strategy.status == AnswerStatus.INVALID_QUESTION
     assert "coverage" in bad_strategy.error  # the error names the known strategies
 
-    run_publisher(*PUB_ARGS, "--count", "10")
-    node_status(monitor, proc, lambda v: counter(v, "frames.emitted") == 10)
+    feed(monitor, proc, PUB_ARGS, count=10)
     late = answer_client.ask("How many chairs are in this room?", timeout_s=0.001)
     assert late.status == AnswerStatus.TIMEOUT, late.error
     ok = answer_client.ask("How many chairs are in this room?")

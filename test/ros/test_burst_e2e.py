@@ -26,17 +26,11 @@ from typing import Any
 
 import pytest
 from testkit.answering import AnswerDiagnostics, model_pid, wait_future
-from testkit.processes import (
-    ANSWER_NODE_PARAMS,
-    counter,
-    node_status,
-    run_publisher,
-    wait_node_state,
-)
+from testkit.processes import ANSWER_NODE_PARAMS
 
 from spatial_mllm_ros.answering.types import AnswerStatus
 
-PUB_ARGS = ("--reliability", "reliable", "--qos-depth", "100", "--rate", "30", "--count", "30")
+PUB_ARGS = ("--reliability", "reliable", "--qos-depth", "100", "--rate", "30")
 #: a model process stopped for the whole test is not taken for hung, nor its questions late
 NODE_PARAMS = {**ANSWER_NODE_PARAMS, "answer.grounding": False, "queue.size": 4,
                "model.stop_grace_s": 60.0, "queue.timeout_s": 600.0}
@@ -47,12 +41,9 @@ QUESTION = "How many chairs are in this room?"
 
 
 @pytest.fixture
-def streamed(start_node: Any, monitor: Any) -> Any:
-    proc = start_node(NODE_PARAMS)
-    wait_node_state(monitor, proc, "active", timeout=120)
-    run_publisher(*PUB_ARGS)
-    node_status(monitor, proc, lambda v: counter(v, "frames.emitted") == 30)
-    return proc
+def streamed(fed_node: Any) -> Any:
+    """The node process, active, that has emitted all 30 frames of a 30 Hz stream."""
+    return fed_node(NODE_PARAMS, PUB_ARGS, count=30).node
 
 
 @contextmanager

@@ -12,14 +12,7 @@ import time
 from typing import Any
 
 import pytest
-from testkit.processes import (
-    ANSWER_NODE_PARAMS,
-    counter,
-    node_status,
-    run_publisher,
-    stamps_ns,
-    wait_node_state,
-)
+from testkit.processes import ANSWER_NODE_PARAMS, stamps_ns, wait_node_state
 
 from spatial_mllm_ros.answering.types import AnswerStatus
 
@@ -29,11 +22,10 @@ PUB_ARGS = ("--reliability", "reliable", "--qos-depth", "100", "--rate", "30")
 # int4_weight runs on the CPU through torchao's Int4OpaqueTensor (README "Fit the device")
 @pytest.mark.parametrize("quantization", ["int8_weight", "int4_weight"])
 def test_the_node_answers_with_a_quantized_language_model(
-        quantization: str, start_node: Any, monitor: Any, answer_client: Any) -> None:
-    proc = start_node({**ANSWER_NODE_PARAMS, "model.quantization": quantization})
-    wait_node_state(monitor, proc, "active", timeout=120)
-    summary = run_publisher(*PUB_ARGS, "--count", "20")
-    node_status(monitor, proc, lambda v: counter(v, "frames.emitted") == 20)
+        quantization: str, fed_node: Any, answer_client: Any) -> None:
+    fed = fed_node({**ANSWER_NODE_PARAMS, "model.quantization": quantization}, PUB_ARGS,
+                   count=20)
+    proc, summary = fed.node, fed.summary
     ans = answer_client.ask("How many chairs are in this room?")
     assert ans.status == AnswerStatus.OK, ans.error
     got = stamps_ns(ans)

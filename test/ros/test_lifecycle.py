@@ -9,19 +9,11 @@ from __future__ import annotations
 import time
 
 from testkit.processes import wait_node_state
+from testkit.services import query, spinning
+from testkit.services import transition as change_state
 
 NODE = "spatial_mllm"
 COLOUR = "/camera/camera/color/image_raw"
-
-
-def _call(node, client, request, timeout=15.0):
-    import rclpy
-
-    assert client.wait_for_service(timeout_sec=timeout), f"{client.srv_name} not available"
-    future = client.call_async(request)
-    rclpy.spin_until_future_complete(node, future, timeout_sec=timeout)
-    assert future.done(), f"{client.srv_name}: no response"
-    return future.result()
 
 
 def _node_subscriptions(node) -> set[str]:
@@ -56,14 +48,15 @@ def test_lifecycle_over_change_state_service(start_node, monitor):
         change = client_node.create_client(ChangeState, f"/{NODE}/change_state")
         get = client_node.create_client(GetState, f"/{NODE}/get_state")
 
+        wait = spinning(client_node)
+
         def transition(tid: int) -> None:
             # configure loads the model: over 15 s on a loaded 2-core machine
-            res = _call(client_node, change, ChangeState.Request(transition=Transition(id=tid)),
-                        timeout=180.0)
-            assert res.success, f"transition {tid} failed; log:\n{proc.output()}"
+            assert change_state(change, get, tid, wait, timeout_s=180.0), \
+                f"transition {tid} failed; log:\n{proc.output()}"
 
         def state() -> str:
-            return _call(client_node, get, GetState.Request()).current_state.label
+            return query(get, GetState.Request(), wait).current_state.label
 
         assert state() == "unconfigured"
         deadline = time.monotonic() + 15.0

@@ -11,14 +11,7 @@ from typing import Any
 
 import pytest
 from testkit.answering import set_parameters
-from testkit.processes import (
-    ANSWER_NODE_PARAMS,
-    counter,
-    node_status,
-    run_publisher,
-    stamps_ns,
-    wait_node_state,
-)
+from testkit.processes import ANSWER_NODE_PARAMS, stamps_ns
 
 from spatial_mllm_ros import params as P
 from spatial_mllm_ros.answering.types import AnswerStatus
@@ -46,14 +39,12 @@ def test_node_and_evaluator_build_the_same_settings(profile: str) -> None:
 
 
 def test_a_writable_parameter_changed_at_run_time_takes_effect(
-    start_node: Any, monitor: Any, answer_client: Any
+    fed_node: Any, answer_client: Any
 ) -> None:
-    proc = start_node({**ANSWER_NODE_PARAMS, "sampling.frame_budget": 4})
-    wait_node_state(monitor, proc, "active", timeout=120)
-    summary = run_publisher("--reliability", "reliable", "--qos-depth", "100", "--rate", "30",
-                            "--count", "60")
-    published = set(summary["good_stamps_ns"])
-    node_status(monitor, proc, lambda v: counter(v, "frames.emitted") == 60)
+    fed = fed_node({**ANSWER_NODE_PARAMS, "sampling.frame_budget": 4},
+                   ("--reliability", "reliable", "--qos-depth", "100", "--rate", "30"),
+                   count=60)
+    proc, published = fed.node, set(fed.summary["good_stamps_ns"])
 
     before = answer_client.ask("How many chairs are in this room?", sampling_strategy="uniform")
     assert before.status == AnswerStatus.OK, before.error

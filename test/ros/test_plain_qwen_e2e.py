@@ -13,14 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testkit.processes import (
-    ANSWER_NODE_PARAMS,
-    counter,
-    node_status,
-    run_publisher,
-    stamps_ns,
-    wait_node_state,
-)
+from testkit.processes import ANSWER_NODE_PARAMS, stamps_ns
 from testkit.tiny import tiny_checkpoint
 
 from spatial_mllm_ros.answering.types import AnswerStatus
@@ -28,6 +21,8 @@ from spatial_mllm_ros.model.tiny import write_checkpoint
 from spatial_mllm_ros.sampling.predicted import FALLBACK_STRATEGY, PREDICTED_STRATEGY
 
 PUB_ARGS = ("--reliability", "reliable", "--qos-depth", "100", "--rate", "30")
+#: colour only: no depth, no pose (pairing.wait_s 0.1 may drop a few of the 12 frames)
+COLOUR_ONLY = (*PUB_ARGS, "--depth-topic", "", "--pose-topic", "")
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +31,11 @@ def plain_checkpoint() -> Path:
 
 
 def test_node_answers_ok_from_a_plain_qwen_checkpoint(
-    start_node: Any, monitor: Any, answer_client: Any, plain_checkpoint: Path,
+    fed_node: Any, answer_client: Any, plain_checkpoint: Path,
 ) -> None:
-    proc = start_node({**ANSWER_NODE_PARAMS, "model.checkpoint": str(plain_checkpoint)})
-    wait_node_state(monitor, proc, "active", timeout=120)
-    summary = run_publisher(*PUB_ARGS, "--count", "20")
-    node_status(monitor, proc, lambda v: counter(v, "frames.emitted") == 20)
+    fed = fed_node({**ANSWER_NODE_PARAMS, "model.checkpoint": str(plain_checkpoint)}, PUB_ARGS,
+                   count=20)
+    proc, summary = fed.node, fed.summary
     ans = answer_client.ask("How many chairs are in this room?")
     assert ans.status == AnswerStatus.OK, ans.error
     got = stamps_ns(ans)
@@ -54,13 +48,10 @@ def test_node_answers_ok_from_a_plain_qwen_checkpoint(
 
 
 def test_colour_only_stream_without_vggt_falls_back_with_a_note(
-    start_node: Any, monitor: Any, answer_client: Any, plain_checkpoint: Path,
+    fed_node: Any, answer_client: Any, plain_checkpoint: Path,
 ) -> None:
-    proc = start_node({**ANSWER_NODE_PARAMS, "model.checkpoint": str(plain_checkpoint),
-                       "pairing.wait_s": 0.1})
-    wait_node_state(monitor, proc, "active", timeout=120)
-    run_publisher(*PUB_ARGS, "--count", "12", "--depth-topic", "", "--pose-topic", "")
-    node_status(monitor, proc, lambda v: counter(v, "frames.emitted") >= 6)
+    fed_node({**ANSWER_NODE_PARAMS, "model.checkpoint": str(plain_checkpoint),
+              "pairing.wait_s": 0.1}, COLOUR_ONLY, count=12, min_emitted=6)
     ans = answer_client.ask("How many chairs are in this room?", sampling_strategy="coverage")
     assert ans.status == AnswerStatus.OK, ans.error
     assert ans.sampling_strategy == FALLBACK_STRATEGY
@@ -68,14 +59,12 @@ def test_colour_only_stream_without_vggt_falls_back_with_a_note(
 
 
 def test_colour_only_stream_with_a_vggt_checkpoint_selects_on_predicted_geometry(
-    start_node: Any, monitor: Any, answer_client: Any, plain_checkpoint: Path, tmp_path: Path,
+    fed_node: Any, answer_client: Any, plain_checkpoint: Path, tmp_path: Path,
 ) -> None:
     vggt = write_checkpoint(tmp_path / "vggt", "vggt")
-    proc = start_node({**ANSWER_NODE_PARAMS, "model.checkpoint": str(plain_checkpoint),
-                       "model.vggt_checkpoint": str(vggt), "pairing.wait_s": 0.1})
-    wait_node_state(monitor, proc, "active", timeout=120)
-    run_publisher(*PUB_ARGS, "--count", "12", "--depth-topic", "", "--pose-topic", "")
-    node_status(monitor, proc, lambda v: counter(v, "frames.emitted") >= 6)
+    fed_node({**ANSWER_NODE_PARAMS, "model.checkpoint": str(plain_checkpoint),
+              "model.vggt_checkpoint": str(vggt), "pairing.wait_s": 0.1}, COLOUR_ONLY,
+             count=12, min_emitted=6)
     ans = answer_client.ask("How many chairs are in this room?", sampling_strategy="coverage")
     assert ans.status == AnswerStatus.OK, ans.error
     assert ans.sampling_strategy == PREDICTED_STRATEGY, list(ans.notes)

@@ -21,7 +21,13 @@ import threading
 import time
 from typing import Any
 
-from testkit.answering import AnswerDiagnostics, change_state, model_pid, stream_goal
+from testkit.answering import (
+    AnswerDiagnostics,
+    action_client,
+    change_state,
+    model_pid,
+    stream_goal,
+)
 from testkit.processes import (
     ANSWER_NODE_PARAMS,
     counter,
@@ -144,6 +150,7 @@ def test_deactivate_cleanup_and_sigint_answer_every_question_once(
     wait_node_state(monitor, proc, "active", timeout=120)
     diag = AnswerDiagnostics(answer_client.node, proc.pid)
     answer_client.wait_question_subscriber()
+    action_client(answer_client.node)  # made now: matched by the server long before round 3
     _stream_frames(monitor, proc)
     assert _ok_again(answer_client).status == AnswerStatus.OK
 

@@ -11,6 +11,7 @@ import os
 import signal
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,7 @@ class AnswerDiagnostics:
         """The first status from now on whose values satisfy ``predicate``."""
         end = time.monotonic() + timeout_s
         with self._cond:
-            start = len(self.seen)
+            first = start = len(self.seen)
             while True:
                 for _, values in self.seen[start:]:
                     if predicate(values):
@@ -107,25 +108,27 @@ class AnswerDiagnostics:
                 left = end - time.monotonic()
                 if left <= 0:
                     last = self.seen[-1][1] if self.seen else {}
-                    raise AssertionError(f"no answering status as wanted within {timeout_s} s;"
-                                         f" last: {last}")
+                    raise AssertionError(f"no answering status as wanted within {timeout_s} s"
+                                         f" ({start - first} statuses came); last: {last}")
                 self._cond.wait(left)
 
 
 def change_state(node: Any, node_name: str, transition_id: int, timeout_s: float = 60.0
                  ) -> bool:
-    """Ask ``/node_name/change_state`` for a lifecycle transition; whether it succeeded."""
-    from lifecycle_msgs.msg import Transition
-    from lifecycle_msgs.srv import ChangeState
+    """Ask ``/node_name/change_state`` for a lifecycle transition (``node`` is spun by its own
+    executor thread); whether it succeeded (:func:`testkit.services.transition`: a lost
+    response is settled by the node's state)."""
+    from lifecycle_msgs.srv import ChangeState, GetState
 
-    client = node.create_client(ChangeState, f"/{node_name}/change_state")
+    from testkit.services import polling, transition
+
+    change = node.create_client(ChangeState, f"/{node_name}/change_state")
+    get = node.create_client(GetState, f"/{node_name}/get_state")
     try:
-        assert client.wait_for_service(timeout_sec=30), "no change_state service"
-        response = wait_future(client.call_async(
-            ChangeState.Request(transition=Transition(id=transition_id))), timeout_s)
-        return bool(response.success)
+        return transition(change, get, transition_id, polling, timeout_s)
     finally:
-        node.destroy_client(client)
+        node.destroy_client(change)
+        node.destroy_client(get)
 
 
 def set_parameters(client_node: Any, values: dict[str, Any], wait_s: float = 30.0) -> list[Any]:
@@ -149,6 +152,25 @@ def set_parameters(client_node: Any, values: dict[str, Any], wait_s: float = 30.
         client_node.destroy_client(cli)
 
 
+#: each node's action clients by action name (:func:`action_client`)
+_ACTION_CLIENTS: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def action_client(client_node: Any, action_name: str = "/spatial_mllm/ask_stream") -> Any:
+    """The ``AskSpatialStream`` action client of ``client_node``, made on first use and kept
+    (its server found): a client made just before its goal can lose the goal's acceptance or
+    result, sent to a reader the server has not matched yet (:mod:`testkit.services`); make it
+    early in a test that must not lose one."""
+    from rclpy.action import ActionClient
+    from spatial_mllm_ros.action import AskSpatialStream
+
+    clients = _ACTION_CLIENTS.setdefault(client_node, {})
+    if action_name not in clients:
+        clients[action_name] = ActionClient(client_node, AskSpatialStream, action_name)
+    assert clients[action_name].wait_for_server(timeout_sec=30), f"no {action_name} server"
+    return clients[action_name]
+
+
 def stream_goal(client_node: Any, goal_fields: dict[str, Any], freeze_pid: int | None = None,
                 action_name: str = "/spatial_mllm/ask_stream", kill_pid: int | None = None
                 ) -> tuple[list[Any], Any, int, int]:
@@ -161,11 +183,9 @@ def stream_goal(client_node: Any, goal_fields: dict[str, Any], freeze_pid: int |
     With ``kill_pid`` instead, the model process is stopped and then killed (SIGKILL) at the
     first ``decode`` feedback: it dies mid-answer, between two tokens, at a known point.
     """
-    from rclpy.action import ActionClient
     from spatial_mllm_ros.action import AskSpatialStream
 
-    action = ActionClient(client_node, AskSpatialStream, action_name)
-    assert action.wait_for_server(timeout_sec=30)
+    action = action_client(client_node, action_name)
     feedback: list[Any] = []
     first_token = threading.Event()
 
@@ -179,25 +199,22 @@ def stream_goal(client_node: Any, goal_fields: dict[str, Any], freeze_pid: int |
             first_token.set()
         feedback.append(msg.feedback)
 
-    try:
-        handle = wait_future(
-            action.send_goal_async(AskSpatialStream.Goal(**goal_fields), on_feedback), 60)
-        assert handle.accepted
-        at_cancel = 0
-        if freeze_pid is not None:
-            try:
-                assert first_token.wait(120)
-                seen = -1
-                while seen != len(feedback):  # the tokens sent before the stop have all come
-                    seen = len(feedback)
-                    time.sleep(1.0)
-                at_cancel = max(f.num_tokens for f in feedback if f.stage == "decode")
-                response = wait_future(handle.cancel_goal_async(), 30)
-                assert len(response.goals_canceling) == 1  # accepted: the event is set
-                time.sleep(1.0)  # the node's answering thread passes the cancel to the pipe
-            finally:
-                os.kill(freeze_pid, signal.SIGCONT)
-        result = wait_future(handle.get_result_async(), 180)
-    finally:
-        action.destroy()
+    handle = wait_future(
+        action.send_goal_async(AskSpatialStream.Goal(**goal_fields), on_feedback), 60)
+    assert handle.accepted
+    at_cancel = 0
+    if freeze_pid is not None:
+        try:
+            assert first_token.wait(120)
+            seen = -1
+            while seen != len(feedback):  # the tokens sent before the stop have all come
+                seen = len(feedback)
+                time.sleep(1.0)
+            at_cancel = max(f.num_tokens for f in feedback if f.stage == "decode")
+            response = wait_future(handle.cancel_goal_async(), 30)
+            assert len(response.goals_canceling) == 1  # accepted: the event is set
+            time.sleep(1.0)  # the node's answering thread passes the cancel to the pipe
+        finally:
+            os.kill(freeze_pid, signal.SIGCONT)
+    result = wait_future(handle.get_result_async(), 180)
     return feedback, result.result, at_cancel, int(result.status)

@@ -25,9 +25,12 @@ __all__ = [
     "ANSWER_NODE_PARAMS",
     "DDS_PROFILE",
     "REPO",
+    "FedNode",
     "NodeProcess",
     "claim_domain_id",
     "counter",
+    "feed",
+    "feed_node",
     "node_status",
     "run_publisher",
     "stamps_ns",
@@ -173,16 +176,28 @@ class FedNode:
     status: dict[str, str]
 
 
+def feed(monitor: Any, node: NodeProcess, publisher_args: Sequence[str], count: int,
+         min_emitted: int | None = None) -> FedNode:
+    """Publish ``count`` frames with ``publisher_args`` to the active ``node`` and wait until
+    it has emitted every one of them (exactly ``count``), or with ``min_emitted``, at least
+    that many (a stream whose pairing may drop some)."""
+    summary = run_publisher(*publisher_args, "--count", str(count))
+
+    def ingested(values: dict[str, str]) -> bool:
+        emitted = counter(values, "frames.emitted")
+        return emitted == count if min_emitted is None else emitted >= min_emitted
+
+    return FedNode(node, summary, node_status(monitor, node, ingested))
+
+
 def feed_node(start_node: Callable[..., NodeProcess], monitor: Any, params: dict[str, Any],
-              publisher_args: Sequence[str], count: int, timeout: float = 120.0) -> FedNode:
+              publisher_args: Sequence[str], count: int, timeout: float = 120.0,
+              min_emitted: int | None = None) -> FedNode:
     """The start-up of a test that needs frames: start a node with ``params``, wait until it
-    is active (``timeout`` s: it loads its model), publish ``count`` frames with
-    ``publisher_args`` and wait until the node has emitted every one of them."""
+    is active (``timeout`` s: it loads its model), then :func:`feed` it ``count`` frames."""
     node = start_node(params)
     wait_node_state(monitor, node, "active", timeout=timeout)
-    summary = run_publisher(*publisher_args, "--count", str(count))
-    status = node_status(monitor, node, lambda v: counter(v, "frames.emitted") == count)
-    return FedNode(node, summary, status)
+    return feed(monitor, node, publisher_args, count, min_emitted)
 
 
 def counter(values: dict[str, str], key: str) -> int:
