@@ -11,7 +11,7 @@ from typing import Protocol, runtime_checkable
 
 from spatial_mllm_ros.core.frame import Frame
 
-__all__ = ["AddOutcome", "FrameStore"]
+__all__ = ["AddOutcome", "FrameStore", "SharedFrameStore"]
 
 
 class AddOutcome(Protocol):
@@ -51,4 +51,15 @@ class FrameStore(Protocol):
     @property
     def nbytes(self) -> int:
         """Bytes held by the frames' arrays."""
+        ...
+
+
+@runtime_checkable
+class SharedFrameStore(FrameStore, Protocol):
+    """A :class:`FrameStore` that several cameras write to (frames named by ``Frame.camera``)
+    and that can drop one camera's frames alone."""
+
+    def clear_camera(self, camera: str) -> None:
+        """Drop every frame of ``camera`` (a new time base of that camera's streams); the
+        other cameras' frames stay."""
         ...

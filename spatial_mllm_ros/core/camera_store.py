@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from spatial_mllm_ros.camera_params import CameraSettings
-from spatial_mllm_ros.core.buffer import AddOutcome, FrameStore
+from spatial_mllm_ros.core.buffer import AddOutcome, SharedFrameStore
 from spatial_mllm_ros.core.frame import Frame
 from spatial_mllm_ros.core.poses import rigid_transform
 
@@ -26,11 +26,12 @@ __all__ = ["CameraStore"]
 class CameraStore:
     """The shared :class:`FrameStore` as camera ``camera`` writes to it.
 
-    ``clear`` (a new time base of this camera's streams) clears the shared store: frames of
-    two time bases are never mixed in one answer.
+    ``clear`` (a new time base of this camera's streams: a clock jump, its bag played again)
+    drops this camera's frames only: a camera whose clock lies affects only its own frames
+    (issue 22 point 2), and the other cameras' frames stay in the shared store.
     """
 
-    def __init__(self, store: FrameStore, camera: CameraSettings) -> None:
+    def __init__(self, store: SharedFrameStore, camera: CameraSettings) -> None:
         self.store = store
         self.camera = camera.name
         e = camera.extrinsic
@@ -48,8 +49,8 @@ class CameraStore:
         return len(self.store)
 
     def clear(self) -> None:
-        """Clear the shared store (see the class)."""
-        self.store.clear()
+        """Drop this camera's frames from the shared store (see the class)."""
+        self.store.clear_camera(self.camera)
 
     @property
     def nbytes(self) -> int:

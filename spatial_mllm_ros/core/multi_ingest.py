@@ -5,10 +5,11 @@ Each camera is paired on its own -- its own pairing queues, latched camera info,
 clock rules and counters: the one-camera machinery, instantiated once per camera -- and writes
 to the shared store through a :class:`~spatial_mllm_ros.core.camera_store.CameraStore` (frames
 named by their camera; a mounted camera's base pose composed with its extrinsic). So a camera
-that stops, sends camera info that lies or has no pose affects only its own frames. A topic
-may feed several cameras (the robot's one odometry topic, with each camera's extrinsic): its
-messages go to each of them. The one camera of ``topics.*`` (``default``) writes to the store
-directly, exactly as before there were several.
+that stops, sends camera info that lies or has no pose affects only its own frames; a new time
+base on one camera (its clock jumps, its bag restarts) drops that camera's frames and pairing
+state only. A topic may feed several cameras (the robot's one odometry topic, with each
+camera's extrinsic): its messages go to each of them. The one camera of ``topics.*``
+(``default``) writes to the store directly, exactly as before there were several.
 
 Used by the node (one subscription per topic, :attr:`MultiIngestor.routes`) and by the offline
 evaluator (a bag's messages by topic).
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from spatial_mllm_ros.camera_params import DEFAULT_CAMERA, CameraSettings
-from spatial_mllm_ros.core.buffer import FrameStore
+from spatial_mllm_ros.core.buffer import SharedFrameStore
 from spatial_mllm_ros.core.camera_store import CameraStore
 from spatial_mllm_ros.core.counters import IngestCounters
 from spatial_mllm_ros.core.errors import FrameRejected
@@ -75,7 +76,7 @@ class MultiIngestor:
         ValueError: a topic given two kinds (one camera's depth another's colour).
     """
 
-    def __init__(self, store: FrameStore, feeds: Sequence[CameraFeed]) -> None:
+    def __init__(self, store: SharedFrameStore, feeds: Sequence[CameraFeed]) -> None:
         self.store = store
         one = [f.camera.name for f in feeds] == [DEFAULT_CAMERA]
         self.ingestors: dict[str, Ingestor] = {

@@ -47,7 +47,8 @@ keeping wide views and rarely seen corners.
   ``(camera, stamp)`` (a rig's cameras may share stamps). The union counts the voxels seen by
   any camera, so admission, eviction and the ``coverage`` pick prefer whichever camera's view
   adds the most; the order the picks are handed to the model is
-  :func:`~.selection.model_order`'s.
+  :func:`~.selection.model_order`'s. A camera's new time base drops its frames alone
+  (:meth:`SpatialFrameBuffer.clear_camera`).
 * **Selection** works on an immutable :class:`~.selection.BufferSnapshot` (tuples of
   references; key arrays are read-only and never mutated), so a worker may select while camera
   callbacks keep adding (:func:`~.selection.select_on_snapshot`).
@@ -245,6 +246,18 @@ class SpatialFrameBuffer:
         """Drop every frame."""
         with self._lock:
             self._reset()
+
+    def clear_camera(self, camera: str) -> None:
+        """Drop every frame of ``camera`` (its new time base); the other cameras' frames, and
+        the voxels they cover, stay. The admission intervals restart from the newest kept
+        frame of each kind."""
+        with self._lock:
+            for entry in [e for e in self._entries if e.frame.camera == camera]:
+                self._remove_entry(entry)
+            geo = [e.frame.stamp_ns for e in self._entries if e.keys is not None]
+            colour = [e.frame.stamp_ns for e in self._entries if e.keys is None]
+            self._last_geo_stamp = max(geo, default=None)
+            self._last_colour_stamp = max(colour, default=None)
 
     # ------------------------------------------------------------ entry lists
     def _insert_entry(self, entry: _Entry) -> None:

@@ -112,6 +112,9 @@ class FifoStore:
     def clear(self) -> None:
         self._frames.clear()
 
+    def clear_camera(self, camera: str) -> None:
+        self._frames = [f for f in self._frames if f.camera != camera]
+
     @property
     def nbytes(self) -> int:
         return sum(f.nbytes for f in self._frames)

@@ -153,3 +153,14 @@ def test_one_camera_selections_are_todays(rig: RigScene) -> None:
         assert list(sel.frame_stamps_ns) == sorted(sel.frame_stamps_ns)
         assert set(sel.frame_cameras) == {"default"}
     assert Frame(S, "cam", np.zeros((2, 2, 3), np.uint8)).camera == "default"
+
+
+def test_clearing_one_camera_keeps_the_others_frames_and_their_voxels(rig: RigScene) -> None:
+    buf = _buffer(rig.all_frames())
+    before = set(buf.snapshot().frames)
+    assert {f.camera for f in before} == {"front", "left", "right"}
+    buf.clear_camera("left")
+    kept = buf.snapshot().frames
+    assert set(kept) == {f for f in before if f.camera != "left"}
+    assert buf.union_voxels == _voxels(kept)  # the union forgot left's voxels alone
+    assert buf.add(rig.frames["left"][0]).admitted  # its first frame is new coverage again

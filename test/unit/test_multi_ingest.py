@@ -5,15 +5,18 @@ with an extrinsic; the one camera of ``topics.*`` is ingested as before."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from testkit.fakes import FifoStore
-from testkit.msgs import camera_info, image, odometry
+from testkit.msgs import camera_info, image, odometry, pose_stamped
 
 from spatial_mllm_ros.camera_params import DEFAULT_CAMERA
 from spatial_mllm_ros.core.ingest import Ingestor
 from spatial_mllm_ros.core.multi_ingest import CameraFeed, MultiIngestor
 from spatial_mllm_ros.core.poses import rigid_transform
+from spatial_mllm_ros.sampling.online import SpatialFrameBuffer
 from spatial_mllm_ros.settings import Settings
 
 MS = 1_000_000
@@ -143,3 +146,49 @@ def test_a_camera_without_a_pose_source_gives_colour_only_frames_of_its_own() ->
     assert all(f.has_geometry for f in frames if f.camera == "front")
     wrist = [f for f in frames if f.camera == "wrist"]
     assert len(wrist) == 3 and all(f.pose is None and f.depth_m is None for f in wrist)
+
+
+def _posed_settings() -> Settings:
+    """front and left, each with its own colour, depth, camera info and pose topic."""
+    values: dict[str, object] = {"cameras": ["front", "left"]}
+    for cam in ("front", "left"):
+        values |= {f"camera.{cam}.colour": f"/{cam}/color/image_raw",
+                   f"camera.{cam}.depth": f"/{cam}/depth",
+                   f"camera.{cam}.camera_info": f"/{cam}/color/camera_info",
+                   f"camera.{cam}.pose": f"/{cam}/pose"}
+    return Settings.from_values(values)
+
+
+def _feed_posed(ing: MultiIngestor, cam: str, t: int, x: float) -> None:
+    """Camera ``cam``'s pose (at x metres), colour, depth and camera info at stamp ``t``."""
+    ing.ingest(f"/{cam}/pose", pose_stamped((x, 0.0, 0.0), stamp_ns=t), t)
+    ing.ingest(f"/{cam}/color/image_raw", image(np.full((48, 64, 3), 80, np.uint8), "rgb8",
+                                                 t), t)
+    ing.ingest(f"/{cam}/depth", image(np.full((48, 64), 1500, np.uint16), "16UC1", t), t)
+    ing.ingest(f"/{cam}/color/camera_info", camera_info(K, 64, 48, t), t)
+
+
+def test_a_new_time_base_on_one_camera_drops_only_its_own_frames() -> None:
+    """Issue 22 point 2: left's stream restarts (its stamps go back 100 s, a bag played
+    again); its frames and pairing state start over, front's frames stay in the shared
+    space-aware buffer."""
+    settings = _posed_settings()
+    store = SpatialFrameBuffer(replace(settings.buffer, depth_stride=4, min_new_voxels=1))
+    ing = multi(settings, store)
+    for step in range(5):
+        t = 100_000 * MS + step * 100 * MS
+        for cam in ("front", "left"):
+            _feed_posed(ing, cam, t, step * 2.0)
+    ing.flush()
+    assert sorted(f.camera for f in store.snapshot().frames) == ["front"] * 5 + ["left"] * 5
+    for step in range(2):  # left only, from the start of its recording again
+        _feed_posed(ing, "left", (step + 1) * 100 * MS, 20.0 + step * 2.0)
+    ing.flush()
+    frames = store.snapshot().frames
+    assert sorted(f.camera for f in frames) == ["front"] * 5 + ["left"] * 2
+    assert all(f.stamp_ns < 1_000 * MS for f in frames if f.camera == "left")
+    per = ing.camera_counters()
+    assert per["left"]["clock.time_resets"] == 1
+    assert per["front"].get("clock.time_resets", 0) == 0
+    assert per["left"]["frames.complete"] == 7
+    assert any("camera 'left'" in e and "cleared" in e for e in ing.take_events())
