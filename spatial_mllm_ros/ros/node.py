@@ -484,6 +484,7 @@ class SpatialMllmNode(LifecycleNode):
                 state=self._state_label, streams=health.get(cam, []),
                 rejected_last_period=0).status[0]
             status.name = f"{CAMERA_STATUS_PREFIX}{cam}"
+            status.message = f"camera {cam}: {status.message}"  # a WARN names its camera
             out.append(status)
         return out
 

@@ -37,6 +37,7 @@ class _Settings(Protocol):
 
     topics: dict[str, str]
     count: int
+    loop: bool
     inject: tuple[str, ...]
 
 
@@ -82,7 +83,8 @@ def rig_frames(source: str, names: Sequence[str], views: int, width: int,
 def rig_settings(base: SettingsT, names: Sequence[str], namespace: str,
                  counts: Mapping[str, int], inject_camera: str) -> dict[str, SettingsT]:
     """Each camera's settings (a dataclass ``base``, a ``StreamSettings``): on its own topics
-    (those ``base`` publishes), its own ``count`` when given, the injection only on
+    (those ``base`` publishes), its own ``count`` when given (then it stops there, ``loop`` or
+    not: a camera that stops while the others stream on), the injection only on
     ``inject_camera`` ("" = every camera)."""
     out: dict[str, SettingsT] = {}
     for name in names:
@@ -90,7 +92,8 @@ def rig_settings(base: SettingsT, names: Sequence[str], namespace: str,
                   .items()}
         inject = base.inject if inject_camera in ("", name) else ()
         out[name] = dataclasses.replace(  # type: ignore[type-var]
-            base, topics=topics, count=counts.get(name, base.count), inject=inject)
+            base, topics=topics, count=counts.get(name, base.count),
+            loop=base.loop and name not in counts, inject=inject)
     return out
 
 

@@ -49,8 +49,9 @@ synthetic room seen by the cameras of :data:`~spatial_mllm_ros.synthetic.rig.RIG
 moving base (poses = base pose x extrinsic, shared stamps), with ``procedural`` the procedural
 stream under each camera's name. All cameras publish at ``--rate`` with the same sensor
 timing; ``--camera-count NAME=N`` stops one camera after N good frames (a camera that stops
-mid-stream) and ``--inject-camera NAME`` limits ``--inject`` to that camera (one camera with
-bad camera info: ``--inject missing_intrinsics --inject-camera left``). The summary is then
+mid-stream; under ``--loop`` the others stream on) and ``--inject-camera NAME`` limits
+``--inject`` to that camera (one camera with bad camera info: ``--inject missing_intrinsics
+--inject-camera left``). The summary is then
 ``{"cameras": {name: <that camera's summary>}, "good_frames": total,
 "subscribers_matched": all cameras', "interrupted": ...}``.
 
@@ -151,6 +152,10 @@ class _Injected:
 
 
 _KEEP = 100_000  # stamps kept per list of the summary
+#: sources of at most this many views have each view's images encoded once and replayed
+#: (SensorMessages' cache_images: ~1.5 MB a 640x480 RGB-D view); longer ones are encoded per
+#: message so that memory does not grow with the source
+CACHED_VIEWS = 64
 
 
 class StreamPublisher:
@@ -172,7 +177,8 @@ class StreamPublisher:
             k: node.create_publisher(types[k], t, qos) for k, t in settings.topics.items() if t
         }
         self.messages = SensorMessages(ENCODER, frames, self.pubs, settings.colour_format,
-                                       settings.colour_encoding, settings.depth_encoding)
+                                       settings.colour_encoding, settings.depth_encoding,
+                                       cache_images=len(frames) <= CACHED_VIEWS)
         self.published: dict[str, int] = dict.fromkeys(self.pubs, 0)
         self.injected: dict[str, int] = {}
         self.good_frames = 0
@@ -321,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--rig-namespace", default="", metavar="NS",
                    help="namespace of the rig's camera topics ('' = /<name>/...)")
     r.add_argument("--camera-count", action="append", default=[], metavar="NAME=N",
-                   help="camera NAME stops after N good frames; repeatable")
+                   help="camera NAME stops after N good frames (--loop too); repeatable")
     r.add_argument("--inject-camera", default="", metavar="NAME",
                    help="--inject only on this rig camera ('' = all)")
     g = p.add_argument_group("sensor timing (spatial_mllm_ros.synthetic.sensor_timing)")

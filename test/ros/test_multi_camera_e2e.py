@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from testkit.cli import signal_group, start_command
 from testkit.processes import (
     ANSWER_NODE_PARAMS,
     REPO,
@@ -25,6 +28,7 @@ from testkit.processes import (
 )
 
 from spatial_mllm_ros.answering.types import AnswerStatus
+from spatial_mllm_ros.params import NODE_NAME
 from spatial_mllm_ros.ros.rig_stream import rig_topics
 
 CAMERAS = ("front", "left", "right")
@@ -52,29 +56,13 @@ def node(start_node: Any, monitor: Any) -> Any:
 def camera_statuses(timeout_s: float = 20.0) -> dict[str, dict[str, str]]:
     """The values of each ``spatial_mllm: camera <name>`` status on /diagnostics (the first
     array that has all three)."""
-    from diagnostic_msgs.msg import DiagnosticArray
+    found = camera_status_until(lambda _found: True, timeout_s)
+    return {cam: status_values(s) for cam, s in found.items()}
 
-    from spatial_mllm_ros.ros.client import BackgroundNode
-    from spatial_mllm_ros.ros.qos import reliable_qos
 
-    got: dict[str, dict[str, str]] = {}
-    done = threading.Event()
-
-    def on_diag(msg: Any) -> None:
-        found = {s.name.removeprefix(PREFIX): {kv.key: kv.value for kv in s.values}
-                 for s in msg.status if s.name.startswith(PREFIX)}
-        if set(found) == set(CAMERAS) and not done.is_set():
-            got.update(found)
-            done.set()
-
-    listener = BackgroundNode(f"camera_status_listener_{os.getpid()}")
-    listener.node.create_subscription(DiagnosticArray, "/diagnostics", on_diag,
-                                      reliable_qos(10))
-    try:
-        assert done.wait(timeout_s), "no per-camera statuses on /diagnostics"
-    finally:
-        listener.close()
-    return got
+def status_values(status: Any) -> dict[str, str]:
+    """A DiagnosticStatus's key-values."""
+    return {kv.key: kv.value for kv in status.values}
 
 
 def drained(summary: dict[str, Any]) -> Any:
@@ -154,3 +142,69 @@ def test_a_camera_that_stops_or_sends_bad_info_leaves_the_others_answering(
                                sampling_strategy="uniform", frame_budget=8)
     assert spread.status == AnswerStatus.OK, spread.error
     assert len(set(spread.frame_cameras)) >= 2  # the buffer holds every live camera's frames
+
+
+def camera_status_until(pred: Callable[[dict[str, Any]], bool], timeout_s: float = 60.0
+                        ) -> dict[str, Any]:
+    """The first ``spatial_mllm: camera <name>`` statuses on /diagnostics (name -> the
+    DiagnosticStatus) that have all three cameras and satisfy ``pred``."""
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    from spatial_mllm_ros.ros.client import BackgroundNode
+    from spatial_mllm_ros.ros.qos import reliable_qos
+
+    got: dict[str, Any] = {}
+    done = threading.Event()
+
+    def on_diag(msg: Any) -> None:
+        found = {s.name.removeprefix(PREFIX): s for s in msg.status if s.name.startswith(PREFIX)}
+        if set(found) == set(CAMERAS) and pred(found) and not done.is_set():
+            got.update(found)
+            done.set()
+
+    listener = BackgroundNode(f"camera_status_until_{os.getpid()}")
+    listener.node.create_subscription(DiagnosticArray, "/diagnostics", on_diag,
+                                      reliable_qos(10))
+    try:
+        assert done.wait(timeout_s), "no /diagnostics array with the awaited camera statuses"
+    finally:
+        listener.close()
+    return got
+
+
+def test_a_silent_camera_warns_in_its_own_status_and_the_others_stay_ok(
+        start_node: Any, monitor: Any) -> None:
+    """left stops after 10 frames while front and right keep streaming (``--loop``): left's
+    status goes WARN naming it and its silent colour topic; front's and right's stay OK.
+    (Silent = 2 s without a message, so a loaded machine's stall of a streaming camera does
+    not read as silence.)"""
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    node = start_node(rig_params() | {"diagnostics.silent_periods": 10})
+    wait_node_state(monitor, node, "active", timeout=120)
+
+    pub = start_command([sys.executable, "-m", "spatial_mllm_ros.ros.stream_publisher",
+                         "--wait-for-node", NODE_NAME, *PUB_ARGS, "--count", "10", "--loop",
+                         "--camera-count", "left=10"])
+    try:
+        def left_alone_warns(found: dict[str, Any]) -> bool:
+            return (found["left"].level == DiagnosticStatus.WARN
+                    and all(found[c].level == DiagnosticStatus.OK for c in ("front", "right"))
+                    and all(int(status_values(found[c]).get("in.colour.received", 0)) > 10
+                            for c in ("front", "right")))
+
+        found = camera_status_until(left_alone_warns)
+    finally:
+        signal_group(pub, signal.SIGINT)
+        out, err = pub.communicate(timeout=30)
+    left = found["left"]
+    assert left.message.startswith("camera left: "), left.message
+    assert "colour: silent" in left.message, left.message
+    values = status_values(left)
+    assert values["stream.colour.state"] == "silent"
+    assert values["in.colour.received"] == "10"
+    for cam in ("front", "right"):
+        assert found[cam].message.startswith(f"camera {cam}: "), found[cam].message
+        assert "silent" not in found[cam].message
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["cameras"]["left"]["good_frames"] == 10, err
