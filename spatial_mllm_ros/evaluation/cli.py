@@ -565,7 +565,8 @@ def scene_parser() -> argparse.ArgumentParser:
         description=(
             "Render a synthetic RGB-D walkthrough and write OUT_DIR/bag (rosbag2 on the node's "
             "topics), OUT_DIR/questions.jsonl (VSI-Bench-style questions with exact answers) "
-            "and OUT_DIR/scene.json (the ground truth)."
+            "and OUT_DIR/scene.json (the ground truth; with a profile that names cameras, "
+            "also each camera's frame id and extrinsic)."
         ),
     )
     p.add_argument("out_dir")
@@ -601,8 +602,6 @@ def _scene(args: argparse.Namespace, log: StageLog) -> str:
     Raises:
         Refused: USAGE (flags, profile), OUTPUT (the bag exists, or a write fails).
     """
-    import json
-
     from spatial_mllm_ros.evaluation.questions import write_questions
     from spatial_mllm_ros.evaluation.scene_questions import (
         SceneQuestionConfig,
@@ -639,13 +638,12 @@ def _scene(args: argparse.Namespace, log: StageLog) -> str:
         SceneQuestionConfig(seed=args.seed, max_per_type=args.max_per_type),
     )
     gt = scene.ground_truth()
-    gt["route_planning"] = "not generated (see evaluation/scene_questions.py)"
     try:
         out.mkdir(parents=True, exist_ok=True)
         with log.stage(f"writing {bag} ({args.storage})"):
             write_frames(scene.frames, bag, topics, args.storage)
         write_questions(out / "questions.jsonl", questions)
-        (out / "scene.json").write_text(json.dumps(gt, indent=1), encoding="utf-8")
+        _write_truth(out, gt)
     except (BagError, OSError) as err:
         raise Refused(ExitCode.OUTPUT, f"cannot write {out}: {err}") from err
     by_type: dict[str, int] = {}
@@ -655,6 +653,19 @@ def _scene(args: argparse.Namespace, log: StageLog) -> str:
             f"{out / 'questions.jsonl'} ({len(questions)} questions: "
             + ", ".join(f"{k} {v}" for k, v in by_type.items()) + f"), {out / 'scene.json'}")
 
+
+
+def _write_truth(out: Path, truth: dict[str, Any]) -> None:
+    """OUT_DIR/scene.json: the scene's ground truth (route planning questions are not
+    generated).
+
+    Raises:
+        OSError: it cannot be written.
+    """
+    import json
+
+    truth["route_planning"] = "not generated (see evaluation/scene_questions.py)"
+    (out / "scene.json").write_text(json.dumps(truth, indent=1), encoding="utf-8")
 
 
 def _rig_scene(args: argparse.Namespace, log: StageLog, cameras: dict[str, FrameTopics],
@@ -690,11 +701,12 @@ def _rig_scene(args: argparse.Namespace, log: StageLog, cameras: dict[str, Frame
         with log.stage(f"writing {bag} ({args.storage})"):
             write_cameras(rig.frames, bag, cameras, args.storage)
         write_questions(out / "questions.jsonl", questions)
+        _write_truth(out, rig.ground_truth())
     except (BagError, OSError) as err:
         raise Refused(ExitCode.OUTPUT, f"cannot write {out}: {err}") from err
     return (f"wrote {bag} ({args.frames} steps x cameras {', '.join(cameras)} "
             f"{args.width}x{args.height} at {args.fps} Hz), {out / 'questions.jsonl'} "
-            f"({len(questions)} questions)")
+            f"({len(questions)} questions), {out / 'scene.json'}")
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(eval_main())

@@ -13,7 +13,8 @@ robot's odometry and ``camera.<name>.extrinsic``. Frames carry their camera's na
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -24,7 +25,7 @@ from spatial_mllm_ros.core.poses import matrix_to_quaternion, rigid_transform
 from spatial_mllm_ros.synthetic.render import render_view
 from spatial_mllm_ros.synthetic.scene import SceneLayout, generate_layout
 from spatial_mllm_ros.synthetic.trajectory import look_pose, walkthrough_poses
-from spatial_mllm_ros.synthetic.walkthrough import default_intrinsics
+from spatial_mllm_ros.synthetic.walkthrough import default_intrinsics, ground_truth_doc
 
 __all__ = ["RIG_MOUNTS", "RigScene", "base_poses", "make_rig_walkthrough", "rig_extrinsic"]
 
@@ -80,6 +81,9 @@ class RigScene:
         frames: camera name -> its frames, one per time step (shared stamps).
         first_seen: instance id -> stamp of the first step any camera saw it (at least
             ``min_visible_pixels``, scaled to the image area as in ``make_walkthrough``).
+        visibility: camera name -> per step {instance id: pixels} of the instances it saw
+            (at least that many pixels).
+        fps: the stamps' rate, steps per second.
     """
 
     layout: SceneLayout
@@ -87,10 +91,39 @@ class RigScene:
     extrinsics: dict[str, Extrinsic]
     frames: dict[str, list[Frame]]
     first_seen: dict[int, int]
+    visibility: dict[str, list[dict[int, int]]] = field(default_factory=dict)
+    fps: float = 5.0
 
     def first_seen_ns(self) -> dict[int, int]:
         """Stamp of the first step in which each seen instance is visible (any camera)."""
         return dict(self.first_seen)
+
+    def ground_truth(self) -> dict[str, Any]:
+        """``scene.json``: a one-camera scene's document (``SyntheticScene.ground_truth``)
+        with, per step, ``visible`` = the instances any camera saw (pixels added up over the
+        cameras) and ``cameras`` = {name: what that camera saw}; and ``cameras`` = {name:
+        its ``frame_id`` and ``extrinsic`` (``translation`` m, ``rotation_xyzw``)}."""
+        names = list(self.frames)
+        steps = len(self.base)
+        merged: list[dict[int, int]] = [{} for _ in range(steps)]
+        for name in names:
+            for step, vis in enumerate(self.visibility.get(name, [{}] * steps)):
+                for iid, px in vis.items():
+                    merged[step][iid] = merged[step].get(iid, 0) + px
+        first = self.frames[names[0]] if names else []
+        doc = ground_truth_doc(
+            self.layout, self.fps, [f.stamp_ns for f in first], merged,
+            first[0].frame_id if first else "",
+            first[0].world_frame_id if first else DEFAULT_WORLD_FRAME_ID)
+        for step, entry in enumerate(doc["frames"]):
+            entry["cameras"] = {n: {str(k): v for k, v in self.visibility[n][step].items()}
+                                for n in names}
+        doc["cameras"] = {
+            n: {"frame_id": self.frames[n][0].frame_id if self.frames[n] else "",
+                "extrinsic": {"translation": list(self.extrinsics[n].translation),
+                              "rotation_xyzw": list(self.extrinsics[n].rotation_xyzw)}}
+            for n in names}
+        return doc
 
     def all_frames(self) -> list[Frame]:
         """Every camera's frames in stamp order (a rig's stream as one node receives it)."""
@@ -118,6 +151,7 @@ def make_rig_walkthrough(
     mounts = {name: rigid_transform(e.translation, e.rotation_xyzw)
               for name, e in extrinsics.items()}
     frames: dict[str, list[Frame]] = {name: [] for name in cameras}
+    visibility: dict[str, list[dict[int, int]]] = {name: [] for name in cameras}
     first_seen: dict[int, int] = {}
     min_px = max(1, round(min_visible_pixels * (width * height) / (640 * 480)))
     for i, base in enumerate(bases):
@@ -130,6 +164,9 @@ def make_rig_walkthrough(
                 depth_m=res.depth_m, intrinsics=k, pose=pose,
                 world_frame_id=DEFAULT_WORLD_FRAME_ID, seq=i * len(cameras) + c, camera=name))
             ids, counts = np.unique(res.instance[res.instance > 0], return_counts=True)
-            for iid in ids[counts >= min_px]:
+            keep = counts >= min_px
+            visibility[name].append({int(i): int(n) for i, n in zip(ids[keep], counts[keep],
+                                                                     strict=True)})
+            for iid in ids[keep]:
                 first_seen.setdefault(int(iid), stamp)
-    return RigScene(layout, bases, extrinsics, frames, first_seen)
+    return RigScene(layout, bases, extrinsics, frames, first_seen, visibility, fps)

@@ -72,24 +72,37 @@ class SyntheticScene:
 
     def ground_truth(self) -> dict[str, Any]:
         """JSON-serializable ground truth (see module docstring)."""
-        seen = self.first_seen_ns()
-        return {
-            "format": "spatial_mllm_ros.synthetic/1",
-            "seed": self.layout.seed,
-            "fps": self.fps,
-            "room": self.layout.room.to_dict(),
-            "objects": [o.to_dict() for o in self.layout.objects],
-            "frames": [
-                {"index": i, "stamp_ns": f.stamp_ns, "visible": {str(k): v for k, v in vis.items()}}
-                for i, (f, vis) in enumerate(zip(self.frames, self.visibility, strict=True))
-            ],
-            "first_seen_ns": {str(k): v for k, v in seen.items()},
-            "appearance_order": self.appearance_order(),
-            "frame_id": self.frames[0].frame_id if self.frames else DEFAULT_FRAME_ID,
-            "world_frame_id": self.frames[0].world_frame_id
-            if self.frames
-            else DEFAULT_WORLD_FRAME_ID,
-        }
+        return ground_truth_doc(
+            self.layout, self.fps, [f.stamp_ns for f in self.frames], self.visibility,
+            self.frames[0].frame_id if self.frames else DEFAULT_FRAME_ID,
+            self.frames[0].world_frame_id if self.frames else DEFAULT_WORLD_FRAME_ID)
+
+
+def ground_truth_doc(layout: SceneLayout, fps: float, stamps_ns: list[int],
+                     visibility: list[dict[int, int]], frame_id: str, world_frame_id: str
+                     ) -> dict[str, Any]:
+    """The ``scene.json`` document (see the module docstring) of a walkthrough whose frame
+    ``i`` is stamped ``stamps_ns[i]`` and shows ``visibility[i]`` ({instance id: pixels});
+    first sightings and the appearance order follow from them."""
+    seen: dict[int, int] = {}
+    for stamp, vis in zip(stamps_ns, visibility, strict=True):
+        for iid in vis:
+            seen.setdefault(iid, stamp)
+    return {
+        "format": "spatial_mllm_ros.synthetic/1",
+        "seed": layout.seed,
+        "fps": fps,
+        "room": layout.room.to_dict(),
+        "objects": [o.to_dict() for o in layout.objects],
+        "frames": [
+            {"index": i, "stamp_ns": stamp, "visible": {str(k): v for k, v in vis.items()}}
+            for i, (stamp, vis) in enumerate(zip(stamps_ns, visibility, strict=True))
+        ],
+        "first_seen_ns": {str(k): v for k, v in seen.items()},
+        "appearance_order": sorted(seen, key=lambda i: (seen[i], i)),
+        "frame_id": frame_id,
+        "world_frame_id": world_frame_id,
+    }
 
 
 def make_walkthrough(

@@ -64,6 +64,45 @@ def test_a_two_camera_bag_is_written(scene: tuple[Path, CommandResult]) -> None:
     assert "/right/" not in meta
 
 
+def test_the_scene_writes_its_ground_truth_with_the_cameras(
+        scene: tuple[Path, CommandResult]) -> None:
+    """scene.json as a one-camera scene writes it (room, objects, frames with what is visible,
+    first sightings, appearance order, frame ids), plus each camera's frame id and extrinsic
+    and what each camera saw per step."""
+    from spatial_mllm_ros.synthetic.rig import rig_extrinsic
+
+    path, res = scene
+    assert_clean(res)
+    assert str(path / "scene.json") in res.stdout
+    truth = json.loads((path / "scene.json").read_text(encoding="utf-8"))
+    assert {"format", "seed", "fps", "room", "objects", "frames", "first_seen_ns",
+            "appearance_order", "frame_id", "world_frame_id"} <= set(truth)
+    assert truth["seed"] == 3 and truth["objects"] and truth["room"]["floor_area_m2"] > 0
+    assert list(truth["cameras"]) == CAMERAS
+    for cam in CAMERAS:
+        e = rig_extrinsic(cam)
+        assert truth["cameras"][cam] == {
+            "frame_id": f"{cam}_color_optical_frame",
+            "extrinsic": {"translation": list(e.translation),
+                          "rotation_xyzw": list(e.rotation_xyzw)}}
+    frames = truth["frames"]
+    assert [f["index"] for f in frames] == list(range(20))
+    stamps = [f["stamp_ns"] for f in frames]
+    assert stamps == sorted(stamps) and len(set(stamps)) == 20
+    for f in frames:  # a step's visible instances: those any camera saw, pixels added up
+        assert set(f["cameras"]) == set(CAMERAS)
+        ids = {i for seen in f["cameras"].values() for i in seen}
+        assert set(f["visible"]) == ids
+        for i in ids:
+            assert f["visible"][i] == sum(seen.get(i, 0) for seen in f["cameras"].values())
+    first = {i: next(f["stamp_ns"] for f in frames if i in f["visible"])
+             for i in truth["first_seen_ns"]}
+    assert truth["first_seen_ns"] == first
+    assert truth["appearance_order"] == sorted((int(i) for i in first),
+                                               key=lambda i: (first[str(i)], i))
+    assert truth["world_frame_id"] == "map"
+
+
 def test_a_two_camera_bag_evaluates(evaluated: tuple[Path, CommandResult]) -> None:
     out, res = evaluated
     assert_clean(res, allowed=[r"random weights"])
