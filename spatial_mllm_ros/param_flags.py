@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from spatial_mllm_ros import params as P
 
-__all__ = ["ParamFlag", "add_param_flags", "param_overrides"]
+__all__ = ["ParamFlag", "add_param_flags", "flag_choices", "param_overrides"]
 
 
 @dataclass(frozen=True)
@@ -28,12 +28,19 @@ class ParamFlag:
         param: the schema parameter it sets.
         help: what the flag does for this command ("" = the parameter's description).
         metavar: the value's name in the usage line (None = argparse's).
+        choices: the values this command accepts, a subset of the parameter's choices in
+            their order (``spatial-mllm-checkpoint build-vision --backend`` has no ``torch``);
+            () = all of them.
+        bounded: the value must lie within the parameter's range; False for a command that
+            plans beyond it (``spatial-mllm-checkpoint plan --frame-budget``).
     """
 
     flag: str
     param: str
     help: str = ""
     metavar: str | None = None
+    choices: tuple[str, ...] = ()
+    bounded: bool = True
 
     @property
     def dest(self) -> str:
@@ -41,16 +48,28 @@ class ParamFlag:
         return self.flag.lstrip("-").replace("-", "_")
 
 
-def _value_type(spec: P.ParamSpec) -> Callable[[str], P.ParamValue]:
-    """argparse's ``type=`` for ``spec``: the text as the parameter's type, within its bounds."""
+def _value_type(spec: P.ParamSpec, bounded: bool = True) -> Callable[[str], P.ParamValue]:
+    """argparse's ``type=`` for ``spec``: the text as the parameter's type, within its bounds
+    unless not ``bounded``."""
 
     def convert(text: str) -> P.ParamValue:
         try:
-            return spec.check(spec.type(text))
+            value: P.ParamValue = spec.type(text)
+            return spec.check(value) if bounded else value
         except (P.ParamError, ValueError) as err:
             raise argparse.ArgumentTypeError(str(err)) from err
 
     return convert
+
+
+def flag_choices(flag: ParamFlag) -> tuple[str, ...]:
+    """The values ``flag`` accepts: its own subset of the parameter's choices, else all of them
+    (() = free text or a number)."""
+    spec = P.spec(flag.param)
+    if not set(flag.choices) <= set(spec.choices):
+        raise P.ParamError(f"{flag.flag}: {list(flag.choices)} are not all choices of "
+                           f"{flag.param} {list(spec.choices)}")
+    return tuple(c for c in spec.choices if c in flag.choices) or spec.choices
 
 
 def add_param_flags(parser: argparse.ArgumentParser, flags: Sequence[ParamFlag]) -> None:
@@ -65,8 +84,9 @@ def add_param_flags(parser: argparse.ArgumentParser, flags: Sequence[ParamFlag])
             parser.add_argument(f.flag, dest=f.dest, action=argparse.BooleanOptionalAction,
                                 default=None, help=text)
         else:
-            parser.add_argument(f.flag, dest=f.dest, type=_value_type(spec), default=None,
-                                choices=spec.choices or None, metavar=f.metavar, help=text)
+            parser.add_argument(f.flag, dest=f.dest, type=_value_type(spec, f.bounded),
+                                default=None, choices=flag_choices(f) or None,
+                                metavar=f.metavar, help=text)
 
 
 def param_overrides(args: argparse.Namespace, flags: Sequence[ParamFlag]

@@ -9,7 +9,8 @@ and the offline evaluator loads the same profiles with :func:`load_profile`.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+import enum
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, cast
@@ -25,6 +26,7 @@ __all__ = [
     "CrossRule",
     "ParamError",
     "ParamSpec",
+    "Scope",
     "config_dir",
     "default_bool",
     "default_float",
@@ -46,6 +48,21 @@ class ParamError(ValueError):
     """A parameter value or parameter file is invalid."""
 
 
+class Scope(enum.Enum):
+    """Where a parameter's value goes (test/unit/test_param_binding.py checks it).
+
+    Attributes:
+        FIELD: exactly one config field, bound to it by :func:`bound`.
+        DERIVED: no field of its own: ``spatial_mllm_ros.settings`` computes config values from
+            it together with other parameters (e.g. the pairing partners from the topics).
+        NODE: only the ROS node (``spatial_mllm_ros.ros``) reads it; it reaches no config.
+    """
+
+    FIELD = "field"
+    DERIVED = "derived"
+    NODE = "node"
+
+
 @dataclass(frozen=True)
 class ParamSpec:
     """One parameter.
@@ -58,6 +75,8 @@ class ParamSpec:
         min, max: inclusive numeric range (None = unbounded).
         choices: allowed values for strings (empty = free text).
         read_only: cannot change after the node started (topics, QoS, model files).
+        scope: where its value goes (:class:`Scope`): one config field, several derived
+            values, or only the ROS node.
     """
 
     name: str
@@ -68,6 +87,7 @@ class ParamSpec:
     max: float | None = None
     choices: tuple[str, ...] = ()
     read_only: bool = False
+    scope: Scope = Scope.FIELD
 
     def check(self, value: Any) -> ParamValue:
         """Return ``value`` coerced to ``type`` (int -> float only), or raise ParamError."""
@@ -93,6 +113,8 @@ class ParamSpec:
 
 _GIB = 1 << 30
 _P = ParamSpec
+_DERIVED = Scope.DERIVED
+_NODE = Scope.NODE
 
 SCHEMA: tuple[ParamSpec, ...] = (
     _P("autostart", bool, True,
@@ -101,21 +123,21 @@ SCHEMA: tuple[ParamSpec, ...] = (
     # --- topics (defaults follow the RealSense ROS 2 wrapper, namespace camera/camera)
     _P("topics.colour", str, "/camera/camera/color/image_raw",
        "Colour sensor_msgs/Image topic (rgb8, bgr8, rgba8, bgra8, mono8); '' = off.",
-       read_only=True),
+       read_only=True, scope=_DERIVED),
     _P("topics.colour_compressed", str, "",
        "Colour sensor_msgs/CompressedImage topic (jpeg/png); '' = off. Use this or "
-       "topics.colour for one camera, not both.", read_only=True),
+       "topics.colour for one camera, not both.", read_only=True, scope=_DERIVED),
     _P("topics.depth", str, "/camera/camera/aligned_depth_to_color/image_raw",
        "Depth sensor_msgs/Image registered to colour (16UC1 mm or 32FC1 m); '' = off.",
-       read_only=True),
+       read_only=True, scope=_DERIVED),
     _P("topics.camera_info", str, "/camera/camera/color/camera_info",
-       "sensor_msgs/CameraInfo of the colour camera; '' = off.", read_only=True),
+       "sensor_msgs/CameraInfo of the colour camera; '' = off.", read_only=True, scope=_DERIVED),
     _P("topics.pose", str, "~/camera_pose",
        "geometry_msgs/PoseStamped of the camera optical frame in the world frame; '' = off.",
-       read_only=True),
+       read_only=True, scope=_DERIVED),
     _P("topics.odometry", str, "",
        "nav_msgs/Odometry of the camera optical frame (child_frame_id) in the world frame; "
-       "'' = off.", read_only=True),
+       "'' = off.", read_only=True, scope=_DERIVED),
     _P("tf.enabled", bool, False,
        "Look the camera pose up in tf2 (world_frame <- image frame_id at the image stamp) "
        "for frames without a paired pose message; needs tf2_ros.", read_only=True),
@@ -134,20 +156,19 @@ SCHEMA: tuple[ParamSpec, ...] = (
        min=0.0, max=1.0, read_only=True),
     _P("pairing.wait_s", float, 2.0,
        "Longest a colour image waits for its depth and for the pose history to cover its "
-       "stamp before it is kept without them, seconds (localisation publishes poses a few "
-       "hundred ms late, and a loaded node takes them later still).", min=0.0, max=10.0,
-       read_only=True),
+       "stamp before it is kept without them, seconds: at least the pose source's latency "
+       "(README 'The node').", min=0.0, max=10.0, read_only=True),
     _P("pairing.info_wait_s", float, 5.0,
        "Longest a colour image waits for the first camera info of its camera (later frames "
        "use the latched one at once), seconds.", min=0.0, max=60.0, read_only=True),
     _P("pairing.queue_size", int, 150,
-       "Bound of each pairing queue, messages: colour images waiting for partners (150 = 5 s "
-       "at 30 Hz, ~300 MB at 640x480 RGB-D at worst) and partner messages.",
+       "Bound of each pairing queue, messages: colour images waiting for partners and "
+       "partner messages; a full queue drops its oldest (README 'The node' sizes it).",
        min=1, max=10_000, read_only=True),
     _P("pairing.camera_info", str, "latest",
        "Camera info: 'latest' = latched per camera (one message serves until it changes; "
        "frames before the first one wait for it) or 'nearest' stamp.",
-       choices=("latest", "nearest"), read_only=True),
+       choices=("latest", "nearest"), read_only=True, scope=_DERIVED),
     # --- image limits
     _P("image.max_pixels", int, 3840 * 2160,
        "Largest accepted image, width * height pixels; larger ones are rejected.",
@@ -214,7 +235,7 @@ SCHEMA: tuple[ParamSpec, ...] = (
        "callbacks (questions have their own). 1 = rclpy's SingleThreadedExecutor; > 1 = a "
        "MultiThreadedExecutor with that many threads (one callback group per topic). The "
        "README says which keeps up with a 30 Hz stream.",
-       min=1, max=64, read_only=True),
+       min=1, max=64, read_only=True, scope=_NODE),
     # --- diagnostics
     _P("diagnostics.period_s", float, 1.0,
        "Period of the DiagnosticArray on /diagnostics, seconds.", min=0.05, max=60.0,
@@ -223,21 +244,22 @@ SCHEMA: tuple[ParamSpec, ...] = (
        "A configured colour, depth or pose/odometry topic that received nothing for this "
        "many diagnostics periods (while active) is reported silent, and the ingest status "
        "is WARN; one with no publisher at all is reported 'no publisher' (WARN).",
-       min=1, max=10_000, read_only=True),
+       min=1, max=10_000, read_only=True, scope=_NODE),
     # --- start-up and what other participants may do (README "Security and multi-tenant
     # domains")
     _P("startup.name_check_s", float, 2.0,
        "At start-up, before it configures, how long the node watches for another node of "
        "its fully qualified name, seconds: one that publishes /diagnostics (a running node "
-       "of this package) = it refuses to start (exit 2); one only in the ROS graph (the "
-       "entry of a stopped node stays ~20 s) = a warning. At least the other node's "
-       "diagnostics.period_s plus discovery (about a second on one host). 0 = no check.",
-       min=0.0, max=60.0, read_only=True),
+       "of this package) = it refuses to start (exit 2); one only in the ROS graph (DDS "
+       "keeps a stopped node's entry a while: README 'Security and multi-tenant domains') = "
+       "a warning. At least the other node's diagnostics.period_s plus the discovery time. "
+       "0 = no check.",
+       min=0.0, max=60.0, read_only=True, scope=_NODE),
     _P("security.allow_cancel_all", bool, False,
        "Accept a CancelGoal on ~/ask_stream that names no goal (cancel every goal) or a "
        "time stamp (every goal accepted before it): another caller's goals with it. "
        "false = refused (ERROR_REJECTED); a cancel of one goal by its id is always accepted.",
-       read_only=True),
+       read_only=True, scope=_NODE),
     # --- the model
     _P("model.checkpoint", str, "",
        "Spatial-MLLM checkpoint directory (v1.0 or v1.1 layout, safetensors). '' = the "
@@ -299,7 +321,7 @@ SCHEMA: tuple[ParamSpec, ...] = (
     _P("model.max_pixels", int, 0,
        "Largest model input per frame, pixels (each side then rounded to 28 px); 0 = the "
        "processor's default. Bounds the video tokens and the spatial encoder's cost.",
-       min=0, max=16_777_216, read_only=True),
+       min=0, max=16_777_216, read_only=True, scope=_DERIVED),
     _P("model.video_fps", float, 2.0,
        "Frame rate the model is told for every clip, frames/s: it fixes the video tokens' "
        "temporal positions (second_per_grid_ts = 2 / fps). Not the cameras' rate: the "
@@ -338,7 +360,7 @@ SCHEMA: tuple[ParamSpec, ...] = (
     _P("sampling.adaptive_budget", bool, False,
        "A question that names no frame budget gets the adaptive budget (8 frames, 16 when "
        "the buffer spans over 60 s, +4 for strong motion, capped by sampling.max_video_tokens) "
-       "instead of sampling.frame_budget."),
+       "instead of sampling.frame_budget.", scope=_DERIVED),
     _P("sampling.max_video_tokens", int, 16384,
        "Token cap of the adaptive budget: video tokens = ceil(frames/2) * (H'/28) * (W'/28) at "
        "the model's input size (model.max_pixels).", min=64, max=1_000_000),
@@ -381,7 +403,7 @@ SCHEMA: tuple[ParamSpec, ...] = (
        "writers: requests that may arrive at once before the node takes them (each is "
        "answered, BUSY beyond the queue). A burst larger than it loses requests in DDS, "
        "unanswered (rclpy's default is 10). At least queue.size + 1 is used.",
-       min=1, max=100_000, read_only=True),
+       min=1, max=100_000, read_only=True, scope=_NODE),
     _P("queue.timeout_s", float, 60.0, "Default question deadline, seconds.",
        min=0.001, max=3600.0),
     _P("question.max_chars", int, 1000,
@@ -449,13 +471,35 @@ def default_bool(name: str) -> bool:
 
 #: The field metadata key that names a config field's parameter (:func:`bound`).
 PARAM_KEY = "param"
+#: The field metadata key of the conversion from the parameter's value to the field's.
+_CONVERT_KEY = "convert"
 
 
-def bound(name: str) -> Any:
-    """A config dataclass field bound to the parameter ``name``: its default is the schema's,
-    and its metadata names the parameter, so the config is built from parameter values by
-    :func:`bound_values` (the one place a field meets its parameter's name)."""
-    return field(default=spec(name).default, metadata={PARAM_KEY: name})
+def seconds_ns(seconds: ParamValue) -> int:
+    """A parameter in seconds as a field in integer nanoseconds (``bound(name, seconds_ns)``)."""
+    return round(float(seconds) * 1e9)
+
+
+def binding(name: str, convert: Callable[[Any], Any] | None = None) -> dict[str, Any]:
+    """The field metadata that binds a config dataclass field to the parameter ``name``, for a
+    field without a default (a config only ever built from a full parameter set):
+    ``checkpoint: str = field(metadata=binding("model.checkpoint"))``.
+
+    Args:
+        name: the schema parameter (raises :class:`ParamError` for an unknown one).
+        convert: the field's value of the parameter's value (e.g. :func:`seconds_ns`);
+            None = the value itself.
+    """
+    return {PARAM_KEY: spec(name).name, _CONVERT_KEY: convert}
+
+
+def bound(name: str, convert: Callable[[Any], Any] | None = None) -> Any:
+    """A config dataclass field bound to the parameter ``name`` (:func:`binding`) whose default
+    is the schema's (converted): the config is built from parameter values by
+    :func:`bound_values`, the one place a field meets its parameter's name."""
+    default = spec(name).default
+    return field(default=convert(default) if convert else default,
+                 metadata=binding(name, convert))
 
 
 def bound_params(cls: type) -> dict[str, str]:
@@ -465,8 +509,14 @@ def bound_params(cls: type) -> dict[str, str]:
 
 def bound_values(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
     """The keyword arguments of dataclass ``cls`` from parameter ``values``: each bound field
-    gets its parameter's value, as the parameter's type."""
-    return {name: spec(param).type(values[param]) for name, param in bound_params(cls).items()}
+    gets its parameter's value, as the parameter's type, converted as the field says."""
+    out: dict[str, Any] = {}
+    for f in fields(cls):
+        if PARAM_KEY in f.metadata:
+            value = spec(f.metadata[PARAM_KEY]).type(values[f.metadata[PARAM_KEY]])
+            convert = f.metadata.get(_CONVERT_KEY)
+            out[f.name] = convert(value) if convert else value
+    return out
 
 
 def validate(values: Mapping[str, Any], *, partial: bool = False) -> dict[str, ParamValue]:

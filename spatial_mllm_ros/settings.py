@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, cast
+from typing import Any
 
 from spatial_mllm_ros import camera_params
 from spatial_mllm_ros import params as P
@@ -124,16 +124,17 @@ class Settings:
             ParamError: an unknown name, a wrong type or an out-of-range value.
         """
         v = P.validate(values)
+        ingest = _ingest(v, _topics(v))
+        node = _node(v, ingest)
         return cls(
             values=MappingProxyType(dict(v)),
-            ingest=_ingest(v),
+            ingest=ingest,
             buffer=_buffer(v),
             pipeline=_pipeline(v),
             engine=_engine(v),
-            node=_node(v),
+            node=node,
             remote=RemoteConfig(**P.bound_values(RemoteConfig, v)),
-            cameras=camera_params.build(
-                v, {k: str(v[p]) for k, p in TOPIC_PARAMS.items()}, bool(v["tf.enabled"])),
+            cameras=camera_params.build(v, node.topics, node.tf_enabled),
         )
 
     @classmethod
@@ -157,8 +158,7 @@ class Settings:
     def camera_ingest(self, camera: CameraSettings) -> IngestConfig:
         """The ingestion of one camera (each is paired on its own): :attr:`ingest`'s rules
         with the camera's topics deciding its partners (depth, camera info, poses)."""
-        own = {p: camera.topics.get(kind, "") for kind, p in TOPIC_PARAMS.items()}
-        return _ingest({**self.values, **own})
+        return _ingest(self.values, {kind: camera.topics.get(kind, "") for kind in TOPIC_PARAMS})
 
 
 def parse_overrides(items: list[str]) -> dict[str, ParamValue]:
@@ -199,41 +199,31 @@ def _typed(spec: P.ParamSpec, text: str) -> Any:
     return text
 
 
-def _ingest(v: Mapping[str, ParamValue]) -> IngestConfig:
+def _topics(v: Mapping[str, ParamValue]) -> Mapping[str, str]:
+    """Topic kind -> topic name ("" = off) of the ``topics.*`` parameters."""
+    return MappingProxyType({kind: str(v[p]) for kind, p in TOPIC_PARAMS.items()})
+
+
+def _ingest(v: Mapping[str, ParamValue], topics: Mapping[str, str]) -> IngestConfig:
+    """The ingestion of the camera with ``topics`` (kind -> topic name, "" = off): the bound
+    fields of each part from ``v``; derived here, from several parameters, are the pairing
+    partners, whether there is a pose history, and whether camera info is latched
+    (``pairing.camera_info``)."""
+    latched = bool(topics["camera_info"]) and v["pairing.camera_info"] == "latest"
     partners: list[PartnerSpec] = []
-    if v["topics.depth"]:
+    if topics["depth"]:
         partners.append(PartnerSpec("depth", "consume"))
-    latched = bool(v["topics.camera_info"]) and v["pairing.camera_info"] == "latest"
-    if v["topics.camera_info"] and not latched:
+    if topics["camera_info"] and not latched:
         partners.append(PartnerSpec("camera_info", "reuse"))
-    pairing = PairingConfig(
-        slop_ns=_ns(v["pairing.slop_s"]),
-        wait_ns=_ns(v["pairing.wait_s"]),
-        queue_size=int(v["pairing.queue_size"]),
-        partners=tuple(partners),
-    )
-    limits = ConvertLimits(
-        max_pixels=int(v["image.max_pixels"]),
-        quaternion_tolerance=float(v["pose.quaternion_tolerance"]),
-    )
-    poses = PoseConfig(
-        span_ns=_ns(v["pose.history_s"]),
-        max_extrapolation_ns=_ns(v["pose.max_extrapolation_s"]),
-        max_gap_ns=_ns(v["pose.max_gap_s"]),
-    ) if v["topics.pose"] or v["topics.odometry"] else None
-    clock = ClockConfig(
-        max_future_ns=_ns(v["clock.max_future_s"]),
-        jump_back_ns=_ns(v["clock.jump_back_s"]),
-        jump_forward_ns=_ns(v["clock.jump_forward_s"]),
-        on_time_reset="clear" if v["clock.on_time_reset"] == "clear" else "keep",
-    )
-    return IngestConfig(limits=limits, pairing=pairing, poses=poses,
-                        info_wait_ns=_ns(v["pairing.info_wait_s"]) if latched else None,
-                        clock=clock)
-
-
-def _ns(seconds: ParamValue) -> int:
-    return round(float(seconds) * 1e9)
+    pairing = PairingConfig(**P.bound_values(PairingConfig, v), partners=tuple(partners))
+    poses = (PoseConfig(**P.bound_values(PoseConfig, v))
+             if topics["pose"] or topics["odometry"] else None)
+    bound = P.bound_values(IngestConfig, v)
+    if not latched:
+        bound["info_wait_ns"] = None  # no camera info to wait for, or paired by stamp
+    return IngestConfig(**bound, limits=ConvertLimits(**P.bound_values(ConvertLimits, v)),
+                        pairing=pairing, poses=poses,
+                        clock=ClockConfig(**P.bound_values(ClockConfig, v)))
 
 
 def _buffer(v: Mapping[str, ParamValue]) -> BufferConfig:
@@ -242,22 +232,23 @@ def _buffer(v: Mapping[str, ParamValue]) -> BufferConfig:
 
 def _model_pixels(v: Mapping[str, ParamValue]) -> tuple[int, int]:
     """(min, max) pixels per frame of the model's input; ``model.max_pixels`` 0 = Qwen2.5-VL's
-    video default."""
+    video default (a derived parameter: it sets the engine's, the adaptive budget's and the
+    video token cap's pixels)."""
     max_pixels = int(v["model.max_pixels"]) or VIDEO_MAX_PIXELS
     return min(VIDEO_MIN_PIXELS, max_pixels), max_pixels
 
 
 def _pipeline(v: Mapping[str, ParamValue]) -> PipelineConfig:
     min_pixels, max_pixels = _model_pixels(v)
-    budget = BudgetConfig(
-        max_video_tokens=int(v["sampling.max_video_tokens"]),
-        min_pixels=min_pixels,
-        max_pixels=max_pixels,
-    )
+    budget = BudgetConfig(**P.bound_values(BudgetConfig, v), min_pixels=min_pixels,
+                          max_pixels=max_pixels)
+    bound = P.bound_values(PipelineConfig, v)
     return PipelineConfig(
-        **P.bound_values(PipelineConfig, v),
+        **bound,
+        # derived: the adaptive budget is on or off (sampling.adaptive_budget), and the cap
+        # of the largest clip from the bound max_frame_budget and the model's input size
         adaptive_budget=budget if v["sampling.adaptive_budget"] else None,
-        video_token_cap=_video_token_cap(int(v["sampling.max_frame_budget"]), max_pixels),
+        video_token_cap=_video_token_cap(bound["max_frame_budget"], max_pixels),
     )
 
 
@@ -270,20 +261,10 @@ def _video_token_cap(max_frames: int, max_pixels: int) -> int:
 def _engine(v: Mapping[str, ParamValue]) -> EngineSpec:
     min_pixels, max_pixels = _model_pixels(v)
     return EngineSpec(
-        checkpoint=str(v["model.checkpoint"]),
-        vggt_checkpoint=str(v["model.vggt_checkpoint"]),
-        device=str(v["model.device"]),
-        dtype=str(v["model.dtype"]),
-        quantization=str(v["model.quantization"]),
-        geometry_heads=bool(v["model.geometry_heads"]),
-        num_threads=int(v["model.num_threads"]),
+        **P.bound_values(EngineSpec, v),
         min_pixels=min_pixels,
         max_pixels=max_pixels,
-        video_fps=float(v["model.video_fps"]),
-        decoding=DecodingSpec(
-            mode=cast(Any, str(v["answer.decoding"])),
-            repetition_penalty=float(v["answer.repetition_penalty"]),
-        ),
+        decoding=DecodingSpec(**P.bound_values(DecodingSpec, v)),
         vision=_vision(v),
     )
 
@@ -291,14 +272,15 @@ def _engine(v: Mapping[str, ParamValue]) -> EngineSpec:
 def _vision(v: Mapping[str, ParamValue]) -> VisionSpec:
     try:
         return VisionSpec.from_values(v)
-    except ValueError as err:
-        raise P.ParamError(f"model.vision_sizes: {err}") from err
+    except ValueError as err:  # the only check the schema does not make: the sizes' form
+        raise P.ParamError(f"{P.bound_params(VisionSpec)['sizes']}: {err}") from err
 
 
-def _node(v: Mapping[str, ParamValue]) -> NodeSettings:
+def _node(v: Mapping[str, ParamValue], ingest: IngestConfig) -> NodeSettings:
     return NodeSettings(
-        topics=MappingProxyType({k: str(v[p]) for k, p in TOPIC_PARAMS.items()}),
-        poll_period_s=max(float(v["pairing.wait_s"]) / 2.0, 0.01),
+        topics=_topics(v),
+        # derived: half the bound pairing wait (pairing.wait_s), at least 10 ms
+        poll_period_s=max(ingest.pairing.wait_ns / 2e9, 0.01),
         **P.bound_values(NodeSettings, v),
     )
 

@@ -30,12 +30,17 @@ from spatial_mllm_ros.benchmark.runner import RunSummary, run_benchmark
 from spatial_mllm_ros.benchmark.worker import SAMPLINGS, ModelLoadError, RunConfig
 from spatial_mllm_ros.core.progress import StageLog
 from spatial_mllm_ros.exitcodes import ExitCode
+from spatial_mllm_ros.param_flags import ParamFlag, add_param_flags, param_overrides
 from spatial_mllm_ros.params import ParamError
 from spatial_mllm_ros.settings import Settings, parse_overrides
 
 PROG = "spatial-mllm-vsibench"
 #: Generation settings of the authors' evaluation, unless ``-p`` says otherwise.
 REFERENCE_GENERATION = {"answer.decoding": "reference", "answer.max_new_tokens": 1024}
+#: The parameter flags (:mod:`spatial_mllm_ros.param_flags`); ``-p`` sets any parameter.
+VSIBENCH_FLAGS: tuple[ParamFlag, ...] = (
+    ParamFlag("--checkpoint", "model.checkpoint", "Spatial-MLLM checkpoint directory", "DIR"),
+)
 
 __all__ = ["vsibench_main", "vsibench_parser"]
 
@@ -61,8 +66,7 @@ def vsibench_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="output folder (resumable)")
     p.add_argument("--config", default="cpu_tiny",
                    help="parameter profile: config/<NAME>.yaml or a YAML path (default cpu_tiny)")
-    p.add_argument("--checkpoint", default=None,
-                   help="Spatial-MLLM checkpoint directory (= -p model.checkpoint:=DIR)")
+    add_param_flags(p, VSIBENCH_FLAGS)
     p.add_argument("--nframes", type=_positive_int, default=16,
                    help="frames per question (default 16, the paper's)")
     p.add_argument("--sampling", choices=SAMPLINGS, default="uniform",
@@ -99,8 +103,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Parameter overrides: the reference's generation, the flags, then ``-p``."""
     overrides: dict[str, Any] = dict(REFERENCE_GENERATION)
     overrides["answer.grounding"] = False
-    if args.checkpoint is not None:
-        overrides["model.checkpoint"] = args.checkpoint
+    overrides.update(param_overrides(args, VSIBENCH_FLAGS))
     overrides.update(parse_overrides(args.param))
     return overrides
 

@@ -46,11 +46,10 @@ class ClockConfig:
         on_time_reset: ``clear`` the frame buffer at a new time base, or ``keep`` it.
     """
 
-    max_future_ns: int = round(P.default_float("clock.max_future_s") * 1e9)
-    jump_back_ns: int = round(P.default_float("clock.jump_back_s") * 1e9)
-    jump_forward_ns: int = round(P.default_float("clock.jump_forward_s") * 1e9)
-    on_time_reset: TimeResetAction = "clear" if P.default_str("clock.on_time_reset") == "clear" \
-        else "keep"
+    max_future_ns: int = P.bound("clock.max_future_s", P.seconds_ns)
+    jump_back_ns: int = P.bound("clock.jump_back_s", P.seconds_ns)
+    jump_forward_ns: int = P.bound("clock.jump_forward_s", P.seconds_ns)
+    on_time_reset: TimeResetAction = P.bound("clock.on_time_reset")
 
     def __post_init__(self) -> None:
         if self.max_future_ns < 0 or self.jump_back_ns <= 0 or self.jump_forward_ns < 0:

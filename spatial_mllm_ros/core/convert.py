@@ -77,22 +77,20 @@ DEPTH_ENCODINGS: dict[str, tuple[str, float]] = {
     "32fc1": ("<f4", 1.0),
 }
 
-#: Default maximum pixel count of one image (parameter ``image.max_pixels``: 4K UHD).
-DEFAULT_MAX_PIXELS = P.default_int("image.max_pixels")
-
 
 @dataclass(frozen=True)
 class ConvertLimits:
-    """Limits applied to incoming images.
+    """Limits applied to incoming images (parameters ``image.max_pixels``,
+    ``pose.quaternion_tolerance``, bound by field metadata).
 
     Attributes:
-        max_pixels: largest accepted ``width * height``.
+        max_pixels: largest accepted ``width * height`` (default 4K UHD).
         quaternion_tolerance: accepted deviation of a pose quaternion's norm from 1; within it
             the quaternion is normalised, beyond it the pose is rejected.
     """
 
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    quaternion_tolerance: float = P.default_float("pose.quaternion_tolerance")
+    max_pixels: int = P.bound("image.max_pixels")
+    quaternion_tolerance: float = P.bound("pose.quaternion_tolerance")
 
 
 DEFAULT_LIMITS = ConvertLimits()

@@ -153,7 +153,7 @@ class IngestConfig:
     limits: ConvertLimits = DEFAULT_LIMITS
     pairing: PairingConfig = field(default_factory=PairingConfig)
     poses: PoseConfig | None = field(default_factory=PoseConfig)
-    info_wait_ns: int | None = round(P.default_float("pairing.info_wait_s") * 1e9)
+    info_wait_ns: int | None = P.bound("pairing.info_wait_s", P.seconds_ns)
     clock: ClockConfig = field(default_factory=ClockConfig)
 
     def __post_init__(self) -> None:

@@ -85,9 +85,9 @@ class PairingConfig:
         partners: the partner streams.
     """
 
-    slop_ns: int = round(P.default_float("pairing.slop_s") * 1e9)
-    wait_ns: int = round(P.default_float("pairing.wait_s") * 1e9)
-    queue_size: int = P.default_int("pairing.queue_size")
+    slop_ns: int = P.bound("pairing.slop_s", P.seconds_ns)
+    wait_ns: int = P.bound("pairing.wait_s", P.seconds_ns)
+    queue_size: int = P.bound("pairing.queue_size")
     partners: tuple[PartnerSpec, ...] = (PartnerSpec("depth", "consume"),)
 
     def __post_init__(self) -> None:

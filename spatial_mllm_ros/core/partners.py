@@ -49,9 +49,9 @@ class PoseConfig:
         max_gap_ns: poses further apart are not interpolated between.
     """
 
-    span_ns: int = round(P.default_float("pose.history_s") * 1e9)
-    max_extrapolation_ns: int = round(P.default_float("pose.max_extrapolation_s") * 1e9)
-    max_gap_ns: int = round(P.default_float("pose.max_gap_s") * 1e9)
+    span_ns: int = P.bound("pose.history_s", P.seconds_ns)
+    max_extrapolation_ns: int = P.bound("pose.max_extrapolation_s", P.seconds_ns)
+    max_gap_ns: int = P.bound("pose.max_gap_s", P.seconds_ns)
 
     def history(self) -> PoseHistory:
         return PoseHistory(self.span_ns, self.max_extrapolation_ns, self.max_gap_ns)

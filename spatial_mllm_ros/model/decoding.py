@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from spatial_mllm_ros import params as P
 from spatial_mllm_ros.model.errors import InputError
 
 if TYPE_CHECKING:  # DecodingSpec is plain data: the model process's parent never imports torch
@@ -58,8 +59,8 @@ class DecodingSpec:
         repetition_penalty: > 0 replaces the checkpoint's penalty; 0 keeps it.
     """
 
-    mode: DecodingMode = "checkpoint"
-    repetition_penalty: float = 0.0
+    mode: DecodingMode = P.bound("answer.decoding")
+    repetition_penalty: float = P.bound("answer.repetition_penalty")
 
     def __post_init__(self) -> None:
         if self.mode not in DECODING_MODES:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from spatial_mllm_ros import params as P
 from spatial_mllm_ros.model.errors import CheckpointError
 from spatial_mllm_ros.model.plan import (
     GB,
@@ -33,7 +34,19 @@ from spatial_mllm_ros.model.plan_command import plan_from_values
 from spatial_mllm_ros.model.quantization import quantization_problem
 from spatial_mllm_ros.model.spec import EngineSpec, resolve_checkpoint
 
-__all__ = ["FitCheck", "check_configuration", "check_fit", "cuda_total_memory_gb"]
+__all__ = ["FitCheck", "FitLimits", "check_configuration", "check_fit", "cuda_total_memory_gb"]
+
+
+@dataclass(frozen=True)
+class FitLimits:
+    """The memory budget of the check (its parameter bound by field metadata).
+
+    Attributes:
+        memory_budget_gb: memory the model may use, GB; 0 = on cuda the device's total memory,
+            on cpu no check.
+    """
+
+    memory_budget_gb: float = P.bound("model.memory_budget_gb")
 
 
 @dataclass(frozen=True)
@@ -120,6 +133,8 @@ def check_configuration(spec: EngineSpec, values: Mapping[str, object],
     """:func:`check_fit` with the limits of a full parameter set ``values``
     (``sampling.max_frame_budget``, ``model.memory_budget_gb``,
     ``sampling.monocular_candidates``): what the node and the commands call."""
+    limits = FitLimits(**P.bound_values(FitLimits, values))
+    # the two frame counts are bound to PipelineConfig's fields; the check reads them too
     return check_fit(spec, int(str(values["sampling.max_frame_budget"])),
-                     float(str(values["model.memory_budget_gb"])),
+                     limits.memory_budget_gb,
                      int(str(values["sampling.monocular_candidates"])), device_memory_gb)

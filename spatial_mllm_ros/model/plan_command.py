@@ -20,7 +20,6 @@ from typing import Any
 from spatial_mllm_ros.exitcodes import ExitCode
 from spatial_mllm_ros.model.errors import CheckpointError
 from spatial_mllm_ros.model.plan import (
-    DTYPE_BYTES,
     LAYOUT_CHOICES,
     MemoryPlan,
     PlanRequest,
@@ -30,6 +29,7 @@ from spatial_mllm_ros.model.plan import (
     sizes_for_layout,
     weight_groups,
 )
+from spatial_mllm_ros.param_flags import ParamFlag, add_param_flags, param_overrides
 
 __all__ = ["add_plan_arguments", "plan_from_values", "run_plan"]
 
@@ -54,6 +54,19 @@ def _positive(text: str) -> float:
     return value
 
 
+#: The parameter flags of ``plan`` (:mod:`spatial_mllm_ros.param_flags`); the frame budget and
+#: the pixels are not held to the parameters' ranges (a plan may look beyond them).
+PLAN_FLAGS: tuple[ParamFlag, ...] = (
+    ParamFlag("--dtype", "model.dtype", "weights dtype (default: the profile's, else bfloat16)"),
+    ParamFlag("--quantization", "model.quantization",
+              "weight-only quantization (default: the profile's, else none)"),
+    ParamFlag("--frame-budget", "sampling.frame_budget",
+              "frames per question (default: the profile's)", bounded=False),
+    ParamFlag("--max-pixels", "model.max_pixels",
+              "model input pixels per frame (default: the profile's)", bounded=False),
+)
+
+
 def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``plan`` subcommand's arguments."""
     where = parser.add_mutually_exclusive_group(required=True)
@@ -63,16 +76,10 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
                        help="a released layout, no download: its tensor shapes are known")
     parser.add_argument("--memory-gb", type=_positive, required=True,
                         help="memory the model may use on the device, GB")
-    parser.add_argument("--dtype", choices=tuple(DTYPE_BYTES),
-                        help="model.dtype (default: the profile's, else bfloat16)")
-    parser.add_argument("--quantization", choices=[q.value for q in Quantization],
-                        help="model.quantization (default: the profile's, else none)")
+    add_param_flags(parser, PLAN_FLAGS[:2])
     parser.add_argument("--config", default=None,
                         help="parameter profile: config/<NAME>.yaml or a YAML path")
-    parser.add_argument("--frame-budget", type=int, default=None,
-                        help="frames per question (default: the profile's sampling.frame_budget)")
-    parser.add_argument("--max-pixels", type=int, default=None,
-                        help="model input pixels per frame (default: the profile's)")
+    add_param_flags(parser, PLAN_FLAGS[2:])
     parser.add_argument("--camera", type=_camera, default=(640, 480),
                         help="camera WIDTHxHEIGHT, for the aspect (default 640x480)")
     parser.add_argument("--heads", action="store_true",
@@ -116,11 +123,7 @@ def run_plan(args: argparse.Namespace) -> int:
         except (OSError, ParamError) as err:
             print(f"spatial-mllm-checkpoint: --config {args.config}: {err}", file=sys.stderr)
             return ExitCode.USAGE
-    for key, flag in (("model.dtype", args.dtype), ("model.quantization", args.quantization),
-                      ("sampling.frame_budget", args.frame_budget),
-                      ("model.max_pixels", args.max_pixels)):
-        if flag is not None:
-            values[key] = flag
+    values.update(param_overrides(args, PLAN_FLAGS))
     if args.dir is not None:
         if not args.dir.is_dir():
             print(f"spatial-mllm-checkpoint: checkpoint directory {args.dir} does not exist",

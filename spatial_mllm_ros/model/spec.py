@@ -9,10 +9,11 @@ the same inputs and decoding.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from spatial_mllm_ros import params as P
 from spatial_mllm_ros.model.backends.config import VisionSpec
 from spatial_mllm_ros.model.decoding import DecodingSpec
 from spatial_mllm_ros.model.errors import require_checkpoint
@@ -39,7 +40,8 @@ DEFAULT_CHECKPOINT_ENV = "SPATIAL_MLLM_TINY_CHECKPOINT"
 @dataclass(frozen=True)
 class EngineSpec:
     """Everything that selects and loads the model (parameters ``model.*`` and the decoding
-    ones of ``answer.*``). No defaults here: they live in the parameter schema.
+    ones of ``answer.*``, bound by field metadata: :func:`spatial_mllm_ros.params.bound`).
+    No defaults here: they live in the parameter schema.
 
     Attributes:
         checkpoint: checkpoint directory; "" = the embedded tiny checkpoint.
@@ -58,16 +60,16 @@ class EngineSpec:
             tensorrt; see :mod:`spatial_mllm_ros.model.backends`).
     """
 
-    checkpoint: str
-    vggt_checkpoint: str
-    device: str
-    dtype: str
-    quantization: str
-    geometry_heads: bool
-    num_threads: int
-    min_pixels: int
+    checkpoint: str = field(metadata=P.binding("model.checkpoint"))
+    vggt_checkpoint: str = field(metadata=P.binding("model.vggt_checkpoint"))
+    device: str = field(metadata=P.binding("model.device"))
+    dtype: str = field(metadata=P.binding("model.dtype"))
+    quantization: str = field(metadata=P.binding("model.quantization"))
+    geometry_heads: bool = field(metadata=P.binding("model.geometry_heads"))
+    num_threads: int = field(metadata=P.binding("model.num_threads"))
+    min_pixels: int  # both derived from model.max_pixels (0 = Qwen2.5-VL's default)
     max_pixels: int
-    video_fps: float
+    video_fps: float = field(metadata=P.binding("model.video_fps"))
     decoding: DecodingSpec
     vision: VisionSpec
 

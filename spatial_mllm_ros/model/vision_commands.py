@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from spatial_mllm_ros.core.progress import StageLog
+from spatial_mllm_ros.param_flags import ParamFlag, add_param_flags, param_overrides
 
 __all__ = ["add_build_arguments", "add_export_arguments", "build_engines", "export_onnx"]
 
@@ -82,6 +83,16 @@ def export_onnx(args: argparse.Namespace, log: StageLog) -> int:
     return 0
 
 
+#: The parameter flags of ``build-vision`` (:mod:`spatial_mllm_ros.param_flags`): torch needs
+#: no engines, so ``--backend`` takes the accelerated backends only.
+BUILD_FLAGS: tuple[ParamFlag, ...] = (
+    ParamFlag("--backend", "model.vision_backend", "what runs the vision encoders",
+              choices=("onnxruntime", "tensorrt")),
+    ParamFlag("--precision", "model.vision_precision", "precision of the TensorRT engines"),
+    ParamFlag("--cache-dir", "model.vision_cache_dir", "where the graphs and engines are cached"),
+)
+
+
 def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir", type=Path, nargs="?", default=None,
                         help="checkpoint directory (default: the profile's model.checkpoint)")
@@ -90,11 +101,7 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", action="append", default=[], metavar="HxW",
                         help="model input size to prepare (repeatable; default: the "
                              "profile's model.vision_sizes)")
-    parser.add_argument("--backend", choices=("onnxruntime", "tensorrt"), default=None,
-                        help="override model.vision_backend")
-    parser.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default=None,
-                        help="override model.vision_precision")
-    parser.add_argument("--cache-dir", default=None, help="override model.vision_cache_dir")
+    add_param_flags(parser, BUILD_FLAGS)
 
 
 def build_engines(args: argparse.Namespace, log: StageLog) -> int:
@@ -103,16 +110,13 @@ def build_engines(args: argparse.Namespace, log: StageLog) -> int:
     from spatial_mllm_ros.model.decoding import DecodingSpec
     from spatial_mllm_ros.model.errors import ModelError
     from spatial_mllm_ros.model.spec import EngineSpec, check_checkpoint, resolve_checkpoint
-    from spatial_mllm_ros.params import ParamError, load_profile
+    from spatial_mllm_ros.params import ParamError, bound_values, load_profile
 
     try:
         values: dict[str, Any] = dict(load_profile(args.config))
     except ParamError as err:
         raise ModelError(str(err)) from err
-    for flag, name in ((args.backend, "backend"), (args.precision, "precision"),
-                       (args.cache_dir, "cache_dir")):
-        if flag is not None:
-            values[f"model.vision_{name}"] = flag
+    values.update(param_overrides(args, BUILD_FLAGS))
     try:
         vision = VisionSpec.from_values(values)
         sizes = parse_sizes(",".join(args.size)) if args.size else vision.sizes
@@ -123,15 +127,11 @@ def build_engines(args: argparse.Namespace, log: StageLog) -> int:
     if not sizes:
         raise ModelError("no input size: pass --size HxW or set model.vision_sizes")
     vision = dataclasses.replace(vision, sizes=())
-    spec = EngineSpec(
-        checkpoint=str(args.dir) if args.dir else str(values["model.checkpoint"]),
-        vggt_checkpoint=str(values["model.vggt_checkpoint"]),
-        device=str(values["model.device"]), dtype=str(values["model.dtype"]),
-        quantization=str(values["model.quantization"]),
-        geometry_heads=bool(values["model.geometry_heads"]),
-        num_threads=int(values["model.num_threads"]), min_pixels=0, max_pixels=0,
-        video_fps=float(values["model.video_fps"]), decoding=DecodingSpec(), vision=vision,
-    )
+    bound = bound_values(EngineSpec, values)  # the profile's model.* (its checkpoint: DIR)
+    if args.dir:
+        bound["checkpoint"] = str(args.dir)
+    spec = EngineSpec(**bound, min_pixels=0, max_pixels=0, decoding=DecodingSpec(),
+                      vision=vision)
     check_checkpoint(spec)  # CheckpointNotFoundError before anything loads
     from spatial_mllm_ros.model.engine import SpatialMLLMEngine  # torch: after the check
 

@@ -84,7 +84,7 @@ class BudgetConfig:
     long_video_s: float = 60.0
     motion_bonus_frames: int = 4
     motion_threshold: float = 0.7
-    max_video_tokens: int = P.default_int("sampling.max_video_tokens")
+    max_video_tokens: int = P.bound("sampling.max_video_tokens")
     min_frames: int = 2
     min_pixels: int = VIDEO_MIN_PIXELS
     max_pixels: int = VIDEO_MAX_PIXELS

@@ -25,12 +25,17 @@ from typing import Any
 
 from spatial_mllm_ros.answering.wire import TOKEN_ENV, WireLimits, load_token
 from spatial_mllm_ros.exitcodes import ExitCode
+from spatial_mllm_ros.param_flags import ParamFlag, add_param_flags, param_overrides
 from spatial_mllm_ros.params import ParamError
 from spatial_mllm_ros.sampling.qwen_grid import VIDEO_MAX_PIXELS
 from spatial_mllm_ros.sampling.resize import VGGT_WIDTH
 from spatial_mllm_ros.settings import Settings, parse_overrides
 
 PROG = "spatial-mllm-serve"
+#: The parameter flags (:mod:`spatial_mllm_ros.param_flags`); ``-p`` sets any parameter.
+SERVE_FLAGS: tuple[ParamFlag, ...] = (
+    ParamFlag("--checkpoint", "model.checkpoint", "checkpoint directory", "DIR"),
+)
 
 
 def serve_parser() -> argparse.ArgumentParser:
@@ -41,8 +46,7 @@ def serve_parser() -> argparse.ArgumentParser:
                     f"${TOKEN_ENV} or --token-file.")
     p.add_argument("--config", default="cpu_tiny",
                    help="parameter profile: config/<NAME>.yaml or a YAML path (default cpu_tiny)")
-    p.add_argument("--checkpoint", default=None,
-                   help="checkpoint directory (= -p model.checkpoint:=DIR)")
+    add_param_flags(p, SERVE_FLAGS)
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME:=VALUE",
                    help="override a parameter of the profile (model.*, answer.decoding, ...)")
     p.add_argument("--replicas", type=_positive_int, default=1,
@@ -87,9 +91,7 @@ def serve_main(argv: list[str] | None = None) -> int:
     """``spatial-mllm-serve``; returns the exit code."""
     args = serve_parser().parse_args(argv)
     try:
-        overrides = parse_overrides(args.param)
-        if args.checkpoint is not None:
-            overrides["model.checkpoint"] = args.checkpoint
+        overrides = {**parse_overrides(args.param), **param_overrides(args, SERVE_FLAGS)}
         settings = Settings.from_profile(args.config, overrides)
     except (ParamError, OSError) as err:
         return _fail(ExitCode.USAGE, str(err))

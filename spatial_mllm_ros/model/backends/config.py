@@ -7,8 +7,10 @@ model process. No defaults here: they live in the parameter schema (``model.visi
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from spatial_mllm_ros import params as P
 
 __all__ = [
     "BACKENDS",
@@ -27,6 +29,26 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 DEFAULT_TOLERANCE = {"fp32": 1e-3, "fp16": 2e-2, "bf16": 5e-2}
 #: Frames per temporal patch: clip lengths are multiples of it.
 _TEMPORAL = 2
+
+
+def parse_sizes(text: str) -> tuple[tuple[int, int], ...]:
+    """``"476x644,364x504"`` -> ((476, 644), (364, 504)); "" -> ().
+
+    Raises:
+        ValueError: an item is not ``HxW`` with positive multiples of 28.
+    """
+    sizes: list[tuple[int, int]] = []
+    for item in (t.strip() for t in text.split(",")):
+        if not item:
+            continue
+        h, sep, w = item.lower().partition("x")
+        if not sep or not h.isdigit() or not w.isdigit():
+            raise ValueError(f"expected HxW (e.g. 476x644), got {item!r}")
+        size = (int(h), int(w))
+        if min(size) <= 0 or size[0] % 28 or size[1] % 28:
+            raise ValueError(f"{item}: both sides must be positive multiples of 28")
+        sizes.append(size)
+    return tuple(sizes)
 
 
 @dataclass(frozen=True)
@@ -48,15 +70,16 @@ class VisionSpec:
             for it, seconds; 0 = the torch encoders answer meanwhile.
     """
 
-    backend: str
-    precision: str
-    cache_dir: str
-    sizes: tuple[tuple[int, int], ...]
+    backend: str = field(metadata=P.binding("model.vision_backend"))
+    precision: str = field(metadata=P.binding("model.vision_precision"))
+    cache_dir: str = field(metadata=P.binding("model.vision_cache_dir"))
+    sizes: tuple[tuple[int, int], ...] = field(
+        metadata=P.binding("model.vision_sizes", parse_sizes))
     min_frames: int
     opt_frames: int
     max_frames: int
-    parity_tolerance: float
-    build_wait_s: float
+    parity_tolerance: float = field(metadata=P.binding("model.vision_parity_tolerance"))
+    build_wait_s: float = field(metadata=P.binding("model.vision_build_wait_s"))
 
     @property
     def accelerated(self) -> bool:
@@ -81,41 +104,17 @@ class VisionSpec:
         Raises:
             ValueError: ``model.vision_sizes`` is malformed.
         """
+        # the frame profile is derived from two parameters bound elsewhere (PipelineConfig)
         budget = int(values["sampling.frame_budget"])
         top = max(int(values["sampling.max_frame_budget"]), budget)
         return cls(
-            backend=str(values["model.vision_backend"]),
-            precision=str(values["model.vision_precision"]),
-            cache_dir=str(values["model.vision_cache_dir"]),
-            sizes=parse_sizes(str(values["model.vision_sizes"])),
+            **P.bound_values(cls, values),
             min_frames=_TEMPORAL,
             opt_frames=budget + budget % _TEMPORAL,
             max_frames=top + top % _TEMPORAL,
-            parity_tolerance=float(values["model.vision_parity_tolerance"]),
-            build_wait_s=float(values["model.vision_build_wait_s"]),
         )
 
     @classmethod
     def torch_only(cls) -> VisionSpec:
         """The model's own encoders, nothing accelerated."""
         return cls("torch", "fp32", "", (), 2, 2, 2, 0.0, 0.0)
-
-
-def parse_sizes(text: str) -> tuple[tuple[int, int], ...]:
-    """``"476x644,364x504"`` -> ((476, 644), (364, 504)); "" -> ().
-
-    Raises:
-        ValueError: an item is not ``HxW`` with positive multiples of 28.
-    """
-    sizes: list[tuple[int, int]] = []
-    for item in (t.strip() for t in text.split(",")):
-        if not item:
-            continue
-        h, sep, w = item.lower().partition("x")
-        if not sep or not h.isdigit() or not w.isdigit():
-            raise ValueError(f"expected HxW (e.g. 476x644), got {item!r}")
-        size = (int(h), int(w))
-        if min(size) <= 0 or size[0] % 28 or size[1] % 28:
-            raise ValueError(f"{item}: both sides must be positive multiples of 28")
-        sizes.append(size)
-    return tuple(sizes)
