@@ -136,6 +136,14 @@ def rotation_to_quaternion(r: npt.ArrayLike) -> tuple[float, float, float, float
 
 
 # --------------------------------------------------------------------------- encoder
+#: the fields besides ``header`` of the image message types
+#: (:meth:`MessageEncoder.restamped_image`)
+_IMAGE_FIELDS: dict[str, tuple[str, ...]] = {
+    "sensor_msgs/msg/Image": ("height", "width", "encoding", "is_bigendian", "step", "data"),
+    "sensor_msgs/msg/CompressedImage": ("format", "data"),
+}
+
+
 @dataclass
 class MessageEncoder:
     """Builds camera messages with one :class:`MessageFactory`.
@@ -206,6 +214,17 @@ class MessageEncoder:
         else:
             raise EncodeError(f"unsupported depth encoding {encoding!r}; expected 16UC1 or 32FC1")
         return self.image(stamp_ns, frame_id, pix, encoding, int(pix.shape[1]) * pix.itemsize)
+
+    def restamped_image(self, msgtype: str, msg: Any, stamp_ns: int) -> Any:
+        """A new ``msgtype`` image message (``sensor_msgs/msg/Image`` or
+        ``sensor_msgs/msg/CompressedImage``) with ``msg``'s fields and a header stamped
+        ``stamp_ns``; the pixel payload is ``msg``'s, shared, not copied (a stream replaying
+        the same views encodes each once)."""
+        names = _IMAGE_FIELDS.get(msgtype)
+        if names is None:
+            raise EncodeError(f"not an image message type: {msgtype!r}")
+        fields = {name: getattr(msg, name) for name in names}
+        return self.new(msgtype, header=self.header(stamp_ns, msg.header.frame_id), **fields)
 
     def compressed_image(
         self, rgb: npt.NDArray[np.uint8], stamp_ns: int, frame_id: str,

@@ -152,6 +152,10 @@ class _Injected:
 
 
 _KEEP = 100_000  # stamps kept per list of the summary
+#: sources of at most this many views have each view's images encoded once and replayed
+#: (SensorMessages' cache_images: ~1.5 MB a 640x480 RGB-D view); longer ones are encoded per
+#: message so that memory does not grow with the source
+CACHED_VIEWS = 64
 
 
 class StreamPublisher:
@@ -173,7 +177,8 @@ class StreamPublisher:
             k: node.create_publisher(types[k], t, qos) for k, t in settings.topics.items() if t
         }
         self.messages = SensorMessages(ENCODER, frames, self.pubs, settings.colour_format,
-                                       settings.colour_encoding, settings.depth_encoding)
+                                       settings.colour_encoding, settings.depth_encoding,
+                                       cache_images=len(frames) <= CACHED_VIEWS)
         self.published: dict[str, int] = dict.fromkeys(self.pubs, 0)
         self.injected: dict[str, int] = {}
         self.good_frames = 0
