@@ -79,7 +79,7 @@ from spatial_mllm_ros.ros.diagnostics import (
 from spatial_mllm_ros.ros.parameters import current_values, declare_schema
 from spatial_mllm_ros.ros.qos import camera_qos, reliable_qos
 from spatial_mllm_ros.ros.startup import lifecycle_status
-from spatial_mllm_ros.ros.tf_poses import TfPoses, tf2_available
+from spatial_mllm_ros.ros.tf_poses import TfPoses, fixed_frame, tf2_available
 from spatial_mllm_ros.sampling.online import SpatialFrameBuffer
 from spatial_mllm_ros.settings import Settings, load_answerer
 
@@ -213,7 +213,7 @@ class SpatialMllmNode(LifecycleNode):
                                                                      cfg.node.topics)
             return [CameraFeed(cam, cfg.ingest, cfg.node.topics, lookup)]
         return [CameraFeed(c, cfg.camera_ingest(c), c.topics,
-                           _fixed_frame(lookup, c.tf_frame) if c.tf_lookup else None)
+                           fixed_frame(lookup, c.tf_frame) if c.tf_lookup else None)
                 for c in cfg.cameras]
 
     # ------------------------------------------------------------- lifecycle
@@ -525,16 +525,3 @@ class SpatialMllmNode(LifecycleNode):
             self._diag_pub.publish(msg)
         except Exception as err:
             self.get_logger().error(f"diagnostics error: {err}", throttle_duration_sec=5.0)
-
-
-def _fixed_frame(lookup: PoseLookup | None, frame: str) -> PoseLookup | None:
-    """``lookup`` of the camera's tf frame ``frame`` (``camera.<name>.tf_frame``) whatever the
-    image's ``frame_id`` says."""
-    if lookup is None:
-        return None
-    base = lookup
-
-    def fixed(_frame_id: str, stamp_ns: int) -> Any:
-        return base(frame, stamp_ns)
-
-    return fixed
