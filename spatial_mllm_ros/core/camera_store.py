@@ -11,6 +11,7 @@ carries into the camera's: ``pose = base_pose @ extrinsic``.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -18,9 +19,33 @@ import numpy.typing as npt
 from spatial_mllm_ros.camera_params import CameraSettings
 from spatial_mllm_ros.core.buffer import AddOutcome, SharedFrameStore
 from spatial_mllm_ros.core.frame import Frame
-from spatial_mllm_ros.core.poses import rigid_transform
+from spatial_mllm_ros.core.poses import matrix_to_quaternion, rigid_transform
 
-__all__ = ["CameraStore"]
+__all__ = ["CameraStore", "LastPose"]
+
+
+@dataclass(frozen=True)
+class LastPose:
+    """The pose of a camera's latest frame as it went to the store (for ``/diagnostics``: where
+    the node puts each camera).
+
+    Attributes:
+        stamp_ns: the frame's stamp.
+        pose: (4, 4) camera-to-world (a mounted camera's: base pose @ extrinsic).
+        world_frame_id: the world frame.
+    """
+
+    stamp_ns: int
+    pose: npt.NDArray[np.float64]
+    world_frame_id: str
+
+    def values(self) -> dict[str, str]:
+        """``pose.stamp_ns``, ``pose.world_frame``, ``pose.position`` ("x y z", metres) and
+        ``pose.orientation_xyzw`` ("qx qy qz qw") as diagnostics values."""
+        q = matrix_to_quaternion(self.pose[:3, :3])
+        return {"pose.stamp_ns": str(self.stamp_ns), "pose.world_frame": self.world_frame_id,
+                "pose.position": " ".join(f"{v:.9g}" for v in self.pose[:3, 3]),
+                "pose.orientation_xyzw": " ".join(f"{v:.9g}" for v in q)}
 
 
 class CameraStore:
@@ -37,12 +62,16 @@ class CameraStore:
         e = camera.extrinsic
         self.extrinsic: npt.NDArray[np.float64] | None = (
             None if e is None else rigid_transform(e.translation, e.rotation_xyzw))
+        #: the pose of this camera's latest frame that had one
+        self.last_pose: LastPose | None = None
 
     def add(self, frame: Frame) -> AddOutcome:
         """Offer ``frame`` as this camera's (its pose composed with the extrinsic)."""
         pose = frame.pose
         if pose is not None and self.extrinsic is not None:
             pose = pose @ self.extrinsic
+        if pose is not None:
+            self.last_pose = LastPose(frame.stamp_ns, pose, frame.world_frame_id)
         return self.store.add(dataclasses.replace(frame, camera=self.camera, pose=pose))
 
     def __len__(self) -> int:

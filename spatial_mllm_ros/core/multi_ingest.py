@@ -23,7 +23,7 @@ from typing import Any
 
 from spatial_mllm_ros.camera_params import DEFAULT_CAMERA, CameraSettings
 from spatial_mllm_ros.core.buffer import SharedFrameStore
-from spatial_mllm_ros.core.camera_store import CameraStore
+from spatial_mllm_ros.core.camera_store import CameraStore, LastPose
 from spatial_mllm_ros.core.counters import IngestCounters
 from spatial_mllm_ros.core.errors import FrameRejected
 from spatial_mllm_ros.core.ingest import (
@@ -79,8 +79,10 @@ class MultiIngestor:
     def __init__(self, store: SharedFrameStore, feeds: Sequence[CameraFeed]) -> None:
         self.store = store
         one = [f.camera.name for f in feeds] == [DEFAULT_CAMERA]
+        self._camera_stores: dict[str, CameraStore] = {} if one else {
+            f.camera.name: CameraStore(store, f.camera) for f in feeds}
         self.ingestors: dict[str, Ingestor] = {
-            f.camera.name: Ingestor(store if one else CameraStore(store, f.camera), f.config,
+            f.camera.name: Ingestor(self._camera_stores.get(f.camera.name, store), f.config,
                                     f.pose_lookup)
             for f in feeds
         }
@@ -129,6 +131,11 @@ class MultiIngestor:
         """Every camera's waiting frames, now."""
         for ingestor in self.ingestors.values():
             ingestor.flush()
+
+    def last_poses(self) -> dict[str, LastPose | None]:
+        """Each named camera's latest frame's pose in the world (none for the one camera of
+        ``topics.*``)."""
+        return {cam: s.last_pose for cam, s in self._camera_stores.items()}
 
     def take_events(self) -> list[str]:
         """Each camera's clock events (named by camera when there are several)."""

@@ -474,15 +474,18 @@ class SpatialMllmNode(LifecycleNode):
                          health: dict[str, list[StreamHealth]], now_ns: int) -> list[Any]:
         """One status per named camera, ``spatial_mllm: camera <name>``: its own counters
         (received, rejected by reason, frames and what they lacked), rates and topics'
-        health, as the ingest status reports the node's."""
+        health, as the ingest status reports the node's, and its latest frame's pose in the
+        world (``pose.*``: a mounted camera's is base pose x extrinsic)."""
         out = []
+        poses = ingestor.last_poses()
         for cam, counts in ingestor.camera_counts().items():
+            last = poses.get(cam)
             rates = self._camera_rates.setdefault(cam, RateTracker()).update(
                 counts.received(), now_ns)
             status = build_diagnostics(
                 counts, rates, stamp_ns=0, hardware_id=self.get_fully_qualified_name(),
                 state=self._state_label, streams=health.get(cam, []),
-                rejected_last_period=0).status[0]
+                rejected_last_period=0, extra=None if last is None else last.values()).status[0]
             status.name = f"{CAMERA_STATUS_PREFIX}{cam}"
             status.message = f"camera {cam}: {status.message}"  # a WARN names its camera
             out.append(status)

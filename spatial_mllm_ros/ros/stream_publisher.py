@@ -53,7 +53,9 @@ mid-stream; under ``--loop`` the others stream on) and ``--inject-camera NAME`` 
 ``--inject`` to that camera (one camera with bad camera info: ``--inject missing_intrinsics
 --inject-camera left``). The summary is then
 ``{"cameras": {name: <that camera's summary>}, "good_frames": total,
-"subscribers_matched": all cameras', "interrupted": ...}``.
+"subscribers_matched": all cameras', "interrupted": ...}``. ``--rig-odometry TOPIC`` (synthetic)
+also publishes the rig base's ``Odometry`` on TOPIC, one per image slot (its summary under
+``base``): cameras configured with that odometry and their extrinsics get ``base x extrinsic``.
 
 At the end one JSON line is printed on stdout, for accounting checks: messages published per
 topic kind, injected counts, messages dropped per sensor kind, the good-frame count and the
@@ -330,6 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="camera NAME stops after N good frames (--loop too); repeatable")
     r.add_argument("--inject-camera", default="", metavar="NAME",
                    help="--inject only on this rig camera ('' = all)")
+    r.add_argument("--rig-odometry", default="", metavar="TOPIC",
+                   help="also the synthetic rig base's nav_msgs/Odometry on TOPIC (each "
+                        "camera's pose is then base pose x its extrinsic); '' = none")
     g = p.add_argument_group("sensor timing (spatial_mllm_ros.synthetic.sensor_timing)")
     dt = SensorTiming()
     g.add_argument("--pose-rate", type=float, default=dt.pose_rate_hz, metavar="HZ",
@@ -453,7 +458,8 @@ def main(argv: list[str] | None = None) -> int:
         with interrupting_signals(PROG):
             try:
                 frames = _frames(a) if not names else []
-                rig = rig_frames(a.source, names, a.views, a.width, a.height) if names else {}
+                rig = rig_frames(a.source, names, a.views, a.width, a.height,
+                                 base=bool(a.rig_odometry)) if names else {}
             except RgbdDirError as err:
                 print(f"{PROG}: error: {err}", file=sys.stderr)
                 return ExitCode.INPUT
@@ -465,9 +471,9 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 if names:
                     each = rig_settings(settings, names, a.rig_namespace, counts,
-                                        a.inject_camera)
+                                        a.inject_camera, a.rig_odometry)
                     summary, stopped = run_rig(
-                        {n: StreamPublisher(node, rig[n], each[n]) for n in names})
+                        {n: StreamPublisher(node, rig[n], each[n]) for n in each})
                 else:
                     publisher = StreamPublisher(node, frames, settings)
                     summary = publisher.run()

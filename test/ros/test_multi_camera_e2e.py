@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pytest
 from testkit.cli import signal_group, start_command
 from testkit.processes import (
@@ -144,10 +145,10 @@ def test_a_camera_that_stops_or_sends_bad_info_leaves_the_others_answering(
     assert len(set(spread.frame_cameras)) >= 2  # the buffer holds every live camera's frames
 
 
-def camera_status_until(pred: Callable[[dict[str, Any]], bool], timeout_s: float = 60.0
-                        ) -> dict[str, Any]:
+def camera_status_until(pred: Callable[[dict[str, Any]], bool], timeout_s: float = 60.0,
+                        cameras: tuple[str, ...] = CAMERAS) -> dict[str, Any]:
     """The first ``spatial_mllm: camera <name>`` statuses on /diagnostics (name -> the
-    DiagnosticStatus) that have all three cameras and satisfy ``pred``."""
+    DiagnosticStatus) that have all ``cameras`` and satisfy ``pred``."""
     from diagnostic_msgs.msg import DiagnosticArray
 
     from spatial_mllm_ros.ros.client import BackgroundNode
@@ -158,7 +159,7 @@ def camera_status_until(pred: Callable[[dict[str, Any]], bool], timeout_s: float
 
     def on_diag(msg: Any) -> None:
         found = {s.name.removeprefix(PREFIX): s for s in msg.status if s.name.startswith(PREFIX)}
-        if set(found) == set(CAMERAS) and pred(found) and not done.is_set():
+        if set(found) == set(cameras) and pred(found) and not done.is_set():
             got.update(found)
             done.set()
 
@@ -208,3 +209,50 @@ def test_a_silent_camera_warns_in_its_own_status_and_the_others_stay_ok(
         assert "silent" not in found[cam].message
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["cameras"]["left"]["good_frames"] == 10, err
+
+
+def test_cameras_on_the_base_odometry_are_posed_base_times_extrinsic(
+        start_node: Any, monitor: Any) -> None:
+    """front and left configured with the rig's one base odometry topic and their extrinsics
+    (no pose topic of their own); the rig publisher sends the synthetic base's odometry
+    (``--rig-odometry``). Each camera's latest frame (its /diagnostics ``pose.*``) is at the
+    base pose x that camera's extrinsic. One view: the base stands still, so the odometry the
+    node interpolates at an image's stamp is exactly that view's base pose (the publishers'
+    stamps are not shared)."""
+    from spatial_mllm_ros.core.poses import quaternion_to_matrix, rigid_transform
+    from spatial_mllm_ros.synthetic.rig import make_rig_walkthrough, rig_extrinsic
+
+    cams = ("front", "left")
+    params: dict[str, Any] = {**ANSWER_NODE_PARAMS, "cameras": "[front, left]"}
+    for cam in cams:
+        topics = rig_topics(cam)
+        e = rig_extrinsic(cam)
+        params |= {f"camera.{cam}.{kind}": topics[kind]
+                   for kind in ("colour", "depth", "camera_info")}
+        params |= {f"camera.{cam}.odometry": "/rig/odom",
+                   f"camera.{cam}.extrinsic": str([*e.translation, *e.rotation_xyzw])}
+    node = start_node(params)
+    wait_node_state(monitor, node, "active", timeout=120)
+    summary = run_publisher("--rig", ",".join(cams), "--source", "synthetic", "--views", "1",
+                            "--width", "160", "--height", "120", "--pose-topic", "",
+                            "--rig-odometry", "/rig/odom", "--reliability", "reliable",
+                            "--qos-depth", "100", "--count", "20")
+    assert summary["base"]["published"] == {"odometry": 20}, summary["base"]
+    node_status(monitor, node, lambda v: all(
+        counter(v, f"camera.{cam}.frames.complete") == 20 for cam in cams), timeout=60)
+    got = camera_status_until(lambda found: all("pose.position" in status_values(found[c])
+                                                for c in cams), cameras=cams)
+    base = make_rig_walkthrough(0, n_steps=1, width=160, height=120, cameras=cams).base[0]
+    poses = {}
+    for cam in cams:
+        v = status_values(got[cam])
+        e = rig_extrinsic(cam)
+        expected = base @ rigid_transform(e.translation, e.rotation_xyzw)
+        position = np.array([float(x) for x in v["pose.position"].split()])
+        rotation = quaternion_to_matrix(np.array(
+            [float(x) for x in v["pose.orientation_xyzw"].split()]))
+        np.testing.assert_allclose(position, expected[:3, 3], atol=1e-5)
+        np.testing.assert_allclose(rotation, expected[:3, :3], atol=1e-5)
+        assert v["pose.world_frame"] == "map"
+        poses[cam] = position
+    assert np.linalg.norm(poses["front"] - poses["left"]) > 0.05  # each its own mount

@@ -192,3 +192,26 @@ def test_a_new_time_base_on_one_camera_drops_only_its_own_frames() -> None:
     assert per["front"].get("clock.time_resets", 0) == 0
     assert per["left"]["frames.complete"] == 7
     assert any("camera 'left'" in e and "cleared" in e for e in ing.take_events())
+
+
+def test_each_camera_s_latest_pose_is_base_times_its_extrinsic() -> None:
+    """``last_poses`` (each camera's ``pose.*`` on /diagnostics): the latest frame's pose, the
+    base odometry at its stamp composed with the camera's extrinsic."""
+    ing = multi(rig_settings(), FifoStore(100))
+    assert ing.last_poses() == dict.fromkeys(CAMERAS)  # no frame yet
+    for step in range(3):
+        feed(ing, step, CAMERAS, {})
+    ing.flush()
+    for cam, last in ing.last_poses().items():
+        assert last is not None and last.stamp_ns == 300 * MS
+        e = EXTRINSIC[cam]
+        base = np.eye(4)
+        base[0, 3] = 2.0
+        np.testing.assert_allclose(last.pose, base @ rigid_transform(e[:3], e[3:]), atol=1e-9)
+        values = last.values()
+        np.testing.assert_allclose([float(x) for x in values["pose.position"].split()],
+                                   last.pose[:3, 3], atol=1e-8)
+        assert values["pose.stamp_ns"] == str(300 * MS)
+    assert MultiIngestor(FifoStore(1), [CameraFeed(
+        Settings.defaults().cameras[0], Settings.defaults().ingest,
+        Settings.defaults().cameras[0].topics)]).last_poses() == {}
