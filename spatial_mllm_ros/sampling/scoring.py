@@ -19,6 +19,10 @@ Each cue is min-max normalized over the candidate set (so the weights compare li
 score uses the cues that are available with the weights renormalized to sum to one
 (e.g. 0.5 edge + 0.5 motion), so colour-only and RGB-D frames are ranked on the same 0..1 scale.
 
+A frame's own cues (all but ``motion``) and its working grey image are computed once per
+frame and kept while the frame lives (:func:`own_cues`): the node scores every buffered frame
+at each question, and between two questions most of them are the same frames.
+
 Selection is greedy on the score.  The seed decays "scores of frames near the previously
 selected one by 0.8^|i-j|"; read literally that would damp far frames more than near ones,
 so it is implemented as the evident intent: after picking frame j every score is multiplied by
@@ -29,6 +33,8 @@ the selection out in time.  Ties go to the lowest index.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -128,24 +134,52 @@ def surface_complexity(depth: npt.NDArray[np.float32], frame: Frame) -> float:
     return float(-(p * np.log(p)).sum() / np.log(_AZ_BINS * _EL_BINS))
 
 
+@dataclass(frozen=True)
+class OwnCues:
+    """The cues of one frame on its own: its (120, 160) working grey image in [0, 1] (for the
+    motion to the next candidate), edge density, and the depth cues (NaN without depth)."""
+
+    grey: npt.NDArray[np.float32]
+    edge_density: float
+    depth_variation: float
+    surface_complexity: float
+
+
+#: each live frame's own cues (weak keys: an entry goes with its frame)
+_OWN_CUES: weakref.WeakKeyDictionary[Frame, OwnCues] = weakref.WeakKeyDictionary()
+_OWN_CUES_LOCK = threading.Lock()
+
+
+def _compute_own_cues(frame: Frame) -> OwnCues:
+    grey = _grey(frame)
+    depth = _work_depth(frame)
+    if depth is None:
+        return OwnCues(grey, edge_density(grey), float("nan"), float("nan"))
+    return OwnCues(grey, edge_density(grey), depth_variation(depth),
+                   surface_complexity(depth, frame))
+
+
+def own_cues(frame: Frame) -> OwnCues:
+    """``frame``'s own cues, computed on its first use and kept while the frame lives (a
+    :class:`Frame` is immutable)."""
+    with _OWN_CUES_LOCK:
+        cues = _OWN_CUES.get(frame)
+    if cues is None:
+        cues = _compute_own_cues(frame)
+        with _OWN_CUES_LOCK:
+            _OWN_CUES[frame] = cues
+    return cues
+
+
 def frame_cues(frames: Sequence[Frame]) -> FrameCues:
     """Raw cues of each frame (motion relative to the previous frame in the sequence)."""
-    n = len(frames)
-    dv = np.full(n, np.nan)
-    sc = np.full(n, np.nan)
-    ed = np.zeros(n)
-    mo = np.zeros(n)
-    prev: npt.NDArray[np.float32] | None = None
-    for i, f in enumerate(frames):
-        g = _grey(f)
-        ed[i] = edge_density(g)
-        mo[i] = 0.0 if prev is None else float(np.mean(np.abs(g - prev)))
-        prev = g
-        d = _work_depth(f)
-        if d is not None:
-            dv[i] = depth_variation(d)
-            sc[i] = surface_complexity(d, f)
-    return FrameCues(dv, sc, ed, mo)
+    own = [own_cues(f) for f in frames]
+    motion = np.zeros(len(own))
+    for i in range(1, len(own)):
+        motion[i] = float(np.mean(np.abs(own[i].grey - own[i - 1].grey)))
+    return FrameCues(np.array([c.depth_variation for c in own], dtype=np.float64),
+                     np.array([c.surface_complexity for c in own], dtype=np.float64),
+                     np.array([c.edge_density for c in own], dtype=np.float64), motion)
 
 
 def motion_complexity(frames: Sequence[Frame]) -> float:
