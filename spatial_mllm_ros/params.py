@@ -315,6 +315,13 @@ SCHEMA: tuple[ParamSpec, ...] = (
        "Failed starts in a row of the model process before the supervisor gives up (model "
        "state `failed`, every question MODEL_ERROR until cleanup + configure).",
        min=0, max=100, read_only=True),
+    _P("model.nice", int, 10,
+       "CPU scheduling priority of the model process, as nice(1) adds to the node's: 0 = "
+       "the node's own, 19 = the lowest. Above 0, camera ingestion (the node's process) gets "
+       "the CPU first while a question is answered, and the answer takes what is left: on a "
+       "machine with few cores the cameras keep their rate and answers take longer. The "
+       "model process of the ROS node only (model.process); restarts get it too.",
+       min=0, max=19, read_only=True),
     _P("model.num_threads", int, 0,
        "CPU threads torch may use for the model; 0 = torch's default. On small machines, "
        "leave a core to ingestion.", min=0, max=256, read_only=True),

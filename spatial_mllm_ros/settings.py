@@ -73,6 +73,7 @@ class NodeSettings:
         model_stop_grace_s: how long the model process may take to stop after a deadline or
             cancel before it is killed and restarted, seconds.
         model_max_restarts: failed restarts in a row before the model is given up.
+        model_nice: niceness the model process adds to the node's (0-19).
         poll_period_s: period of the pairing poll timer, seconds (half of ``pairing.wait_s``).
     """
 
@@ -89,6 +90,7 @@ class NodeSettings:
     model_process: bool = P.bound("model.process")
     model_stop_grace_s: float = P.bound("model.stop_grace_s")
     model_max_restarts: int = P.bound("model.max_restarts")
+    model_nice: int = P.bound("model.nice")
 
 
 @dataclass(frozen=True)
@@ -304,7 +306,7 @@ def load_answerer(settings: Settings, abort: threading.Event | None = None,
     try:
         return ProcessAnswerer(settings.engine, grace_s=settings.node.model_stop_grace_s,
                                max_restarts=settings.node.model_max_restarts,
-                               abort=abort), ""
+                               nice=settings.node.model_nice, abort=abort), ""
     except ModelProcessError as err:
         return None, str(err)
 

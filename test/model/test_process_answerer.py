@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,30 @@ def test_supervision_settings_flow_from_the_parameters_and_an_idle_death_restart
         assert answerer.answer(frames, "How many chairs?", 2).num_new_tokens >= 1
     finally:
         answerer.close()
+
+
+def test_the_model_process_runs_at_the_niceness_of_model_nice(settings: Settings) -> None:
+    """``model.nice`` (default 10) is added to the node's niceness for the child, at its
+    first start and at a restart; 0 leaves the child at the node's."""
+    node_nice = os.getpriority(os.PRIO_PROCESS, 0)
+    want = min(node_nice + 10, 19)
+    assert Settings.from_values({"model.checkpoint": "x"}).node.model_nice == 10
+    nice = ProcessAnswerer(settings.engine, nice=10, max_restarts=1)
+    plain = ProcessAnswerer(settings.engine)
+    try:
+        assert os.getpriority(os.PRIO_PROCESS, nice.pid) == want
+        assert os.getpriority(os.PRIO_PROCESS, plain.pid) == node_nice
+        first = nice.pid
+        os.kill(first, signal.SIGKILL)
+        nice._proc.join(10)
+        with pytest.raises(ModelProcessError):  # the question finds it dead: a restart
+            nice.answer(make_walkthrough(seed=1, n_frames=2, width=160, height=120).frames,
+                        "How many chairs are in this room?", 2)
+        deadline = time.monotonic() + 120
+        while nice.state is not ModelState.READY and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert nice.state is ModelState.READY and nice.pid != first
+        assert os.getpriority(os.PRIO_PROCESS, nice.pid) == want
+    finally:
+        nice.close()
+        plain.close()

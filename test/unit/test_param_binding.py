@@ -73,7 +73,7 @@ def test_no_parameter_reaches_two_bound_fields() -> None:
 def test_the_node_settings_take_their_bound_parameters() -> None:
     node = Settings.from_profile("cpu_tiny", {"model.stop_grace_s": 7.5, "queue.size": 9}).node
     assert (node.model_stop_grace_s, node.queue_size) == (7.5, 9)
-    assert len(P.bound_params(NodeSettings)) == 11
+    assert len(P.bound_params(NodeSettings)) == 12
 
 
 def test_the_remote_config_takes_its_bound_parameters() -> None:
