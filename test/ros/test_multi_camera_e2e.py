@@ -256,3 +256,25 @@ def test_cameras_on_the_base_odometry_are_posed_base_times_extrinsic(
         assert v["pose.world_frame"] == "map"
         poses[cam] = position
     assert np.linalg.norm(poses["front"] - poses["left"]) > 0.05  # each its own mount
+
+
+def test_a_new_time_base_on_one_camera_leaves_the_others_frames(
+        start_node: Any, monitor: Any, answer_client: Any) -> None:
+    """left's clock jumps back (the publisher's ``stamp_backwards`` fault goes 0.5 s back, past
+    this node's ``clock.jump_back_s`` of 0.2 s: a new time base on left alone) after front and
+    right have stopped (10 frames each, left's jump after its 20th): left starts over, front's
+    and right's frames stay in the buffer and answer (clearing the whole buffer would leave
+    left's frame alone)."""
+    node = start_node(rig_params() | {"clock.jump_back_s": 0.2})
+    wait_node_state(monitor, node, "active", timeout=120)
+    summary = run_publisher(*PUB_ARGS, "--count", "20", "--camera-count", "front=10",
+                            "--camera-count", "right=10", "--inject", "stamp_backwards",
+                            "--inject-count", "1", "--inject-camera", "left")
+    assert summary["cameras"]["left"]["injected"] == {"stamp_backwards": 1}
+    node_status(monitor, node, drained(summary), timeout=60)
+    resets = {cam: counter(v, "clock.time_resets") for cam, v in camera_statuses().items()}
+    assert resets == {"front": 0, "left": 1, "right": 0}
+    spread = answer_client.ask("How many chairs are in this room?",
+                               sampling_strategy="uniform", frame_budget=8)
+    assert spread.status == AnswerStatus.OK, spread.error
+    assert {"front", "right"} <= set(spread.frame_cameras), spread.frame_cameras
