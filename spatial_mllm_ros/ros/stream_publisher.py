@@ -294,6 +294,7 @@ class StreamPublisher:
 
 # --------------------------------------------------------------------------- CLI
 def build_parser() -> argparse.ArgumentParser:
+    """The publisher's flags: the stream, the multi-camera rig, the sensor timing."""
     p = argparse.ArgumentParser(prog=PROG, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     d = StreamSettings()
@@ -322,6 +323,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait-for-node", default=d.wait_for_node, metavar="NAME",
                    help="wait for the subscriptions of this node (name or /namespace/name), "
                         "not for any subscriber of the domain")
+    _add_rig_arguments(p)
+    _add_timing_arguments(p)
+    return p
+
+
+def _add_rig_arguments(p: argparse.ArgumentParser) -> None:
+    """The multi-camera rig's flags (``--rig``, ``--camera-count``, ...)."""
     r = p.add_argument_group("multi-camera rig (spatial_mllm_ros.ros.rig_stream)")
     r.add_argument("--rig", default="", metavar="NAMES",
                    help="comma-separated cameras, each on <ns>/<name>/... topics (synthetic: "
@@ -335,6 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--rig-odometry", default="", metavar="TOPIC",
                    help="also the synthetic rig base's nav_msgs/Odometry on TOPIC (each "
                         "camera's pose is then base pose x its extrinsic); '' = none")
+
+
+def _add_timing_arguments(p: argparse.ArgumentParser) -> None:
+    """The sensor timing's flags (rates in Hz, delays and jitter in ms, drop probabilities)."""
     g = p.add_argument_group("sensor timing (spatial_mllm_ros.synthetic.sensor_timing)")
     dt = SensorTiming()
     g.add_argument("--pose-rate", type=float, default=dt.pose_rate_hz, metavar="HZ",
@@ -355,7 +367,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="drop each message of KIND (" + ", ".join(SENSOR_KINDS)
                         + ") with probability P; repeatable")
     g.add_argument("--seed", type=int, default=dt.seed, help="seeds jitter, drops, pose phase")
-    return p
 
 
 def _timing(p: argparse.ArgumentParser, a: argparse.Namespace) -> SensorTiming:
