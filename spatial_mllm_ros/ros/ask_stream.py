@@ -47,17 +47,33 @@ RESULT_REQUEST_WAIT_S = 3.0
 
 
 class _ResultTrackingServer(GuardedActionServer):
-    """The action server, telling ``on_result_request`` the goal id (bytes) of every result
-    request, before rclpy answers it."""
+    """The action server, telling ``on_result_sent`` the goal id (bytes) of every result it
+    has sent to a client that asked for it (rclpy sends a result when the request comes for a
+    goal that has ended, or when the goal ends for a request that came before)."""
 
-    def __init__(self, *args: Any, on_result_request: Callable[[bytes], None],
+    def __init__(self, *args: Any, on_result_sent: Callable[[bytes], None],
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._on_result_request = on_result_request
+        self._on_result_sent = on_result_sent
+        self._requests: dict[int, tuple[Any, bytes]] = {}  # id(header) -> (header, goal id)
+        self._requests_lock = threading.Lock()
 
     async def _execute_get_result_request(self, request_header_and_message: Any) -> None:
-        self._on_result_request(bytes(request_header_and_message[1].goal_id.uuid))
+        header, request = request_header_and_message
+        goal = bytes(request.goal_id.uuid)
+        with self._requests_lock:
+            self._requests[id(header)] = (header, goal)
         await super()._execute_get_result_request(request_header_and_message)
+        if goal not in self._goal_handles:  # answered at once as an unknown goal
+            with self._requests_lock:
+                self._requests.pop(id(header), None)
+
+    def _send_result_response(self, request_header: Any, future: Any) -> None:
+        super()._send_result_response(request_header, future)
+        with self._requests_lock:
+            entry = self._requests.pop(id(request_header), None)
+        if entry is not None:
+            self._on_result_sent(entry[1])
 
 
 class StreamGoal:
@@ -93,12 +109,10 @@ class AskStreamAction:
         self.action_name = owner.resolve_service_name("~/ask_stream")
         self._submit = submit
         self._goals: dict[bytes, StreamGoal] = {}  # running goals by goal id
-        # goals started whose result no client has asked for yet, and the reverse
-        self._unasked: set[bytes] = set()
-        self._asked_early: set[bytes] = set()
+        self._unsent: set[bytes] = set()  # goals started whose result no client has had yet
         self._early_cancels: set[bytes] = set()  # canceled before they were registered
         self._goals_lock = threading.Lock()
-        self._asked = threading.Condition(self._goals_lock)
+        self._sent = threading.Condition(self._goals_lock)
         self._node = Node(
             f"{owner.get_name()}_ask_stream",
             namespace=owner.get_namespace(),
@@ -111,7 +125,7 @@ class AskStreamAction:
             allow_broad=owner.has_parameter(ALLOW_CANCEL_ALL)  # (a bare test node: no)
             and bool(owner.get_parameter(ALLOW_CANCEL_ALL).value),
             execute_callback=self._execute,
-            on_result_request=self._result_requested,
+            on_result_sent=self._result_sent,
             goal_callback=lambda _goal: GoalResponse.ACCEPT,  # bad goals get an answer too
             cancel_callback=self._on_cancel,
             callback_group=ReentrantCallbackGroup(),
@@ -159,10 +173,7 @@ class AskStreamAction:
         key = self._key(goal_handle)
         with self._goals_lock:
             self._goals[key] = goal
-            if key in self._asked_early:
-                self._asked_early.discard(key)
-            else:
-                self._unasked.add(key)
+            self._unsent.add(key)
             early = key in self._early_cancels
             self._early_cancels.discard(key)
         if early or goal_handle.is_cancel_requested:  # canceled before it started to execute
@@ -184,27 +195,24 @@ class AskStreamAction:
             goal_handle.succeed()
         return AskSpatialStream.Result(answer=msg, canceled=canceled)
 
-    def _result_requested(self, key: bytes) -> None:
-        with self._asked:
-            if key in self._unasked:
-                self._unasked.discard(key)
-                self._asked.notify_all()
-            else:  # asked before the goal started to execute
-                self._asked_early.add(key)
+    def _result_sent(self, key: bytes) -> None:
+        with self._sent:
+            self._unsent.discard(key)
+            self._sent.notify_all()
 
     def close(self, timeout_s: float = 5.0) -> None:
-        """Stop serving once running goals have their result and their clients have asked
-        for it (at most :data:`RESULT_REQUEST_WAIT_S`; the answer server has answered every
-        question before it closes the action)."""
+        """Stop serving once every goal started has its result and that result has been sent
+        to its client (at most :data:`RESULT_REQUEST_WAIT_S`; the answer server has answered
+        every question before it closes the action)."""
         end = time.monotonic() + RESULT_REQUEST_WAIT_S
-        with self._asked:
-            while self._unasked and self._asked.wait(max(end - time.monotonic(), 0.0)):
+        with self._sent:
+            while self._unsent and self._sent.wait(max(end - time.monotonic(), 0.0)):
                 pass
-            unasked = len(self._unasked)
-        if unasked:
+            unsent = len(self._unsent)
+        if unsent:
             self._node.get_logger().warning(
-                f"closing ~/ask_stream: {unasked} answered goal(s) whose result no client asked"
-                f" for within {RESULT_REQUEST_WAIT_S:g} s (the clients went away?)")
+                f"closing ~/ask_stream: {unsent} goal(s) whose result no client asked for "
+                f"within {RESULT_REQUEST_WAIT_S:g} s (the clients went away?)")
         self._executor.shutdown(timeout_sec=timeout_s)
         self._thread.join(timeout_s)
         self._server.destroy()
