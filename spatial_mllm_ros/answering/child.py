@@ -16,6 +16,7 @@ here imports torch or transformers before the engine loads.
 from __future__ import annotations
 
 import dataclasses
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -105,13 +106,16 @@ def _warm_up(engine: Any) -> None:
         return
 
 
-def serve(conn: Connection, spec: EngineSpec) -> None:
+def serve(conn: Connection, spec: EngineSpec, nice: int = 0) -> None:
     """Child process: load the engine, then answer requests until stopped.
 
     SIGINT is ignored: a Ctrl-C in the node's terminal reaches the whole process group, and
     the node, which supervises this process, stops it (:class:`~.protocol.Stop`, or a kill while it
     loads). The node starts it with SIGINT blocked (:mod:`.process`), so a Ctrl-C that came
-    before this point is discarded here too."""
+    before this point is discarded here too. ``nice`` is added to its niceness first, before
+    torch starts its threads (which inherit it; parameter ``model.nice``)."""
+    if nice > 0 and hasattr(os, "nice"):
+        os.nice(nice)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     from spatial_mllm_ros.model.spec import load_engine

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import os
 import signal
 import threading
 import time
@@ -80,18 +79,6 @@ LOAD_POLL_S = 0.1
 LOAD_STOPPED = "model loading stopped: the node is shutting down"
 
 
-def _lower_priority(pid: int, nice: int) -> None:
-    """Add ``nice`` to process ``pid``'s niceness (a child of this process: no privilege
-    needed to lower its priority); a platform without it leaves the priority as it is."""
-    if nice <= 0 or not hasattr(os, "setpriority"):
-        return
-    try:
-        os.setpriority(os.PRIO_PROCESS, pid, min(os.getpriority(os.PRIO_PROCESS, pid) + nice,
-                                                 19))
-    except OSError:  # gone already: its start reports it
-        pass
-
-
 @contextlib.contextmanager
 def _sigint_blocked() -> Iterator[None]:
     """SIGINT blocked in the calling thread: a child started here inherits the mask across
@@ -124,8 +111,8 @@ class ProcessAnswerer:
             keeps its heartbeat (its request thread hung in native code, say): longer than
             any stage no stopping criterion interrupts (an encoder pass, a prefill).
         abort: ends a start still loading when set (default: :meth:`close`).
-        nice: niceness added to the child's CPU scheduling priority at each start (0-19,
-            parameter ``model.nice``): ingestion in this process gets the CPU first.
+        nice: niceness the child adds to its own at each start, before its threads start
+            (0-19, parameter ``model.nice``): ingestion in this process gets the CPU first.
 
     Raises:
         ModelProcessError: the first start failed or the model failed to load (the message
@@ -171,13 +158,12 @@ class ProcessAnswerer:
         ctx = multiprocessing.get_context("spawn")
         conn, child = ctx.Pipe()
         proc = ctx.Process(
-            target=serve, args=(child, self._spec), name="spatial-mllm-model", daemon=True
+            target=serve, args=(child, self._spec, self._nice), name="spatial-mllm-model",
+            daemon=True
         )
         with _sigint_blocked():  # the child starts with SIGINT blocked, then ignores it
             proc.start()
         child.close()
-        if proc.pid is not None:
-            _lower_priority(proc.pid, self._nice)
         self._conn, self._proc = conn, proc
         end = time.monotonic() + self._start_timeout_s
         while not conn.poll(LOAD_POLL_S):

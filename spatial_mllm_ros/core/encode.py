@@ -218,8 +218,9 @@ class MessageEncoder:
     def restamped_image(self, msgtype: str, msg: Any, stamp_ns: int) -> Any:
         """A new ``msgtype`` image message (``sensor_msgs/msg/Image`` or
         ``sensor_msgs/msg/CompressedImage``) with ``msg``'s fields and a header stamped
-        ``stamp_ns``; the pixel payload is ``msg``'s, shared, not copied (a stream replaying
-        the same views encodes each once)."""
+        ``stamp_ns``; the pixel payload is ``msg``'s, not encoded again (a stream replaying the
+        same views encodes each once): namespace and rosbags messages share it, an rclpy
+        message copies it once (its ``uint8[]`` setter makes a new ``array.array``)."""
         names = _IMAGE_FIELDS.get(msgtype)
         if names is None:
             raise EncodeError(f"not an image message type: {msgtype!r}")

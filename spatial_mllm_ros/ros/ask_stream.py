@@ -8,9 +8,11 @@ Per goal: the question goes through the node's answer server like any other (the
 bounds and one answer); its progress -- ``queued``, ``sampling``, ``encoders`` (2D and spatial
 encoders and prefill), then ``decode`` after every token with the text so far -- comes back as
 feedback. At close (deactivate, cleanup, a signal) every goal that has started is answered
-first, and the action keeps serving until each of those answers has been asked for by its
-client (``get_result``), for at most :data:`RESULT_REQUEST_WAIT_S`: a client asks for the
-result only after the goal's acceptance has reached it, which may be after the close began.
+first, and the action keeps serving until each of those answers has been sent to its client
+(who asks with ``get_result``), for at most :data:`RESULT_REQUEST_WAIT_S`: a client asks for
+the result only after the goal's acceptance has reached it, which may be after the close
+began. A goal rclpy expires (its result kept ``result_timeout`` s and never asked for) is no
+longer waited for.
 A cancel that names no goal (cancel all) or a stamp is refused unless
 ``security.allow_cancel_all`` (:mod:`.cancel_guard`). The cancel callback sets the
 question's cancel event (no polling): a queued
@@ -52,9 +54,10 @@ class _ResultTrackingServer(GuardedActionServer):
     goal that has ended, or when the goal ends for a request that came before)."""
 
     def __init__(self, *args: Any, on_result_sent: Callable[[bytes], None],
-                 **kwargs: Any) -> None:
+                 on_expired: Callable[[bytes], None], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._on_result_sent = on_result_sent
+        self._on_expired = on_expired
         self._requests: dict[int, tuple[Any, bytes]] = {}  # id(header) -> (header, goal id)
         self._requests_lock = threading.Lock()
 
@@ -67,6 +70,15 @@ class _ResultTrackingServer(GuardedActionServer):
         if goal not in self._goal_handles:  # answered at once as an unknown goal
             with self._requests_lock:
                 self._requests.pop(id(header), None)
+
+    async def _execute_expire_goals(self, expired_goals: Any) -> None:
+        await super()._execute_expire_goals(expired_goals)
+        gone = {bytes(goal.goal_id.uuid) for goal in expired_goals}
+        with self._requests_lock:
+            for key in [k for k, (_, goal) in self._requests.items() if goal in gone]:
+                del self._requests[key]
+        for goal in gone:
+            self._on_expired(goal)
 
     def _send_result_response(self, request_header: Any, future: Any) -> None:
         super()._send_result_response(request_header, future)
@@ -126,6 +138,7 @@ class AskStreamAction:
             and bool(owner.get_parameter(ALLOW_CANCEL_ALL).value),
             execute_callback=self._execute,
             on_result_sent=self._result_sent,
+            on_expired=self._result_sent,  # no client will have it: not waited for
             goal_callback=lambda _goal: GoalResponse.ACCEPT,  # bad goals get an answer too
             cancel_callback=self._on_cancel,
             callback_group=ReentrantCallbackGroup(),
@@ -211,8 +224,8 @@ class AskStreamAction:
             unsent = len(self._unsent)
         if unsent:
             self._node.get_logger().warning(
-                f"closing ~/ask_stream: {unsent} goal(s) whose result no client asked for "
-                f"within {RESULT_REQUEST_WAIT_S:g} s (the clients went away?)")
+                f"closing ~/ask_stream: {unsent} goal(s) whose result was not sent to a client "
+                f"within {RESULT_REQUEST_WAIT_S:g} s (no client asked: gone away?)")
         self._executor.shutdown(timeout_sec=timeout_s)
         self._thread.join(timeout_s)
         self._server.destroy()

@@ -42,7 +42,8 @@ class SensorMessages:
             ``CompressedImage``, made whether or not ``colour_compressed`` is in ``kinds``).
         depth_encoding: ``16UC1`` (mm) or ``32FC1`` (m).
         cache_images: encode each view's colour and depth image once and send later events
-            of the same view with the same payload under a new header (a publisher replaying
+            of the same view with that payload under a new header (no new encoding; an rclpy
+            message still copies the bytes once) (a publisher replaying
             a few views: the depth encoding was most of its time); memory: every view's
             images (about 1.5 MB per 640x480 RGB-D view).
     """

@@ -92,8 +92,11 @@ def fed_node(start_node: Callable[..., NodeProcess], monitor: Any) -> Callable[.
 @pytest.fixture
 def answer_client(monitor: Any) -> Iterator[Any]:
     """An :class:`~spatial_mllm_ros.ros.client.AskClient` of the node under test."""
+    from testkit.answering import close_action_clients
+
     from spatial_mllm_ros.ros.client import AskClient
 
     client = AskClient(f"test_answer_client_{os.getpid()}")
     yield client
+    close_action_clients(client.node)
     client.close()

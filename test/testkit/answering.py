@@ -11,14 +11,15 @@ import os
 import signal
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "AnswerDiagnostics",
+    "action_client",
     "change_state",
+    "close_action_clients",
     "model_pid",
     "set_parameters",
     "stream_goal",
@@ -152,8 +153,9 @@ def set_parameters(client_node: Any, values: dict[str, Any], wait_s: float = 30.
         client_node.destroy_client(cli)
 
 
-#: each node's action clients by action name (:func:`action_client`)
-_ACTION_CLIENTS: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+#: each node's action clients by action name (:func:`action_client`), keyed by id(node);
+#: :func:`close_action_clients` destroys them before the node goes
+_ACTION_CLIENTS: dict[int, tuple[Any, dict[str, Any]]] = {}
 
 
 def action_client(client_node: Any, action_name: str = "/spatial_mllm/ask_stream") -> Any:
@@ -164,11 +166,19 @@ def action_client(client_node: Any, action_name: str = "/spatial_mllm/ask_stream
     from rclpy.action import ActionClient
     from spatial_mllm_ros.action import AskSpatialStream
 
-    clients = _ACTION_CLIENTS.setdefault(client_node, {})
+    clients = _ACTION_CLIENTS.setdefault(id(client_node), (client_node, {}))[1]
     if action_name not in clients:
         clients[action_name] = ActionClient(client_node, AskSpatialStream, action_name)
     assert clients[action_name].wait_for_server(timeout_sec=30), f"no {action_name} server"
     return clients[action_name]
+
+
+def close_action_clients(client_node: Any) -> None:
+    """Destroy the action clients :func:`action_client` made for ``client_node`` (call it
+    before destroying the node: ``destroy_node`` leaves its action clients' handles)."""
+    _node, clients = _ACTION_CLIENTS.pop(id(client_node), (None, {}))
+    for client in clients.values():
+        client.destroy()
 
 
 def stream_goal(client_node: Any, goal_fields: dict[str, Any], freeze_pid: int | None = None,
