@@ -106,48 +106,17 @@ def serialized_image_size(data: bytes) -> ImageSize | None:
     ``header.stamp`` (int32 sec, uint32 nanosec), ``header.frame_id`` (uint32 length with its
     NUL, the bytes), then uint32 ``height`` and uint32 ``width``.
     """
-    order = _CDR_ORDER.get(bytes(data[:2]))
-    if order is None or len(data) < 16:
+    reader = _cdr_reader(data)
+    if reader is None:
         return None
     try:
-        (name_len,) = struct.unpack_from(order + "I", data, 12)
-        offset = 12 + 4 + name_len
-        offset += (-(offset - 4)) % 4
-        height, width = struct.unpack_from(order + "II", data, offset)
-    except struct.error:
+        reader.int32()
+        reader.uint32()
+        reader.skip_sequence()  # frame_id
+        height, width = reader.uint32(), reader.uint32()
+    except (struct.error, ValueError):
         return None
-    return ImageSize(int(height), int(width))
-
-
-@dataclass(frozen=True)
-class SerializedStamp:
-    """``builtin_interfaces/Time`` fields of a :class:`SerializedImage`."""
-
-    sec: int
-    nanosec: int
-
-
-@dataclass(frozen=True)
-class SerializedHeader:
-    """``std_msgs/Header`` fields of a :class:`SerializedImage`."""
-
-    stamp: SerializedStamp
-    frame_id: str
-
-
-@dataclass(frozen=True)
-class SerializedImage:
-    """A ``sensor_msgs/Image`` read from its CDR bytes, with the fields the core's converter
-    reads (:mod:`spatial_mllm_ros.core.convert`); ``data`` is a view of the serialized bytes
-    (``step * height`` of them when the message is consistent), not a copy."""
-
-    header: SerializedHeader
-    height: int
-    width: int
-    encoding: str
-    is_bigendian: int
-    step: int
-    data: memoryview
+    return ImageSize(height, width)
 
 
 class _CdrReader:
@@ -189,6 +158,13 @@ class _CdrReader:
         self.offset = end
         return text
 
+    def skip_sequence(self) -> None:
+        """Past a string or ``uint8[]`` sequence (uint32 count, the bytes) unread."""
+        size = self.uint32()
+        if self.offset + size > len(self.data):
+            raise ValueError("sequence past the end of the message")
+        self.offset += size
+
     def octets(self) -> memoryview:
         """A ``uint8[]`` sequence: uint32 count, the bytes (a view)."""
         size = self.uint32()
@@ -198,6 +174,45 @@ class _CdrReader:
         view = memoryview(self.data)[self.offset:end]
         self.offset = end
         return view
+
+
+def _cdr_reader(data: bytes) -> _CdrReader | None:
+    """A reader past the encapsulation header of ``data``; None when it is not plain CDR."""
+    order = _CDR_ORDER.get(bytes(data[:2]))
+    if order is None or len(data) < 16:
+        return None
+    return _CdrReader(data, order)
+
+
+@dataclass(frozen=True)
+class SerializedStamp:
+    """``builtin_interfaces/Time`` fields of a :class:`SerializedImage`."""
+
+    sec: int
+    nanosec: int
+
+
+@dataclass(frozen=True)
+class SerializedHeader:
+    """``std_msgs/Header`` fields of a :class:`SerializedImage`."""
+
+    stamp: SerializedStamp
+    frame_id: str
+
+
+@dataclass(frozen=True)
+class SerializedImage:
+    """A ``sensor_msgs/Image`` read from its CDR bytes, with the fields the core's converter
+    reads (:mod:`spatial_mllm_ros.core.convert`); ``data`` is a view of the serialized bytes
+    (``step * height`` of them when the message is consistent), not a copy."""
+
+    header: SerializedHeader
+    height: int
+    width: int
+    encoding: str
+    is_bigendian: int
+    step: int
+    data: memoryview
 
 
 def read_serialized_image(data: bytes) -> SerializedImage | None:
@@ -210,10 +225,9 @@ def read_serialized_image(data: bytes) -> SerializedImage | None:
     ``is_bigendian``, uint32 ``step``, ``uint8[] data``; strings are a uint32 length (with the
     NUL) and the bytes; 4-byte fields are aligned to 4 from the end of the encapsulation.
     """
-    order = _CDR_ORDER.get(bytes(data[:2]))
-    if order is None or len(data) < 16:
+    reader = _cdr_reader(data)
+    if reader is None:
         return None
-    reader = _CdrReader(data, order)
     try:
         sec, nanosec = reader.int32(), reader.uint32()
         frame_id = reader.string()

@@ -66,6 +66,7 @@ from spatial_mllm_ros.model.fit import check_configuration
 from spatial_mllm_ros.model.spec import load_prompt_limits
 from spatial_mllm_ros.ros.answer_server import AnswerServer
 from spatial_mllm_ros.ros.conversions import (
+    ImageSize,
     message_class,
     read_serialized_image,
     serialized_image_size,
@@ -433,7 +434,9 @@ class SpatialMllmNode(LifecycleNode):
         its bytes, else ingested as read from its bytes (:func:`read_serialized_image`, the
         pixels a view of them); bytes that do not read as an image are deserialised by rclpy
         and judged by the conversion."""
-        size = serialized_image_size(data)
+        image = read_serialized_image(data)  # read once: its size, then its pixels
+        size = (ImageSize(image.height, image.width) if image is not None
+                else serialized_image_size(data))
         limit = ingestor.config_of(topic).limits.max_pixels
         if size is not None and size.height * size.width > limit:
             pixels = size.height * size.width
@@ -441,7 +444,7 @@ class SpatialMllmNode(LifecycleNode):
                 RejectReason.OVERSIZED_IMAGE,
                 f"image is {size.width}x{size.height} = {pixels} px > max_pixels {limit} "
                 "(refused from its serialized size)"), time.monotonic_ns())
-        msg = read_serialized_image(data) or deserialize_message(data, Image)
+        msg = image if image is not None else deserialize_message(data, Image)
         return ingestor.ingest(topic, msg, time.monotonic_ns(), self._receive_ns())
 
     def _receive_ns(self) -> int | None:
